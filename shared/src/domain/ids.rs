@@ -1,0 +1,52 @@
+//! Identifiers: ULIDs (26 Crockford base32 characters), so ids sort by creation time.
+
+/// A new, time-ordered identifier.
+pub fn new_id() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+/// Whether `s` is a well-formed id. Anything else can never name a stored item, so the HTTP
+/// layer answers 400 before any lookup.
+pub fn is_valid_id(s: &str) -> bool {
+    s.len() == 26 && ulid::Ulid::from_string(s).is_ok()
+}
+
+/// User ids come from the identity provider (`sub` claim): any non-empty printable string of at
+/// most 128 bytes without the key separator `#`.
+pub fn is_valid_user_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && !s.contains('#') && !s.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_ids_are_valid_and_distinct() {
+        let a = new_id();
+        let b = new_id();
+        assert!(is_valid_id(&a));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn malformed_ids_are_refused() {
+        for bad in [
+            "",
+            "abc",
+            "01ARZ3NDEKTSV4RRFFQ69G5FA",
+            "01ARZ3NDEKTSV4RRFFQ69G5FAVX",
+            "01ARZ3NDEKTSV4RRFFQ69G5FA!",
+        ] {
+            assert!(!is_valid_id(bad), "{bad}");
+        }
+        assert!(is_valid_id("01ARZ3NDEKTSV4RRFFQ69G5FAV"));
+    }
+
+    #[test]
+    fn user_ids_exclude_separator() {
+        assert!(is_valid_user_id("user-1"));
+        assert!(!is_valid_user_id("a#b"));
+        assert!(!is_valid_user_id(""));
+    }
+}

@@ -1,0 +1,21 @@
+//! Pure types and rules of the product: no AWS types, no I/O, no async.
+//!
+//! Everything a client can send is validated here, so the same limits hold for every function
+//! and every entry point (create, patch, import).
+
+pub mod error;
+pub mod ids;
+pub mod metrics;
+pub mod node;
+pub mod quality;
+pub mod statistics;
+pub mod tree;
+pub mod validate;
+pub mod workflow;
+
+pub use error::{DomainError, FieldError};
+pub use metrics::ContentMetrics;
+pub use node::{Node, NodeStatus, Priority};
+pub use quality::QualityScores;
+pub use statistics::WorkflowStatistics;
+pub use workflow::{Settings, Workflow, WorkflowStatus};

@@ -1,0 +1,137 @@
+//! Field checks shared by workflows and nodes.
+
+use super::error::Errors;
+use serde_json::{Map, Value};
+
+pub const MAX_TAGS: usize = 20;
+pub const MAX_TAG_CHARS: usize = 50;
+/// Free-form JSON objects (`settings`, `metadata`) are capped so an item stays far below
+/// DynamoDB's 400 KB item limit.
+pub const MAX_OBJECT_BYTES: usize = 16 * 1024;
+
+/// A text with a character range; control characters other than newline and tab are refused.
+pub fn text(
+    errors: &mut Errors,
+    field: &str,
+    value: &str,
+    min: usize,
+    max: usize,
+    multiline: bool,
+) {
+    let n = value.chars().count();
+    if n < min {
+        if min == 1 {
+            errors.push(field, "must not be empty");
+        } else {
+            errors.push(field, format!("must be at least {min} characters"));
+        }
+    } else if n > max {
+        errors.push(field, format!("must be at most {max} characters (got {n})"));
+    }
+    let bad = |c: char| c.is_control() && !(multiline && (c == '\n' || c == '\r' || c == '\t'));
+    if value.chars().any(bad) {
+        errors.push(field, "must not contain control characters");
+    }
+}
+
+/// A required name-like text: trimmed, 1..=max characters.
+pub fn name(errors: &mut Errors, field: &str, value: &str, max: usize) {
+    if value.trim().is_empty() {
+        errors.push(field, "must not be empty or blank");
+    } else {
+        text(errors, field, value, 1, max, false);
+    }
+}
+
+/// Tags: at most [`MAX_TAGS`], each 1..=[`MAX_TAG_CHARS`] characters, no duplicates.
+pub fn tags(errors: &mut Errors, field: &str, tags: &[String]) {
+    if tags.len() > MAX_TAGS {
+        errors.push(
+            field,
+            format!("at most {MAX_TAGS} tags (got {})", tags.len()),
+        );
+    }
+    for (i, tag) in tags.iter().enumerate() {
+        let path = format!("{field}[{i}]");
+        name(errors, &path, tag, MAX_TAG_CHARS);
+        if tags[..i].contains(tag) {
+            errors.push(path, "duplicate tag");
+        }
+    }
+}
+
+/// A free-form JSON object within [`MAX_OBJECT_BYTES`].
+pub fn object_size(errors: &mut Errors, field: &str, object: &Map<String, Value>) {
+    let size = serde_json::to_vec(object)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_OBJECT_BYTES {
+        errors.push(
+            field,
+            format!("must be at most {MAX_OBJECT_BYTES} bytes of JSON (got {size})"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::DomainError;
+
+    fn check(f: impl FnOnce(&mut Errors)) -> Vec<String> {
+        let mut e = Errors::default();
+        f(&mut e);
+        match e.into_result(()) {
+            Ok(()) => vec![],
+            Err(DomainError::Validation(v)) => v
+                .into_iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect(),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn text_limits_count_characters_not_bytes() {
+        assert!(check(|e| text(e, "t", &"é".repeat(10), 0, 10, false)).is_empty());
+        assert_eq!(
+            check(|e| text(e, "t", &"é".repeat(11), 0, 10, false)),
+            ["t: must be at most 10 characters (got 11)"]
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused_except_newlines_in_multiline() {
+        assert_eq!(check(|e| text(e, "t", "a\u{0}b", 0, 10, true)).len(), 1);
+        assert!(check(|e| text(e, "t", "a\nb", 0, 10, true)).is_empty());
+        assert_eq!(check(|e| text(e, "t", "a\nb", 0, 10, false)).len(), 1);
+    }
+
+    #[test]
+    fn blank_names_are_refused() {
+        assert_eq!(
+            check(|e| name(e, "name", "   ", 255)),
+            ["name: must not be empty or blank"]
+        );
+    }
+
+    #[test]
+    fn tags_are_limited_and_unique() {
+        let many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
+        assert_eq!(
+            check(|e| tags(e, "tags", &many)),
+            ["tags: at most 20 tags (got 21)"]
+        );
+        let dup = vec!["a".to_string(), "a".to_string()];
+        assert_eq!(check(|e| tags(e, "tags", &dup)), ["tags[1]: duplicate tag"]);
+        let long = vec!["x".repeat(51)];
+        assert_eq!(check(|e| tags(e, "tags", &long)).len(), 1);
+    }
+
+    #[test]
+    fn objects_are_size_limited() {
+        let mut m = Map::new();
+        m.insert("k".into(), Value::String("x".repeat(MAX_OBJECT_BYTES)));
+        assert_eq!(check(|e| object_size(e, "metadata", &m)).len(), 1);
+    }
+}

@@ -1,0 +1,6 @@
+//! The domain crate every Document Workflow Chain function links.
+//!
+//! Layers (DESIGN.md §1): [`domain`] (pure rules) <- [`app`] (use cases over [`ports`]) <-
+//! [`aws`] (adapters) and [`http`] (lambda_http glue). Functions wire them in their `main.rs`.
+
+pub mod domain;
