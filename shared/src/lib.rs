@@ -3,4 +3,7 @@
 //! Layers (DESIGN.md §1): [`domain`] (pure rules) <- [`app`] (use cases over [`ports`]) <-
 //! [`aws`] (adapters) and [`http`] (lambda_http glue). Functions wire them in their `main.rs`.
 
+pub mod app;
+pub mod aws;
 pub mod domain;
+pub mod ports;

@@ -5,6 +5,20 @@ pub fn new_id() -> String {
     ulid::Ulid::new().to_string()
 }
 
+/// `n` new identifiers in strictly increasing order, even within one millisecond, so items
+/// created together sort in the order they were made.
+pub fn new_ids(n: usize) -> Vec<String> {
+    let mut generator = ulid::Generator::new();
+    (0..n)
+        .map(|_| {
+            generator
+                .generate()
+                .unwrap_or_else(|_| ulid::Ulid::new())
+                .to_string()
+        })
+        .collect()
+}
+
 /// Whether `s` is a well-formed id. Anything else can never name a stored item, so the HTTP
 /// layer answers 400 before any lookup.
 pub fn is_valid_id(s: &str) -> bool {
@@ -27,6 +41,12 @@ mod tests {
         let b = new_id();
         assert!(is_valid_id(&a));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn batches_of_ids_are_strictly_increasing() {
+        let ids = new_ids(500);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod error;
 pub mod ids;
 pub mod metrics;
 pub mod node;
+pub mod principal;
 pub mod quality;
 pub mod statistics;
 pub mod tree;
@@ -15,7 +16,8 @@ pub mod workflow;
 
 pub use error::{DomainError, FieldError};
 pub use metrics::ContentMetrics;
-pub use node::{Node, NodeStatus, Priority};
+pub use node::{Node, NodeFields, NodeStatus, Priority};
+pub use principal::Principal;
 pub use quality::QualityScores;
 pub use statistics::WorkflowStatistics;
 pub use workflow::{Settings, Workflow, WorkflowStatus};

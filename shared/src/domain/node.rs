@@ -74,7 +74,7 @@ impl NodeFields {
             true,
         );
         validate::tags(errors, &format!("{prefix}tags"), &self.tags);
-        validate::object_size(errors, &format!("{prefix}metadata"), &self.metadata);
+        validate::object(errors, &format!("{prefix}metadata"), &self.metadata);
     }
 }
 

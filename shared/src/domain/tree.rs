@@ -2,7 +2,7 @@
 
 use super::error::Errors;
 use super::node::Node;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// A node to be created together with others, naming its parent by a key local to the request
 /// (`ref` on create, the exported `id` on import) or an existing node.
@@ -32,37 +32,61 @@ pub fn parent_first_order(
             );
         }
     }
-    let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
-    let mut roots = Vec::new();
+    let mut parent: Vec<Option<usize>> = Vec::with_capacity(drafts.len());
     for (i, d) in drafts.iter().enumerate() {
         match d.parent_key {
-            None => roots.push(i),
+            None => parent.push(None),
             Some(p) => match by_key.get(p) {
-                Some(&parent) => children.entry(parent).or_default().push(i),
-                None => errors.push(
-                    format!("{field}[{i}].{parent_name}"),
-                    format!("names no node in this request: {p:?}"),
-                ),
+                Some(&j) => parent.push(Some(j)),
+                None => {
+                    parent.push(None);
+                    errors.push(
+                        format!("{field}[{i}].{parent_name}"),
+                        format!("names no node in this request: {p:?}"),
+                    );
+                }
             },
         }
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    // Breadth-first from the roots; whatever is not reached sits on a cycle.
+    // Stable: a list already ordered parent-first keeps its order (so an export re-imports in
+    // the same order); otherwise each node is moved after its ancestors.
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        New,
+        OnPath,
+        Done,
+    }
+    let mut state = vec![State::New; drafts.len()];
     let mut order = Vec::with_capacity(drafts.len());
-    let mut queue = std::collections::VecDeque::from(roots);
-    while let Some(i) = queue.pop_front() {
-        order.push(i);
-        if let Some(c) = children.get(&i) {
-            queue.extend(c);
+    for start in 0..drafts.len() {
+        let mut path = vec![start];
+        while let Some(&top) = path.last() {
+            if state[top] == State::Done {
+                path.pop();
+                continue;
+            }
+            state[top] = State::OnPath;
+            match parent[top] {
+                Some(p) if state[p] == State::New => path.push(p),
+                Some(p) if state[p] == State::OnPath => {
+                    for &i in &path {
+                        errors.push(format!("{field}[{i}].{parent_name}"), "forms a cycle");
+                        state[i] = State::Done;
+                    }
+                    path.clear();
+                }
+                _ => {
+                    state[top] = State::Done;
+                    order.push(top);
+                    path.pop();
+                }
+            }
         }
     }
-    if order.len() != drafts.len() {
-        let reached: HashSet<usize> = order.iter().copied().collect();
-        for i in (0..drafts.len()).filter(|i| !reached.contains(i)) {
-            errors.push(format!("{field}[{i}].{parent_name}"), "forms a cycle");
-        }
+    if !errors.is_empty() {
         return Err(errors);
     }
     Ok(order)
@@ -182,6 +206,19 @@ mod tests {
         let order = parent_first_order(&drafts(&pairs), "nodes", "ref", "parent_ref").unwrap();
         let pos = |k: &str| order.iter().position(|&i| pairs[i].0 == k).unwrap();
         assert!(pos("a") < pos("b") && pos("b") < pos("c") && pos("a") < pos("d"));
+    }
+
+    #[test]
+    fn a_parent_first_list_keeps_its_order() {
+        let pairs = [
+            ("a", None),
+            ("x", None),
+            ("b", Some("a")),
+            ("c", Some("x")),
+            ("d", Some("b")),
+        ];
+        let order = parent_first_order(&drafts(&pairs), "nodes", "ref", "parent_ref").unwrap();
+        assert_eq!(order, [0, 1, 2, 3, 4]);
     }
 
     #[test]

@@ -60,8 +60,18 @@ pub fn tags(errors: &mut Errors, field: &str, tags: &[String]) {
     }
 }
 
-/// A free-form JSON object within [`MAX_OBJECT_BYTES`].
-pub fn object_size(errors: &mut Errors, field: &str, object: &Map<String, Value>) {
+pub const MAX_KEY_CHARS: usize = 255;
+
+/// A free-form JSON object within [`MAX_OBJECT_BYTES`], with keys of 1..=255 characters.
+pub fn object(errors: &mut Errors, field: &str, object: &Map<String, Value>) {
+    for key in object.keys() {
+        if key.is_empty() || key.chars().count() > MAX_KEY_CHARS {
+            errors.push(
+                format!("{field}.{key}"),
+                format!("keys must be 1 to {MAX_KEY_CHARS} characters"),
+            );
+        }
+    }
     let size = serde_json::to_vec(object)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
@@ -132,6 +142,12 @@ mod tests {
     fn objects_are_size_limited() {
         let mut m = Map::new();
         m.insert("k".into(), Value::String("x".repeat(MAX_OBJECT_BYTES)));
-        assert_eq!(check(|e| object_size(e, "metadata", &m)).len(), 1);
+        assert_eq!(check(|e| object(e, "metadata", &m)).len(), 1);
+        let mut empty_key = Map::new();
+        empty_key.insert(String::new(), Value::Null);
+        assert_eq!(
+            check(|e| object(e, "metadata", &empty_key)),
+            ["metadata.: keys must be 1 to 255 characters"]
+        );
     }
 }

@@ -182,7 +182,7 @@ impl Settings {
                 None => errors.push(path("model"), "must be a string"),
             }
         }
-        validate::object_size(errors, field, &self.0);
+        validate::object(errors, field, &self.0);
     }
 }
 

@@ -1,0 +1,73 @@
+//! What a use case can answer instead of a result. The HTTP layer maps each to one problem type.
+
+use crate::domain::{DomainError, FieldError, WorkflowStatus};
+use crate::ports::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("version conflict")]
+    VersionConflict { current_version: u64 },
+    #[error("illegal status transition")]
+    IllegalTransition {
+        from: WorkflowStatus,
+        to: WorkflowStatus,
+        allowed: Vec<WorkflowStatus>,
+    },
+    #[error("node limit reached")]
+    NodeLimitReached { max_nodes: u64 },
+    #[error("max_nodes below node count")]
+    MaxNodesBelowCount { node_count: u64 },
+    #[error("node has children")]
+    NodeHasChildren { child_count: u64 },
+    #[error("tree changed")]
+    TreeChanged,
+    #[error("idempotency key reused with another request")]
+    IdempotencyKeyReused,
+    #[error("precondition required")]
+    PreconditionRequired,
+    #[error("bad cursor")]
+    BadCursor,
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::Validation(vec![FieldError::new(field, message)])
+    }
+}
+
+impl From<DomainError> for AppError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Validation(v) => AppError::Validation(v),
+            DomainError::IllegalTransition { from, to, allowed } => {
+                AppError::IllegalTransition { from, to, allowed }
+            }
+        }
+    }
+}
+
+/// The context-free meaning of store errors; use cases map the conditional ones themselves
+/// before falling back to this.
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::WorkflowRejected(_) => AppError::NotFound("workflow"),
+            StoreError::NodeRejected(_) => AppError::NotFound("node"),
+            StoreError::ParentMissing => {
+                AppError::field("parent_id", "names no node of this workflow")
+            }
+            StoreError::IdempotencyKeyUsed(_) => AppError::IdempotencyKeyReused,
+            StoreError::BadPageKey => AppError::BadCursor,
+            StoreError::Unavailable(m) => AppError::Unavailable(m),
+            StoreError::Internal(m) => AppError::Internal(m),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! `Idempotency-Key`: the same key with the same request replays the first response; the same
+//! key with another request is refused (DESIGN.md §6). Keys are per user and kept 24 hours.
+
+use super::AppError;
+use crate::ports::{IdempotencyRecord, StoreError};
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+pub const RETENTION_HOURS: i64 = 24;
+pub const MAX_KEY_CHARS: usize = 255;
+
+/// A key as the client sent it, with a hash of the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: String,
+}
+
+impl IdempotencyKey {
+    /// Checks the header value: 1..=255 visible ASCII characters.
+    pub fn new(key: &str, request_hash: String) -> Result<Self, AppError> {
+        if key.is_empty() || key.len() > MAX_KEY_CHARS || !key.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(AppError::field(
+                "Idempotency-Key",
+                format!("must be 1 to {MAX_KEY_CHARS} visible ASCII characters"),
+            ));
+        }
+        Ok(IdempotencyKey {
+            key: key.to_string(),
+            request_hash,
+        })
+    }
+}
+
+/// A use case's answer to a creating request: made now, or replayed from an earlier request
+/// with the same key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<T> {
+    Created(T),
+    Replayed { status: u16, body: String },
+}
+
+/// The record to store with a new item, holding the response the client gets.
+pub fn record<T: Serialize>(
+    owner_id: &str,
+    key: Option<&IdempotencyKey>,
+    status: u16,
+    body: &T,
+    now: DateTime<Utc>,
+) -> Result<Option<IdempotencyRecord>, AppError> {
+    let Some(key) = key else { return Ok(None) };
+    let body = serde_json::to_string(body).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(Some(IdempotencyRecord {
+        owner_id: owner_id.to_string(),
+        key: key.key.clone(),
+        request_hash: key.request_hash.clone(),
+        status,
+        body,
+        expires_at: now + Duration::hours(RETENTION_HOURS),
+    }))
+}
+
+/// What a key already in use means for this request.
+pub fn replay<T>(
+    existing: &IdempotencyRecord,
+    key: &IdempotencyKey,
+) -> Result<Outcome<T>, AppError> {
+    if existing.request_hash == key.request_hash {
+        Ok(Outcome::Replayed {
+            status: existing.status,
+            body: existing.body.clone(),
+        })
+    } else {
+        Err(AppError::IdempotencyKeyReused)
+    }
+}
+
+/// Turns a store error into a replay when it says the key was used, else into an error.
+pub fn on_store_error<T>(
+    err: StoreError,
+    key: Option<&IdempotencyKey>,
+    other: impl FnOnce(StoreError) -> AppError,
+) -> Result<Outcome<T>, AppError> {
+    match (err, key) {
+        (StoreError::IdempotencyKeyUsed(existing), Some(key)) => replay(&existing, key),
+        (err, _) => Err(other(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(hash: &str) -> IdempotencyKey {
+        IdempotencyKey::new("k-1", hash.into()).unwrap()
+    }
+
+    #[test]
+    fn same_request_replays_other_request_is_refused() {
+        let now = Utc::now();
+        let r = record(
+            "u",
+            Some(&key("h1")),
+            201,
+            &serde_json::json!({"id": 1}),
+            now,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.expires_at, now + Duration::hours(24));
+        assert_eq!(
+            replay::<()>(&r, &key("h1")).unwrap(),
+            Outcome::Replayed {
+                status: 201,
+                body: r#"{"id":1}"#.into()
+            }
+        );
+        assert!(matches!(
+            replay::<()>(&r, &key("h2")),
+            Err(AppError::IdempotencyKeyReused)
+        ));
+    }
+
+    #[test]
+    fn keys_are_visible_ascii() {
+        assert!(IdempotencyKey::new("", "h".into()).is_err());
+        assert!(IdempotencyKey::new("a b", "h".into()).is_err());
+        assert!(IdempotencyKey::new(&"k".repeat(256), "h".into()).is_err());
+        assert!(IdempotencyKey::new("7c1a-uuid", "h".into()).is_ok());
+    }
+}

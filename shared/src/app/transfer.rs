@@ -1,0 +1,231 @@
+//! Export a workflow with all its nodes as one JSON document, and import such a document as a
+//! new workflow (new ids, the same tree). Export -> import -> export gives the same document up
+//! to ids and timestamps.
+
+use super::idempotency::{self, IdempotencyKey, Outcome};
+use super::requests::{CreatedWorkflow, validate_nodes};
+use super::workflows::build_tree;
+use super::{AppError, visible};
+use crate::domain::error::Errors;
+use crate::domain::node::NodeFields;
+use crate::domain::tree::{self, Draft};
+use crate::domain::{
+    NodeStatus, Principal, Priority, Settings, Workflow, WorkflowStatus, ids, workflow,
+};
+use crate::ports::WorkflowStore;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportDocument {
+    /// Always 1 for this layout.
+    pub format_version: u32,
+    /// When the export was made; ignored on import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exported_at: Option<DateTime<Utc>>,
+    pub workflow: ExportedWorkflow,
+    /// Parents before children.
+    pub nodes: Vec<ExportedNode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedWorkflow {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub status: WorkflowStatus,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub settings: Map<String, Value>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedNode {
+    /// The node's id in the exported workflow; on import only a key for `parent_id`.
+    pub id: String,
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    pub title: String,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub prompt: String,
+    #[serde(default)]
+    #[schema(value_type = u8, minimum = 1, maximum = 5)]
+    pub priority: Priority,
+    #[serde(default)]
+    pub status: NodeStatus,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+}
+
+impl ExportedNode {
+    fn fields(&self) -> NodeFields {
+        NodeFields {
+            title: self.title.clone(),
+            content: self.content.clone(),
+            prompt: self.prompt.clone(),
+            priority: self.priority,
+            status: self.status,
+            tags: self.tags.clone(),
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+pub async fn export(
+    store: &dyn WorkflowStore,
+    principal: &Principal,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<ExportDocument, AppError> {
+    let (workflow, nodes) = store
+        .get_tree(id)
+        .await?
+        .ok_or(AppError::NotFound("workflow"))?;
+    let workflow = visible(Some(workflow), principal)?;
+    Ok(ExportDocument {
+        format_version: FORMAT_VERSION,
+        exported_at: Some(now),
+        workflow: ExportedWorkflow {
+            name: workflow.name,
+            description: workflow.description,
+            status: workflow.status,
+            settings: workflow.settings.0,
+            tags: workflow.tags,
+        },
+        nodes: nodes
+            .into_iter()
+            .map(|n| ExportedNode {
+                id: n.id,
+                parent_id: n.parent_id,
+                title: n.title,
+                content: n.content,
+                prompt: n.prompt,
+                priority: n.priority,
+                status: n.status,
+                tags: n.tags,
+                metadata: n.metadata,
+            })
+            .collect(),
+    })
+}
+
+pub struct Import<'a> {
+    pub principal: &'a Principal,
+    pub document: ExportDocument,
+    pub idempotency: Option<IdempotencyKey>,
+    pub now: DateTime<Utc>,
+}
+
+pub async fn import(
+    store: &dyn WorkflowStore,
+    req: Import<'_>,
+) -> Result<Outcome<CreatedWorkflow>, AppError> {
+    // A large import takes several transactions: look the key up first rather than discover
+    // a replay after writing.
+    if let Some(key) = &req.idempotency
+        && let Some(existing) = store
+            .get_idempotency(&req.principal.user_id, &key.key)
+            .await?
+    {
+        return idempotency::replay(&existing, key);
+    }
+    let doc = req.document;
+    let mut errors = Errors::default();
+    if doc.format_version != FORMAT_VERSION {
+        errors.push("format_version", format!("must be {FORMAT_VERSION}"));
+    }
+    let w = doc.workflow;
+    let settings = Settings::with_defaults(w.settings);
+    workflow::validate_fields(
+        &mut errors,
+        "workflow.",
+        &w.name,
+        &w.description,
+        &settings,
+        &w.tags,
+    );
+    if w.status == WorkflowStatus::Deleted {
+        errors.push("workflow.status", "a deleted workflow cannot be imported");
+    }
+    if doc.nodes.len() as u64 > settings.max_nodes() {
+        errors.push(
+            "nodes",
+            format!(
+                "more nodes ({}) than workflow.settings.max_nodes ({})",
+                doc.nodes.len(),
+                settings.max_nodes()
+            ),
+        );
+    }
+    validate_nodes(
+        &mut errors,
+        "nodes",
+        doc.nodes.iter().map(ExportedNode::fields),
+    );
+    let drafts: Vec<Draft> = doc
+        .nodes
+        .iter()
+        .map(|n| Draft {
+            key: Some(n.id.as_str()),
+            parent_key: n.parent_id.as_deref(),
+        })
+        .collect();
+    let order = match tree::parent_first_order(&drafts, "nodes", "id", "parent_id") {
+        Ok(order) => order,
+        Err(e) => {
+            errors.extend(e);
+            vec![]
+        }
+    };
+    errors.into_result(())?;
+    let workflow = Workflow {
+        id: ids::new_id(),
+        owner_id: req.principal.user_id.clone(),
+        name: w.name,
+        description: w.description,
+        status: w.status,
+        settings,
+        tags: w.tags,
+        node_count: doc.nodes.len() as u64,
+        created_at: req.now,
+        updated_at: req.now,
+        version: 1,
+    };
+    let nodes = build_tree(
+        &workflow.id,
+        &doc.nodes,
+        &order,
+        |n| (Some(n.id.as_str()), n.parent_id.as_deref()),
+        ExportedNode::fields,
+        req.now,
+    );
+    let created = CreatedWorkflow { workflow, nodes };
+    let record = idempotency::record(
+        &req.principal.user_id,
+        req.idempotency.as_ref(),
+        201,
+        &created,
+        req.now,
+    )?;
+    match store
+        .create_workflow(&created.workflow, &created.nodes, record.as_ref())
+        .await
+    {
+        Ok(()) => Ok(Outcome::Created(created)),
+        Err(e) => idempotency::on_store_error(e, req.idempotency.as_ref(), AppError::from),
+    }
+}

@@ -1,0 +1,419 @@
+//! Use cases of workflows: create, read, list, change, delete, statistics.
+
+use super::idempotency::{self, IdempotencyKey, Outcome};
+use super::requests::*;
+use super::{AppError, visible, workflow_rejection};
+use crate::domain::error::Errors;
+use crate::domain::tree::{self, Draft};
+use crate::domain::{
+    Node, Principal, Settings, Workflow, WorkflowStatistics, WorkflowStatus, ids, workflow,
+};
+use crate::ports::{Page, WorkflowChange, WorkflowFilter, WorkflowStore, WorkflowUpdate};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+pub struct CreateWorkflow<'a> {
+    pub principal: &'a Principal,
+    pub body: CreateWorkflowRequest,
+    pub idempotency: Option<IdempotencyKey>,
+    pub now: DateTime<Utc>,
+}
+
+/// Validates a whole new workflow with its nodes and builds the items to store.
+pub fn new_workflow(
+    principal: &Principal,
+    body: CreateWorkflowRequest,
+    now: DateTime<Utc>,
+) -> Result<CreatedWorkflow, AppError> {
+    let mut errors = Errors::default();
+    let settings = Settings::with_defaults(body.settings);
+    workflow::validate_fields(
+        &mut errors,
+        "",
+        &body.name,
+        &body.description,
+        &settings,
+        &body.tags,
+    );
+    if body.nodes.len() > MAX_NODES_PER_CREATE {
+        errors.push("nodes", format!("at most {MAX_NODES_PER_CREATE} nodes per request (got {}); add more with POST /nodes", body.nodes.len()));
+    } else if body.nodes.len() as u64 > settings.max_nodes() {
+        errors.push(
+            "nodes",
+            format!(
+                "more nodes than settings.max_nodes ({})",
+                settings.max_nodes()
+            ),
+        );
+    }
+    validate_nodes(
+        &mut errors,
+        "nodes",
+        body.nodes.iter().map(NewNodeInTree::fields),
+    );
+    let drafts: Vec<Draft> = body
+        .nodes
+        .iter()
+        .map(|n| Draft {
+            key: n.reference.as_deref(),
+            parent_key: n.parent_ref.as_deref(),
+        })
+        .collect();
+    let order = match tree::parent_first_order(&drafts, "nodes", "ref", "parent_ref") {
+        Ok(order) => order,
+        Err(e) => {
+            errors.extend(e);
+            vec![]
+        }
+    };
+    errors.into_result(())?;
+    let workflow = Workflow {
+        id: ids::new_id(),
+        owner_id: principal.user_id.clone(),
+        name: body.name,
+        description: body.description,
+        status: WorkflowStatus::Draft,
+        settings,
+        tags: body.tags,
+        node_count: body.nodes.len() as u64,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let nodes = build_tree(
+        &workflow.id,
+        &body.nodes,
+        &order,
+        |n| (n.reference.as_deref(), n.parent_ref.as_deref()),
+        NewNodeInTree::fields,
+        now,
+    );
+    Ok(CreatedWorkflow { workflow, nodes })
+}
+
+/// New nodes in parent-first `order`, with fresh increasing ids, parents resolved by key.
+pub(crate) fn build_tree<T>(
+    workflow_id: &str,
+    drafts: &[T],
+    order: &[usize],
+    keys: impl Fn(&T) -> (Option<&str>, Option<&str>),
+    fields: impl Fn(&T) -> crate::domain::NodeFields,
+    now: DateTime<Utc>,
+) -> Vec<Node> {
+    let new_ids = ids::new_ids(order.len());
+    let mut id_of_key = std::collections::HashMap::new();
+    let mut nodes = Vec::with_capacity(order.len());
+    for (&i, id) in order.iter().zip(new_ids) {
+        let (key, parent_key) = keys(&drafts[i]);
+        let parent_id = parent_key.and_then(|p| id_of_key.get(p)).cloned();
+        if let Some(k) = key {
+            id_of_key.insert(k.to_string(), id.clone());
+        }
+        nodes.push(Node::new(
+            id,
+            workflow_id.to_string(),
+            parent_id,
+            fields(&drafts[i]),
+            now,
+        ));
+    }
+    // Child counts follow from the tree being created.
+    let mut counts = std::collections::HashMap::<String, u64>::new();
+    for n in &nodes {
+        if let Some(p) = &n.parent_id {
+            *counts.entry(p.clone()).or_default() += 1;
+        }
+    }
+    for n in &mut nodes {
+        n.child_count = counts.get(&n.id).copied().unwrap_or(0);
+    }
+    nodes
+}
+
+pub async fn create(
+    store: &dyn WorkflowStore,
+    req: CreateWorkflow<'_>,
+) -> Result<Outcome<CreatedWorkflow>, AppError> {
+    let created = new_workflow(req.principal, req.body, req.now)?;
+    let record = idempotency::record(
+        &req.principal.user_id,
+        req.idempotency.as_ref(),
+        201,
+        &created,
+        req.now,
+    )?;
+    match store
+        .create_workflow(&created.workflow, &created.nodes, record.as_ref())
+        .await
+    {
+        Ok(()) => Ok(Outcome::Created(created)),
+        Err(e) => idempotency::on_store_error(e, req.idempotency.as_ref(), AppError::from),
+    }
+}
+
+pub async fn get(
+    store: &dyn WorkflowStore,
+    principal: &Principal,
+    id: &str,
+) -> Result<Workflow, AppError> {
+    visible(store.get_workflow(id).await?, principal)
+}
+
+/// Validates list parameters and returns a page of the caller's workflows.
+pub async fn list(
+    store: &dyn WorkflowStore,
+    principal: &Principal,
+    query: ListWorkflowsQuery,
+) -> Result<Page<Workflow>, AppError> {
+    if let (Some(a), Some(b)) = (query.created_after, query.created_before)
+        && a >= b
+    {
+        return Err(AppError::field(
+            "created_before",
+            "must be later than created_after",
+        ));
+    }
+    let name_words = query
+        .q
+        .as_deref()
+        .map(workflow::search_words)
+        .unwrap_or_default();
+    if name_words.len() > 10 {
+        return Err(AppError::field("q", "at most 10 words"));
+    }
+    let filter = WorkflowFilter {
+        status: query.status,
+        tag: query.tag,
+        name_words,
+        created_after: query.created_after,
+        created_before: query.created_before,
+    };
+    Ok(store
+        .list_workflows(
+            &principal.user_id,
+            &filter,
+            query.limit,
+            query.cursor.as_ref(),
+        )
+        .await?)
+}
+
+/// Version a conditional write is based on: `If-Match` or the body's `expected_version`.
+pub fn expected_version(if_match: Option<u64>, body: Option<u64>) -> Result<Option<u64>, AppError> {
+    match (if_match, body) {
+        (Some(a), Some(b)) if a != b => Err(AppError::field(
+            "expected_version",
+            "disagrees with If-Match",
+        )),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+pub struct UpdateWorkflow<'a> {
+    pub principal: &'a Principal,
+    pub id: &'a str,
+    pub if_match: Option<u64>,
+    pub body: UpdateWorkflowRequest,
+    pub now: DateTime<Utc>,
+}
+
+pub async fn update(
+    store: &dyn WorkflowStore,
+    req: UpdateWorkflow<'_>,
+) -> Result<Workflow, AppError> {
+    let expected = expected_version(req.if_match, req.body.expected_version)?
+        .ok_or(AppError::PreconditionRequired)?;
+    let body = req.body;
+    let mut errors = Errors::default();
+    if let Some(name) = &body.name {
+        crate::domain::validate::name(&mut errors, "name", name, workflow::MAX_NAME_CHARS);
+    }
+    if let Some(d) = &body.description {
+        crate::domain::validate::text(
+            &mut errors,
+            "description",
+            d,
+            0,
+            workflow::MAX_DESCRIPTION_CHARS,
+            true,
+        );
+    }
+    if let Some(tags) = &body.tags {
+        crate::domain::validate::tags(&mut errors, "tags", tags);
+    }
+    let mut settings_patch = body.settings.unwrap_or_default();
+    // The patched settings are checked as a whole object (types and ranges of known keys);
+    // removing `max_nodes` restores its default rather than leaving the limit undefined.
+    Settings::default()
+        .merged(&settings_patch)
+        .validate(&mut errors, "settings");
+    if settings_patch.get("max_nodes").is_some_and(Value::is_null) {
+        settings_patch.insert("max_nodes".into(), Value::from(workflow::DEFAULT_MAX_NODES));
+    }
+    errors.into_result(())?;
+    let max_nodes = settings_patch.get("max_nodes").and_then(Value::as_u64);
+    let change = WorkflowChange {
+        id: req.id.to_string(),
+        owner_id: req.principal.user_id.clone(),
+        expected_version: Some(expected),
+        allowed_from: vec![],
+        max_nodes,
+        update: WorkflowUpdate {
+            name: body.name,
+            description: body.description,
+            tags: body.tags,
+            settings: settings_patch,
+            status: None,
+        },
+        now: req.now,
+    };
+    store.change_workflow(&change).await.map_err(|e| {
+        workflow_rejection(e, req.principal, |current| match max_nodes {
+            Some(max) if current.version == expected && current.node_count > max => {
+                AppError::MaxNodesBelowCount {
+                    node_count: current.node_count,
+                }
+            }
+            _ => AppError::VersionConflict {
+                current_version: current.version,
+            },
+        })
+    })
+}
+
+pub struct ChangeStatus<'a> {
+    pub principal: &'a Principal,
+    pub id: &'a str,
+    pub target: WorkflowStatus,
+    pub expected_version: Option<u64>,
+    pub now: DateTime<Utc>,
+}
+
+/// One status transition, conditional on the current status being a legal source, so the
+/// check and the write cannot race. Deleting is the transition to `deleted`.
+pub async fn change_status(
+    store: &dyn WorkflowStore,
+    req: ChangeStatus<'_>,
+) -> Result<Workflow, AppError> {
+    let change = WorkflowChange {
+        id: req.id.to_string(),
+        owner_id: req.principal.user_id.clone(),
+        expected_version: req.expected_version,
+        allowed_from: WorkflowStatus::sources_of(req.target),
+        max_nodes: None,
+        update: WorkflowUpdate {
+            status: Some(req.target),
+            ..Default::default()
+        },
+        now: req.now,
+    };
+    store.change_workflow(&change).await.map_err(|e| {
+        workflow_rejection(e, req.principal, |current| match req.expected_version {
+            Some(v) if v != current.version => AppError::VersionConflict {
+                current_version: current.version,
+            },
+            _ => AppError::IllegalTransition {
+                from: current.status,
+                to: req.target,
+                allowed: current.status.allowed_targets().to_vec(),
+            },
+        })
+    })
+}
+
+pub async fn statistics(
+    store: &dyn WorkflowStore,
+    principal: &Principal,
+    id: &str,
+) -> Result<WorkflowStatistics, AppError> {
+    let (workflow, nodes) = store
+        .get_tree(id)
+        .await?
+        .ok_or(AppError::NotFound("workflow"))?;
+    visible(Some(workflow), principal)?;
+    Ok(WorkflowStatistics::of(&nodes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn principal() -> Principal {
+        Principal {
+            user_id: "u1".into(),
+            roles: vec![],
+        }
+    }
+
+    fn body(v: Value) -> CreateWorkflowRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn new_workflow_builds_the_tree_with_counts() {
+        let created = new_workflow(
+            &principal(),
+            body(json!({"name": "W", "nodes": [
+                {"ref": "c", "parent_ref": "b", "title": "C"},
+                {"ref": "a", "title": "A"},
+                {"ref": "b", "parent_ref": "a", "title": "B"},
+                {"parent_ref": "a", "title": "D"}
+            ]})),
+            Utc::now(),
+        )
+        .unwrap();
+        let by_title = |t: &str| created.nodes.iter().find(|n| n.title == t).unwrap();
+        assert_eq!(created.workflow.node_count, 4);
+        assert_eq!(created.workflow.status, WorkflowStatus::Draft);
+        assert_eq!(created.workflow.settings.max_nodes(), 1000);
+        assert_eq!(by_title("B").parent_id.as_ref(), Some(&by_title("A").id));
+        assert_eq!(by_title("C").parent_id.as_ref(), Some(&by_title("B").id));
+        assert_eq!(by_title("A").child_count, 2);
+        assert_eq!(by_title("C").child_count, 0);
+        // Parents come first and ids increase in that order.
+        assert!(created.nodes.windows(2).all(|w| w[0].id < w[1].id));
+        assert_eq!(created.nodes[0].title, "A");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let err = new_workflow(
+            &principal(),
+            body(json!({"name": "", "settings": {"max_nodes": 1}, "nodes": [
+                {"title": "", "ref": "x"}, {"title": "ok", "parent_ref": "nope"}
+            ]})),
+            Utc::now(),
+        )
+        .unwrap_err();
+        let AppError::Validation(v) = err else {
+            panic!("{err:?}")
+        };
+        let fields: Vec<_> = v.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["name", "nodes", "nodes[0].title", "nodes[1].parent_ref"]
+        );
+    }
+
+    #[test]
+    fn too_many_nodes_per_request() {
+        let nodes: Vec<Value> = (0..99).map(|i| json!({"title": format!("n{i}")})).collect();
+        let err = new_workflow(
+            &principal(),
+            body(json!({"name": "W", "nodes": nodes})),
+            Utc::now(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, AppError::Validation(v) if v[0].field == "nodes"));
+    }
+
+    #[test]
+    fn expected_version_sources_agree() {
+        assert_eq!(expected_version(Some(2), None).unwrap(), Some(2));
+        assert_eq!(expected_version(None, Some(3)).unwrap(), Some(3));
+        assert_eq!(expected_version(Some(3), Some(3)).unwrap(), Some(3));
+        assert!(expected_version(Some(2), Some(3)).is_err());
+        assert_eq!(expected_version(None, None).unwrap(), None);
+    }
+}

@@ -1,0 +1,911 @@
+//! [`WorkflowStore`] over one DynamoDB table.
+
+use super::errors::{build, classify};
+use super::expr::Expr;
+use super::items::*;
+use super::keys::*;
+use crate::domain::{Node, Workflow, WorkflowStatus};
+use crate::ports::*;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, ConditionCheck, Delete, KeysAndAttributes, Put,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// DynamoDB allows at most 100 actions in one transaction.
+const TX_MAX: usize = 100;
+/// Attempts for a transaction cancelled only by a conflicting concurrent transaction.
+const TX_ATTEMPTS: u32 = 4;
+/// A pending import not finished within this time is removed by the table's TTL.
+const IMPORT_TTL_SECONDS: i64 = 24 * 3600;
+const ALL_OLD: ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionCheckFailure::AllOld;
+
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: Arc<str>,
+}
+
+/// What an action of a transaction stands for, to explain a cancellation.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Role {
+    // Ordered by precedence: a replayed idempotency key explains everything else.
+    Idempotency,
+    Workflow,
+    Parent,
+    Node,
+}
+
+enum TxError {
+    Cancelled(Vec<CancellationReason>),
+    Other(StoreError),
+}
+
+/// The parts of one conditional update, usable as UpdateItem or as a transaction action.
+struct UpdateParts {
+    key: Item,
+    update: String,
+    condition: String,
+    expr: Expr,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn string_list(v: &[String]) -> AttributeValue {
+    AttributeValue::L(v.iter().map(|t| s(t.as_str())).collect())
+}
+
+fn page_key(last: Option<&Item>) -> Option<PageKey> {
+    let last = last?;
+    let map: BTreeMap<String, String> = last
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
+        .collect();
+    Some(PageKey(map))
+}
+
+fn start_key(key: &PageKey) -> Item {
+    key.0
+        .iter()
+        .map(|(k, v)| (k.clone(), s(v.as_str())))
+        .collect()
+}
+
+/// Condition: the workflow exists, belongs to `owner_id`, is not deleted and not mid-import.
+fn writable(e: &mut Expr, owner_id: &str) -> String {
+    format!(
+        "attribute_exists({pk}) AND {owner} = {o} AND {status} <> {deleted} AND attribute_not_exists({pending})",
+        pk = e.name(PK),
+        owner = e.name("owner_id"),
+        o = e.s(owner_id),
+        status = e.name("status"),
+        deleted = e.s(WorkflowStatus::Deleted.as_str()),
+        pending = e.name(IMPORT_PENDING),
+    )
+}
+
+fn workflow_update_parts(c: &WorkflowChange) -> Result<UpdateParts, StoreError> {
+    let mut e = Expr::default();
+    let mut condition = writable(&mut e, &c.owner_id);
+    if let Some(v) = c.expected_version {
+        condition += &format!(" AND {} = {}", e.name("version"), e.n(v));
+    }
+    if !c.allowed_from.is_empty() {
+        let status = e.name("status");
+        let list: Vec<String> = c.allowed_from.iter().map(|st| e.s(st.as_str())).collect();
+        condition += &format!(" AND {status} IN ({})", list.join(", "));
+    }
+    if let Some(max) = c.max_nodes {
+        condition += &format!(" AND {} <= {}", e.name("node_count"), e.n(max));
+    }
+    let u = &c.update;
+    let mut sets = vec![
+        format!("{v} = {v} + {one}", v = e.name("version"), one = e.n(1)),
+        format!(
+            "{} = {}",
+            e.name("updated_at"),
+            e.value(
+                serde_dynamo::to_attribute_value(c.now)
+                    .map_err(|x| StoreError::Internal(x.to_string()))?
+            )
+        ),
+    ];
+    let mut removes = vec![];
+    if let Some(name) = &u.name {
+        sets.push(format!("{} = {}", e.name("name"), e.s(name.as_str())));
+        sets.push(format!(
+            "{} = {}",
+            e.name(SEARCH_TEXT),
+            e.s(crate::domain::workflow::search_text(name))
+        ));
+    }
+    if let Some(d) = &u.description {
+        sets.push(format!("{} = {}", e.name("description"), e.s(d.as_str())));
+    }
+    if let Some(tags) = &u.tags {
+        sets.push(format!(
+            "{} = {}",
+            e.name("tags"),
+            e.value(string_list(tags))
+        ));
+    }
+    for (k, v) in &u.settings {
+        let path = e.path(&["settings", k]);
+        if v.is_null() {
+            removes.push(path);
+        } else {
+            sets.push(format!("{path} = {}", e.value(json_attribute(v)?)));
+        }
+    }
+    if let Some(status) = u.status {
+        sets.push(format!("{} = {}", e.name("status"), e.s(status.as_str())));
+        if status == WorkflowStatus::Deleted {
+            sets.push(format!(
+                "{} = {}",
+                e.name("deleted_at"),
+                e.s(sort_time(c.now))
+            ));
+            removes.push(e.name(GSI1PK));
+            removes.push(e.name(GSI1SK));
+        }
+    }
+    let mut update = format!("SET {}", sets.join(", "));
+    if !removes.is_empty() {
+        update += &format!(" REMOVE {}", removes.join(", "));
+    }
+    Ok(UpdateParts {
+        key: workflow_key(&c.id),
+        update,
+        condition,
+        expr: e,
+    })
+}
+
+impl UpdateParts {
+    fn action(self, table: &str) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(table)
+            .set_key(Some(self.key))
+            .update_expression(self.update)
+            .condition_expression(self.condition)
+            .set_expression_attribute_names(self.expr.names_opt())
+            .set_expression_attribute_values(self.expr.values_opt())
+            .return_values_on_condition_check_failure(ALL_OLD)
+            .build()
+            .map_err(build)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
+/// Adds `n` (negative to subtract) to a counter of an item, under `condition`.
+fn counter_parts(
+    key: Item,
+    counter: &str,
+    n: i64,
+    condition: impl FnOnce(&mut Expr) -> String,
+) -> UpdateParts {
+    let mut e = Expr::default();
+    let condition = condition(&mut e);
+    let c = e.name(counter);
+    let update = format!("SET {c} = {c} + {}", e.n(n));
+    UpdateParts {
+        key,
+        update,
+        condition,
+        expr: e,
+    }
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: Arc::from(table.into()),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn put_new(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let mut e = Expr::default();
+        let condition = format!("attribute_not_exists({})", e.name(PK));
+        let put = Put::builder()
+            .table_name(self.table.as_ref())
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_names(e.names_opt())
+            .return_values_on_condition_check_failure(ALL_OLD)
+            .build()
+            .map_err(build)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Runs one transaction, retrying when it was cancelled only by concurrent transactions.
+    async fn transact(&self, actions: Vec<TransactWriteItem>) -> Result<(), TxError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(err) => err,
+            };
+            let reasons = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                    c.cancellation_reasons().to_vec()
+                }
+                _ => return Err(TxError::Other(classify(err))),
+            };
+            let only_conflicts = reasons
+                .iter()
+                .all(|r| matches!(r.code(), None | Some("None") | Some("TransactionConflict")));
+            if only_conflicts && attempt < TX_ATTEMPTS {
+                tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
+                continue;
+            }
+            if only_conflicts {
+                return Err(TxError::Other(StoreError::Unavailable(
+                    "transaction conflicts persisted".into(),
+                )));
+            }
+            return Err(TxError::Cancelled(reasons));
+        }
+    }
+
+    /// Runs a transaction whose actions play `roles`, explaining a cancellation by the failed
+    /// condition of highest precedence.
+    async fn transact_roles(
+        &self,
+        actions: Vec<TransactWriteItem>,
+        roles: &[Role],
+    ) -> Result<(), StoreError> {
+        let reasons = match self.transact(actions).await {
+            Ok(()) => return Ok(()),
+            Err(TxError::Other(e)) => return Err(e),
+            Err(TxError::Cancelled(reasons)) => reasons,
+        };
+        let failed = reasons
+            .iter()
+            .zip(roles)
+            .filter(|(r, _)| r.code() == Some("ConditionalCheckFailed"))
+            .min_by_key(|(_, role)| **role);
+        let Some((reason, role)) = failed else {
+            let codes: Vec<_> = reasons.iter().map(|r| r.code().unwrap_or("?")).collect();
+            return Err(StoreError::Internal(format!(
+                "transaction cancelled: {codes:?}"
+            )));
+        };
+        let item = reason.item();
+        Err(match role {
+            Role::Idempotency => match item {
+                Some(item) => StoreError::IdempotencyKeyUsed(Box::new(idempotency_from(item)?)),
+                None => StoreError::Internal("idempotency record not returned".into()),
+            },
+            Role::Workflow => StoreError::WorkflowRejected(match item {
+                Some(item) => workflow_from(item)?.map(Box::new),
+                None => None,
+            }),
+            Role::Parent => StoreError::ParentMissing,
+            Role::Node => StoreError::NodeRejected(match item {
+                Some(item) => Some(Box::new(node_from(item)?)),
+                None => None,
+            }),
+        })
+    }
+
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(build)?,
+        );
+        let mut attempt = 0;
+        while let Some(request) = pending.take() {
+            attempt += 1;
+            let response = self
+                .client
+                .batch_get_item()
+                .request_items(self.table.as_ref(), request)
+                .send()
+                .await
+                .map_err(classify)?;
+            if let Some(items) = response
+                .responses
+                .and_then(|mut r| r.remove(self.table.as_ref()))
+            {
+                out.extend(items);
+            }
+            pending = response
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(self.table.as_ref()));
+            if pending.is_some() {
+                if attempt >= TX_ATTEMPTS {
+                    return Err(StoreError::Unavailable(
+                        "batch read left keys unprocessed".into(),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn get_item(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let response = self
+            .client
+            .get_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(response.item)
+    }
+
+    /// One page of a workflow's partition.
+    async fn query_partition(
+        &self,
+        workflow_id: &str,
+        limit: Option<i32>,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        let mut e = Expr::default();
+        let condition = format!("{} = {}", e.name(PK), e.s(workflow_pk(workflow_id)));
+        let response = self
+            .client
+            .query()
+            .table_name(self.table.as_ref())
+            .key_condition_expression(condition)
+            .set_expression_attribute_names(e.names_opt())
+            .set_expression_attribute_values(e.values_opt())
+            .consistent_read(true)
+            .set_limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok((
+            response.items.unwrap_or_default(),
+            response.last_evaluated_key,
+        ))
+    }
+
+    async fn create_in_chunks(
+        &self,
+        workflow: &Workflow,
+        nodes: &[Node],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        // Too many items for one transaction: write the workflow hidden (no list keys, marked
+        // pending, expiring), then the nodes parents first, then reveal it with the
+        // idempotency record. Until then every read treats it as missing.
+        let mut first = workflow_item(workflow, false)?;
+        first.insert(IMPORT_PENDING.into(), AttributeValue::Bool(true));
+        first.insert(
+            EXPIRES_AT.into(),
+            AttributeValue::N((workflow.created_at.timestamp() + IMPORT_TTL_SECONDS).to_string()),
+        );
+        let mut actions = vec![self.put_new(first)?];
+        for node in nodes {
+            actions.push(self.put_new(node_item(node)?)?);
+            if actions.len() == TX_MAX {
+                let roles = vec![Role::Node; actions.len()];
+                self.transact_roles(std::mem::take(&mut actions), &roles)
+                    .await?;
+            }
+        }
+        if !actions.is_empty() {
+            let roles = vec![Role::Node; actions.len()];
+            self.transact_roles(actions, &roles).await?;
+        }
+        let mut e = Expr::default();
+        let update = format!(
+            "SET {} = {}, {} = {} REMOVE {}, {}",
+            e.name(GSI1PK),
+            e.s(owner_pk(&workflow.owner_id)),
+            e.name(GSI1SK),
+            e.s(owner_sk(workflow.created_at, &workflow.id)),
+            e.name(IMPORT_PENDING),
+            e.name(EXPIRES_AT),
+        );
+        let condition = format!("attribute_exists({})", e.name(IMPORT_PENDING));
+        let reveal = UpdateParts {
+            key: workflow_key(&workflow.id),
+            update,
+            condition,
+            expr: e,
+        };
+        let mut actions = vec![reveal.action(&self.table)?];
+        let mut roles = vec![Role::Workflow];
+        if let Some(r) = idempotency {
+            actions.push(self.put_new(idempotency_item(r))?);
+            roles.push(Role::Idempotency);
+        }
+        self.transact_roles(actions, &roles).await
+    }
+}
+
+type Fut<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+impl WorkflowStore for DynamoStore {
+    fn create_workflow<'a>(
+        &'a self,
+        workflow: &'a Workflow,
+        nodes: &'a [Node],
+        idempotency: Option<&'a IdempotencyRecord>,
+    ) -> Fut<'a, ()> {
+        Box::pin(async move {
+            if 1 + nodes.len() + usize::from(idempotency.is_some()) > TX_MAX {
+                return self.create_in_chunks(workflow, nodes, idempotency).await;
+            }
+            let mut actions = vec![self.put_new(workflow_item(workflow, true)?)?];
+            let mut roles = vec![Role::Workflow];
+            for node in nodes {
+                actions.push(self.put_new(node_item(node)?)?);
+                roles.push(Role::Node);
+            }
+            if let Some(r) = idempotency {
+                actions.push(self.put_new(idempotency_item(r))?);
+                roles.push(Role::Idempotency);
+            }
+            self.transact_roles(actions, &roles).await
+        })
+    }
+
+    fn get_workflow<'a>(&'a self, id: &'a str) -> Fut<'a, Option<Workflow>> {
+        Box::pin(async move {
+            match self.get_item(workflow_key(id)).await? {
+                Some(item) => workflow_from(&item),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn get_workflows<'a>(&'a self, ids: &'a [String]) -> Fut<'a, Vec<Workflow>> {
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(vec![]);
+            }
+            let items = self
+                .batch_get(ids.iter().map(|id| workflow_key(id)).collect())
+                .await?;
+            let mut out = Vec::with_capacity(items.len());
+            for item in &items {
+                out.extend(workflow_from(item)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn get_tree<'a>(&'a self, id: &'a str) -> Fut<'a, Option<(Workflow, Vec<Node>)>> {
+        Box::pin(async move {
+            let mut workflow = None;
+            let mut nodes = Vec::new();
+            let mut start = None;
+            loop {
+                let (items, last) = self.query_partition(id, None, start).await?;
+                for item in &items {
+                    if is_node(item) {
+                        nodes.push(node_from(item)?);
+                    } else {
+                        match workflow_from(item)? {
+                            Some(w) => workflow = Some(w),
+                            None => return Ok(None),
+                        }
+                    }
+                }
+                if workflow.is_none() || last.is_none() {
+                    break;
+                }
+                start = last;
+            }
+            Ok(workflow.map(|w| (w, nodes)))
+        })
+    }
+
+    fn list_workflows<'a>(
+        &'a self,
+        owner_id: &'a str,
+        filter: &'a WorkflowFilter,
+        limit: u32,
+        after: Option<&'a PageKey>,
+    ) -> Fut<'a, Page<Workflow>> {
+        Box::pin(async move {
+            let owner = owner_pk(owner_id);
+            if let Some(key) = after {
+                let ok = key.0.len() == 4
+                    && key.0.get(GSI1PK) == Some(&owner)
+                    && key.0.get(SK).map(String::as_str) == Some(WORKFLOW_SK)
+                    && key.0.get(PK).is_some_and(|pk| pk.starts_with("WF#"))
+                    && key.0.get(GSI1SK).is_some_and(|sk| sk.starts_with("WF#"));
+                if !ok {
+                    return Err(StoreError::BadPageKey);
+                }
+            }
+            let mut e = Expr::default();
+            let condition = format!(
+                "{} = {} AND {} BETWEEN {} AND {}",
+                e.name(GSI1PK),
+                e.s(owner),
+                e.name(GSI1SK),
+                e.s(owner_sk_after(filter.created_after)),
+                e.s(owner_sk_before(filter.created_before)),
+            );
+            let mut filters = Vec::new();
+            if let Some(st) = filter.status {
+                filters.push(format!("{} = {}", e.name("status"), e.s(st.as_str())));
+            }
+            if let Some(tag) = &filter.tag {
+                filters.push(format!(
+                    "contains({}, {})",
+                    e.name("tags"),
+                    e.s(tag.as_str())
+                ));
+            }
+            for word in &filter.name_words {
+                filters.push(format!(
+                    "contains({}, {})",
+                    e.name(SEARCH_TEXT),
+                    e.s(format!(" {word}"))
+                ));
+            }
+            let response = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .index_name(GSI1)
+                .key_condition_expression(condition)
+                .set_filter_expression((!filters.is_empty()).then(|| filters.join(" AND ")))
+                .set_expression_attribute_names(e.names_opt())
+                .set_expression_attribute_values(e.values_opt())
+                .scan_index_forward(false)
+                .limit(limit as i32)
+                .set_exclusive_start_key(after.map(start_key))
+                .send()
+                .await
+                .map_err(classify)?;
+            let mut items = Vec::new();
+            for item in response.items() {
+                items.extend(workflow_from(item)?);
+            }
+            Ok(Page {
+                items,
+                next: page_key(response.last_evaluated_key.as_ref()),
+            })
+        })
+    }
+
+    fn change_workflow<'a>(&'a self, change: &'a WorkflowChange) -> Fut<'a, Workflow> {
+        Box::pin(async move {
+            let p = workflow_update_parts(change)?;
+            let result = self
+                .client
+                .update_item()
+                .table_name(self.table.as_ref())
+                .set_key(Some(p.key))
+                .update_expression(p.update)
+                .condition_expression(p.condition)
+                .set_expression_attribute_names(p.expr.names_opt())
+                .set_expression_attribute_values(p.expr.values_opt())
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(ALL_OLD)
+                .send()
+                .await;
+            match result {
+                Ok(out) => match out
+                    .attributes
+                    .as_ref()
+                    .map(workflow_from)
+                    .transpose()?
+                    .flatten()
+                {
+                    Some(w) => Ok(w),
+                    None => Err(StoreError::Internal("update returned no workflow".into())),
+                },
+                Err(err) => match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(c)) => {
+                        Err(StoreError::WorkflowRejected(match c.item() {
+                            Some(item) => workflow_from(item)?.map(Box::new),
+                            None => None,
+                        }))
+                    }
+                    _ => Err(classify(err)),
+                },
+            }
+        })
+    }
+
+    fn change_workflows<'a>(
+        &'a self,
+        changes: &'a [WorkflowChange],
+    ) -> Fut<'a, Vec<ChangeOutcome>> {
+        Box::pin(async move {
+            let mut rejected = vec![false; changes.len()];
+            let mut pending: Vec<usize> = (0..changes.len()).collect();
+            for _ in 0..TX_ATTEMPTS {
+                if pending.is_empty() {
+                    break;
+                }
+                let mut actions = Vec::with_capacity(pending.len());
+                for &i in &pending {
+                    actions.push(workflow_update_parts(&changes[i])?.action(&self.table)?);
+                }
+                match self.transact(actions).await {
+                    Ok(()) => pending.clear(),
+                    Err(TxError::Other(e)) => return Err(e),
+                    Err(TxError::Cancelled(reasons)) => {
+                        let failed: Vec<usize> = pending
+                            .iter()
+                            .zip(&reasons)
+                            .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                            .map(|(&i, _)| i)
+                            .collect();
+                        for &i in &failed {
+                            rejected[i] = true;
+                        }
+                        pending.retain(|i| !failed.contains(i));
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable(
+                    "bulk change kept conflicting".into(),
+                ));
+            }
+            Ok(rejected
+                .into_iter()
+                .map(|r| {
+                    if r {
+                        ChangeOutcome::Rejected
+                    } else {
+                        ChangeOutcome::Done
+                    }
+                })
+                .collect())
+        })
+    }
+
+    fn add_node<'a>(
+        &'a self,
+        owner_id: &'a str,
+        node: &'a Node,
+        idempotency: Option<&'a IdempotencyRecord>,
+    ) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let workflow = counter_parts(workflow_key(&node.workflow_id), "node_count", 1, |e| {
+                let w = writable(e, owner_id);
+                format!(
+                    "{w} AND {} < {}",
+                    e.name("node_count"),
+                    e.path(&["settings", "max_nodes"])
+                )
+            });
+            let mut actions = vec![workflow.action(&self.table)?];
+            let mut roles = vec![Role::Workflow];
+            if let Some(parent) = &node.parent_id {
+                let parent =
+                    counter_parts(node_key(&node.workflow_id, parent), "child_count", 1, |e| {
+                        format!("attribute_exists({})", e.name(PK))
+                    });
+                actions.push(parent.action(&self.table)?);
+                roles.push(Role::Parent);
+            }
+            actions.push(self.put_new(node_item(node)?)?);
+            roles.push(Role::Node);
+            if let Some(r) = idempotency {
+                actions.push(self.put_new(idempotency_item(r))?);
+                roles.push(Role::Idempotency);
+            }
+            self.transact_roles(actions, &roles).await
+        })
+    }
+
+    fn get_node<'a>(
+        &'a self,
+        workflow_id: &'a str,
+        node_id: &'a str,
+    ) -> Fut<'a, (Option<Workflow>, Option<Node>)> {
+        Box::pin(async move {
+            let items = self
+                .batch_get(vec![
+                    workflow_key(workflow_id),
+                    node_key(workflow_id, node_id),
+                ])
+                .await?;
+            let mut workflow = None;
+            let mut node = None;
+            for item in &items {
+                if is_node(item) {
+                    node = Some(node_from(item)?);
+                } else {
+                    workflow = workflow_from(item)?;
+                }
+            }
+            Ok((workflow, node))
+        })
+    }
+
+    fn list_nodes<'a>(
+        &'a self,
+        workflow_id: &'a str,
+        limit: u32,
+        after: Option<&'a PageKey>,
+    ) -> Fut<'a, (Option<Workflow>, Page<Node>)> {
+        Box::pin(async move {
+            let (workflow, items, last) = match after {
+                None => {
+                    // The workflow item sorts first: one Query answers the first page.
+                    let (mut items, last) = self
+                        .query_partition(workflow_id, Some(limit as i32 + 1), None)
+                        .await?;
+                    let workflow = match items.first() {
+                        Some(first) if !is_node(first) => workflow_from(&items.remove(0))?,
+                        _ => None,
+                    };
+                    (workflow, items, last)
+                }
+                Some(key) => {
+                    let ok = key.0.len() == 2
+                        && key.0.get(PK) == Some(&workflow_pk(workflow_id))
+                        && key
+                            .0
+                            .get(SK)
+                            .is_some_and(|sk| sk.starts_with(NODE_SK_PREFIX));
+                    if !ok {
+                        return Err(StoreError::BadPageKey);
+                    }
+                    let (workflow, page) = tokio::join!(
+                        self.get_item(workflow_key(workflow_id)),
+                        self.query_partition(workflow_id, Some(limit as i32), Some(start_key(key)))
+                    );
+                    let workflow = match workflow? {
+                        Some(item) => workflow_from(&item)?,
+                        None => None,
+                    };
+                    let (items, last) = page?;
+                    (workflow, items, last)
+                }
+            };
+            let nodes = items
+                .iter()
+                .filter(|i| is_node(i))
+                .map(node_from)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((
+                workflow,
+                Page {
+                    items: nodes,
+                    next: page_key(last.as_ref()),
+                },
+            ))
+        })
+    }
+
+    fn update_node<'a>(
+        &'a self,
+        owner_id: &'a str,
+        node: &'a Node,
+        expected_version: u64,
+    ) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut e = Expr::default();
+            let condition = writable(&mut e, owner_id);
+            let check = ConditionCheck::builder()
+                .table_name(self.table.as_ref())
+                .set_key(Some(workflow_key(&node.workflow_id)))
+                .condition_expression(condition)
+                .set_expression_attribute_names(e.names_opt())
+                .set_expression_attribute_values(e.values_opt())
+                .return_values_on_condition_check_failure(ALL_OLD)
+                .build()
+                .map_err(build)?;
+            let mut e = Expr::default();
+            let condition = format!(
+                "attribute_exists({}) AND {} = {}",
+                e.name(PK),
+                e.name("version"),
+                e.n(expected_version)
+            );
+            let put = Put::builder()
+                .table_name(self.table.as_ref())
+                .set_item(Some(node_item(node)?))
+                .condition_expression(condition)
+                .set_expression_attribute_names(e.names_opt())
+                .set_expression_attribute_values(e.values_opt())
+                .return_values_on_condition_check_failure(ALL_OLD)
+                .build()
+                .map_err(build)?;
+            let actions = vec![
+                TransactWriteItem::builder().condition_check(check).build(),
+                TransactWriteItem::builder().put(put).build(),
+            ];
+            self.transact_roles(actions, &[Role::Workflow, Role::Node])
+                .await
+        })
+    }
+
+    fn delete_nodes<'a>(
+        &'a self,
+        owner_id: &'a str,
+        workflow_id: &'a str,
+        plan: &'a [NodeDeletion],
+        parent_id: Option<&'a str>,
+    ) -> Fut<'a, ()> {
+        Box::pin(async move {
+            // Two actions of each transaction are the counters; the rest deletes nodes.
+            let chunks: Vec<&[NodeDeletion]> = plan.chunks(TX_MAX - 2).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                let workflow = counter_parts(
+                    workflow_key(workflow_id),
+                    "node_count",
+                    -(chunk.len() as i64),
+                    |e| writable(e, owner_id),
+                );
+                let mut actions = vec![workflow.action(&self.table)?];
+                let mut roles = vec![Role::Workflow];
+                for d in chunk.iter() {
+                    let mut e = Expr::default();
+                    let condition = format!(
+                        "attribute_exists({}) AND {} = {}",
+                        e.name(PK),
+                        e.name("child_count"),
+                        e.n(d.child_count)
+                    );
+                    let delete = Delete::builder()
+                        .table_name(self.table.as_ref())
+                        .set_key(Some(node_key(workflow_id, &d.id)))
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(e.names_opt())
+                        .set_expression_attribute_values(e.values_opt())
+                        .return_values_on_condition_check_failure(ALL_OLD)
+                        .build()
+                        .map_err(build)?;
+                    actions.push(TransactWriteItem::builder().delete(delete).build());
+                    roles.push(Role::Node);
+                }
+                if let (true, Some(parent)) = (i + 1 == chunks.len(), parent_id) {
+                    let parent =
+                        counter_parts(node_key(workflow_id, parent), "child_count", -1, |e| {
+                            format!("attribute_exists({})", e.name(PK))
+                        });
+                    actions.push(parent.action(&self.table)?);
+                    roles.push(Role::Parent);
+                }
+                self.transact_roles(actions, &roles).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn get_idempotency<'a>(
+        &'a self,
+        owner_id: &'a str,
+        key: &'a str,
+    ) -> Fut<'a, Option<IdempotencyRecord>> {
+        Box::pin(async move {
+            match self.get_item(idempotency_key(owner_id, key)).await? {
+                Some(item) => idempotency_from(&item).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+}

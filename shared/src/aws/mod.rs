@@ -1,0 +1,3 @@
+//! Adapters: implementations of [`crate::ports`] over AWS services.
+
+pub mod dynamo;
