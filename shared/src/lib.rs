@@ -5,5 +5,7 @@
 
 pub mod app;
 pub mod aws;
+pub mod config;
 pub mod domain;
+pub mod http;
 pub mod ports;

@@ -1,0 +1,57 @@
+# Everyday commands. The AWS services are emulated by moto server on 127.0.0.1:$(MOTO_PORT)
+# (DESIGN.md §5); its tools live in localstack/.venv, installed on first use.
+#
+#   make test    start the emulator, lint the template, run every test, stop the emulator
+#   make dev     start the emulator with the template's resources created (stop: make stop)
+#   make stop    stop the emulator
+#   make lint    rustfmt, clippy and cfn-lint
+#   make bench   handler benchmarks
+
+MOTO_PORT ?= 5000
+export MOTO_PORT
+
+TEMPLATE := infra/sam-template.yaml
+VENV_BIN := localstack/.venv/bin
+
+.PHONY: test dev stop lint lint-template bench test-steps
+
+# Tests create their own uniquely named tables, so the emulator starts empty (PROVISION_CMD=true).
+# with-emulator.sh stops the emulator afterwards unless it was already running (make dev), and
+# exits with the status of the test steps.
+test: export AWS_ENDPOINT_URL = http://127.0.0.1:$(MOTO_PORT)
+test: export AWS_REGION = us-east-1
+test: export AWS_ACCESS_KEY_ID = test
+test: export AWS_SECRET_ACCESS_KEY = test
+test: export PROVISION_CMD = true
+test:
+	localstack/with-emulator.sh $(MAKE) --no-print-directory test-steps
+
+# The body of `make test`; expects the emulator to be running.
+test-steps: lint-template
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		echo "cargo nextest run --workspace"; \
+		cargo nextest run --workspace; \
+	else \
+		echo "cargo test --workspace (cargo-nextest not installed)"; \
+		cargo test --workspace; \
+	fi
+
+dev:
+	localstack/start.sh
+	@echo
+	@echo "Running: moto server on http://127.0.0.1:$(MOTO_PORT), with the resources of $(TEMPLATE)."
+	@echo "Use the export line above in your shell to reach it; stop it with: make stop"
+
+stop:
+	localstack/stop.sh
+
+lint: lint-template
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+lint-template:
+	@localstack/venv.sh >/dev/null
+	$(VENV_BIN)/cfn-lint $(TEMPLATE)
+
+bench:
+	cargo bench -p api-workflows --bench handler

@@ -1,0 +1,45 @@
+//! The OpenAPI 3.1 document, generated from the Rust types and route annotations.
+
+use crate::routes;
+use serde_json::Value;
+use std::sync::OnceLock;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Document Workflow Chain API", version = "3.0.0", description = "Workflows are trees of documents (nodes). Every /api/v3 route needs `Authorization: Bearer <ES256 JWT>`. Errors are RFC 9457 problem+json."),
+    paths(
+        routes::health, routes::openapi,
+        routes::create_workflow, routes::list_workflows, routes::get_workflow, routes::update_workflow,
+        routes::change_status, routes::delete_workflow, routes::statistics, routes::bulk_action,
+        routes::export_workflow, routes::import_workflow,
+        routes::create_node, routes::list_nodes, routes::get_node, routes::update_node, routes::delete_node,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document, built once per instance.
+pub fn document_json() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null))
+}

@@ -1,0 +1,392 @@
+//! One function per route and method: parse the request, call the use case, shape the
+//! response. The `#[utoipa::path]` annotations generate the OpenAPI document from these.
+
+use crate::{Api, Route};
+use http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use shared::app::requests::*;
+use shared::app::transfer::{self, ExportDocument};
+use shared::app::{Outcome, bulk, nodes, workflows};
+use shared::domain::{Node, Principal, Workflow, WorkflowStatistics, WorkflowStatus};
+use shared::http::request::{self as rq, json_body};
+use shared::http::response::{json, no_content, raw_json, with_etag};
+use shared::http::{Problem, cursor};
+use shared::ports::Page;
+
+type Reply = Result<Response<Body>, Problem>;
+
+pub fn public(route: Route<'_>) -> Reply {
+    match route {
+        Route::Health => Ok(health()),
+        _ => Ok(openapi()),
+    }
+}
+
+pub async fn private(
+    api: &Api,
+    p: &Principal,
+    route: Route<'_>,
+    method: &str,
+    req: &Request,
+) -> Reply {
+    match (route, method) {
+        (Route::Workflows, "POST") => create_workflow(api, p, req).await,
+        (Route::Workflows, _) => list_workflows(api, p, req).await,
+        (Route::Bulk, _) => bulk_action(api, p, req).await,
+        (Route::Import, _) => import_workflow(api, p, req).await,
+        (Route::Workflow(id), "GET") => get_workflow(api, p, rq::id("id", id)?).await,
+        (Route::Workflow(id), "PATCH") => update_workflow(api, p, rq::id("id", id)?, req).await,
+        (Route::Workflow(id), _) => delete_workflow(api, p, rq::id("id", id)?, req).await,
+        (Route::Status(id), _) => change_status(api, p, rq::id("id", id)?, req).await,
+        (Route::Statistics(id), _) => statistics(api, p, rq::id("id", id)?).await,
+        (Route::Export(id), _) => export_workflow(api, p, rq::id("id", id)?).await,
+        (Route::Nodes(id), "POST") => create_node(api, p, rq::id("id", id)?, req).await,
+        (Route::Nodes(id), _) => list_nodes(api, p, rq::id("id", id)?, req).await,
+        (Route::Node(id, node), m) => {
+            let (id, node) = (rq::id("id", id)?, rq::id("node_id", node)?);
+            match m {
+                "GET" => get_node(api, p, id, node).await,
+                "PATCH" => update_node(api, p, id, node, req).await,
+                _ => delete_node(api, p, id, node, req).await,
+            }
+        }
+        (Route::Health | Route::OpenApi, _) => public(route),
+    }
+}
+
+fn created<T: serde::Serialize>(outcome: Outcome<T>) -> Response<Body> {
+    match outcome {
+        Outcome::Created(value) => json(StatusCode::CREATED, &value),
+        Outcome::Replayed { status, body } => {
+            let mut r = raw_json(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
+                body,
+            );
+            r.headers_mut().insert(
+                "idempotent-replayed",
+                http::HeaderValue::from_static("true"),
+            );
+            r
+        }
+    }
+}
+
+fn page<T: serde::Serialize + utoipa::ToSchema>(page: Page<T>) -> Response<Body> {
+    json(
+        StatusCode::OK,
+        &ListResponse {
+            items: page.items,
+            next_cursor: page.next.as_ref().map(cursor::encode),
+        },
+    )
+}
+
+fn workflow_reply(status: StatusCode, w: &Workflow) -> Response<Body> {
+    with_etag(json(status, w), w.version)
+}
+
+/// Liveness: answers without authentication and without calling AWS.
+#[utoipa::path(get, path = "/health", tag = "operations", security(()),
+    responses((status = 200, description = "The function is up", body = Object, example = json!({"status": "ok"}))))]
+pub fn health() -> Response<Body> {
+    json(
+        StatusCode::OK,
+        &serde_json::json!({"status": "ok", "service": "api-workflows"}),
+    )
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v3/openapi.json", tag = "operations", security(()),
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+pub fn openapi() -> Response<Body> {
+    raw_json(StatusCode::OK, crate::openapi::document_json().to_string())
+}
+
+/// Create a workflow, optionally with a tree of nodes, in one transaction.
+#[utoipa::path(post, path = "/api/v3/workflows", tag = "workflows", request_body = CreateWorkflowRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body replay the first response; same key, other body: 422")),
+    responses((status = 201, body = CreatedWorkflow), (status = 400, body = Problem), (status = 401, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_workflow(api: &Api, p: &Principal, req: &Request) -> Reply {
+    let idempotency = rq::idempotency_key(req)?;
+    let body = json_body(req)?;
+    let outcome = workflows::create(
+        api.store.as_ref(),
+        workflows::CreateWorkflow {
+            principal: p,
+            body,
+            idempotency,
+            now: api.clock.now(),
+        },
+    )
+    .await?;
+    Ok(created(outcome))
+}
+
+/// List the caller's workflows, newest first.
+#[utoipa::path(get, path = "/api/v3/workflows", tag = "workflows",
+    params(
+        ("status" = Option<WorkflowStatus>, Query, description = "Only this status"),
+        ("tag" = Option<String>, Query, description = "Only workflows with this tag"),
+        ("q" = Option<String>, Query, description = "Words that must each start a word of the name, case-insensitive"),
+        ("created_after" = Option<String>, Query, description = "RFC 3339 time, exclusive"),
+        ("created_before" = Option<String>, Query, description = "RFC 3339 time, exclusive"),
+        ("limit" = Option<u32>, Query, description = "1..=100, default 20"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = ListResponse<Workflow>), (status = 400, body = Problem), (status = 401, body = Problem)))]
+pub async fn list_workflows(api: &Api, p: &Principal, req: &Request) -> Reply {
+    let q = rq::query(
+        req,
+        &[
+            "status",
+            "tag",
+            "q",
+            "created_after",
+            "created_before",
+            "limit",
+            "cursor",
+        ],
+    )?;
+    let status = match q.get("status") {
+        None => None,
+        Some(s) => Some(WorkflowStatus::parse(s).ok_or_else(|| {
+            let all: Vec<_> = WorkflowStatus::ALL.iter().map(|s| s.as_str()).collect();
+            Problem::bad_parameter("status", format!("must be one of {}", all.join(", ")))
+        })?),
+    };
+    let text = |name: &str, max: usize| -> Result<Option<String>, Problem> {
+        match q.get(name) {
+            Some(v) if v.is_empty() || v.chars().count() > max => Err(Problem::bad_parameter(
+                name,
+                format!("must be 1 to {max} characters"),
+            )),
+            v => Ok(v.cloned()),
+        }
+    };
+    let query = ListWorkflowsQuery {
+        status,
+        tag: text("tag", 50)?,
+        q: text("q", 200)?,
+        created_after: rq::time(&q, "created_after")?,
+        created_before: rq::time(&q, "created_before")?,
+        limit: rq::limit(&q, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)?,
+        cursor: rq::cursor(&q)?,
+    };
+    Ok(page(workflows::list(api.store.as_ref(), p, query).await?))
+}
+
+/// One workflow; `ETag` is its version.
+#[utoipa::path(get, path = "/api/v3/workflows/{id}", tag = "workflows", params(("id" = String, Path)),
+    responses((status = 200, body = Workflow, headers(("ETag" = String))), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_workflow(api: &Api, p: &Principal, id: &str) -> Reply {
+    let w = workflows::get(api.store.as_ref(), p, id).await?;
+    Ok(workflow_reply(StatusCode::OK, &w))
+}
+
+/// Change name, description, settings (merge patch) or tags, at the version read.
+#[utoipa::path(patch, path = "/api/v3/workflows/{id}", tag = "workflows", request_body = UpdateWorkflowRequest,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The ETag read; or expected_version in the body")),
+    responses((status = 200, body = Workflow), (status = 404, body = Problem), (status = 409, body = Problem, description = "Stale version: current_version in the body"),
+        (status = 422, body = Problem), (status = 428, body = Problem)))]
+pub async fn update_workflow(api: &Api, p: &Principal, id: &str, req: &Request) -> Reply {
+    let if_match = rq::if_match(req)?;
+    let body = json_body(req)?;
+    let w = workflows::update(
+        api.store.as_ref(),
+        workflows::UpdateWorkflow {
+            principal: p,
+            id,
+            if_match,
+            body,
+            now: api.clock.now(),
+        },
+    )
+    .await?;
+    Ok(workflow_reply(StatusCode::OK, &w))
+}
+
+/// Move a workflow to another status; an illegal transition answers 409 with the allowed ones.
+#[utoipa::path(post, path = "/api/v3/workflows/{id}/status", tag = "workflows", request_body = ChangeStatusRequest,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Workflow), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn change_status(api: &Api, p: &Principal, id: &str, req: &Request) -> Reply {
+    let if_match = rq::if_match(req)?;
+    let body: ChangeStatusRequest = json_body(req)?;
+    let expected = workflows::expected_version(if_match, body.expected_version)?;
+    let w = workflows::change_status(
+        api.store.as_ref(),
+        workflows::ChangeStatus {
+            principal: p,
+            id,
+            target: body.status,
+            expected_version: expected,
+            now: api.clock.now(),
+        },
+    )
+    .await?;
+    Ok(workflow_reply(StatusCode::OK, &w))
+}
+
+/// Soft delete: afterwards the workflow answers 404 and leaves the list.
+#[utoipa::path(delete, path = "/api/v3/workflows/{id}", tag = "workflows", params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn delete_workflow(api: &Api, p: &Principal, id: &str, req: &Request) -> Reply {
+    let expected = rq::if_match(req)?;
+    workflows::change_status(
+        api.store.as_ref(),
+        workflows::ChangeStatus {
+            principal: p,
+            id,
+            target: WorkflowStatus::Deleted,
+            expected_version: expected,
+            now: api.clock.now(),
+        },
+    )
+    .await?;
+    Ok(no_content())
+}
+
+/// Node count, words, quality, depth, roots, leaves and reading time of a workflow.
+#[utoipa::path(get, path = "/api/v3/workflows/{id}/statistics", tag = "workflows", params(("id" = String, Path)),
+    responses((status = 200, body = WorkflowStatistics), (status = 404, body = Problem)))]
+pub async fn statistics(api: &Api, p: &Principal, id: &str) -> Reply {
+    Ok(json(
+        StatusCode::OK,
+        &workflows::statistics(api.store.as_ref(), p, id).await?,
+    ))
+}
+
+/// Apply one action to up to 100 workflows; each id gets its own result.
+#[utoipa::path(post, path = "/api/v3/workflows/bulk", tag = "workflows", request_body = BulkRequest,
+    responses((status = 200, body = BulkResponse), (status = 422, body = Problem)))]
+pub async fn bulk_action(api: &Api, p: &Principal, req: &Request) -> Reply {
+    let body = json_body(req)?;
+    Ok(json(
+        StatusCode::OK,
+        &bulk::apply(api.store.as_ref(), p, body, api.clock.now()).await?,
+    ))
+}
+
+/// The workflow and all its nodes as one document.
+#[utoipa::path(get, path = "/api/v3/workflows/{id}/export", tag = "transfer", params(("id" = String, Path)),
+    responses((status = 200, body = ExportDocument), (status = 404, body = Problem)))]
+pub async fn export_workflow(api: &Api, p: &Principal, id: &str) -> Reply {
+    Ok(json(
+        StatusCode::OK,
+        &transfer::export(api.store.as_ref(), p, id, api.clock.now()).await?,
+    ))
+}
+
+/// Recreate an exported document as a new workflow with new ids and the same tree.
+#[utoipa::path(post, path = "/api/v3/workflows/import", tag = "transfer", request_body = ExportDocument,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = CreatedWorkflow), (status = 422, body = Problem)))]
+pub async fn import_workflow(api: &Api, p: &Principal, req: &Request) -> Reply {
+    let idempotency = rq::idempotency_key(req)?;
+    let document = json_body(req)?;
+    let outcome = transfer::import(
+        api.store.as_ref(),
+        transfer::Import {
+            principal: p,
+            document,
+            idempotency,
+            now: api.clock.now(),
+        },
+    )
+    .await?;
+    Ok(created(outcome))
+}
+
+/// Add a node; its parent must be a node of this workflow.
+#[utoipa::path(post, path = "/api/v3/workflows/{id}/nodes", tag = "nodes", request_body = CreateNodeRequest,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = Node), (status = 404, body = Problem), (status = 409, body = Problem, description = "max_nodes reached"), (status = 422, body = Problem)))]
+pub async fn create_node(api: &Api, p: &Principal, id: &str, req: &Request) -> Reply {
+    let idempotency = rq::idempotency_key(req)?;
+    let body = json_body(req)?;
+    let outcome = nodes::add(
+        api.store.as_ref(),
+        nodes::AddNode {
+            principal: p,
+            workflow_id: id,
+            body,
+            idempotency,
+            now: api.clock.now(),
+        },
+    )
+    .await?;
+    Ok(created(outcome))
+}
+
+/// A page of the workflow's nodes in creation order (parents before children).
+#[utoipa::path(get, path = "/api/v3/workflows/{id}/nodes", tag = "nodes",
+    params(("id" = String, Path), ("limit" = Option<u32>, Query, description = "1..=100, default 20"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<Node>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn list_nodes(api: &Api, p: &Principal, id: &str, req: &Request) -> Reply {
+    let q = rq::query(req, &["limit", "cursor"])?;
+    let limit = rq::limit(&q, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)?;
+    Ok(page(
+        nodes::list(api.store.as_ref(), p, id, limit, rq::cursor(&q)?).await?,
+    ))
+}
+
+/// One node; `ETag` is its version.
+#[utoipa::path(get, path = "/api/v3/workflows/{id}/nodes/{node_id}", tag = "nodes", params(("id" = String, Path), ("node_id" = String, Path)),
+    responses((status = 200, body = Node), (status = 404, body = Problem)))]
+pub async fn get_node(api: &Api, p: &Principal, id: &str, node_id: &str) -> Reply {
+    let n = nodes::get(api.store.as_ref(), p, id, node_id).await?;
+    Ok(with_etag(json(StatusCode::OK, &n), n.version))
+}
+
+/// Change a node at the version read; metrics and quality follow the new content.
+#[utoipa::path(patch, path = "/api/v3/workflows/{id}/nodes/{node_id}", tag = "nodes", request_body = UpdateNodeRequest,
+    params(("id" = String, Path), ("node_id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Node), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem), (status = 428, body = Problem)))]
+pub async fn update_node(
+    api: &Api,
+    p: &Principal,
+    id: &str,
+    node_id: &str,
+    req: &Request,
+) -> Reply {
+    let if_match = rq::if_match(req)?;
+    let body = json_body(req)?;
+    let n = nodes::update(
+        api.store.as_ref(),
+        nodes::UpdateNode {
+            principal: p,
+            workflow_id: id,
+            node_id,
+            if_match,
+            body,
+            now: api.clock.now(),
+        },
+    )
+    .await?;
+    Ok(with_etag(json(StatusCode::OK, &n), n.version))
+}
+
+/// Delete a node; one with children only with `?cascade=true` (then its whole subtree).
+#[utoipa::path(delete, path = "/api/v3/workflows/{id}/nodes/{node_id}", tag = "nodes",
+    params(("id" = String, Path), ("node_id" = String, Path), ("cascade" = Option<bool>, Query)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem, description = "The node has children")))]
+pub async fn delete_node(
+    api: &Api,
+    p: &Principal,
+    id: &str,
+    node_id: &str,
+    req: &Request,
+) -> Reply {
+    let q = rq::query(req, &["cascade"])?;
+    nodes::delete(
+        api.store.as_ref(),
+        nodes::DeleteNode {
+            principal: p,
+            workflow_id: id,
+            node_id,
+            cascade: rq::flag(&q, "cascade")?,
+        },
+    )
+    .await?;
+    Ok(no_content())
+}

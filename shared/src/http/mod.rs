@@ -1,0 +1,11 @@
+//! lambda_http glue shared by every HTTP function: authentication, problem+json errors, JSON
+//! bodies with limits, conditional and idempotent request headers, opaque cursors.
+
+pub mod auth;
+pub mod cursor;
+pub mod problem;
+pub mod request;
+pub mod response;
+
+pub use auth::{AuthError, JwtVerifier};
+pub use problem::Problem;
