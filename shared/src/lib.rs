@@ -9,3 +9,5 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ports;
+#[cfg(feature = "testing")]
+pub mod testing;

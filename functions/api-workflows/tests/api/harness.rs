@@ -1,0 +1,211 @@
+//! A table of its own, a handler wired to it, tokens for any user, and a count of the DynamoDB
+//! requests each call makes.
+
+use api_workflows::{Api, handle};
+use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use http::HeaderMap;
+use lambda_http::Body;
+use serde_json::Value;
+use shared::aws::dynamo::DynamoStore;
+use shared::ports::SystemClock;
+use shared::testing::TestKeys;
+use std::sync::{Arc, Mutex};
+
+/// Records the operation name of every request sent to DynamoDB (retries included).
+#[derive(Debug, Clone, Default)]
+pub struct Counter(Arc<Mutex<Vec<String>>>);
+
+impl Intercept for Counter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let name = cfg
+            .load::<Metadata>()
+            .map(|m| m.name().to_string())
+            .unwrap_or_default();
+        self.0.lock().map_err(|e| e.to_string())?.push(name);
+        Ok(())
+    }
+}
+
+impl Counter {
+    /// The operations sent since the last call, and resets.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+pub struct Harness {
+    pub api: Api,
+    pub client: Client,
+    pub table: String,
+    pub keys: TestKeys,
+    pub counter: Counter,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json answer of `status` and `slug`, returning its body.
+    pub fn problem(&self, status: u16, slug: &str) -> &Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.text
+        );
+        assert_eq!(
+            self.body["type"],
+            format!("urn:dwc:problem:{slug}"),
+            "{}",
+            self.text
+        );
+        assert_eq!(self.body["status"], status);
+        &self.body
+    }
+
+    pub fn ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        &self.body
+    }
+}
+
+pub const ALICE: &str = "alice";
+pub const BOB: &str = "bob";
+
+impl Harness {
+    pub async fn new() -> Harness {
+        let (client, table) = localstack::testing::fresh_table("api").await;
+        let counter = Counter::default();
+        let client = Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .interceptor(counter.clone())
+                .build(),
+        );
+        let keys = TestKeys::generate("test-key");
+        let api = Api {
+            store: Arc::new(DynamoStore::new(client.clone(), table.clone())),
+            verifier: Arc::new(keys.verifier()),
+            clock: Arc::new(SystemClock),
+        };
+        counter.take();
+        Harness {
+            api,
+            client,
+            table,
+            keys,
+            counter,
+        }
+    }
+
+    /// Sends a request as `user` (no Authorization header when `None`).
+    pub async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let body = body
+            .map(|b| Body::Text(b.to_string()))
+            .unwrap_or(Body::Empty);
+        self.send_raw(method, uri, user, body, headers).await
+    }
+
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        uri: &str,
+        user: Option<&str>,
+        body: Body,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = http::Request::builder().method(method).uri(uri);
+        if let Some(user) = user {
+            req = req.header("authorization", format!("Bearer {}", self.keys.token(user)));
+        }
+        if !matches!(body, Body::Empty)
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            req = req.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let response = handle(&self.api, req.body(body).unwrap()).await;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = String::from_utf8_lossy(response.body().as_ref()).to_string();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+
+    pub async fn get(&self, uri: &str, user: &str) -> Reply {
+        self.send("GET", uri, Some(user), None, &[]).await
+    }
+
+    pub async fn post(&self, uri: &str, user: &str, body: Value) -> Reply {
+        self.send("POST", uri, Some(user), Some(body), &[]).await
+    }
+
+    /// Creates a workflow as `user` and returns its body.
+    pub async fn create(&self, user: &str, body: Value) -> Value {
+        let r = self.post("/api/v3/workflows", user, body).await;
+        r.ok(201).clone()
+    }
+
+    pub async fn create_named(&self, user: &str, name: &str) -> String {
+        self.create(user, serde_json::json!({"name": name})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Every item in the table (tests only: requests never scan).
+    pub async fn items(
+        &self,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .send()
+            .await
+            .unwrap();
+        self.counter.take();
+        out.items.unwrap_or_default()
+    }
+}

@@ -1,0 +1,12 @@
+//! Handler tests: `api_workflows::handle` called with `lambda_http::Request` values, against
+//! the emulator through the real DynamoDB adapter. Each test gets its own table.
+
+mod auth;
+mod bulk;
+mod harness;
+mod lists;
+mod nodes;
+mod openapi;
+mod round_trips;
+mod transfer;
+mod workflows;

@@ -1,0 +1,193 @@
+//! DynamoDB requests per route, counted by an SDK interceptor (DESIGN.md §3 budget: one where a
+//! single request can do it, two at most otherwise; a workflow with its nodes is one Query).
+//! `cargo nextest run -p api-workflows round_trips --no-capture` prints the table.
+
+use crate::harness::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn every_route_meets_the_round_trip_budget() {
+    let h = Harness::new().await;
+    let created = h.create(ALICE, json!({"name": "W", "nodes": [{"ref": "r", "title": "root"}, {"parent_ref": "r", "title": "leaf"}]})).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let root = created["nodes"][0]["id"].as_str().unwrap().to_string();
+    let leaf = created["nodes"][1]["id"].as_str().unwrap().to_string();
+    let other = h.create_named(ALICE, "other").await;
+    h.counter.take();
+    let w = format!("/api/v3/workflows/{id}");
+    let export = h.get(&format!("{w}/export"), ALICE).await.body.clone();
+    h.counter.take();
+    let first_page = h.get(&format!("{w}/nodes?limit=1"), ALICE).await;
+    let cursor = first_page.body["next_cursor"].as_str().unwrap().to_string();
+    h.counter.take();
+
+    // (label, method, uri, body, headers, expected requests)
+    let cases: Vec<(
+        &str,
+        &str,
+        String,
+        Option<serde_json::Value>,
+        Vec<(&str, &str)>,
+        usize,
+    )> = vec![
+        (
+            "POST /workflows (with nodes)",
+            "POST",
+            "/api/v3/workflows".into(),
+            Some(json!({"name": "n", "nodes": [{"title": "a"}]})),
+            vec![],
+            1,
+        ),
+        (
+            "POST /workflows (Idempotency-Key replay)",
+            "POST",
+            "/api/v3/workflows".into(),
+            Some(json!({"name": "k"})),
+            vec![("idempotency-key", "k1")],
+            1,
+        ),
+        (
+            "GET /workflows",
+            "GET",
+            "/api/v3/workflows?q=w".into(),
+            None,
+            vec![],
+            1,
+        ),
+        ("GET /workflows/{id}", "GET", w.clone(), None, vec![], 1),
+        (
+            "PATCH /workflows/{id}",
+            "PATCH",
+            w.clone(),
+            Some(json!({"name": "W2"})),
+            vec![("if-match", "1")],
+            1,
+        ),
+        (
+            "POST /workflows/{id}/status",
+            "POST",
+            format!("{w}/status"),
+            Some(json!({"status": "active"})),
+            vec![],
+            1,
+        ),
+        (
+            "GET /workflows/{id}/statistics",
+            "GET",
+            format!("{w}/statistics"),
+            None,
+            vec![],
+            1,
+        ),
+        (
+            "GET /workflows/{id}/export",
+            "GET",
+            format!("{w}/export"),
+            None,
+            vec![],
+            1,
+        ),
+        (
+            "POST /workflows/{id}/nodes",
+            "POST",
+            format!("{w}/nodes"),
+            Some(json!({"title": "c", "parent_id": root})),
+            vec![],
+            1,
+        ),
+        (
+            "GET /workflows/{id}/nodes (first page)",
+            "GET",
+            format!("{w}/nodes"),
+            None,
+            vec![],
+            1,
+        ),
+        (
+            "GET /workflows/{id}/nodes (next page)",
+            "GET",
+            format!("{w}/nodes?limit=1&cursor={cursor}"),
+            None,
+            vec![],
+            2,
+        ),
+        (
+            "GET /workflows/{id}/nodes/{node_id}",
+            "GET",
+            format!("{w}/nodes/{leaf}"),
+            None,
+            vec![],
+            1,
+        ),
+        (
+            "PATCH /workflows/{id}/nodes/{node_id}",
+            "PATCH",
+            format!("{w}/nodes/{leaf}"),
+            Some(json!({"title": "l2"})),
+            vec![("if-match", "1")],
+            2,
+        ),
+        (
+            "DELETE /workflows/{id}/nodes/{node_id}",
+            "DELETE",
+            format!("{w}/nodes/{leaf}"),
+            None,
+            vec![],
+            2,
+        ),
+        (
+            "DELETE /workflows/{id}/nodes/{node_id}?cascade=true",
+            "DELETE",
+            format!("{w}/nodes/{root}?cascade=true"),
+            None,
+            vec![],
+            2,
+        ),
+        (
+            "POST /workflows/bulk",
+            "POST",
+            "/api/v3/workflows/bulk".into(),
+            Some(json!({"action": "activate", "ids": [other]})),
+            vec![],
+            2,
+        ),
+        (
+            "POST /workflows/import (small)",
+            "POST",
+            "/api/v3/workflows/import".into(),
+            Some(export),
+            vec![],
+            1,
+        ),
+        (
+            "DELETE /workflows/{id}",
+            "DELETE",
+            w.clone(),
+            None,
+            vec![],
+            1,
+        ),
+    ];
+    // The replay case needs the key used once before.
+    h.send(
+        "POST",
+        "/api/v3/workflows",
+        Some(ALICE),
+        Some(json!({"name": "k"})),
+        &[("idempotency-key", "k1")],
+    )
+    .await
+    .ok(201);
+    h.counter.take();
+
+    let mut table = String::from("| route | DynamoDB requests |\n| --- | --- |\n");
+    for (label, method, uri, body, headers, expected) in cases {
+        let r = h.send(method, &uri, Some(ALICE), body, &headers).await;
+        assert!(r.status < 300, "{label}: {} {}", r.status, r.text);
+        let ops = h.counter.take();
+        table += &format!("| {label} | {} ({}) |\n", ops.len(), ops.join(", "));
+        assert_eq!(ops.len(), expected, "{label}: {ops:?}");
+        assert!(ops.len() <= 2, "{label} exceeds the budget: {ops:?}");
+    }
+    println!("{table}");
+}
