@@ -1,0 +1,313 @@
+//! Creates the template's resources in the emulator (so far: its DynamoDB tables).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::{BehaviorVersion, ConfigLoader};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::Region;
+use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    self as ddb, IndexStatus, KeyType, ProjectionType, ScalarAttributeType, TableStatus,
+};
+
+use crate::Error;
+use crate::template::{KeySchema, Projection, StreamViewType, TableSpec, Template};
+
+/// Region used when neither the environment nor the AWS profile names one.
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// How long [`create_table`] waits for a new table (and its indexes) to become ACTIVE.
+pub const ACTIVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What provisioning did with one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    /// A table of that name was there already; it was left as it is.
+    AlreadyExists,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    pub table: String,
+    pub outcome: Outcome,
+}
+
+impl fmt::Display for Provisioned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.outcome {
+            Outcome::Created => write!(f, "table {}: created", self.table),
+            Outcome::AlreadyExists => {
+                write!(f, "table {}: already exists (left as it is)", self.table)
+            }
+        }
+    }
+}
+
+/// A DynamoDB client from the standard AWS configuration (`AWS_ENDPOINT_URL`, `AWS_REGION`,
+/// credentials, ...). The region comes from the environment or the AWS profile, else
+/// [`DEFAULT_REGION`]; the EC2 metadata service is never asked, which would only add a timeout
+/// on a developer's machine.
+pub async fn dynamodb_client() -> Client {
+    Client::new(&config_loader().load().await)
+}
+
+/// `aws_config::defaults` with the region chain described at [`dynamodb_client`].
+pub(crate) fn config_loader() -> ConfigLoader {
+    let region = RegionProviderChain::first_try(
+        aws_config::environment::EnvironmentVariableRegionProvider::new(),
+    )
+    .or_else(aws_config::profile::ProfileFileRegionProvider::new())
+    .or_else(Region::from_static(DEFAULT_REGION));
+    aws_config::defaults(BehaviorVersion::latest()).region(region)
+}
+
+/// Creates every table of the template, each named by its logical id (locally `TABLE_NAME` is
+/// `!Ref WorkflowTable`, i.e. `WorkflowTable`). Returns one line per table saying whether it was
+/// created or already existed; tables that exist are left as they are.
+pub async fn provision_all(client: &Client, template: &Template) -> Result<Vec<String>, Error> {
+    let done = provision_tables(client, template).await?;
+    Ok(done.iter().map(ToString::to_string).collect())
+}
+
+/// [`provision_all`], with the outcome of each table as data.
+pub async fn provision_tables(
+    client: &Client,
+    template: &Template,
+) -> Result<Vec<Provisioned>, Error> {
+    let mut done = Vec::new();
+    for spec in template.tables() {
+        let outcome = match create_table(client, &spec, &spec.logical_id).await {
+            Ok(()) => Outcome::Created,
+            Err(e) if e.is_already_exists() => Outcome::AlreadyExists,
+            Err(e) => return Err(e),
+        };
+        done.push(Provisioned {
+            table: spec.logical_id.clone(),
+            outcome,
+        });
+    }
+    Ok(done)
+}
+
+/// Creates table `table_name` as `spec` describes it, waits until it and its indexes are ACTIVE,
+/// then turns on its TTL (a separate call: CreateTable has no TTL parameter, and moto ignores a
+/// TTL given in a CloudFormation template). The table is always PAY_PER_REQUEST: capacity means
+/// nothing to an emulator, and PROVISIONED would need throughput for the table and every index.
+///
+/// A table of that name already existing is [`Error::AlreadyExists`].
+pub async fn create_table(
+    client: &Client,
+    spec: &TableSpec,
+    table_name: &str,
+) -> Result<(), Error> {
+    let build_error = |e: BuildError| Error::Aws {
+        operation: "CreateTable",
+        table: table_name.to_owned(),
+        message: format!("cannot build the request: {e}"),
+    };
+
+    let attribute_definitions = spec
+        .attribute_definitions
+        .iter()
+        .map(|d| {
+            ddb::AttributeDefinition::builder()
+                .attribute_name(&d.name)
+                .attribute_type(ScalarAttributeType::from(d.attribute_type.as_str()))
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(build_error)?;
+    let global_secondary_indexes = spec
+        .global_secondary_indexes
+        .iter()
+        .map(|gsi| {
+            ddb::GlobalSecondaryIndex::builder()
+                .index_name(&gsi.name)
+                .set_key_schema(Some(key_schema(&gsi.key_schema)?))
+                .projection(projection(&gsi.projection))
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(build_error)?;
+    let stream = spec.stream_view_type.map(|view| {
+        ddb::StreamSpecification::builder()
+            .stream_enabled(true)
+            .stream_view_type(stream_view_type(view))
+            .build()
+    });
+
+    let created = client
+        .create_table()
+        .table_name(table_name)
+        .billing_mode(ddb::BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(attribute_definitions))
+        .set_key_schema(Some(key_schema(&spec.key_schema).map_err(build_error)?))
+        // DynamoDB rejects an empty list of indexes; leave it out instead.
+        .set_global_secondary_indexes(
+            (!global_secondary_indexes.is_empty()).then_some(global_secondary_indexes),
+        )
+        .set_stream_specification(stream.transpose().map_err(build_error)?)
+        .send()
+        .await;
+    if let Err(err) = created {
+        if err
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_in_use_exception())
+        {
+            return Err(Error::AlreadyExists {
+                table: table_name.to_owned(),
+            });
+        }
+        return Err(aws_error("CreateTable", table_name, &err));
+    }
+
+    wait_until_active(client, table_name, ACTIVE_TIMEOUT).await?;
+
+    if let Some(attribute) = &spec.ttl_attribute {
+        let ttl = ddb::TimeToLiveSpecification::builder()
+            .attribute_name(attribute)
+            .enabled(true)
+            .build()
+            .map_err(|e| Error::Aws {
+                operation: "UpdateTimeToLive",
+                table: table_name.to_owned(),
+                message: format!("cannot build the request: {e}"),
+            })?;
+        client
+            .update_time_to_live()
+            .table_name(table_name)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+            .map_err(|err| aws_error("UpdateTimeToLive", table_name, &err))?;
+    }
+    Ok(())
+}
+
+/// Polls DescribeTable until the table and all its global secondary indexes are ACTIVE, or
+/// `timeout` has passed.
+pub async fn wait_until_active(
+    client: &Client,
+    table_name: &str,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(10);
+    loop {
+        let last_seen = match client.describe_table().table_name(table_name).send().await {
+            Ok(out) => match out.table() {
+                Some(table) => {
+                    let status = table.table_status();
+                    // An index whose status is not reported (some emulators) counts as ready.
+                    let pending: Vec<&str> = table
+                        .global_secondary_indexes()
+                        .iter()
+                        .filter(|i| i.index_status().is_some_and(|s| *s != IndexStatus::Active))
+                        .map(|i| i.index_name().unwrap_or("?"))
+                        .collect();
+                    if status == Some(&TableStatus::Active) && pending.is_empty() {
+                        return Ok(());
+                    }
+                    format!(
+                        "table status {}, indexes not yet ACTIVE: {pending:?}",
+                        status.map_or("(none)", TableStatus::as_str)
+                    )
+                }
+                None => "DescribeTable returned no table".to_owned(),
+            },
+            // Right after CreateTable, DynamoDB may not know the table yet: keep polling.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                "not found".to_owned()
+            }
+            Err(err) => return Err(aws_error("DescribeTable", table_name, &err)),
+        };
+
+        let waited = started.elapsed();
+        if waited >= timeout {
+            return Err(Error::NotActive {
+                table: table_name.to_owned(),
+                waited,
+                last_seen,
+            });
+        }
+        tokio::time::sleep(delay.min(timeout - waited)).await;
+        delay = (delay * 2).min(Duration::from_millis(500));
+    }
+}
+
+fn key_schema(keys: &KeySchema) -> Result<Vec<ddb::KeySchemaElement>, BuildError> {
+    let mut elements = vec![
+        ddb::KeySchemaElement::builder()
+            .attribute_name(&keys.partition_key)
+            .key_type(KeyType::Hash)
+            .build()?,
+    ];
+    if let Some(sort_key) = &keys.sort_key {
+        elements.push(
+            ddb::KeySchemaElement::builder()
+                .attribute_name(sort_key)
+                .key_type(KeyType::Range)
+                .build()?,
+        );
+    }
+    Ok(elements)
+}
+
+fn projection(projection: &Projection) -> ddb::Projection {
+    match projection {
+        Projection::All => ddb::Projection::builder()
+            .projection_type(ProjectionType::All)
+            .build(),
+        Projection::KeysOnly => ddb::Projection::builder()
+            .projection_type(ProjectionType::KeysOnly)
+            .build(),
+        Projection::Include(attributes) => ddb::Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(attributes.clone()))
+            .build(),
+    }
+}
+
+fn stream_view_type(view: StreamViewType) -> ddb::StreamViewType {
+    ddb::StreamViewType::from(view.as_str())
+}
+
+fn aws_error<E, R>(operation: &'static str, table: &str, err: &SdkError<E, R>) -> Error
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: fmt::Debug,
+{
+    let message = match err.as_service_error() {
+        // What DynamoDB said, e.g. "ValidationException: One or more parameter values ...".
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("unknown error"),
+            service.message().unwrap_or("(no message)")
+        ),
+        // Otherwise the chain of causes, e.g. "dispatch failure: io error: ... Connection
+        // refused (os error 111)".
+        None => {
+            let mut message = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(cause) = source {
+                let text = cause.to_string();
+                if !message.ends_with(&text) {
+                    message = format!("{message}: {text}");
+                }
+                source = cause.source();
+            }
+            message
+        }
+    };
+    Error::Aws {
+        operation,
+        table: table.to_owned(),
+        message,
+    }
+}

@@ -1,0 +1,256 @@
+//! Reads `infra/sam-template.yaml` (AWS SAM / CloudFormation YAML, short intrinsic tags like
+//! `!Ref` included) into a typed model.
+//!
+//! Everything is checked when the template is loaded, so the accessors ([`Template::tables`],
+//! [`Template::http_routes`], ...) cannot fail. Intrinsic functions stay as they are written
+//! (`serde_yaml::Value::Tagged` for `!Ref X`) in [`Resource::properties`]: the model resolves
+//! nothing, because locally a `!Ref` to a table is just its logical id.
+
+mod function;
+mod node;
+mod table;
+
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+pub use function::{EventSource, FunctionEvent, FunctionSpec, HttpRoute};
+pub use table::{
+    AttributeDefinition, AttributeType, BillingMode, GlobalSecondaryIndex, KeySchema, Projection,
+    StreamViewType, TableSpec,
+};
+
+use crate::Error;
+use node::{Ctx, Node};
+
+/// The template's path relative to the repository root.
+pub const TEMPLATE_PATH: &str = "infra/sam-template.yaml";
+/// Environment variable naming another template file, read by [`Template::load_default`].
+pub const TEMPLATE_ENV: &str = "DWC_TEMPLATE";
+
+pub const TABLE_TYPE: &str = "AWS::DynamoDB::Table";
+pub const FUNCTION_TYPE: &str = "AWS::Serverless::Function";
+
+/// A parsed template: its resources in document order.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// Where it was read from (a path, or the name given to [`Template::from_yaml`]).
+    source: String,
+    resources: Vec<Resource>,
+}
+
+/// One entry of `Resources`.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub logical_id: String,
+    /// `Type`, e.g. `AWS::DynamoDB::Table`.
+    pub resource_type: String,
+    /// `Properties` as written (tags kept); `Value::Null` when absent.
+    pub properties: Value,
+    pub kind: ResourceKind,
+}
+
+/// What the local stack understands of a resource.
+#[derive(Debug, Clone)]
+pub enum ResourceKind {
+    Table(TableSpec),
+    Function(FunctionSpec),
+    /// Any other type; the local stack does not create it (yet).
+    Other,
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Template, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Template::from_yaml(&path.display().to_string(), &text)
+    }
+
+    /// `infra/sam-template.yaml` of this repository: the file named by `DWC_TEMPLATE` if set,
+    /// else the one beside this crate's folder (the path is fixed at compile time, so it holds
+    /// wherever the tests of any crate run), else the first found walking up from the current
+    /// directory.
+    pub fn load_default() -> Result<Template, Error> {
+        Template::load(&default_path()?)
+    }
+
+    /// Parses template text; `source` names it in error messages.
+    pub fn from_yaml(source: &str, yaml: &str) -> Result<Template, Error> {
+        let document: Value = serde_yaml::from_str(yaml).map_err(|e| Error::Yaml {
+            template: source.to_owned(),
+            source: e,
+        })?;
+        let template_error = |message: &str| Error::Template {
+            template: source.to_owned(),
+            message: message.to_owned(),
+        };
+        let resources = match &document {
+            Value::Mapping(top) => top
+                .get("Resources")
+                .ok_or_else(|| template_error("no `Resources` section"))?,
+            _ => return Err(template_error("expected a mapping at the top level")),
+        };
+        let Value::Mapping(resources) = resources else {
+            return Err(template_error("`Resources` is not a mapping"));
+        };
+
+        let mut parsed = Vec::with_capacity(resources.len());
+        for (key, value) in resources {
+            let Value::String(logical_id) = key else {
+                return Err(template_error(&format!(
+                    "a key of `Resources` is not a name: {}",
+                    node::describe(key)
+                )));
+            };
+            parsed.push(Resource::parse(source, logical_id, value)?);
+        }
+        Ok(Template {
+            source: source.to_owned(),
+            resources: parsed,
+        })
+    }
+
+    /// Where the template was read from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn resources(&self) -> &[Resource] {
+        &self.resources
+    }
+
+    pub fn resource(&self, logical_id: &str) -> Option<&Resource> {
+        self.resources.iter().find(|r| r.logical_id == logical_id)
+    }
+
+    /// Every `AWS::DynamoDB::Table`, in template order.
+    pub fn tables(&self) -> Vec<TableSpec> {
+        self.resources
+            .iter()
+            .filter_map(|r| match &r.kind {
+                ResourceKind::Table(spec) => Some(spec.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every `AWS::Serverless::Function`, in template order.
+    pub fn functions(&self) -> Vec<FunctionSpec> {
+        self.resources
+            .iter()
+            .filter_map(|r| match &r.kind {
+                ResourceKind::Function(spec) => Some(spec.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every `Type: HttpApi` event of every function, in template order.
+    pub fn http_routes(&self) -> Vec<HttpRoute> {
+        self.resources
+            .iter()
+            .filter_map(|r| match &r.kind {
+                ResourceKind::Function(spec) => Some(spec.http_routes()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Gives resource `from` the logical id `to` (for tests that need a uniquely named copy of a
+    /// table). References to it elsewhere in the template are not rewritten.
+    pub fn rename_resource(&mut self, from: &str, to: &str) -> Result<(), Error> {
+        if self.resource(to).is_some() {
+            return Err(Error::Template {
+                template: self.source.clone(),
+                message: format!("cannot rename `{from}` to `{to}`: `{to}` exists already"),
+            });
+        }
+        let resource = self
+            .resources
+            .iter_mut()
+            .find(|r| r.logical_id == from)
+            .ok_or_else(|| Error::Template {
+                template: self.source.clone(),
+                message: format!("cannot rename `{from}`: no such resource"),
+            })?;
+        resource.logical_id = to.to_owned();
+        match &mut resource.kind {
+            ResourceKind::Table(spec) => spec.logical_id = to.to_owned(),
+            ResourceKind::Function(spec) => spec.logical_id = to.to_owned(),
+            ResourceKind::Other => {}
+        }
+        Ok(())
+    }
+}
+
+impl Resource {
+    fn parse(template: &str, logical_id: &str, value: &Value) -> Result<Resource, Error> {
+        let ctx = Ctx {
+            template,
+            resource: logical_id,
+        };
+        let node = Node::resource(&ctx, value);
+        let resource_type = node.required("Type")?.str()?.to_owned();
+        let kind = match resource_type.as_str() {
+            TABLE_TYPE => ResourceKind::Table(TableSpec::parse(logical_id, &node)?),
+            FUNCTION_TYPE => ResourceKind::Function(FunctionSpec::parse(logical_id, &node)?),
+            _ => ResourceKind::Other,
+        };
+        let properties = match value {
+            Value::Mapping(mapping) => mapping.get("Properties").cloned().unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        Ok(Resource {
+            logical_id: logical_id.to_owned(),
+            resource_type,
+            properties,
+            kind,
+        })
+    }
+}
+
+fn default_path() -> Result<PathBuf, Error> {
+    if let Some(path) = std::env::var_os(TEMPLATE_ENV).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(Error::NotFound(format!(
+                "{TEMPLATE_ENV}={} is not a file",
+                path.display()
+            )))
+        };
+    }
+
+    let mut looked = Vec::new();
+    let beside_crate = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|root| root.join(TEMPLATE_PATH));
+    if let Some(path) = beside_crate {
+        if path.is_file() {
+            return Ok(path);
+        }
+        looked.push(format!("not at {}", path.display()));
+    }
+
+    if let Ok(cwd) = std::env::current_dir() {
+        for dir in cwd.ancestors() {
+            let path = dir.join(TEMPLATE_PATH);
+            if path.is_file() {
+                return Ok(path);
+            }
+        }
+        looked.push(format!("not in {} or any folder above it", cwd.display()));
+    }
+
+    Err(Error::NotFound(format!(
+        "{TEMPLATE_PATH} is {} (set {TEMPLATE_ENV} to the template file)",
+        looked.join(", and ")
+    )))
+}
+
+#[cfg(test)]
+mod tests;

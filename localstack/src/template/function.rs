@@ -1,0 +1,121 @@
+//! `AWS::Serverless::Function` resources and their events.
+//!
+//! Only what the local stack uses so far is modelled; the raw properties stay available in
+//! [`super::Resource::properties`] for the parts still to come (environment, timeouts, ...).
+
+use super::node::Node;
+use crate::Error;
+
+/// One `AWS::Serverless::Function` of the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSpec {
+    pub logical_id: String,
+    /// `Properties.Events`, in template order.
+    pub events: Vec<FunctionEvent>,
+}
+
+/// One entry of a function's `Events`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionEvent {
+    /// The event's name (its key under `Events`, e.g. `GetWorkflow`).
+    pub name: String,
+    pub source: EventSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventSource {
+    /// `Type: HttpApi`: an API Gateway HTTP API route.
+    HttpApi { method: String, path: String },
+    /// An event type the local stack does not handle yet, by its `Type`.
+    Other { event_type: String },
+}
+
+/// One route of the HTTP API: `method path` invokes `function`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HttpRoute {
+    /// The function's logical id, e.g. `ApiWorkflowsFunction`.
+    pub function: String,
+    /// The event's name under the function's `Events`, e.g. `GetWorkflow`.
+    pub event: String,
+    /// Upper case (`GET`), or `ANY` for every method.
+    pub method: String,
+    /// As in the template, e.g. `/api/v3/workflows/{id}`; `$default` for the catch-all route.
+    pub path: String,
+}
+
+impl FunctionSpec {
+    pub(crate) fn parse(logical_id: &str, resource: &Node<'_>) -> Result<FunctionSpec, Error> {
+        let mut events = Vec::new();
+        if let Some(props) = resource.field("Properties")?
+            && let Some(events_node) = props.field("Events")?
+        {
+            for (name, event) in events_node.entries()? {
+                events.push(FunctionEvent {
+                    name: name.to_owned(),
+                    source: parse_event_source(&event)?,
+                });
+            }
+        }
+        Ok(FunctionSpec {
+            logical_id: logical_id.to_owned(),
+            events,
+        })
+    }
+
+    pub fn http_routes(&self) -> impl Iterator<Item = HttpRoute> + '_ {
+        self.events.iter().filter_map(|event| match &event.source {
+            EventSource::HttpApi { method, path } => Some(HttpRoute {
+                function: self.logical_id.clone(),
+                event: event.name.clone(),
+                method: method.clone(),
+                path: path.clone(),
+            }),
+            EventSource::Other { .. } => None,
+        })
+    }
+}
+
+fn parse_event_source(event: &Node<'_>) -> Result<EventSource, Error> {
+    let event_type = event.required("Type")?.str()?;
+    if event_type != "HttpApi" {
+        return Ok(EventSource::Other {
+            event_type: event_type.to_owned(),
+        });
+    }
+    let props = event.field("Properties")?;
+    let method = match &props {
+        Some(props) => props.field("Method")?,
+        None => None,
+    };
+    let path = match &props {
+        Some(props) => props.field("Path")?,
+        None => None,
+    };
+    match (method, path) {
+        (Some(method), Some(path)) => {
+            let method = method.str()?.to_ascii_uppercase();
+            let method = match method.as_str() {
+                "X-AMAZON-APIGATEWAY-ANY-METHOD" => "ANY".to_owned(),
+                _ => method,
+            };
+            let path_str = path.str()?;
+            if !path_str.starts_with('/') {
+                return Err(path.error(format!(
+                    "expected a path starting with `/`, found {path_str:?}"
+                )));
+            }
+            Ok(EventSource::HttpApi {
+                method,
+                path: path_str.to_owned(),
+            })
+        }
+        // SAM: an HttpApi event with neither is the API's catch-all `$default` route.
+        (None, None) => Ok(EventSource::HttpApi {
+            method: "ANY".to_owned(),
+            path: "$default".to_owned(),
+        }),
+        (Some(_), None) | (None, Some(_)) => Err(props.unwrap_or_else(|| event.clone()).error(
+            "an HttpApi event needs both `Method` and `Path`, or neither (the `$default` route)",
+        )),
+    }
+}
