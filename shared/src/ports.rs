@@ -57,6 +57,9 @@ pub struct IdempotencyRecord {
     pub request_hash: String,
     pub status: u16,
     pub body: String,
+    /// When the key was first used; the key is free again from `expires_at` on, even while
+    /// the table's TTL has not yet removed the record.
+    pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -197,9 +200,11 @@ pub trait WorkflowStore: Send + Sync {
         plan: &'a [NodeDeletion],
         parent_id: Option<&'a str>,
     ) -> Fut<'a, ()>;
+    /// The record of an idempotency key, unless it has expired by `now`.
     fn get_idempotency<'a>(
         &'a self,
         owner_id: &'a str,
         key: &'a str,
+        now: DateTime<Utc>,
     ) -> Fut<'a, Option<IdempotencyRecord>>;
 }

@@ -57,6 +57,7 @@ pub fn record<T: Serialize>(
         request_hash: key.request_hash.clone(),
         status,
         body,
+        created_at: now,
         expires_at: now + Duration::hours(RETENTION_HOURS),
     }))
 }

@@ -138,7 +138,7 @@ pub async fn import(
     // a replay after writing.
     if let Some(key) = &req.idempotency
         && let Some(existing) = store
-            .get_idempotency(&req.principal.user_id, &key.key)
+            .get_idempotency(&req.principal.user_id, &key.key, req.now)
             .await?
     {
         return idempotency::replay(&existing, key);

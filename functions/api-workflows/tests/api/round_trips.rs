@@ -5,6 +5,16 @@
 use crate::harness::*;
 use serde_json::json;
 
+/// (label, method, uri, body, headers, expected DynamoDB requests)
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    String,
+    Option<serde_json::Value>,
+    Vec<(&'a str, &'a str)>,
+    usize,
+);
+
 #[tokio::test]
 async fn every_route_meets_the_round_trip_budget() {
     let h = Harness::new().await;
@@ -21,15 +31,7 @@ async fn every_route_meets_the_round_trip_budget() {
     let cursor = first_page.body["next_cursor"].as_str().unwrap().to_string();
     h.counter.take();
 
-    // (label, method, uri, body, headers, expected requests)
-    let cases: Vec<(
-        &str,
-        &str,
-        String,
-        Option<serde_json::Value>,
-        Vec<(&str, &str)>,
-        usize,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "POST /workflows (with nodes)",
             "POST",

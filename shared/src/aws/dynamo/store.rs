@@ -13,9 +13,25 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, ConditionCheck, Delete, KeysAndAttributes, Put,
     ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The attributes of a node that an update writes (everything but keys, identity and counters).
+const NODE_OWN_FIELDS: &[&str] = &[
+    "title",
+    "content",
+    "prompt",
+    "priority",
+    "status",
+    "tags",
+    "metadata",
+    "metrics",
+    "quality",
+    "updated_at",
+    "version",
+];
 
 /// DynamoDB allows at most 100 actions in one transaction.
 const TX_MAX: usize = 100;
@@ -229,6 +245,28 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// Stores an idempotency record unless the key holds one that has not expired (the table's
+    /// TTL removes expired records late, so expiry is checked here, not left to it).
+    fn put_idempotency(&self, r: &IdempotencyRecord) -> Result<TransactWriteItem, StoreError> {
+        let mut e = Expr::default();
+        let condition = format!(
+            "attribute_not_exists({}) OR {} < {}",
+            e.name(PK),
+            e.name(EXPIRES_AT),
+            e.n(r.created_at.timestamp())
+        );
+        let put = Put::builder()
+            .table_name(self.table.as_ref())
+            .set_item(Some(idempotency_item(r)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(e.names_opt())
+            .set_expression_attribute_values(e.values_opt())
+            .return_values_on_condition_check_failure(ALL_OLD)
+            .build()
+            .map_err(build)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     /// Runs one transaction, retrying when it was cancelled only by concurrent transactions.
     async fn transact(&self, actions: Vec<TransactWriteItem>) -> Result<(), TxError> {
         let mut attempt = 0;
@@ -285,6 +323,14 @@ impl DynamoStore {
             .min_by_key(|(_, role)| **role);
         let Some((reason, role)) = failed else {
             let codes: Vec<_> = reasons.iter().map(|r| r.code().unwrap_or("?")).collect();
+            if codes
+                .iter()
+                .any(|c| matches!(*c, "ThrottlingError" | "ProvisionedThroughputExceeded"))
+            {
+                return Err(StoreError::Unavailable(format!(
+                    "transaction throttled: {codes:?}"
+                )));
+            }
             return Err(StoreError::Internal(format!(
                 "transaction cancelled: {codes:?}"
             )));
@@ -404,16 +450,17 @@ impl DynamoStore {
             AttributeValue::N((workflow.created_at.timestamp() + IMPORT_TTL_SECONDS).to_string()),
         );
         let mut actions = vec![self.put_new(first)?];
+        let mut roles = vec![Role::Workflow];
         for node in nodes {
             actions.push(self.put_new(node_item(node)?)?);
+            roles.push(Role::Node);
             if actions.len() == TX_MAX {
-                let roles = vec![Role::Node; actions.len()];
-                self.transact_roles(std::mem::take(&mut actions), &roles)
+                let chunk = std::mem::take(&mut actions);
+                self.transact_roles(chunk, &std::mem::take(&mut roles))
                     .await?;
             }
         }
         if !actions.is_empty() {
-            let roles = vec![Role::Node; actions.len()];
             self.transact_roles(actions, &roles).await?;
         }
         let mut e = Expr::default();
@@ -436,7 +483,7 @@ impl DynamoStore {
         let mut actions = vec![reveal.action(&self.table)?];
         let mut roles = vec![Role::Workflow];
         if let Some(r) = idempotency {
-            actions.push(self.put_new(idempotency_item(r))?);
+            actions.push(self.put_idempotency(r)?);
             roles.push(Role::Idempotency);
         }
         self.transact_roles(actions, &roles).await
@@ -464,7 +511,7 @@ impl WorkflowStore for DynamoStore {
                 roles.push(Role::Node);
             }
             if let Some(r) = idempotency {
-                actions.push(self.put_new(idempotency_item(r))?);
+                actions.push(self.put_idempotency(r)?);
                 roles.push(Role::Idempotency);
             }
             self.transact_roles(actions, &roles).await
@@ -531,12 +578,20 @@ impl WorkflowStore for DynamoStore {
     ) -> Fut<'a, Page<Workflow>> {
         Box::pin(async move {
             let owner = owner_pk(owner_id);
+            let low = owner_sk_after(filter.created_after);
+            let high = owner_sk_before(filter.created_before);
             if let Some(key) = after {
+                // A key from this owner's list and inside this query's time range (DynamoDB
+                // refuses a start key outside the key condition, e.g. a cursor reused with other
+                // filters).
                 let ok = key.0.len() == 4
                     && key.0.get(GSI1PK) == Some(&owner)
                     && key.0.get(SK).map(String::as_str) == Some(WORKFLOW_SK)
                     && key.0.get(PK).is_some_and(|pk| pk.starts_with("WF#"))
-                    && key.0.get(GSI1SK).is_some_and(|sk| sk.starts_with("WF#"));
+                    && key
+                        .0
+                        .get(GSI1SK)
+                        .is_some_and(|sk| *sk >= low && *sk <= high);
                 if !ok {
                     return Err(StoreError::BadPageKey);
                 }
@@ -547,8 +602,8 @@ impl WorkflowStore for DynamoStore {
                 e.name(GSI1PK),
                 e.s(owner),
                 e.name(GSI1SK),
-                e.s(owner_sk_after(filter.created_after)),
-                e.s(owner_sk_before(filter.created_before)),
+                e.s(low),
+                e.s(high),
             );
             let mut filters = Vec::new();
             if let Some(st) = filter.status {
@@ -712,7 +767,7 @@ impl WorkflowStore for DynamoStore {
             actions.push(self.put_new(node_item(node)?)?);
             roles.push(Role::Node);
             if let Some(r) = idempotency {
-                actions.push(self.put_new(idempotency_item(r))?);
+                actions.push(self.put_idempotency(r)?);
                 roles.push(Role::Idempotency);
             }
             self.transact_roles(actions, &roles).await
@@ -818,6 +873,8 @@ impl WorkflowStore for DynamoStore {
                 .return_values_on_condition_check_failure(ALL_OLD)
                 .build()
                 .map_err(build)?;
+            // Only the node's own fields are written: `child_count` belongs to the store and may
+            // have changed since the node was read (a child added meanwhile).
             let mut e = Expr::default();
             let condition = format!(
                 "attribute_exists({}) AND {} = {}",
@@ -825,18 +882,21 @@ impl WorkflowStore for DynamoStore {
                 e.name("version"),
                 e.n(expected_version)
             );
-            let put = Put::builder()
-                .table_name(self.table.as_ref())
-                .set_item(Some(node_item(node)?))
-                .condition_expression(condition)
-                .set_expression_attribute_names(e.names_opt())
-                .set_expression_attribute_values(e.values_opt())
-                .return_values_on_condition_check_failure(ALL_OLD)
-                .build()
-                .map_err(build)?;
+            let mut item = node_item(node)?;
+            let sets = NODE_OWN_FIELDS
+                .iter()
+                .filter_map(|f| item.remove(*f).map(|v| (f, v)))
+                .map(|(f, v)| format!("{} = {}", e.name(f), e.value(v)))
+                .collect::<Vec<_>>();
+            let update = UpdateParts {
+                key: node_key(&node.workflow_id, &node.id),
+                update: format!("SET {}", sets.join(", ")),
+                condition,
+                expr: e,
+            };
             let actions = vec![
                 TransactWriteItem::builder().condition_check(check).build(),
-                TransactWriteItem::builder().put(put).build(),
+                update.action(&self.table)?,
             ];
             self.transact_roles(actions, &[Role::Workflow, Role::Node])
                 .await
@@ -900,10 +960,14 @@ impl WorkflowStore for DynamoStore {
         &'a self,
         owner_id: &'a str,
         key: &'a str,
+        now: DateTime<Utc>,
     ) -> Fut<'a, Option<IdempotencyRecord>> {
         Box::pin(async move {
             match self.get_item(idempotency_key(owner_id, key)).await? {
-                Some(item) => idempotency_from(&item).map(Some),
+                Some(item) => {
+                    let record = idempotency_from(&item)?;
+                    Ok((record.expires_at > now).then_some(record))
+                }
                 None => Ok(None),
             }
         })
