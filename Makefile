@@ -2,8 +2,8 @@
 # (DESIGN.md §5); its tools live in localstack/.venv, installed on first use.
 #
 #   make test    start the emulator, lint the template, run every test, stop the emulator
-#   make dev     start the emulator with the template's resources created (stop: make stop)
-#   make stop    stop the emulator
+#   make dev     the whole system: emulator + resources + local gateway on 127.0.0.1:3000 (Ctrl-C stops)
+#   make stop    stop the emulator (and a gateway left running)
 #   make lint    rustfmt, clippy and cfn-lint
 #   make bench   handler benchmarks
 
@@ -26,8 +26,10 @@ test: export PROVISION_CMD = true
 test:
 	localstack/with-emulator.sh $(MAKE) --no-print-directory test-steps
 
-# The body of `make test`; expects the emulator to be running.
+# The body of `make test`; expects the emulator to be running. The end-to-end tests run the
+# function binaries through the local gateway, so every binary is built first.
 test-steps: lint-template
+	cargo build --workspace --bins
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		echo "cargo nextest run --workspace"; \
 		cargo nextest run --workspace; \
@@ -37,12 +39,10 @@ test-steps: lint-template
 	fi
 
 dev:
-	localstack/start.sh
-	@echo
-	@echo "Running: moto server on http://127.0.0.1:$(MOTO_PORT), with the resources of $(TEMPLATE)."
-	@echo "Use the export line above in your shell to reach it; stop it with: make stop"
+	localstack/dev.sh
 
 stop:
+	@if [ -f localstack/run/gateway.pid ]; then kill "$$(cat localstack/run/gateway.pid)" 2>/dev/null || true; rm -f localstack/run/gateway.pid; fi
 	localstack/stop.sh
 
 lint: lint-template

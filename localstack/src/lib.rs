@@ -6,7 +6,9 @@
 //! built from the same template. No list of tables, keys or indexes is kept anywhere else.
 
 mod error;
+pub mod gateway;
 pub mod provision;
+pub mod resolve;
 pub mod template;
 pub mod testing;
 

@@ -76,15 +76,26 @@ pub async fn provision_tables(
     client: &Client,
     template: &Template,
 ) -> Result<Vec<Provisioned>, Error> {
+    provision_tables_with_suffix(client, template, "").await
+}
+
+/// Like [`provision_tables`], each table named by its logical id followed by `suffix` (the
+/// names [`crate::resolve::Resolver`] gives the functions), so isolated runs share one emulator.
+pub async fn provision_tables_with_suffix(
+    client: &Client,
+    template: &Template,
+    suffix: &str,
+) -> Result<Vec<Provisioned>, Error> {
     let mut done = Vec::new();
     for spec in template.tables() {
-        let outcome = match create_table(client, &spec, &spec.logical_id).await {
+        let name = format!("{}{suffix}", spec.logical_id);
+        let outcome = match create_table(client, &spec, &name).await {
             Ok(()) => Outcome::Created,
             Err(e) if e.is_already_exists() => Outcome::AlreadyExists,
             Err(e) => return Err(e),
         };
         done.push(Provisioned {
-            table: spec.logical_id.clone(),
+            table: name,
             outcome,
         });
     }

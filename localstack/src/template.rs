@@ -36,7 +36,17 @@ pub const FUNCTION_TYPE: &str = "AWS::Serverless::Function";
 pub struct Template {
     /// Where it was read from (a path, or the name given to [`Template::from_yaml`]).
     source: String,
+    /// `Parameters`, in document order.
+    parameters: Vec<Parameter>,
     resources: Vec<Resource>,
+}
+
+/// One entry of `Parameters`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parameter {
+    pub name: String,
+    /// `Default`, as a string (CloudFormation parameters are strings).
+    pub default: Option<String>,
 }
 
 /// One entry of `Resources`.
@@ -106,10 +116,43 @@ impl Template {
             };
             parsed.push(Resource::parse(source, logical_id, value)?);
         }
+        let mut parameters = Vec::new();
+        if let Some(Value::Mapping(params)) =
+            document.as_mapping().and_then(|m| m.get("Parameters"))
+        {
+            for (key, value) in params {
+                let (Value::String(name), Value::Mapping(body)) = (key, value) else {
+                    return Err(template_error(
+                        "each entry of `Parameters` must be a name with a mapping",
+                    ));
+                };
+                let default = match body.get("Default") {
+                    None => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::Number(n)) => Some(n.to_string()),
+                    Some(Value::Bool(b)) => Some(b.to_string()),
+                    Some(other) => {
+                        return Err(template_error(&format!(
+                            "parameter `{name}`: Default must be a string, found {}",
+                            node::describe(other)
+                        )));
+                    }
+                };
+                parameters.push(Parameter {
+                    name: name.clone(),
+                    default,
+                });
+            }
+        }
         Ok(Template {
             source: source.to_owned(),
+            parameters,
             resources: parsed,
         })
+    }
+
+    pub fn parameters(&self) -> &[Parameter] {
+        &self.parameters
     }
 
     /// Where the template was read from.

@@ -1,15 +1,30 @@
 //! `AWS::Serverless::Function` resources and their events.
 //!
-//! Only what the local stack uses so far is modelled; the raw properties stay available in
-//! [`super::Resource::properties`] for the parts still to come (environment, timeouts, ...).
+//! What the local gateway needs to run a function as Lambda would: its binary, environment,
+//! limits and events. Intrinsic functions in environment values stay unresolved here
+//! ([`crate::resolve`] resolves them against the local resources).
 
 use super::node::Node;
 use crate::Error;
+use serde_yaml::Value;
+
+/// SAM's defaults when a function does not say.
+pub const DEFAULT_TIMEOUT_S: u64 = 3;
+pub const DEFAULT_MEMORY_MB: u64 = 128;
 
 /// One `AWS::Serverless::Function` of the template.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FunctionSpec {
     pub logical_id: String,
+    /// The cargo binary that is this function: `Metadata.BuildProperties.Binary` (cargo-lambda),
+    /// else the logical id.
+    pub binary: String,
+    /// `Properties.Environment.Variables`, as written (intrinsics unresolved), in order.
+    pub environment: Vec<(String, Value)>,
+    /// `Properties.Timeout` in seconds.
+    pub timeout_s: u64,
+    /// `Properties.MemorySize` in MB.
+    pub memory_mb: u64,
     /// `Properties.Events`, in template order.
     pub events: Vec<FunctionEvent>,
 }
@@ -56,8 +71,38 @@ impl FunctionSpec {
                 });
             }
         }
+        let props = resource.field("Properties")?;
+        let number = |key: &str, default: u64| -> Result<u64, Error> {
+            match props.as_ref().map(|p| p.field(key)).transpose()?.flatten() {
+                Some(node) => node.u64(),
+                None => Ok(default),
+            }
+        };
+        let mut environment = Vec::new();
+        if let Some(props) = &props
+            && let Some(env) = props.field("Environment")?
+            && let Some(vars) = env.field("Variables")?
+        {
+            for (name, value) in vars.entries()? {
+                environment.push((name.to_owned(), value.value().clone()));
+            }
+        }
+        let binary = match resource.field("Metadata")? {
+            Some(meta) => match meta.field("BuildProperties")? {
+                Some(build) => build
+                    .field("Binary")?
+                    .map(|b| b.str().map(str::to_owned))
+                    .transpose()?,
+                None => None,
+            },
+            None => None,
+        };
         Ok(FunctionSpec {
             logical_id: logical_id.to_owned(),
+            binary: binary.unwrap_or_else(|| logical_id.to_owned()),
+            environment,
+            timeout_s: number("Timeout", DEFAULT_TIMEOUT_S)?,
+            memory_mb: number("MemorySize", DEFAULT_MEMORY_MB)?,
             events,
         })
     }

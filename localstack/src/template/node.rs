@@ -78,6 +78,26 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// The YAML value itself (tags kept).
+    pub fn value(&self) -> &'a Value {
+        self.value
+    }
+
+    /// A non-negative whole number (CloudFormation also accepts one written as a string).
+    pub fn u64(&self) -> Result<u64, Error> {
+        let parsed = match self.value {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        parsed.ok_or_else(|| {
+            self.error(format!(
+                "expected a whole number, found {}",
+                describe(self.value)
+            ))
+        })
+    }
+
     pub fn bool(&self) -> Result<bool, Error> {
         match self.value {
             Value::Bool(b) => Ok(*b),

@@ -365,3 +365,38 @@ fn load_reports_a_missing_file_by_path() {
         "{message}"
     );
 }
+
+#[test]
+fn functions_carry_their_binary_environment_and_limits() {
+    let template = repository_template();
+    let functions = template.functions();
+    let f = functions
+        .iter()
+        .find(|f| f.logical_id == "ApiWorkflowsFunction")
+        .expect("the function");
+    assert_eq!(f.binary, "api-workflows");
+    assert_eq!((f.timeout_s, f.memory_mb), (10, 256));
+    let names: Vec<&str> = f.environment.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(
+        names.contains(&"TABLE_NAME") && names.contains(&"JWT_PUBLIC_KEYS"),
+        "{names:?}"
+    );
+    assert!(
+        template
+            .parameters()
+            .iter()
+            .any(|p| p.name == "JwtPublicKeys" && p.default.is_some())
+    );
+
+    let minimal = Template::from_yaml(
+        "inline.yaml",
+        "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      Handler: bootstrap\n",
+    )
+    .unwrap();
+    let f = &minimal.functions()[0];
+    assert_eq!(
+        (f.binary.as_str(), f.timeout_s, f.memory_mb),
+        ("Fn", 3, 128)
+    );
+    assert!(f.environment.is_empty());
+}

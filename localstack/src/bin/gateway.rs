@@ -1,0 +1,86 @@
+//! `gateway`: serves infra/sam-template.yaml's HTTP API on 127.0.0.1:$PORT (default 3000),
+//! running each function as its real binary. `make dev` starts it after the emulator; see
+//! `localstack::gateway` for what it does and `GatewayConfig::from_env` for its settings.
+
+use localstack::gateway::{GatewayConfig, start_dev};
+use localstack::template::Template;
+use std::process::ExitCode;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    if std::env::args().len() > 1 {
+        eprintln!(
+            "usage: gateway   (settings come from the environment: PORT, AWS_ENDPOINT_URL, GATEWAY_BIN_DIR, GATEWAY_CONCURRENCY)"
+        );
+        return ExitCode::from(2);
+    }
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let template = Template::load_default().map_err(|e| e.to_string())?;
+    let config = GatewayConfig::from_env(template.clone()).map_err(|e| e.to_string())?;
+    let bind = config.bind;
+    let (mut gateway, auth) = start_dev(config).await.map_err(|e| match e.to_string() {
+        m if m.contains("Address already in use") => format!(
+            "{m}\nIs another `make dev` running? Stop it, or choose another port with PORT=..."
+        ),
+        m => m,
+    })?;
+    let url = format!("http://{}", gateway.addr());
+    println!();
+    println!("Local gateway for {} serving {url}", template.source());
+    for route in template.http_routes() {
+        println!(
+            "  {:<7} {}{}  -> {}",
+            route.method, url, route.path, route.function
+        );
+    }
+    if let Some(auth) = &auth {
+        let token = auth.token("dev-user", 12);
+        let token_file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("run")
+            .join("dev-token");
+        if std::fs::create_dir_all(token_file.parent().unwrap_or(std::path::Path::new("."))).is_ok()
+        {
+            let _ = std::fs::write(&token_file, &token);
+        }
+        println!();
+        println!(
+            "An access token for user dev-user (12 h, signed by a key made for this run) is in {}:",
+            token_file.display()
+        );
+        println!("  TOKEN=$(cat {})", token_file.display());
+        println!(
+            "  curl -s -X POST {url}/api/v3/workflows -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"name\": \"My first chain\"}}'"
+        );
+        println!("  curl -s {url}/api/v3/workflows -H \"Authorization: Bearer $TOKEN\"");
+    }
+    println!("  curl -s {url}/health");
+    println!();
+    println!("Listening on {bind}; Ctrl-C stops the gateway and its functions.");
+    tokio::select! {
+        _ = gateway.wait() => Err("the HTTP server stopped".to_string()),
+        _ = shutdown_signal() => {
+            eprintln!("gateway: stopping");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,205 @@
+//! The local gateway: runs each function of the template as its real binary, speaking the
+//! Lambda Runtime API, and serves the template's event sources in front of them.
+//!
+//! - [`instance`]: one function process with its own Runtime API endpoint.
+//! - [`pool`]: a function's instances: started on demand up to a concurrency limit, reused
+//!   when idle, replaced when they crash or time out.
+//! - [`http_api`]: the API Gateway HTTP API (payload format 2.0) event source.
+//!
+//! Event sources are modules of their own over [`pool::FunctionPool::invoke`], so others
+//! (WebSocket API, SQS, schedules, the table's stream) plug in beside the HTTP one.
+
+pub mod dev_auth;
+pub mod http_api;
+pub mod instance;
+pub mod logs;
+pub mod pool;
+mod server;
+
+use crate::Error;
+use crate::resolve::Resolver;
+use crate::template::Template;
+pub use logs::LogSink;
+pub use pool::{FunctionPool, InvokeError};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Instances per function unless configured otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// Everything the gateway needs; `main` of the `gateway` binary and the end-to-end tests build
+/// it the same way ([`GatewayConfig::from_env`]).
+#[derive(Clone)]
+pub struct GatewayConfig {
+    pub template: Template,
+    /// Where the HTTP API listens.
+    pub bind: SocketAddr,
+    /// Folder holding the function binaries (`target/debug` or `target/release`).
+    pub bin_dir: PathBuf,
+    /// The AWS emulator every function talks to.
+    pub endpoint_url: String,
+    pub region: String,
+    /// Template parameter values that replace the defaults.
+    pub parameters: HashMap<String, String>,
+    /// Appended to every resource's local name (isolated test runs); empty for `make dev`.
+    pub name_suffix: String,
+    pub concurrency: usize,
+    pub logs: LogSink,
+}
+
+impl GatewayConfig {
+    /// The configuration `make dev` uses: `PORT` (default 3000), `AWS_ENDPOINT_URL` (default
+    /// the emulator on 127.0.0.1:`MOTO_PORT` or 5000), `AWS_REGION` (default us-east-1),
+    /// `GATEWAY_BIN_DIR` (default `target/debug` of this workspace), `GATEWAY_CONCURRENCY`.
+    pub fn from_env(template: Template) -> Result<GatewayConfig, Error> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let port: u16 = match var("PORT") {
+            Some(p) => p
+                .parse()
+                .map_err(|_| config_error(format!("PORT must be a port number, got {p:?}")))?,
+            None => 3000,
+        };
+        let endpoint_url = var("AWS_ENDPOINT_URL").unwrap_or_else(|| {
+            format!(
+                "http://127.0.0.1:{}",
+                var("MOTO_PORT").unwrap_or_else(|| "5000".into())
+            )
+        });
+        let concurrency = match var("GATEWAY_CONCURRENCY") {
+            Some(c) => c.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                config_error(format!(
+                    "GATEWAY_CONCURRENCY must be a positive number, got {c:?}"
+                ))
+            })?,
+            None => DEFAULT_CONCURRENCY,
+        };
+        Ok(GatewayConfig {
+            template,
+            bind: SocketAddr::from(([127, 0, 0, 1], port)),
+            bin_dir: var("GATEWAY_BIN_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(default_bin_dir),
+            endpoint_url,
+            region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+            parameters: HashMap::new(),
+            name_suffix: String::new(),
+            concurrency,
+            logs: LogSink::stderr(),
+        })
+    }
+}
+
+fn config_error(message: String) -> Error {
+    Error::Template {
+        template: "gateway configuration".into(),
+        message,
+    }
+}
+
+/// `target/debug` of this workspace (CARGO_TARGET_DIR honoured).
+pub fn default_bin_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+        });
+    target.join("debug")
+}
+
+/// What `make dev` runs (and the end-to-end tests, the same way): a throw-away signing key for
+/// local access tokens given to the functions, then the gateway.
+pub async fn start_dev(
+    mut config: GatewayConfig,
+) -> Result<(Gateway, Option<dev_auth::DevAuth>), Error> {
+    let auth = dev_auth::DevAuth::generate(&config.template);
+    if let Some(auth) = &auth {
+        config.parameters.extend(auth.parameters());
+    }
+    Ok((Gateway::start(config).await?, auth))
+}
+
+/// A running gateway. Dropping it stops the HTTP server and every function instance.
+pub struct Gateway {
+    addr: SocketAddr,
+    functions: Arc<HashMap<String, Arc<FunctionPool>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Resolves every function's environment, binds the HTTP API and starts serving. Function
+    /// instances start on the first request that needs them.
+    pub async fn start(config: GatewayConfig) -> Result<Gateway, Error> {
+        let resolver = Resolver::new(
+            &config.template,
+            &config.parameters,
+            &config.name_suffix,
+            &config.region,
+        );
+        let mut functions = HashMap::new();
+        for spec in config.template.functions() {
+            let binary = config.bin_dir.join(&spec.binary);
+            if !binary.is_file() {
+                return Err(config_error(format!(
+                    "{}: binary {} not found; build the functions first (cargo build --bins)",
+                    spec.logical_id,
+                    binary.display()
+                )));
+            }
+            let pool = FunctionPool::new(&spec, &resolver, &config)?;
+            functions.insert(spec.logical_id.clone(), Arc::new(pool));
+        }
+        let functions = Arc::new(functions);
+        let router = http_api::Router::new(&config.template.http_routes());
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .map_err(|e| config_error(format!("cannot listen on {}: {e}", config.bind)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| config_error(e.to_string()))?;
+        let state = Arc::new(http_api::HttpApi::new(
+            router,
+            functions.clone(),
+            config.logs.clone(),
+        ));
+        let server = tokio::spawn(server::serve(listener, move |req| {
+            let state = state.clone();
+            async move { state.handle(req).await }
+        }));
+        Ok(Gateway {
+            addr,
+            functions,
+            server,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A function's pool, by logical id (tests look at its instances).
+    pub fn function(&self, logical_id: &str) -> Option<&Arc<FunctionPool>> {
+        self.functions.get(logical_id)
+    }
+
+    pub fn functions(&self) -> impl Iterator<Item = &Arc<FunctionPool>> {
+        self.functions.values()
+    }
+
+    /// Serves until the HTTP server stops (it stops only when the gateway is dropped).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.server.abort();
+        for pool in self.functions.values() {
+            pool.stop_all();
+        }
+    }
+}

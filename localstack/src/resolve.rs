@@ -1,0 +1,301 @@
+//! Resolves CloudFormation intrinsic functions (`!Ref`, `!GetAtt`, `!Sub`, and their long forms)
+//! in a function's environment against the local resources, as CloudFormation would against the
+//! deployed ones.
+
+use crate::Error;
+use crate::template::{ResourceKind, Template};
+use serde_yaml::Value;
+use std::collections::HashMap;
+
+/// Local stand-ins for the pseudo parameters and resource names.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    template_source: String,
+    parameters: HashMap<String, String>,
+    /// Logical id -> physical name (locally: the logical id, plus a suffix for isolated tests).
+    names: HashMap<String, String>,
+    tables: Vec<String>,
+    pub region: String,
+    pub account: String,
+    pub stack: String,
+}
+
+impl Resolver {
+    /// Parameters take their template defaults, then `overrides`; every resource is named by its
+    /// logical id followed by `suffix`.
+    pub fn new(
+        template: &Template,
+        overrides: &HashMap<String, String>,
+        suffix: &str,
+        region: &str,
+    ) -> Resolver {
+        let mut parameters: HashMap<String, String> = template
+            .parameters()
+            .iter()
+            .filter_map(|p| p.default.clone().map(|d| (p.name.clone(), d)))
+            .collect();
+        parameters.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let names = template
+            .resources()
+            .iter()
+            .map(|r| (r.logical_id.clone(), format!("{}{suffix}", r.logical_id)))
+            .collect();
+        let tables = template
+            .resources()
+            .iter()
+            .filter(|r| matches!(r.kind, ResourceKind::Table(_)))
+            .map(|r| r.logical_id.clone())
+            .collect();
+        Resolver {
+            template_source: template.source().to_owned(),
+            parameters,
+            names,
+            tables,
+            region: region.to_owned(),
+            account: "000000000000".to_owned(),
+            stack: "local".to_owned(),
+        }
+    }
+
+    /// The local physical name of a resource.
+    pub fn name(&self, logical_id: &str) -> Option<&str> {
+        self.names.get(logical_id).map(String::as_str)
+    }
+
+    fn error(&self, context: &str, message: impl Into<String>) -> Error {
+        Error::Template {
+            template: self.template_source.clone(),
+            message: format!("{context}: {}", message.into()),
+        }
+    }
+
+    /// A value as the string a function's environment would hold.
+    pub fn string(&self, context: &str, value: &Value) -> Result<String, Error> {
+        match value {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Bool(b) => Ok(b.to_string()),
+            Value::Tagged(tagged) => {
+                let tag = tagged.tag.to_string();
+                self.function(context, tag.trim_start_matches('!'), &tagged.value)
+            }
+            Value::Mapping(m) if m.len() == 1 => {
+                let (key, inner) = m.iter().next().expect("one entry");
+                match key.as_str() {
+                    Some("Ref") => self.function(context, "Ref", inner),
+                    Some(k) if k.starts_with("Fn::") => self.function(context, &k[4..], inner),
+                    _ => Err(self.error(context, "expected a string or an intrinsic function")),
+                }
+            }
+            _ => Err(self.error(context, "expected a string or an intrinsic function")),
+        }
+    }
+
+    fn function(&self, context: &str, name: &str, arg: &Value) -> Result<String, Error> {
+        match name {
+            "Ref" => self.reference(
+                context,
+                arg.as_str()
+                    .ok_or_else(|| self.error(context, "!Ref needs a name"))?,
+            ),
+            "GetAtt" => {
+                let (resource, attribute) = match arg {
+                    Value::String(s) => s
+                        .split_once('.')
+                        .ok_or_else(|| self.error(context, "!GetAtt needs Resource.Attribute"))?,
+                    Value::Sequence(v) if v.len() == 2 => (
+                        v[0].as_str()
+                            .ok_or_else(|| self.error(context, "!GetAtt needs names"))?,
+                        v[1].as_str()
+                            .ok_or_else(|| self.error(context, "!GetAtt needs names"))?,
+                    ),
+                    _ => return Err(self.error(context, "!GetAtt needs Resource.Attribute")),
+                };
+                self.attribute(context, resource, attribute)
+            }
+            "Sub" => match arg {
+                Value::String(s) => self.substitute(context, s, &HashMap::new()),
+                Value::Sequence(v) if v.len() == 2 => {
+                    let text = v[0]
+                        .as_str()
+                        .ok_or_else(|| self.error(context, "!Sub needs a string"))?;
+                    let mut vars = HashMap::new();
+                    if let Value::Mapping(m) = &v[1] {
+                        for (k, val) in m {
+                            let k = k
+                                .as_str()
+                                .ok_or_else(|| self.error(context, "!Sub variables need names"))?;
+                            vars.insert(k.to_owned(), self.string(context, val)?);
+                        }
+                    }
+                    self.substitute(context, text, &vars)
+                }
+                _ => Err(self.error(context, "!Sub needs a string")),
+            },
+            other => Err(self.error(
+                context,
+                format!("the intrinsic function {other} is not supported locally"),
+            )),
+        }
+    }
+
+    fn reference(&self, context: &str, name: &str) -> Result<String, Error> {
+        match name {
+            "AWS::Region" => return Ok(self.region.clone()),
+            "AWS::AccountId" => return Ok(self.account.clone()),
+            "AWS::StackName" => return Ok(self.stack.clone()),
+            "AWS::Partition" => return Ok("aws".to_owned()),
+            "AWS::URLSuffix" => return Ok("amazonaws.com".to_owned()),
+            _ => {}
+        }
+        if let Some(v) = self.parameters.get(name) {
+            return Ok(v.clone());
+        }
+        self.names
+            .get(name)
+            .cloned()
+            .ok_or_else(|| self.error(context, format!("!Ref {name}: no such parameter or resource (a parameter without Default needs a value)")))
+    }
+
+    fn attribute(&self, context: &str, resource: &str, attribute: &str) -> Result<String, Error> {
+        let name = self.names.get(resource).ok_or_else(|| {
+            self.error(
+                context,
+                format!("!GetAtt {resource}.{attribute}: no such resource"),
+            )
+        })?;
+        if self.tables.iter().any(|t| t == resource) {
+            let arn = format!(
+                "arn:aws:dynamodb:{}:{}:table/{name}",
+                self.region, self.account
+            );
+            return match attribute {
+                "Arn" => Ok(arn),
+                "StreamArn" => Ok(format!("{arn}/stream/local")),
+                _ => Err(self.error(
+                    context,
+                    format!("!GetAtt {resource}.{attribute}: not supported locally"),
+                )),
+            };
+        }
+        match attribute {
+            "Arn" => Ok(format!(
+                "arn:aws:local:{}:{}:{resource}/{name}",
+                self.region, self.account
+            )),
+            _ => Err(self.error(
+                context,
+                format!("!GetAtt {resource}.{attribute}: not supported locally"),
+            )),
+        }
+    }
+
+    fn substitute(
+        &self,
+        context: &str,
+        text: &str,
+        vars: &HashMap<String, String>,
+    ) -> Result<String, Error> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after
+                .find('}')
+                .ok_or_else(|| self.error(context, "!Sub: unclosed ${"))?;
+            let name = &after[..end];
+            if let Some(literal) = name.strip_prefix('!') {
+                out.push_str("${");
+                out.push_str(literal);
+                out.push('}');
+            } else if let Some(v) = vars.get(name) {
+                out.push_str(v);
+            } else if let Some((resource, attribute)) = name.split_once('.') {
+                out.push_str(&self.attribute(context, resource, attribute)?);
+            } else {
+                out.push_str(&self.reference(context, name)?);
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATE: &str = r#"
+Parameters:
+  Issuer:
+    Type: String
+    Default: https://issuer
+  NoDefault:
+    Type: String
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      AttributeDefinitions: [{AttributeName: PK, AttributeType: S}]
+      KeySchema: [{AttributeName: PK, KeyType: HASH}]
+      BillingMode: PAY_PER_REQUEST
+"#;
+
+    fn resolver(suffix: &str) -> Resolver {
+        let t = Template::from_yaml("t.yaml", TEMPLATE).unwrap();
+        let overrides = HashMap::from([("NoDefault".to_string(), "given".to_string())]);
+        Resolver::new(&t, &overrides, suffix, "eu-west-1")
+    }
+
+    fn yaml(s: &str) -> Value {
+        serde_yaml::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn refs_parameters_resources_and_pseudo_parameters() {
+        let r = resolver("");
+        assert_eq!(r.string("x", &yaml("!Ref Table")).unwrap(), "Table");
+        assert_eq!(
+            r.string("x", &yaml("!Ref Issuer")).unwrap(),
+            "https://issuer"
+        );
+        assert_eq!(r.string("x", &yaml("!Ref NoDefault")).unwrap(), "given");
+        assert_eq!(
+            r.string("x", &yaml("{Ref: AWS::Region}")).unwrap(),
+            "eu-west-1"
+        );
+        assert!(r.string("x", &yaml("!Ref Missing")).is_err());
+    }
+
+    #[test]
+    fn getatt_and_sub() {
+        let r = resolver("-t1");
+        assert_eq!(
+            r.string("x", &yaml("!GetAtt Table.Arn")).unwrap(),
+            "arn:aws:dynamodb:eu-west-1:000000000000:table/Table-t1"
+        );
+        assert_eq!(
+            r.string("x", &yaml("{'Fn::GetAtt': [Table, Arn]}"))
+                .unwrap(),
+            "arn:aws:dynamodb:eu-west-1:000000000000:table/Table-t1"
+        );
+        assert!(r.string("x", &yaml(r#"!Sub "${Unknown}""#)).is_err());
+        assert_eq!(
+            r.string(
+                "x",
+                &yaml(r#"!Sub "${Table}|${AWS::AccountId}|${!Literal}""#)
+            )
+            .unwrap(),
+            "Table-t1|000000000000|${Literal}"
+        );
+        assert_eq!(
+            r.string("x", &yaml(r#"!Sub ["${A}-${Issuer}", {A: !Ref Table}]"#))
+                .unwrap(),
+            "Table-t1-https://issuer"
+        );
+        assert!(r.string("x", &yaml("!GetAtt Table.Nope")).is_err());
+        assert!(r.string("x", &yaml("!Select [0, [a]]")).is_err());
+    }
+}
