@@ -5,7 +5,8 @@
 #   make dev     the whole system: emulator + resources + local gateway on 127.0.0.1:3000 (Ctrl-C stops)
 #   make stop    stop the emulator (and a gateway left running)
 #   make lint    rustfmt, clippy and cfn-lint
-#   make bench   handler benchmarks
+#   make bench   handler benchmarks (CPU per request, DynamoDB replayed)
+#   make bench-coldstart   init time, binary size and peak RSS of each function vs hello-world
 
 MOTO_PORT ?= 5000
 export MOTO_PORT
@@ -13,7 +14,7 @@ export MOTO_PORT
 TEMPLATE := infra/sam-template.yaml
 VENV_BIN := localstack/.venv/bin
 
-.PHONY: test dev stop lint lint-template bench test-steps
+.PHONY: test dev stop lint lint-template bench bench-coldstart test-steps
 
 # Tests create their own uniquely named tables, so the emulator starts empty (PROVISION_CMD=true).
 # with-emulator.sh stops the emulator afterwards unless it was already running (make dev), and
@@ -55,3 +56,15 @@ lint-template:
 
 bench:
 	cargo bench -p api-workflows --bench handler
+
+# Cold start of every function beside a hello-world lambda_runtime binary, all built with the
+# release profile in this run: init time through the gateway's Runtime API, stripped size, peak RSS.
+FUNCTION_PACKAGES := -p api-workflows
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+bench-coldstart: export AWS_ENDPOINT_URL = http://127.0.0.1:$(MOTO_PORT)
+bench-coldstart: export PROVISION_CMD = true
+bench-coldstart:
+	cargo build --release $(FUNCTION_PACKAGES) --bins
+	cargo build --release -p localstack --bin hello-lambda
+	cargo build -p e2e --bin coldstart
+	GATEWAY_BIN_DIR=$(TARGET_DIR)/release localstack/with-emulator.sh $(TARGET_DIR)/debug/coldstart

@@ -5,8 +5,10 @@
 # 127.0.0.1:$PORT (default 3000). Ctrl-C stops the gateway, its function processes, and the
 # emulator if this script started it.
 #
-#   PORT        the gateway's port (default 3000)
-#   MOTO_PORT   the emulator's port (default 5000)
+#   PORT              the gateway's port (default 3000)
+#   MOTO_PORT         the emulator's port (default 5000)
+#   AWS_ENDPOINT_URL  use an emulator that already runs there (LocalStack: http://127.0.0.1:4566)
+#                     instead of starting moto; its resources are created from the template
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=localstack/common.sh
@@ -36,8 +38,9 @@ fi
 say "Building the function binaries and the local gateway (cargo build --workspace --bins) ..."
 cargo build --workspace --bins
 
+external=${AWS_ENDPOINT_URL:-}
 started_moto=false
-running_pid >/dev/null || started_moto=true
+if [[ -z $external ]] && ! running_pid >/dev/null; then started_moto=true; fi
 gateway=""
 cleanup() {
   if [[ -n $gateway ]]; then
@@ -53,11 +56,17 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# The emulator with the template's resources (provisioned by the binary just built).
-PROVISION_CMD=${PROVISION_CMD:-$BIN_DIR/provision} localstack/start.sh >/dev/null
-
-export AWS_ENDPOINT_URL="http://127.0.0.1:$(running_port)"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
+if [[ -n $external ]]; then
+  # Someone else's emulator (LocalStack in Docker, say): only create the resources.
+  say "Using the emulator at $external"
+  export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
+  "$BIN_DIR/provision"
+else
+  # moto with the template's resources (provisioned by the binary just built).
+  PROVISION_CMD=${PROVISION_CMD:-$BIN_DIR/provision} localstack/start.sh >/dev/null
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$(running_port)"
+fi
 export PORT
 mkdir -p "$RUN_DIR"
 "$BIN_DIR/gateway" &

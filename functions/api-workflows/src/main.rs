@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
         &config.jwt_issuer,
         &config.jwt_audience,
     )?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = shared::aws::sdk_config().await?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name);
     let api = Api {
         store: Arc::new(store),

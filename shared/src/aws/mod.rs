@@ -1,3 +1,94 @@
-//! Adapters: implementations of [`crate::ports`] over AWS services.
+//! Adapters: implementations of [`crate::ports`] over AWS services, and the one SDK
+//! configuration every function builds its clients from.
 
 pub mod dynamo;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
+
+/// The roots that AWS service endpoints chain to: Amazon Trust Services Root CA 1-4 and the
+/// Starfield Services root that cross-signs them. Public certificates, compiled in.
+const AWS_TRUST_ROOTS: &[u8] = include_bytes!("aws-trust-roots.pem");
+
+/// The SDK configuration shared by every client of a function (one HTTP/TLS stack for all
+/// services), from the environment as `aws_config` reads it.
+///
+/// AWS endpoints are trusted through [`AWS_TRUST_ROOTS`] only, instead of the system's root
+/// store: reading and parsing ~150 system certificates one file at a time was most of a
+/// function's init time (README "Performance"). When an HTTPS endpoint is configured through
+/// `AWS_ENDPOINT_URL` (a proxy, LocalStack with TLS), the system store is used as before.
+pub async fn sdk_config() -> Result<SdkConfig, String> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if !custom_https_endpoint(std::env::vars()) {
+        let trust = TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(AWS_TRUST_ROOTS);
+        let tls = TlsContext::builder()
+            .with_trust_store(trust)
+            .build()
+            .map_err(|e| format!("TLS configuration: {e}"))?;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(tls)
+            .build_https();
+        loader = loader.http_client(http);
+    }
+    Ok(loader.load().await)
+}
+
+/// Whether `AWS_ENDPOINT_URL` or a per-service `AWS_ENDPOINT_URL_<SERVICE>` names an HTTPS endpoint.
+fn custom_https_endpoint(vars: impl Iterator<Item = (String, String)>) -> bool {
+    vars.filter(|(k, _)| k == "AWS_ENDPOINT_URL" || k.starts_with("AWS_ENDPOINT_URL_"))
+        .any(|(_, v)| v.trim().to_ascii_lowercase().starts_with("https://"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn only_https_custom_endpoints_use_the_system_roots() {
+        assert!(!custom_https_endpoint(vars(&[])));
+        assert!(!custom_https_endpoint(vars(&[(
+            "AWS_ENDPOINT_URL",
+            "http://127.0.0.1:5000"
+        )])));
+        assert!(custom_https_endpoint(vars(&[(
+            "AWS_ENDPOINT_URL",
+            "https://localhost.localstack.cloud:4566"
+        )])));
+        assert!(custom_https_endpoint(vars(&[(
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            "HTTPS://proxy"
+        )])));
+        assert!(!custom_https_endpoint(vars(&[("OTHER", "https://x")])));
+    }
+
+    #[test]
+    fn the_compiled_in_roots_parse() {
+        let trust = TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(AWS_TRUST_ROOTS);
+        assert!(
+            TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                .is_ok()
+        );
+        assert_eq!(
+            String::from_utf8_lossy(AWS_TRUST_ROOTS)
+                .matches("BEGIN CERTIFICATE")
+                .count(),
+            5
+        );
+    }
+}

@@ -83,17 +83,15 @@ pub fn idempotency_item(r: &IdempotencyRecord) -> Item {
 }
 
 /// A workflow from its item; `None` while its import is pending (it does not exist yet).
-pub fn workflow_from(item: &Item) -> Result<Option<Workflow>, StoreError> {
+pub fn workflow_from(item: Item) -> Result<Option<Workflow>, StoreError> {
     if item.contains_key(IMPORT_PENDING) {
         return Ok(None);
     }
-    serde_dynamo::from_item(item.clone())
-        .map(Some)
-        .map_err(internal)
+    serde_dynamo::from_item(item).map(Some).map_err(internal)
 }
 
-pub fn node_from(item: &Item) -> Result<Node, StoreError> {
-    serde_dynamo::from_item(item.clone()).map_err(internal)
+pub fn node_from(item: Item) -> Result<Node, StoreError> {
+    serde_dynamo::from_item(item).map_err(internal)
 }
 
 pub fn is_node(item: &Item) -> bool {
@@ -166,7 +164,7 @@ mod tests {
             AttributeValue::S(" quarterly report ".into())
         );
         assert!(matches!(item["settings"], AttributeValue::M(_)));
-        assert_eq!(workflow_from(&item).unwrap(), Some(w));
+        assert_eq!(workflow_from(item).unwrap(), Some(w));
     }
 
     #[test]
@@ -174,7 +172,7 @@ mod tests {
         let mut item = workflow_item(&workflow(), false).unwrap();
         assert!(!item.contains_key(GSI1PK));
         item.insert(IMPORT_PENDING.into(), AttributeValue::Bool(true));
-        assert_eq!(workflow_from(&item).unwrap(), None);
+        assert_eq!(workflow_from(item).unwrap(), None);
     }
 
     #[test]

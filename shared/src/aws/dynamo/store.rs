@@ -342,12 +342,12 @@ impl DynamoStore {
                 None => StoreError::Internal("idempotency record not returned".into()),
             },
             Role::Workflow => StoreError::WorkflowRejected(match item {
-                Some(item) => workflow_from(item)?.map(Box::new),
+                Some(item) => workflow_from(item.clone())?.map(Box::new),
                 None => None,
             }),
             Role::Parent => StoreError::ParentMissing,
             Role::Node => StoreError::NodeRejected(match item {
-                Some(item) => Some(Box::new(node_from(item)?)),
+                Some(item) => Some(Box::new(node_from(item.clone())?)),
                 None => None,
             }),
         })
@@ -521,7 +521,7 @@ impl WorkflowStore for DynamoStore {
     fn get_workflow<'a>(&'a self, id: &'a str) -> Fut<'a, Option<Workflow>> {
         Box::pin(async move {
             match self.get_item(workflow_key(id)).await? {
-                Some(item) => workflow_from(&item),
+                Some(item) => workflow_from(item),
                 None => Ok(None),
             }
         })
@@ -536,7 +536,7 @@ impl WorkflowStore for DynamoStore {
                 .batch_get(ids.iter().map(|id| workflow_key(id)).collect())
                 .await?;
             let mut out = Vec::with_capacity(items.len());
-            for item in &items {
+            for item in items {
                 out.extend(workflow_from(item)?);
             }
             Ok(out)
@@ -550,8 +550,8 @@ impl WorkflowStore for DynamoStore {
             let mut start = None;
             loop {
                 let (items, last) = self.query_partition(id, None, start).await?;
-                for item in &items {
-                    if is_node(item) {
+                for item in items {
+                    if is_node(&item) {
                         nodes.push(node_from(item)?);
                     } else {
                         match workflow_from(item)? {
@@ -638,14 +638,12 @@ impl WorkflowStore for DynamoStore {
                 .send()
                 .await
                 .map_err(classify)?;
+            let next = page_key(response.last_evaluated_key.as_ref());
             let mut items = Vec::new();
-            for item in response.items() {
+            for item in response.items.unwrap_or_default() {
                 items.extend(workflow_from(item)?);
             }
-            Ok(Page {
-                items,
-                next: page_key(response.last_evaluated_key.as_ref()),
-            })
+            Ok(Page { items, next })
         })
     }
 
@@ -666,20 +664,14 @@ impl WorkflowStore for DynamoStore {
                 .send()
                 .await;
             match result {
-                Ok(out) => match out
-                    .attributes
-                    .as_ref()
-                    .map(workflow_from)
-                    .transpose()?
-                    .flatten()
-                {
+                Ok(out) => match out.attributes.map(workflow_from).transpose()?.flatten() {
                     Some(w) => Ok(w),
                     None => Err(StoreError::Internal("update returned no workflow".into())),
                 },
                 Err(err) => match err.as_service_error() {
                     Some(UpdateItemError::ConditionalCheckFailedException(c)) => {
                         Err(StoreError::WorkflowRejected(match c.item() {
-                            Some(item) => workflow_from(item)?.map(Box::new),
+                            Some(item) => workflow_from(item.clone())?.map(Box::new),
                             None => None,
                         }))
                     }
@@ -788,8 +780,8 @@ impl WorkflowStore for DynamoStore {
                 .await?;
             let mut workflow = None;
             let mut node = None;
-            for item in &items {
-                if is_node(item) {
+            for item in items {
+                if is_node(&item) {
                     node = Some(node_from(item)?);
                 } else {
                     workflow = workflow_from(item)?;
@@ -813,7 +805,7 @@ impl WorkflowStore for DynamoStore {
                         .query_partition(workflow_id, Some(limit as i32 + 1), None)
                         .await?;
                     let workflow = match items.first() {
-                        Some(first) if !is_node(first) => workflow_from(&items.remove(0))?,
+                        Some(first) if !is_node(first) => workflow_from(items.remove(0))?,
                         _ => None,
                     };
                     (workflow, items, last)
@@ -833,7 +825,7 @@ impl WorkflowStore for DynamoStore {
                         self.query_partition(workflow_id, Some(limit as i32), Some(start_key(key)))
                     );
                     let workflow = match workflow? {
-                        Some(item) => workflow_from(&item)?,
+                        Some(item) => workflow_from(item)?,
                         None => None,
                     };
                     let (items, last) = page?;
@@ -841,8 +833,8 @@ impl WorkflowStore for DynamoStore {
                 }
             };
             let nodes = items
-                .iter()
-                .filter(|i| is_node(i))
+                .into_iter()
+                .filter(is_node)
                 .map(node_from)
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((
