@@ -3,7 +3,7 @@
 
 use crate::domain::{Node, Workflow, WorkflowStatus};
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+
 use std::collections::BTreeMap;
 use std::future::Future;
 
@@ -56,7 +56,11 @@ pub struct IdempotencyRecord {
     /// Hash of the route and body the key was first used with.
     pub request_hash: String,
     pub status: u16,
+    /// The response body, or empty when it was too large to keep (see `location`).
     pub body: String,
+    /// What was created (`<workflow_id>` or `<workflow_id>/<node_id>`), to read again for a
+    /// replay whose body was not kept.
+    pub location: String,
     /// When the key was first used; the key is free again from `expires_at` on, even while
     /// the table's TTL has not yet removed the record.
     pub created_at: DateTime<Utc>,
@@ -69,8 +73,8 @@ pub struct WorkflowUpdate {
     pub name: Option<String>,
     pub description: Option<String>,
     pub tags: Option<Vec<String>>,
-    /// Merge patch of `settings`: `null` removes a key.
-    pub settings: Map<String, Value>,
+    /// The whole new `settings` (the use case merges the client's patch into what it read).
+    pub settings: Option<crate::domain::Settings>,
     pub status: Option<WorkflowStatus>,
 }
 

@@ -269,13 +269,27 @@ pub async fn bulk_action(api: &Api, p: &Principal, req: &Request) -> Reply {
 
 /// The workflow and all its nodes as one document.
 #[utoipa::path(get, path = "/api/v3/workflows/{id}/export", tag = "transfer", params(("id" = String, Path)),
-    responses((status = 200, body = ExportDocument), (status = 404, body = Problem)))]
+    responses((status = 200, body = ExportDocument), (status = 404, body = Problem), (status = 422, body = Problem, description = "Over 5 MiB: page through the nodes instead")))]
 pub async fn export_workflow(api: &Api, p: &Principal, id: &str) -> Reply {
-    Ok(json(
-        StatusCode::OK,
-        &transfer::export(api.store.as_ref(), p, id, api.clock.now()).await?,
-    ))
+    let document = transfer::export(api.store.as_ref(), p, id, api.clock.now()).await?;
+    let text = serde_json::to_string(&document).map_err(|_| Problem::internal())?;
+    // Lambda answers at most 6 MB, and the body travels escaped inside a JSON envelope.
+    if text.len() > MAX_EXPORT_BYTES {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "export-too-large",
+            "Export too large",
+            format!(
+                "the export is {} bytes; at most {MAX_EXPORT_BYTES} fit in one response: read the nodes page by page with GET /api/v3/workflows/{{id}}/nodes",
+                text.len()
+            ),
+        ));
+    }
+    Ok(raw_json(StatusCode::OK, text))
 }
+
+/// The largest export served in one response.
+pub const MAX_EXPORT_BYTES: usize = 5 * 1024 * 1024;
 
 /// Recreate an exported document as a new workflow with new ids and the same tree.
 #[utoipa::path(post, path = "/api/v3/workflows/import", tag = "transfer", request_body = ExportDocument,

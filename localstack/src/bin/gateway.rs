@@ -50,6 +50,11 @@ async fn run() -> Result<(), String> {
         if std::fs::create_dir_all(token_file.parent().unwrap_or(std::path::Path::new("."))).is_ok()
         {
             let _ = std::fs::write(&token_file, &token);
+            // Readable by this user only: it authenticates as dev-user.
+            let _ = std::fs::set_permissions(
+                &token_file,
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            );
         }
         println!();
         println!(

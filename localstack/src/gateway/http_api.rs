@@ -19,6 +19,8 @@ use std::sync::Arc;
 
 /// API Gateway's payload limit.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Lambda's limit on a synchronous invocation's response.
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -220,7 +222,29 @@ impl HttpApi {
             Ok(p) => Bytes::from(p),
             Err(_) => return message(500, "Internal Server Error"),
         };
-        match pool.invoke(payload).await {
+        // The invocation runs on its own task: a client that disconnects drops this future, and
+        // the instance must still be released (or replaced) when its answer comes.
+        let invocation = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.invoke(payload).await }
+        });
+        let outcome = match invocation.await {
+            Ok(outcome) => outcome,
+            Err(_) => return message(500, "Internal Server Error"),
+        };
+        if let Ok(answer) = &outcome
+            && answer.len() > MAX_RESPONSE_BYTES
+        {
+            self.logs.line(
+                &pool.name,
+                &format!(
+                    "{method} {path}: response of {} bytes is over Lambda's 6 MB limit",
+                    answer.len()
+                ),
+            );
+            return message(502, "Internal Server Error");
+        }
+        match outcome {
             Ok(answer) => response(&answer).unwrap_or_else(|why| {
                 self.logs.line(
                     &pool.name,

@@ -276,6 +276,13 @@ async fn runtime_api(shared: &Shared, req: Request<Incoming>) -> Reply {
                     r#"{"errorMessage":"unknown path"}"#,
                 );
             };
+            if kind != "response" && kind != "error" {
+                return server::reply(
+                    404,
+                    "application/json",
+                    r#"{"errorMessage":"unknown path"}"#,
+                );
+            }
             let id = id.to_string();
             let kind = kind.to_string();
             let body = req

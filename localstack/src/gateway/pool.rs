@@ -139,15 +139,20 @@ impl FunctionPool {
             self.forget(&instance);
             return Err(InvokeError::Crashed(e));
         }
-        let result = tokio::select! {
-            outcome = outcome => match outcome {
-                Ok(Outcome::Response(body)) => Ok(body),
-                Ok(Outcome::Error(body)) => Err(InvokeError::Function(body)),
-                Err(_) => Err(InvokeError::Crashed(instance.exited().await)),
-            },
-            status = instance.exited() => Err(InvokeError::Crashed(status)),
-            _ = tokio::time::sleep(self.timeout) => Err(InvokeError::Timeout(self.timeout)),
-        };
+        let result = tokio::time::timeout(self.timeout, async {
+            tokio::select! {
+                // An answer that arrived wins over the process exiting right after it.
+                biased;
+                outcome = outcome => match outcome {
+                    Ok(Outcome::Response(body)) => Ok(body),
+                    Ok(Outcome::Error(body)) => Err(InvokeError::Function(body)),
+                    Err(_) => Err(InvokeError::Crashed(instance.exited().await)),
+                },
+                status = instance.exited() => Err(InvokeError::Crashed(status)),
+            }
+        })
+        .await
+        .unwrap_or(Err(InvokeError::Timeout(self.timeout)));
         match &result {
             Ok(_) | Err(InvokeError::Function(_)) => self.release(instance),
             Err(InvokeError::Timeout(_)) => {
@@ -188,7 +193,7 @@ impl FunctionPool {
         let mut idle = self.idle.lock().ok()?;
         while let Some(instance) = idle.pop() {
             if instance.has_exited() {
-                drop(instance);
+                self.forget(&instance);
                 continue;
             }
             return Some(instance);

@@ -41,48 +41,94 @@ pub enum Outcome<T> {
     Replayed { status: u16, body: String },
 }
 
+/// What an earlier request with the same key left for a replay.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stored {
+    Body {
+        status: u16,
+        body: String,
+    },
+    /// The response was too large to keep: the use case reads the resource at `location`
+    /// again and answers with it as it is now.
+    Location {
+        status: u16,
+        location: String,
+    },
+}
+
+impl Stored {
+    /// The replay, reading the resource again through `read` when only its location was kept.
+    pub async fn into_outcome<T, F, Fut, R>(self, read: F) -> Result<Outcome<T>, AppError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<R, AppError>>,
+        R: Serialize,
+    {
+        match self {
+            Stored::Body { status, body } => Ok(Outcome::Replayed { status, body }),
+            Stored::Location { status, location } => {
+                let value = read(location).await?;
+                let body =
+                    serde_json::to_string(&value).map_err(|e| AppError::Internal(e.to_string()))?;
+                Ok(Outcome::Replayed { status, body })
+            }
+        }
+    }
+}
+
+/// Responses up to this size are kept whole for replay; larger ones by their location only
+/// (a DynamoDB item holds at most 400 KB).
+pub const MAX_STORED_BODY_BYTES: usize = 64 * 1024;
+
 /// The record to store with a new item, holding the response the client gets.
 pub fn record<T: Serialize>(
     owner_id: &str,
     key: Option<&IdempotencyKey>,
     status: u16,
     body: &T,
+    location: String,
     now: DateTime<Utc>,
 ) -> Result<Option<IdempotencyRecord>, AppError> {
     let Some(key) = key else { return Ok(None) };
-    let body = serde_json::to_string(body).map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut body = serde_json::to_string(body).map_err(|e| AppError::Internal(e.to_string()))?;
+    if body.len() > MAX_STORED_BODY_BYTES {
+        body.clear();
+    }
     Ok(Some(IdempotencyRecord {
         owner_id: owner_id.to_string(),
         key: key.key.clone(),
         request_hash: key.request_hash.clone(),
         status,
         body,
+        location,
         created_at: now,
         expires_at: now + Duration::hours(RETENTION_HOURS),
     }))
 }
 
 /// What a key already in use means for this request.
-pub fn replay<T>(
-    existing: &IdempotencyRecord,
-    key: &IdempotencyKey,
-) -> Result<Outcome<T>, AppError> {
-    if existing.request_hash == key.request_hash {
-        Ok(Outcome::Replayed {
+pub fn replay(existing: &IdempotencyRecord, key: &IdempotencyKey) -> Result<Stored, AppError> {
+    if existing.request_hash != key.request_hash {
+        Err(AppError::IdempotencyKeyReused)
+    } else if existing.body.is_empty() {
+        Ok(Stored::Location {
+            status: existing.status,
+            location: existing.location.clone(),
+        })
+    } else {
+        Ok(Stored::Body {
             status: existing.status,
             body: existing.body.clone(),
         })
-    } else {
-        Err(AppError::IdempotencyKeyReused)
     }
 }
 
 /// Turns a store error into a replay when it says the key was used, else into an error.
-pub fn on_store_error<T>(
+pub fn on_store_error(
     err: StoreError,
     key: Option<&IdempotencyKey>,
     other: impl FnOnce(StoreError) -> AppError,
-) -> Result<Outcome<T>, AppError> {
+) -> Result<Stored, AppError> {
     match (err, key) {
         (StoreError::IdempotencyKeyUsed(existing), Some(key)) => replay(&existing, key),
         (err, _) => Err(other(err)),
@@ -105,20 +151,21 @@ mod tests {
             Some(&key("h1")),
             201,
             &serde_json::json!({"id": 1}),
+            "w1".into(),
             now,
         )
         .unwrap()
         .unwrap();
         assert_eq!(r.expires_at, now + Duration::hours(24));
         assert_eq!(
-            replay::<()>(&r, &key("h1")).unwrap(),
-            Outcome::Replayed {
+            replay(&r, &key("h1")).unwrap(),
+            Stored::Body {
                 status: 201,
                 body: r#"{"id":1}"#.into()
             }
         );
         assert!(matches!(
-            replay::<()>(&r, &key("h2")),
+            replay(&r, &key("h2")),
             Err(AppError::IdempotencyKeyReused)
         ));
     }

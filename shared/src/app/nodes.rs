@@ -40,6 +40,7 @@ pub async fn add(store: &dyn WorkflowStore, req: AddNode<'_>) -> Result<Outcome<
         req.idempotency.as_ref(),
         201,
         &node,
+        format!("{}/{}", node.workflow_id, node.id),
         req.now,
     )?;
     match store
@@ -47,11 +48,20 @@ pub async fn add(store: &dyn WorkflowStore, req: AddNode<'_>) -> Result<Outcome<
         .await
     {
         Ok(()) => Ok(Outcome::Created(node)),
-        Err(e) => idempotency::on_store_error(e, req.idempotency.as_ref(), |e| {
-            workflow_rejection(e, req.principal, |current| AppError::NodeLimitReached {
-                max_nodes: current.settings.max_nodes(),
-            })
-        }),
+        Err(e) => {
+            let stored = idempotency::on_store_error(e, req.idempotency.as_ref(), |e| {
+                workflow_rejection(e, req.principal, |current| AppError::NodeLimitReached {
+                    max_nodes: current.settings.max_nodes(),
+                })
+            })?;
+            stored
+                .into_outcome(|location| async move {
+                    let (workflow_id, node_id) =
+                        location.split_once('/').ok_or(AppError::NotFound("node"))?;
+                    get(store, req.principal, workflow_id, node_id).await
+                })
+                .await
+        }
     }
 }
 

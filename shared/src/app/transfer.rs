@@ -4,7 +4,7 @@
 
 use super::idempotency::{self, IdempotencyKey, Outcome};
 use super::requests::{CreatedWorkflow, validate_nodes};
-use super::workflows::build_tree;
+use super::workflows::{build_tree, read_created};
 use super::{AppError, visible};
 use crate::domain::error::Errors;
 use crate::domain::node::NodeFields;
@@ -141,7 +141,9 @@ pub async fn import(
             .get_idempotency(&req.principal.user_id, &key.key, req.now)
             .await?
     {
-        return idempotency::replay(&existing, key);
+        return idempotency::replay(&existing, key)?
+            .into_outcome(|id| read_created(store, req.principal, id))
+            .await;
     }
     let doc = req.document;
     let mut errors = Errors::default();
@@ -219,6 +221,7 @@ pub async fn import(
         req.idempotency.as_ref(),
         201,
         &created,
+        created.workflow.id.clone(),
         req.now,
     )?;
     match store
@@ -226,6 +229,10 @@ pub async fn import(
         .await
     {
         Ok(()) => Ok(Outcome::Created(created)),
-        Err(e) => idempotency::on_store_error(e, req.idempotency.as_ref(), AppError::from),
+        Err(e) => {
+            idempotency::on_store_error(e, req.idempotency.as_ref(), AppError::from)?
+                .into_outcome(|id| read_created(store, req.principal, id))
+                .await
+        }
     }
 }

@@ -10,7 +10,6 @@ use crate::domain::{
 };
 use crate::ports::{Page, WorkflowChange, WorkflowFilter, WorkflowStore, WorkflowUpdate};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 pub struct CreateWorkflow<'a> {
     pub principal: &'a Principal,
@@ -140,6 +139,7 @@ pub async fn create(
         req.idempotency.as_ref(),
         201,
         &created,
+        created.workflow.id.clone(),
         req.now,
     )?;
     match store
@@ -147,8 +147,26 @@ pub async fn create(
         .await
     {
         Ok(()) => Ok(Outcome::Created(created)),
-        Err(e) => idempotency::on_store_error(e, req.idempotency.as_ref(), AppError::from),
+        Err(e) => {
+            idempotency::on_store_error(e, req.idempotency.as_ref(), AppError::from)?
+                .into_outcome(|id| read_created(store, req.principal, id))
+                .await
+        }
     }
+}
+
+/// A created workflow as it is now, for a replay whose response was too large to keep.
+pub(crate) async fn read_created(
+    store: &dyn WorkflowStore,
+    principal: &Principal,
+    id: String,
+) -> Result<CreatedWorkflow, AppError> {
+    let (workflow, nodes) = store
+        .get_tree(&id)
+        .await?
+        .ok_or(AppError::NotFound("workflow"))?;
+    let workflow = visible(Some(workflow), principal)?;
+    Ok(CreatedWorkflow { workflow, nodes })
 }
 
 pub async fn get(
@@ -209,6 +227,9 @@ pub fn expected_version(if_match: Option<u64>, body: Option<u64>) -> Result<Opti
     }
 }
 
+/// A settings patch may name at most this many keys.
+pub const MAX_SETTINGS_PATCH_KEYS: usize = 100;
+
 pub struct UpdateWorkflow<'a> {
     pub principal: &'a Principal,
     pub id: &'a str,
@@ -241,17 +262,35 @@ pub async fn update(
     if let Some(tags) = &body.tags {
         crate::domain::validate::tags(&mut errors, "tags", tags);
     }
-    let mut settings_patch = body.settings.unwrap_or_default();
-    // The patched settings are checked as a whole object (types and ranges of known keys);
-    // removing `max_nodes` restores its default rather than leaving the limit undefined.
-    Settings::default()
-        .merged(&settings_patch)
-        .validate(&mut errors, "settings");
-    if settings_patch.get("max_nodes").is_some_and(Value::is_null) {
-        settings_patch.insert("max_nodes".into(), Value::from(workflow::DEFAULT_MAX_NODES));
-    }
+    // A settings patch is merged into the settings as stored and the result checked as a
+    // whole (size, known keys): one read first, then the write conditional on that version.
+    let settings = match &body.settings {
+        None => None,
+        Some(patch) => {
+            let current = get(store, req.principal, req.id).await?;
+            if current.version != expected {
+                return Err(AppError::VersionConflict {
+                    current_version: current.version,
+                });
+            }
+            if patch.len() > MAX_SETTINGS_PATCH_KEYS {
+                errors.push(
+                    "settings",
+                    format!("at most {MAX_SETTINGS_PATCH_KEYS} keys per patch"),
+                );
+            }
+            let merged = current.settings.merged(patch);
+            merged.validate(&mut errors, "settings");
+            if errors.is_empty() && merged.max_nodes() < current.node_count {
+                return Err(AppError::MaxNodesBelowCount {
+                    node_count: current.node_count,
+                });
+            }
+            Some(merged)
+        }
+    };
     errors.into_result(())?;
-    let max_nodes = settings_patch.get("max_nodes").and_then(Value::as_u64);
+    let max_nodes = settings.as_ref().map(Settings::max_nodes);
     let change = WorkflowChange {
         id: req.id.to_string(),
         owner_id: req.principal.user_id.clone(),
@@ -262,7 +301,7 @@ pub async fn update(
             name: body.name,
             description: body.description,
             tags: body.tags,
-            settings: settings_patch,
+            settings,
             status: None,
         },
         now: req.now,
@@ -337,7 +376,7 @@ pub async fn statistics(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn principal() -> Principal {
         Principal {

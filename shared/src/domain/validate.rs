@@ -72,6 +72,9 @@ pub fn object(errors: &mut Errors, field: &str, object: &Map<String, Value>) {
             );
         }
     }
+    if let Some((path, problem)) = first_unstorable(object, field, 1) {
+        errors.push(path, problem);
+    }
     let size = serde_json::to_vec(object)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
@@ -80,6 +83,53 @@ pub fn object(errors: &mut Errors, field: &str, object: &Map<String, Value>) {
             field,
             format!("must be at most {MAX_OBJECT_BYTES} bytes of JSON (got {size})"),
         );
+    }
+}
+
+/// DynamoDB stores documents at most 32 levels deep, and numbers of at most 38 significant
+/// digits between 1e-130 and 1e126 in magnitude; a value outside would make the write fail.
+pub const MAX_DEPTH: usize = 32;
+
+/// The path and reason of the first value of `object` that DynamoDB could not store.
+fn first_unstorable(
+    object: &Map<String, Value>,
+    path: &str,
+    depth: usize,
+) -> Option<(String, String)> {
+    if depth > MAX_DEPTH {
+        return Some((
+            path.to_string(),
+            format!("must not nest more than {MAX_DEPTH} levels"),
+        ));
+    }
+    object
+        .iter()
+        .find_map(|(k, v)| unstorable(v, &format!("{path}.{k}"), depth))
+}
+
+fn unstorable(value: &Value, path: &str, depth: usize) -> Option<(String, String)> {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            let magnitude = f.abs();
+            let fits = f == 0.0 || (1e-130..1e126).contains(&magnitude);
+            (!fits).then(|| {
+                (
+                    path.to_string(),
+                    "numbers must be 0 or between 1e-130 and 1e125 in magnitude".to_string(),
+                )
+            })
+        }
+        Value::Array(items) if depth + 1 > MAX_DEPTH => Some((
+            path.to_string(),
+            format!("must not nest more than {MAX_DEPTH} levels"),
+        )),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| unstorable(v, &format!("{path}[{i}]"), depth + 1)),
+        Value::Object(map) => first_unstorable(map, path, depth + 1),
+        _ => None,
     }
 }
 
@@ -136,6 +186,40 @@ mod tests {
         assert_eq!(check(|e| tags(e, "tags", &dup)), ["tags[1]: duplicate tag"]);
         let long = vec!["x".repeat(51)];
         assert_eq!(check(|e| tags(e, "tags", &long)).len(), 1);
+    }
+
+    #[test]
+    fn values_dynamodb_cannot_store_are_refused() {
+        let m = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(
+            check(|e| object(e, "settings", &m(serde_json::json!({"a": 1e200})))).len(),
+            1
+        );
+        assert_eq!(
+            check(|e| object(e, "settings", &m(serde_json::json!({"a": [1e-200]})))),
+            ["settings.a[0]: numbers must be 0 or between 1e-130 and 1e125 in magnitude"]
+        );
+        assert!(
+            check(|e| object(
+                e,
+                "settings",
+                &m(serde_json::json!({"a": 0.0, "b": 1.5e100, "c": u64::MAX, "d": -3}))
+            ))
+            .is_empty()
+        );
+        let mut deep = serde_json::json!(1);
+        for _ in 0..40 {
+            deep = serde_json::json!({"k": deep});
+        }
+        assert_eq!(
+            check(|e| object(e, "metadata", deep.as_object().unwrap())).len(),
+            1
+        );
+        let mut ok = serde_json::json!(1);
+        for _ in 0..30 {
+            ok = serde_json::json!({"k": ok});
+        }
+        assert!(check(|e| object(e, "metadata", ok.as_object().unwrap())).is_empty());
     }
 
     #[test]

@@ -179,7 +179,7 @@ async fn change_workflow_requires_one_of_the_allowed_source_statuses() {
 }
 
 #[tokio::test]
-async fn change_workflow_merges_the_settings_patch_key_by_key() {
+async fn change_workflow_replaces_the_settings_as_given() {
     let e = env().await;
     let mut w = workflow("ann", "Configured");
     w.settings = Settings::with_defaults(object(json!({
@@ -201,7 +201,7 @@ async fn change_workflow_merges_the_settings_patch_key_by_key() {
     let change = edit(
         &w,
         WorkflowUpdate {
-            settings: patch.clone(),
+            settings: Some(w.settings.merged(&patch)),
             ..WorkflowUpdate::default()
         },
     );
@@ -236,7 +236,7 @@ async fn change_workflow_lowering_max_nodes_requires_the_nodes_to_fit() {
         ..edit(
             &w,
             WorkflowUpdate {
-                settings: object(json!({"max_nodes": max})),
+                settings: Some(w.settings.merged(&object(json!({"max_nodes": max})))),
                 ..WorkflowUpdate::default()
             },
         )

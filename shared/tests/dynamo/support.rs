@@ -134,6 +134,7 @@ pub fn record(owner: &str, key: &str, request_hash: &str, body: &str) -> Idempot
         request_hash: request_hash.to_string(),
         status: 201,
         body: body.to_string(),
+        location: "w".to_string(),
         created_at: now(),
         expires_at: DateTime::from_timestamp(expires.timestamp(), 0).expect("a valid time"),
     }
@@ -171,7 +172,9 @@ pub fn changed(workflow: &Workflow, change: &WorkflowChange) -> Workflow {
     if let Some(status) = u.status {
         w.status = status;
     }
-    w.settings = w.settings.merged(&u.settings);
+    if let Some(settings) = &u.settings {
+        w.settings = settings.clone();
+    }
     w.version += 1;
     w.updated_at = change.now;
     w

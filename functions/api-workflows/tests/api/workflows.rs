@@ -539,3 +539,115 @@ async fn another_user_sees_nothing_of_alices_workflow() {
     after.sort_by_key(key);
     assert_eq!(before, after, "Bob's attempts changed Alice's data");
 }
+
+#[tokio::test]
+async fn values_dynamodb_cannot_store_are_422_not_500() {
+    let h = Harness::new().await;
+    let r = h
+        .post(
+            "/api/v3/workflows",
+            ALICE,
+            json!({"name": "x", "settings": {"huge": 1e200}}),
+        )
+        .await;
+    assert_eq!(
+        r.problem(422, "validation-failed")["errors"][0]["field"],
+        "settings.huge"
+    );
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!({"k": deep});
+    }
+    let r = h
+        .post(
+            "/api/v3/workflows",
+            ALICE,
+            json!({"name": "x", "nodes": [{"title": "t", "metadata": deep}]}),
+        )
+        .await;
+    r.problem(422, "validation-failed");
+    assert!(h.items().await.is_empty());
+}
+
+#[tokio::test]
+async fn settings_patches_are_checked_against_the_stored_settings() {
+    let h = Harness::new().await;
+    let id = h.create_named(ALICE, "Grows").await;
+    let uri = format!("/api/v3/workflows/{id}");
+    let half = "x".repeat(9 * 1024);
+    h.send(
+        "PATCH",
+        &uri,
+        Some(ALICE),
+        Some(json!({"settings": {"a": half}})),
+        &[("if-match", "1")],
+    )
+    .await
+    .ok(200);
+    // Each patch alone is small; together they would pass the 16 KiB limit.
+    let r = h
+        .send(
+            "PATCH",
+            &uri,
+            Some(ALICE),
+            Some(json!({"settings": {"b": half}})),
+            &[("if-match", "2")],
+        )
+        .await;
+    assert_eq!(
+        r.problem(422, "validation-failed")["errors"][0]["field"],
+        "settings"
+    );
+    // Replacing a key is fine.
+    h.send(
+        "PATCH",
+        &uri,
+        Some(ALICE),
+        Some(json!({"settings": {"a": "small", "b": half}})),
+        &[("if-match", "2")],
+    )
+    .await
+    .ok(200);
+    // A stale version is caught before the merge.
+    let r = h
+        .send(
+            "PATCH",
+            &uri,
+            Some(ALICE),
+            Some(json!({"settings": {"c": 1}})),
+            &[("if-match", "2")],
+        )
+        .await;
+    assert_eq!(r.problem(409, "version-conflict")["current_version"], 3);
+}
+
+#[tokio::test]
+async fn a_replay_of_a_response_too_large_to_keep_reads_the_workflow_again() {
+    let h = Harness::new().await;
+    let big = "word ".repeat(8000);
+    let body = json!({"name": "Big", "nodes": [{"title": "a", "content": big}, {"title": "b", "content": big}]});
+    let key = [("idempotency-key", "big-create")];
+    let first = h
+        .send(
+            "POST",
+            "/api/v3/workflows",
+            Some(ALICE),
+            Some(body.clone()),
+            &key,
+        )
+        .await;
+    assert!(first.text.len() > 64 * 1024);
+    first.ok(201);
+    let again = h
+        .send("POST", "/api/v3/workflows", Some(ALICE), Some(body), &key)
+        .await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.ok(201), &first.body);
+    let workflows = h
+        .items()
+        .await
+        .into_iter()
+        .filter(|i| i["SK"] == AttributeValue::S("#WORKFLOW".into()))
+        .count();
+    assert_eq!(workflows, 1);
+}

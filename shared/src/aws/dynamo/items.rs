@@ -74,6 +74,7 @@ pub fn idempotency_item(r: &IdempotencyRecord) -> Item {
     item.insert("request_hash".into(), s(&r.request_hash));
     item.insert("status".into(), AttributeValue::N(r.status.to_string()));
     item.insert("body".into(), s(&r.body));
+    item.insert("location".into(), s(&r.location));
     item.insert("created_at".into(), s(sort_time(r.created_at)));
     item.insert(
         EXPIRES_AT.into(),
@@ -113,6 +114,7 @@ pub fn idempotency_from(item: &Item) -> Result<IdempotencyRecord, StoreError> {
         request_hash: text("request_hash")?,
         status: u16::try_from(number("status")?).map_err(internal)?,
         body: text("body")?,
+        location: text("location")?,
         created_at: DateTime::parse_from_rfc3339(&text("created_at")?)
             .map_err(internal)?
             .to_utc(),
@@ -183,6 +185,7 @@ mod tests {
             request_hash: "h".into(),
             status: 201,
             body: "{}".into(),
+            location: "w1".into(),
             created_at: DateTime::from_timestamp(1_899_913_600, 0).unwrap(),
             expires_at: DateTime::from_timestamp(1_900_000_000, 0).unwrap(),
         };

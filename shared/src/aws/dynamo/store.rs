@@ -152,13 +152,9 @@ fn workflow_update_parts(c: &WorkflowChange) -> Result<UpdateParts, StoreError> 
             e.value(string_list(tags))
         ));
     }
-    for (k, v) in &u.settings {
-        let path = e.path(&["settings", k]);
-        if v.is_null() {
-            removes.push(path);
-        } else {
-            sets.push(format!("{path} = {}", e.value(json_attribute(v)?)));
-        }
+    if let Some(settings) = &u.settings {
+        let value = json_attribute(&serde_json::Value::Object(settings.0.clone()))?;
+        sets.push(format!("{} = {}", e.name("settings"), e.value(value)));
     }
     if let Some(status) = u.status {
         sets.push(format!("{} = {}", e.name("status"), e.s(status.as_str())));
