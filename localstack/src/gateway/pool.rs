@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::Semaphore;
 
+/// How long Lambda lets a new execution environment initialise.
+pub const INIT_LIMIT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
     #[error("the function could not be started: {0}")]
@@ -115,9 +118,15 @@ impl FunctionPool {
             .acquire()
             .await
             .map_err(|_| InvokeError::Spawn("gateway stopping".into()))?;
-        let instance = match self.take_idle() {
-            Some(instance) => instance,
-            None => self.start().await?,
+        let (instance, cold) = match self.take_idle() {
+            Some(instance) => (instance, false),
+            None => (self.start().await?, true),
+        };
+        // As in Lambda, a new instance's init has its own limit before the function's Timeout.
+        let limit = if cold {
+            self.timeout + INIT_LIMIT
+        } else {
+            self.timeout
         };
         let request_id = ulid::Ulid::new().to_string().to_lowercase();
         let (reply, outcome) = tokio::sync::oneshot::channel();
@@ -139,7 +148,7 @@ impl FunctionPool {
             self.forget(&instance);
             return Err(InvokeError::Crashed(e));
         }
-        let result = tokio::time::timeout(self.timeout, async {
+        let result = tokio::time::timeout(limit, async {
             tokio::select! {
                 // An answer that arrived wins over the process exiting right after it.
                 biased;
