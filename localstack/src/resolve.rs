@@ -79,14 +79,15 @@ impl Resolver {
                 let tag = tagged.tag.to_string();
                 self.function(context, tag.trim_start_matches('!'), &tagged.value)
             }
-            Value::Mapping(m) if m.len() == 1 => {
-                let (key, inner) = m.iter().next().expect("one entry");
-                match key.as_str() {
+            // The long forms: `{Ref: X}`, `{Fn::GetAtt: ...}`, `{Fn::Sub: ...}`.
+            Value::Mapping(m) if m.len() == 1 => match m.iter().next() {
+                Some((key, inner)) => match key.as_str() {
                     Some("Ref") => self.function(context, "Ref", inner),
                     Some(k) if k.starts_with("Fn::") => self.function(context, &k[4..], inner),
                     _ => Err(self.error(context, "expected a string or an intrinsic function")),
-                }
-            }
+                },
+                None => Err(self.error(context, "expected a string or an intrinsic function")),
+            },
             _ => Err(self.error(context, "expected a string or an intrinsic function")),
         }
     }
