@@ -86,11 +86,12 @@ pub struct CreateNodeRequest {
     pub metadata: Map<String, Value>,
 }
 
+/// `fields()` for the request types that carry a node's client-editable fields.
 macro_rules! node_fields {
     ($t:ty) => {
         impl $t {
-            pub fn fields(&self) -> NodeFields {
-                NodeFields {
+            pub fn fields(&self) -> $crate::domain::NodeFields {
+                $crate::domain::NodeFields {
                     title: self.title.clone(),
                     content: self.content.clone(),
                     prompt: self.prompt.clone(),
@@ -103,6 +104,7 @@ macro_rules! node_fields {
         }
     };
 }
+pub(crate) use node_fields;
 node_fields!(NewNodeInTree);
 node_fields!(CreateNodeRequest);
 

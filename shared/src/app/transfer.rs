@@ -4,10 +4,9 @@
 
 use super::idempotency::{self, IdempotencyKey, Outcome};
 use super::requests::{CreatedWorkflow, validate_nodes};
-use super::workflows::{build_tree, read_created};
+use super::workflows::{build_tree, read_created, store_created};
 use super::{AppError, visible};
 use crate::domain::error::Errors;
-use crate::domain::node::NodeFields;
 use crate::domain::tree::{self, Draft};
 use crate::domain::{
     NodeStatus, Principal, Priority, Settings, Workflow, WorkflowStatus, ids, workflow,
@@ -71,19 +70,7 @@ pub struct ExportedNode {
     pub metadata: Map<String, Value>,
 }
 
-impl ExportedNode {
-    fn fields(&self) -> NodeFields {
-        NodeFields {
-            title: self.title.clone(),
-            content: self.content.clone(),
-            prompt: self.prompt.clone(),
-            priority: self.priority,
-            status: self.status,
-            tags: self.tags.clone(),
-            metadata: self.metadata.clone(),
-        }
-    }
-}
+super::requests::node_fields!(ExportedNode);
 
 pub async fn export(
     store: &dyn WorkflowStore,
@@ -216,23 +203,12 @@ pub async fn import(
         req.now,
     );
     let created = CreatedWorkflow { workflow, nodes };
-    let record = idempotency::record(
-        &req.principal.user_id,
+    store_created(
+        store,
+        req.principal,
+        created,
         req.idempotency.as_ref(),
-        201,
-        &created,
-        created.workflow.id.clone(),
         req.now,
-    )?;
-    match store
-        .create_workflow(&created.workflow, &created.nodes, record.as_ref())
-        .await
-    {
-        Ok(()) => Ok(Outcome::Created(created)),
-        Err(e) => {
-            idempotency::on_store_error(e, req.idempotency.as_ref(), AppError::from)?
-                .into_outcome(|id| read_created(store, req.principal, id))
-                .await
-        }
-    }
+    )
+    .await
 }

@@ -134,13 +134,33 @@ pub async fn create(
     req: CreateWorkflow<'_>,
 ) -> Result<Outcome<CreatedWorkflow>, AppError> {
     let created = new_workflow(req.principal, req.body, req.now)?;
-    let record = idempotency::record(
-        &req.principal.user_id,
+    store_created(
+        store,
+        req.principal,
+        created,
         req.idempotency.as_ref(),
+        req.now,
+    )
+    .await
+}
+
+/// Stores a new workflow with its nodes and the idempotency record, or answers the replay of
+/// an earlier request with the same key (create and import).
+pub(crate) async fn store_created(
+    store: &dyn WorkflowStore,
+    principal: &Principal,
+    created: CreatedWorkflow,
+    idempotency: Option<&IdempotencyKey>,
+    now: DateTime<Utc>,
+) -> Result<Outcome<CreatedWorkflow>, AppError> {
+    let location = created.workflow.id.clone();
+    let record = idempotency::record(
+        &principal.user_id,
+        idempotency,
         201,
         &created,
-        created.workflow.id.clone(),
-        req.now,
+        location,
+        now,
     )?;
     match store
         .create_workflow(&created.workflow, &created.nodes, record.as_ref())
@@ -148,8 +168,8 @@ pub async fn create(
     {
         Ok(()) => Ok(Outcome::Created(created)),
         Err(e) => {
-            idempotency::on_store_error(e, req.idempotency.as_ref(), AppError::from)?
-                .into_outcome(|id| read_created(store, req.principal, id))
+            idempotency::on_store_error(e, idempotency, AppError::from)?
+                .into_outcome(|id| read_created(store, principal, id))
                 .await
         }
     }
