@@ -135,7 +135,8 @@ pub enum ChangeOutcome {
     Rejected,
 }
 
-type Fut<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+/// The future a port method returns (boxed, so ports can be used as trait objects).
+pub type Fut<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// Workflows and their nodes.
 pub trait WorkflowStore: Send + Sync {
@@ -211,4 +212,17 @@ pub trait WorkflowStore: Send + Sync {
         key: &'a str,
         now: DateTime<Utc>,
     ) -> Fut<'a, Option<IdempotencyRecord>>;
+}
+
+/// Rate limit counters shared by every instance of every function.
+pub trait RateLimitStore: Send + Sync {
+    /// Decides one request of `key` (a scope built by the caller, such as
+    /// `route:POST /api/v3/workflows|user:alice`) under `limit` at `now_ms` (epoch ms), and
+    /// records it when admitted. Concurrent checks of one key never admit more than the limit.
+    fn check<'a>(
+        &'a self,
+        key: &'a str,
+        limit: &'a crate::domain::ratelimit::Limit,
+        now_ms: i64,
+    ) -> Fut<'a, crate::domain::ratelimit::Decision>;
 }

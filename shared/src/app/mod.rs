@@ -5,6 +5,7 @@ pub mod bulk;
 pub mod error;
 pub mod idempotency;
 pub mod nodes;
+pub mod ratelimit;
 pub mod requests;
 pub mod transfer;
 pub mod workflows;

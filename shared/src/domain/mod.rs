@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod node;
 pub mod principal;
 pub mod quality;
+pub mod ratelimit;
 pub mod statistics;
 pub mod tree;
 pub mod validate;

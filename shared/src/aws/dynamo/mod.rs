@@ -33,6 +33,7 @@
 //! | update a node | TransactWriteItems | ConditionCheck the workflow (owner, not deleted), Put the node if at the version read |
 //! | delete nodes | TransactWriteItems (chunks of 98, deepest first) | each node at the child count read; workflow `node_count - n`; parent `child_count - 1` |
 //! | read an idempotency record | GetItem | `PK = IDEM#<owner>#<key> AND SK = #IDEMPOTENCY` |
+//! | check a rate limit ([`ratelimit`]) | GetItem (consistent), PutItem only if admitted | `PK = RL#<key> AND SK = #RATE`, Put conditional on the version read |
 //!
 //! No request path scans.
 
@@ -40,6 +41,8 @@ mod errors;
 mod expr;
 mod items;
 mod keys;
+pub mod ratelimit;
 mod store;
 
+pub use ratelimit::DynamoRateLimits;
 pub use store::DynamoStore;

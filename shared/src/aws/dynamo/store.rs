@@ -486,9 +486,6 @@ impl DynamoStore {
     }
 }
 
-type Fut<'a, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
-
 impl WorkflowStore for DynamoStore {
     fn create_workflow<'a>(
         &'a self,
