@@ -45,4 +45,4 @@ pub mod ratelimit;
 mod store;
 
 pub use ratelimit::DynamoRateLimits;
-pub use store::DynamoStore;
+pub use store::{DynamoStore, WORKFLOW_FIELDS};
