@@ -3,14 +3,11 @@
 //! to ids and timestamps.
 
 use super::idempotency::{self, IdempotencyKey, Outcome};
-use super::requests::{CreatedWorkflow, validate_nodes};
-use super::workflows::{build_tree, read_created, store_created};
+use super::requests::CreatedWorkflow;
+use super::workflows::{NewWorkflow, new_tree, read_created, store_created};
 use super::{AppError, visible};
 use crate::domain::error::Errors;
-use crate::domain::tree::{self, Draft};
-use crate::domain::{
-    NodeStatus, Principal, Priority, Settings, Workflow, WorkflowStatus, ids, workflow,
-};
+use crate::domain::{NodeStatus, Principal, Priority, Settings, WorkflowStatus};
 use crate::ports::WorkflowStore;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -138,71 +135,27 @@ pub async fn import(
         errors.push("format_version", format!("must be {FORMAT_VERSION}"));
     }
     let w = doc.workflow;
-    let settings = Settings::with_defaults(w.settings);
-    workflow::validate_fields(
-        &mut errors,
-        "workflow.",
-        &w.name,
-        &w.description,
-        &settings,
-        &w.tags,
-    );
     if w.status == WorkflowStatus::Deleted {
         errors.push("workflow.status", "a deleted workflow cannot be imported");
     }
-    if doc.nodes.len() as u64 > settings.max_nodes() {
-        errors.push(
-            "nodes",
-            format!(
-                "more nodes ({}) than workflow.settings.max_nodes ({})",
-                doc.nodes.len(),
-                settings.max_nodes()
-            ),
-        );
-    }
-    validate_nodes(
-        &mut errors,
-        "nodes",
-        doc.nodes.iter().map(ExportedNode::fields),
-    );
-    let drafts: Vec<Draft> = doc
-        .nodes
-        .iter()
-        .map(|n| Draft {
-            key: Some(n.id.as_str()),
-            parent_key: n.parent_id.as_deref(),
-        })
-        .collect();
-    let order = match tree::parent_first_order(&drafts, "nodes", "id", "parent_id") {
-        Ok(order) => order,
-        Err(e) => {
-            errors.extend(e);
-            vec![]
-        }
-    };
-    errors.into_result(())?;
-    let workflow = Workflow {
-        id: ids::new_id(),
-        owner_id: req.principal.user_id.clone(),
+    let head = NewWorkflow {
         name: w.name,
         description: w.description,
         status: w.status,
-        settings,
+        settings: Settings::with_defaults(w.settings),
         tags: w.tags,
-        node_count: doc.nodes.len() as u64,
-        created_at: req.now,
-        updated_at: req.now,
-        version: 1,
     };
-    let nodes = build_tree(
-        &workflow.id,
+    let created = new_tree(
+        errors,
+        req.principal,
+        head,
+        "workflow.",
         &doc.nodes,
-        &order,
+        ("id", "parent_id"),
         |n| (Some(n.id.as_str()), n.parent_id.as_deref()),
         ExportedNode::fields,
         req.now,
-    );
-    let created = CreatedWorkflow { workflow, nodes };
+    )?;
     store_created(
         store,
         req.principal,

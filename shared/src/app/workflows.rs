@@ -25,40 +25,81 @@ pub fn new_workflow(
     now: DateTime<Utc>,
 ) -> Result<CreatedWorkflow, AppError> {
     let mut errors = Errors::default();
-    let settings = Settings::with_defaults(body.settings);
-    workflow::validate_fields(
-        &mut errors,
-        "",
-        &body.name,
-        &body.description,
-        &settings,
-        &body.tags,
-    );
     if body.nodes.len() > MAX_NODES_PER_CREATE {
         errors.push("nodes", format!("at most {MAX_NODES_PER_CREATE} nodes per request (got {}); add more with POST /nodes", body.nodes.len()));
-    } else if body.nodes.len() as u64 > settings.max_nodes() {
+    }
+    let head = NewWorkflow {
+        name: body.name,
+        description: body.description,
+        status: WorkflowStatus::Draft,
+        settings: Settings::with_defaults(body.settings),
+        tags: body.tags,
+    };
+    new_tree(
+        errors,
+        principal,
+        head,
+        "",
+        &body.nodes,
+        ("ref", "parent_ref"),
+        |n| (n.reference.as_deref(), n.parent_ref.as_deref()),
+        NewNodeInTree::fields,
+        now,
+    )
+}
+
+/// A new workflow's own fields, as create and import receive them.
+pub(crate) struct NewWorkflow {
+    pub name: String,
+    pub description: String,
+    pub status: WorkflowStatus,
+    pub settings: Settings,
+    pub tags: Vec<String>,
+}
+
+/// Validates a new workflow (fields under `prefix`) with its nodes, each naming itself and its
+/// parent by keys local to the request (`key_names` in error paths), adding to the caller's
+/// `errors`; then builds the workflow and its tree, parents first.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn new_tree<T>(
+    mut errors: Errors,
+    principal: &Principal,
+    head: NewWorkflow,
+    prefix: &str,
+    drafts: &[T],
+    key_names: (&str, &str),
+    keys: impl Fn(&T) -> (Option<&str>, Option<&str>),
+    fields: impl Fn(&T) -> crate::domain::NodeFields,
+    now: DateTime<Utc>,
+) -> Result<CreatedWorkflow, AppError> {
+    let settings = head.settings;
+    workflow::validate_fields(
+        &mut errors,
+        prefix,
+        &head.name,
+        &head.description,
+        &settings,
+        &head.tags,
+    );
+    if drafts.len() as u64 > settings.max_nodes() {
         errors.push(
             "nodes",
             format!(
-                "more nodes than settings.max_nodes ({})",
+                "more nodes ({}) than {prefix}settings.max_nodes ({})",
+                drafts.len(),
                 settings.max_nodes()
             ),
         );
     }
-    validate_nodes(
-        &mut errors,
-        "nodes",
-        body.nodes.iter().map(NewNodeInTree::fields),
-    );
-    let drafts: Vec<Draft> = body
-        .nodes
+    validate_nodes(&mut errors, "nodes", drafts.iter().map(&fields));
+    let tree_drafts: Vec<Draft> = drafts
         .iter()
-        .map(|n| Draft {
-            key: n.reference.as_deref(),
-            parent_key: n.parent_ref.as_deref(),
+        .map(|d| {
+            let (key, parent_key) = keys(d);
+            Draft { key, parent_key }
         })
         .collect();
-    let order = match tree::parent_first_order(&drafts, "nodes", "ref", "parent_ref") {
+    let order = match tree::parent_first_order(&tree_drafts, "nodes", key_names.0, key_names.1) {
         Ok(order) => order,
         Err(e) => {
             errors.extend(e);
@@ -69,29 +110,22 @@ pub fn new_workflow(
     let workflow = Workflow {
         id: ids::new_id(),
         owner_id: principal.user_id.clone(),
-        name: body.name,
-        description: body.description,
-        status: WorkflowStatus::Draft,
+        name: head.name,
+        description: head.description,
+        status: head.status,
         settings,
-        tags: body.tags,
-        node_count: body.nodes.len() as u64,
+        tags: head.tags,
+        node_count: drafts.len() as u64,
         created_at: now,
         updated_at: now,
         version: 1,
     };
-    let nodes = build_tree(
-        &workflow.id,
-        &body.nodes,
-        &order,
-        |n| (n.reference.as_deref(), n.parent_ref.as_deref()),
-        NewNodeInTree::fields,
-        now,
-    );
+    let nodes = build_tree(&workflow.id, drafts, &order, keys, fields, now);
     Ok(CreatedWorkflow { workflow, nodes })
 }
 
 /// New nodes in parent-first `order`, with fresh increasing ids, parents resolved by key.
-pub(crate) fn build_tree<T>(
+fn build_tree<T>(
     workflow_id: &str,
     drafts: &[T],
     order: &[usize],
