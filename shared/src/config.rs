@@ -8,8 +8,36 @@ pub struct Config {
     pub table_name: String,
     pub jwt_issuer: String,
     pub jwt_audience: String,
-    /// JWKS JSON with the ES256 public keys that verify access tokens.
-    pub jwt_public_keys: String,
+}
+
+/// What the identity function needs on top of [`Config`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The KMS key (id, ARN or alias) that wraps the signing keys' data keys.
+    pub kms_key_id: String,
+    /// The verified SES identity emails come from.
+    pub mail_from: String,
+    /// Base URL of links in emails.
+    pub public_url: String,
+}
+
+impl AuthConfig {
+    pub fn from_env() -> Result<AuthConfig, String> {
+        Self::from_lookup(|k| env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<AuthConfig, String> {
+        let required = |k: &str| {
+            get(k)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("environment variable {k} is required"))
+        };
+        Ok(AuthConfig {
+            kms_key_id: required("KMS_KEY_ID")?,
+            mail_from: required("MAIL_FROM")?,
+            public_url: required("PUBLIC_URL")?.trim_end_matches('/').to_string(),
+        })
+    }
 }
 
 impl Config {
@@ -27,7 +55,6 @@ impl Config {
             table_name: required("TABLE_NAME")?,
             jwt_issuer: required("JWT_ISSUER")?,
             jwt_audience: required("JWT_AUDIENCE")?,
-            jwt_public_keys: required("JWT_PUBLIC_KEYS")?,
         })
     }
 }

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod aws;
 pub mod config;
+pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod ports;

@@ -1,7 +1,7 @@
 //! What the use cases need from the world, as narrow traits. Adapters in [`crate::aws`]
 //! implement them; tests may implement them too.
 
-use crate::domain::{Node, Workflow, WorkflowStatus};
+use crate::domain::{Node, Principal, Workflow, WorkflowStatus};
 use chrono::{DateTime, Utc};
 
 use std::collections::BTreeMap;
@@ -48,6 +48,20 @@ pub struct WorkflowFilter {
     pub created_before: Option<DateTime<Utc>>,
 }
 
+impl WorkflowFilter {
+    /// Whether `w` passes the filters other than the creation time range (which lists apply
+    /// through their keys).
+    pub fn matches(&self, w: &Workflow) -> bool {
+        let text = crate::domain::workflow::search_text(&w.name);
+        self.status.is_none_or(|s| s == w.status)
+            && self.tag.as_ref().is_none_or(|t| w.tags.contains(t))
+            && self
+                .name_words
+                .iter()
+                .all(|word| text.contains(&format!(" {word}")))
+    }
+}
+
 /// A stored response to a request that carried an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdempotencyRecord {
@@ -79,12 +93,12 @@ pub struct WorkflowUpdate {
 }
 
 /// One conditional write of a workflow: it happens only if the workflow exists, belongs to
-/// `owner_id`, is not deleted, is at `expected_version` (when given) and its status is one of
+/// may be changed by `actor` (see [`Principal::access`]), is not deleted, is at `expected_version` (when given) and its status is one of
 /// `allowed_from` (when not empty).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkflowChange {
     pub id: String,
-    pub owner_id: String,
+    pub actor: Principal,
     pub expected_version: Option<u64>,
     pub allowed_from: Vec<WorkflowStatus>,
     /// When the merge patch sets `max_nodes`, the write also requires `node_count <= max_nodes`.
@@ -116,6 +130,12 @@ pub enum StoreError {
     /// The idempotency key was used before; carries what was stored for it.
     #[error("idempotency key already used")]
     IdempotencyKeyUsed(Box<IdempotencyRecord>),
+    /// A conditional write lost to a concurrent one (accounts, sessions).
+    #[error("concurrent change")]
+    Conflict,
+    /// A uniqueness guard exists already (an email in use).
+    #[error("already exists")]
+    Duplicate,
     /// A page key that this list never handed out.
     #[error("page key does not belong to this list")]
     BadPageKey,
@@ -153,7 +173,7 @@ pub trait WorkflowStore: Send + Sync {
     fn get_workflows<'a>(&'a self, ids: &'a [String]) -> Fut<'a, Vec<Workflow>>;
     /// A workflow and all its nodes, nodes in creation order.
     fn get_tree<'a>(&'a self, id: &'a str) -> Fut<'a, Option<(Workflow, Vec<Node>)>>;
-    /// The owner's visible workflows, newest first.
+    /// The workflows a user owns or that are shared with them, newest first.
     fn list_workflows<'a>(
         &'a self,
         owner_id: &'a str,
@@ -171,7 +191,7 @@ pub trait WorkflowStore: Send + Sync {
     /// when named, must exist in the same workflow.
     fn add_node<'a>(
         &'a self,
-        owner_id: &'a str,
+        actor: &'a Principal,
         node: &'a Node,
         idempotency: Option<&'a IdempotencyRecord>,
     ) -> Fut<'a, ()>;
@@ -192,7 +212,7 @@ pub trait WorkflowStore: Send + Sync {
     /// `expected_version`.
     fn update_node<'a>(
         &'a self,
-        owner_id: &'a str,
+        actor: &'a Principal,
         node: &'a Node,
         expected_version: u64,
     ) -> Fut<'a, ()>;
@@ -200,10 +220,27 @@ pub trait WorkflowStore: Send + Sync {
     /// the last node, whose child count drops by one.
     fn delete_nodes<'a>(
         &'a self,
-        owner_id: &'a str,
+        actor: &'a Principal,
         workflow_id: &'a str,
         plan: &'a [NodeDeletion],
         parent_id: Option<&'a str>,
+    ) -> Fut<'a, ()>;
+    /// Shares `workflow` with `user_id` (or changes what they may do): only its owner or an
+    /// admin may; [`StoreError::WorkflowRejected`] otherwise. The share also puts the workflow
+    /// in that user's list.
+    fn put_share<'a>(
+        &'a self,
+        actor: &'a Principal,
+        workflow: &'a Workflow,
+        user_id: &'a str,
+        access: crate::domain::ShareAccess,
+    ) -> Fut<'a, Workflow>;
+    /// Stops sharing; `WorkflowRejected` when the actor may not or the share does not exist.
+    fn delete_share<'a>(
+        &'a self,
+        actor: &'a Principal,
+        workflow_id: &'a str,
+        user_id: &'a str,
     ) -> Fut<'a, ()>;
     /// The record of an idempotency key, unless it has expired by `now`.
     fn get_idempotency<'a>(
@@ -225,4 +262,176 @@ pub trait RateLimitStore: Send + Sync {
         limit: &'a crate::domain::ratelimit::Limit,
         now_ms: i64,
     ) -> Fut<'a, crate::domain::ratelimit::Decision>;
+}
+
+/// A public key that verifies access tokens (EC P-256, coordinates base64url).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PublicKey {
+    pub kid: String,
+    pub x: String,
+    pub y: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A signing key as stored: the private key only ever encrypted (envelope encryption).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    pub public: PublicKey,
+    /// The PKCS#8 private key, AES-256-GCM encrypted under `encrypted_data_key`'s plaintext.
+    pub encrypted_private_key: Vec<u8>,
+    pub nonce: Vec<u8>,
+    /// The data key as the key service encrypted it.
+    pub encrypted_data_key: Vec<u8>,
+    /// Newer keys sign; a retired key only verifies until `expires_at`.
+    pub retired: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Signing keys in the table: every API function reads the public halves.
+pub trait SigningKeyStore: Send + Sync {
+    /// Keys that still verify at `now`, newest first.
+    fn signing_keys<'a>(&'a self, now: DateTime<Utc>) -> Fut<'a, Vec<StoredSigningKey>>;
+    /// Stores a new key (never overwrites one with the same kid).
+    fn put_signing_key<'a>(&'a self, key: &'a StoredSigningKey) -> Fut<'a, ()>;
+    /// Marks a key retired: it verifies until `expires_at`, then the table's TTL removes it.
+    fn retire_signing_key<'a>(&'a self, kid: &'a str, expires_at: DateTime<Utc>) -> Fut<'a, ()>;
+}
+
+/// A data key from the key service: the plaintext to use once, the ciphertext to store.
+pub struct DataKey {
+    pub plaintext: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+/// The key service (KMS) that wraps data keys (envelope encryption).
+pub trait KeyVault: Send + Sync {
+    /// A new 256-bit data key.
+    fn generate_data_key(&self) -> Fut<'_, DataKey>;
+    /// The plaintext of a data key this vault made.
+    fn decrypt_data_key<'a>(&'a self, ciphertext: &'a [u8]) -> Fut<'a, Vec<u8>>;
+}
+
+/// One email to one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+}
+
+/// Sends email (SES).
+pub trait Mailer: Send + Sync {
+    fn send<'a>(&'a self, email: &'a Email) -> Fut<'a, ()>;
+}
+
+/// What an access token or API key needs from its account on every request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountState {
+    pub role: crate::domain::Role,
+    pub status: crate::domain::account::AccountStatus,
+    pub tokens_valid_after: DateTime<Utc>,
+}
+
+/// What a one-time token (emailed link) is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    VerifyEmail,
+    ResetPassword,
+}
+
+impl TokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::VerifyEmail => "verify_email",
+            TokenPurpose::ResetPassword => "reset_password",
+        }
+    }
+}
+
+/// A single-use token: stored by the hash of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneTimeToken {
+    pub hash: String,
+    pub purpose: TokenPurpose,
+    pub user_id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Filters of the admin's account list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccountFilter {
+    /// Emails starting with this (lower case).
+    pub email_prefix: Option<String>,
+    pub status: Option<crate::domain::account::AccountStatus>,
+    pub role: Option<crate::domain::Role>,
+}
+
+/// Accounts, sessions, API keys and one-time tokens.
+pub trait AccountStore: Send + Sync {
+    /// Stores a new account with its email guard (and the verification token), all or
+    /// nothing; [`StoreError::Duplicate`] when the email is taken.
+    fn create_account<'a>(
+        &'a self,
+        account: &'a crate::domain::account::Account,
+        token: &'a OneTimeToken,
+    ) -> Fut<'a, ()>;
+    fn get_account<'a>(
+        &'a self,
+        user_id: &'a str,
+    ) -> Fut<'a, Option<crate::domain::account::Account>>;
+    fn find_account_by_email<'a>(
+        &'a self,
+        email: &'a str,
+    ) -> Fut<'a, Option<crate::domain::account::Account>>;
+    /// The state every authenticated request checks (one small read).
+    fn account_state<'a>(&'a self, user_id: &'a str) -> Fut<'a, Option<AccountState>>;
+    /// Writes `account` if the stored one is at `account.version - 1`;
+    /// [`StoreError::Conflict`] otherwise.
+    fn update_account<'a>(&'a self, account: &'a crate::domain::account::Account) -> Fut<'a, ()>;
+    /// Deletes the account, its email guard, sessions and API keys.
+    fn delete_account<'a>(&'a self, account: &'a crate::domain::account::Account) -> Fut<'a, ()>;
+    fn list_accounts<'a>(
+        &'a self,
+        filter: &'a AccountFilter,
+        limit: u32,
+        after: Option<&'a PageKey>,
+    ) -> Fut<'a, Page<crate::domain::account::Account>>;
+
+    fn put_token<'a>(&'a self, token: &'a OneTimeToken) -> Fut<'a, ()>;
+    /// Removes and returns the token with this hash, if it exists (expired or not): a token
+    /// is consumed at most once even under concurrent use.
+    fn take_token<'a>(&'a self, hash: &'a str) -> Fut<'a, Option<OneTimeToken>>;
+
+    fn put_session<'a>(&'a self, session: &'a crate::domain::account::Session) -> Fut<'a, ()>;
+    fn get_session<'a>(
+        &'a self,
+        user_id: &'a str,
+        session_id: &'a str,
+    ) -> Fut<'a, Option<crate::domain::account::Session>>;
+    /// Replaces the session if its refresh hash is still `expected_hash`;
+    /// [`StoreError::Conflict`] otherwise (a concurrent refresh won).
+    fn rotate_session<'a>(
+        &'a self,
+        session: &'a crate::domain::account::Session,
+        expected_hash: &'a str,
+    ) -> Fut<'a, ()>;
+    fn list_sessions<'a>(
+        &'a self,
+        user_id: &'a str,
+    ) -> Fut<'a, Vec<crate::domain::account::Session>>;
+    /// Deletes one session; whether it existed.
+    fn delete_session<'a>(&'a self, user_id: &'a str, session_id: &'a str) -> Fut<'a, bool>;
+
+    fn put_api_key<'a>(&'a self, key: &'a crate::domain::account::ApiKey) -> Fut<'a, ()>;
+    fn list_api_keys<'a>(
+        &'a self,
+        user_id: &'a str,
+    ) -> Fut<'a, Vec<crate::domain::account::ApiKey>>;
+    fn delete_api_key<'a>(&'a self, user_id: &'a str, key_id: &'a str) -> Fut<'a, bool>;
+    /// An API key with its account's state, in one read.
+    fn api_key_with_state<'a>(
+        &'a self,
+        user_id: &'a str,
+        key_id: &'a str,
+    ) -> Fut<'a, (Option<crate::domain::account::ApiKey>, Option<AccountState>)>;
 }

@@ -9,8 +9,9 @@ mod routes;
 
 use lambda_http::{Body, Request, Response};
 use shared::domain::Principal;
-use shared::http::{JwtVerifier, Problem};
-use shared::ports::{Clock, WorkflowStore};
+use shared::http::limits::source_ip;
+use shared::http::{Authenticator, Gate, Per, Problem};
+use shared::ports::{AccountStore, Clock, WorkflowStore};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +19,11 @@ use std::time::Instant;
 #[derive(Clone)]
 pub struct Api {
     pub store: Arc<dyn WorkflowStore>,
-    pub verifier: Arc<JwtVerifier>,
+    /// Accounts: who a workflow is shared with.
+    pub accounts: Arc<dyn AccountStore>,
+    pub auth: Arc<Authenticator>,
+    /// IP lists and rate limits, before everything else.
+    pub gate: Gate,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -36,6 +41,8 @@ pub enum Route<'a> {
     Export(&'a str),
     Nodes(&'a str),
     Node(&'a str, &'a str),
+    Shares(&'a str),
+    Share(&'a str, &'a str),
 }
 
 impl<'a> Route<'a> {
@@ -66,6 +73,8 @@ impl<'a> Route<'a> {
             [id, "export"] => Route::Export(id),
             [id, "nodes"] => Route::Nodes(id),
             [id, "nodes", node] => Route::Node(id, node),
+            [id, "shares"] => Route::Shares(id),
+            [id, "shares", user] => Route::Share(id, user),
             _ => return None,
         })
     }
@@ -75,7 +84,8 @@ impl<'a> Route<'a> {
         match self {
             Route::Health | Route::OpenApi | Route::Statistics(_) | Route::Export(_) => &["GET"],
             Route::Bulk | Route::Import | Route::Status(_) => &["POST"],
-            Route::Workflows | Route::Nodes(_) => &["GET", "POST"],
+            Route::Workflows | Route::Nodes(_) | Route::Shares(_) => &["GET", "POST"],
+            Route::Share(..) => &["DELETE"],
             Route::Workflow(_) | Route::Node(..) => &["GET", "PATCH", "DELETE"],
         }
     }
@@ -105,6 +115,8 @@ pub async fn handle(api: &Api, req: Request) -> Response<Body> {
 }
 
 async fn dispatch(api: &Api, req: &Request) -> Result<Response<Body>, Problem> {
+    let ip = source_ip(req);
+    api.gate.admit_ip(ip.as_deref())?;
     let route = Route::parse(req.uri().path()).ok_or_else(|| Problem::not_found("route"))?;
     let method = req.method().as_str();
     if !route.methods().contains(&method) {
@@ -113,14 +125,23 @@ async fn dispatch(api: &Api, req: &Request) -> Result<Response<Body>, Problem> {
     if route.public() {
         return routes::public(route);
     }
-    let principal = authenticate(api, req)?;
+    let path = req.uri().path();
+    let now_ms = api.clock.now().timestamp_millis();
+    if let Some(ip) = &ip {
+        api.gate.limit(method, path, Per::Ip, ip, now_ms).await?;
+    }
+    let principal = authenticate(api, req).await?;
+    api.gate
+        .limit(method, path, Per::Principal, &principal.user_id, now_ms)
+        .await?;
     routes::private(api, &principal, route, method, req).await
 }
 
-fn authenticate(api: &Api, req: &Request) -> Result<Principal, Problem> {
-    api.verifier
-        .verify(req.headers().get(http::header::AUTHORIZATION))
-        .map_err(|e| Problem::unauthorized(e.to_string()))
+async fn authenticate(api: &Api, req: &Request) -> Result<Principal, Problem> {
+    api.auth
+        .authenticate(req.headers().get(http::header::AUTHORIZATION), api.clock.now())
+        .await
+        .map_err(Problem::from)
 }
 
 #[cfg(test)]

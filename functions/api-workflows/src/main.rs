@@ -2,9 +2,10 @@
 
 use api_workflows::{Api, handle};
 use lambda_http::{Error, service_fn};
-use shared::aws::dynamo::DynamoStore;
+use shared::app::ratelimit::MemoryFront;
+use shared::aws::dynamo::{DynamoAccounts, DynamoRateLimits, DynamoStore};
 use shared::config::Config;
-use shared::http::JwtVerifier;
+use shared::http::{Authenticator, Gate, GateConfig, KeyRing};
 use shared::ports::SystemClock;
 use std::sync::Arc;
 
@@ -12,16 +13,17 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let verifier = JwtVerifier::from_jwks(
-        &config.jwt_public_keys,
-        &config.jwt_issuer,
-        &config.jwt_audience,
-    )?;
+    let gate_config = GateConfig::from_env()?;
     let sdk = shared::aws::sdk_config().await?;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name);
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let accounts = Arc::new(DynamoAccounts::new(dynamo.clone(), config.table_name.clone()));
+    let keys = KeyRing::load(accounts.clone(), &config.jwt_issuer, &config.jwt_audience).await?;
+    let limits = MemoryFront::new(DynamoRateLimits::new(dynamo.clone(), config.table_name.clone()));
     let api = Api {
-        store: Arc::new(store),
-        verifier: Arc::new(verifier),
+        store: Arc::new(DynamoStore::new(dynamo, config.table_name)),
+        accounts: accounts.clone(),
+        auth: Arc::new(Authenticator { keys, accounts }),
+        gate: Gate::new(gate_config, Arc::new(limits)),
         clock: Arc::new(SystemClock),
     };
     lambda_http::run(service_fn(|req| {

@@ -8,13 +8,14 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Document Workflow Chain API", version = "3.0.0", description = "Workflows are trees of documents (nodes). Every /api/v3 route needs `Authorization: Bearer <ES256 JWT>`. Errors are RFC 9457 problem+json."),
+    info(title = "Document Workflow Chain API", version = "3.0.0", description = "Workflows are trees of documents (nodes). Every /api/v3 route needs `Authorization: Bearer <access token or API key>` (tokens from /api/v3/auth/login). Errors are RFC 9457 problem+json."),
     paths(
         routes::health, routes::openapi,
         routes::create_workflow, routes::list_workflows, routes::get_workflow, routes::update_workflow,
         routes::change_status, routes::delete_workflow, routes::statistics, routes::bulk_action,
         routes::export_workflow, routes::import_workflow,
         routes::create_node, routes::list_nodes, routes::get_node, routes::update_node, routes::delete_node,
+        routes::share, routes::list_shares, routes::unshare,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -6,6 +6,7 @@ use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::app::requests::*;
 use shared::app::transfer::{self, ExportDocument};
+use shared::app::shares::{self, ShareList, ShareRequest};
 use shared::app::{Outcome, bulk, nodes, workflows};
 use shared::domain::{Node, Principal, Workflow, WorkflowStatistics, WorkflowStatus};
 use shared::http::request::{self as rq, json_body};
@@ -50,6 +51,9 @@ pub async fn private(
                 _ => delete_node(api, p, id, node, req).await,
             }
         }
+        (Route::Shares(id), "POST") => share(api, p, rq::id("id", id)?, req).await,
+        (Route::Shares(id), _) => list_shares(api, p, rq::id("id", id)?).await,
+        (Route::Share(id, user), _) => unshare(api, p, rq::id("id", id)?, rq::id("user_id", user)?).await,
         (Route::Health | Route::OpenApi, _) => public(route),
     }
 }
@@ -402,5 +406,30 @@ pub async fn delete_node(
         },
     )
     .await?;
+    Ok(no_content())
+}
+
+/// Share a workflow with another user as `viewer` or `editor` (owner or admin only). A
+/// shared workflow appears in that user's list.
+#[utoipa::path(post, path = "/api/v3/workflows/{id}/shares", tag = "sharing", params(("id" = String, Path)), request_body = ShareRequest,
+    responses((status = 200, body = ShareList), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn share(api: &Api, p: &Principal, id: &str, req: &Request) -> Reply {
+    let body = json_body(req)?;
+    let list = shares::share(api.store.as_ref(), api.accounts.as_ref(), p, id, body).await?;
+    Ok(json(StatusCode::OK, &list))
+}
+
+/// Who the workflow is shared with.
+#[utoipa::path(get, path = "/api/v3/workflows/{id}/shares", tag = "sharing", params(("id" = String, Path)),
+    responses((status = 200, body = ShareList), (status = 404, body = Problem)))]
+pub async fn list_shares(api: &Api, p: &Principal, id: &str) -> Reply {
+    Ok(json(StatusCode::OK, &shares::list(api.store.as_ref(), p, id).await?))
+}
+
+/// Stop sharing a workflow with a user (owner or admin only).
+#[utoipa::path(delete, path = "/api/v3/workflows/{id}/shares/{user_id}", tag = "sharing", params(("id" = String, Path), ("user_id" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn unshare(api: &Api, p: &Principal, id: &str, user_id: &str) -> Reply {
+    shares::unshare(api.store.as_ref(), p, id, user_id).await?;
     Ok(no_content())
 }

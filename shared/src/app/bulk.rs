@@ -1,8 +1,8 @@
 //! Bulk status actions: every id gets its own result; partial success is reported, not hidden.
 
-use super::AppError;
+use super::{AppError, require_write};
 use super::requests::*;
-use crate::domain::{Principal, WorkflowStatus, ids};
+use crate::domain::{Access, Principal, WorkflowStatus, ids};
 use crate::ports::{ChangeOutcome, WorkflowChange, WorkflowStore, WorkflowUpdate};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -42,6 +42,7 @@ pub async fn apply(
     body: BulkRequest,
     now: DateTime<Utc>,
 ) -> Result<BulkResponse, AppError> {
+    require_write(principal)?;
     validate(&body)?;
     let target = body.action.target();
     let well_formed: Vec<String> = body
@@ -54,7 +55,10 @@ pub async fn apply(
         .get_workflows(&well_formed)
         .await?
         .into_iter()
-        .filter(|w| principal.owns(&w.owner_id) && w.status != WorkflowStatus::Deleted)
+        .filter(|w| {
+            w.status != WorkflowStatus::Deleted
+                && principal.access(&w.owner_id, &w.shares) == Some(Access::Write)
+        })
         .map(|w| (w.id.clone(), w))
         .collect();
     let mut results: Vec<BulkResult> = Vec::with_capacity(body.ids.len());
@@ -89,7 +93,7 @@ pub async fn apply(
                 change_index.push(results.len());
                 changes.push(WorkflowChange {
                     id: id.clone(),
-                    owner_id: principal.user_id.clone(),
+                    actor: principal.clone(),
                     expected_version: Some(w.version),
                     allowed_from: vec![w.status],
                     max_nodes: None,

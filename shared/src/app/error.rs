@@ -7,6 +7,24 @@ use crate::ports::StoreError;
 pub enum AppError {
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// The caller is known and may see the resource, but not do this to it.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// Credentials or a token that do not prove who the caller is.
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    /// Login needs a second factor: `totp_code` or `recovery_code`.
+    #[error("MFA required")]
+    MfaRequired,
+    /// Too many failed logins: refused until `retry_after_s` have passed.
+    #[error("account locked")]
+    Locked { retry_after_s: i64 },
+    /// A state conflict other than versions: `slug` names it, `detail` explains.
+    #[error("conflict: {detail}")]
+    Conflict {
+        slug: &'static str,
+        detail: &'static str,
+    },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("version conflict")]
@@ -66,6 +84,14 @@ impl From<StoreError> for AppError {
             }
             StoreError::IdempotencyKeyUsed(_) => AppError::IdempotencyKeyReused,
             StoreError::BadPageKey => AppError::BadCursor,
+            StoreError::Conflict => AppError::Conflict {
+                slug: "concurrent-change",
+                detail: "the resource changed meanwhile; repeat the request",
+            },
+            StoreError::Duplicate => AppError::Conflict {
+                slug: "already-exists",
+                detail: "it exists already",
+            },
             StoreError::Unavailable(m) => AppError::Unavailable(m),
             StoreError::Internal(m) => AppError::Internal(m),
         }

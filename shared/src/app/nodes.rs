@@ -3,7 +3,7 @@
 use super::idempotency::{self, IdempotencyKey, Outcome};
 use super::requests::*;
 use super::workflows::expected_version;
-use super::{AppError, visible, workflow_rejection};
+use super::{AppError, changeable, require_write, visible, workflow_rejection};
 use crate::domain::error::Errors;
 use crate::domain::metrics::ContentMetrics;
 use crate::domain::quality::QualityScores;
@@ -20,6 +20,7 @@ pub struct AddNode<'a> {
 }
 
 pub async fn add(store: &dyn WorkflowStore, req: AddNode<'_>) -> Result<Outcome<Node>, AppError> {
+    require_write(req.principal)?;
     let mut errors = Errors::default();
     req.body.fields().validate(&mut errors, "");
     if let Some(p) = &req.body.parent_id
@@ -44,7 +45,7 @@ pub async fn add(store: &dyn WorkflowStore, req: AddNode<'_>) -> Result<Outcome<
         req.now,
     )?;
     match store
-        .add_node(&req.principal.user_id, &node, record.as_ref())
+        .add_node(req.principal, &node, record.as_ref())
         .await
     {
         Ok(()) => Ok(Outcome::Created(node)),
@@ -101,6 +102,7 @@ pub struct UpdateNode<'a> {
 
 /// Reads the node, applies the patch, and writes it back only if nobody wrote in between.
 pub async fn update(store: &dyn WorkflowStore, req: UpdateNode<'_>) -> Result<Node, AppError> {
+    require_write(req.principal)?;
     let expected = expected_version(req.if_match, req.body.expected_version)?
         .ok_or(AppError::PreconditionRequired)?;
     let current = get(store, req.principal, req.workflow_id, req.node_id).await?;
@@ -157,7 +159,7 @@ pub async fn update(store: &dyn WorkflowStore, req: UpdateNode<'_>) -> Result<No
     next.version = current.version + 1;
     next.updated_at = req.now;
     match store
-        .update_node(&req.principal.user_id, &next, expected)
+        .update_node(req.principal, &next, expected)
         .await
     {
         Ok(()) => Ok(next),
@@ -181,12 +183,13 @@ pub struct DeleteNode<'a> {
 /// first. Each node is deleted only if it still has the children that were read, so a child
 /// added concurrently is never orphaned (the request then answers 409 and can be repeated).
 pub async fn delete(store: &dyn WorkflowStore, req: DeleteNode<'_>) -> Result<(), AppError> {
+    require_write(req.principal)?;
     let (plan, parent_id) = if req.cascade {
         let (workflow, nodes) = store
             .get_tree(req.workflow_id)
             .await?
             .ok_or(AppError::NotFound("workflow"))?;
-        visible(Some(workflow), req.principal)?;
+        changeable(Some(workflow), req.principal)?;
         let subtree = tree::subtree_deepest_first(&nodes, req.node_id);
         let root = subtree.last().ok_or(AppError::NotFound("node"))?;
         let parent_id = root.parent_id.clone();
@@ -215,7 +218,7 @@ pub async fn delete(store: &dyn WorkflowStore, req: DeleteNode<'_>) -> Result<()
     };
     match store
         .delete_nodes(
-            &req.principal.user_id,
+            req.principal,
             req.workflow_id,
             &plan,
             parent_id.as_deref(),

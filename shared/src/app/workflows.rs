@@ -2,7 +2,7 @@
 
 use super::idempotency::{self, IdempotencyKey, Outcome};
 use super::requests::*;
-use super::{AppError, visible, workflow_rejection};
+use super::{AppError, require_write, visible, workflow_rejection};
 use crate::domain::error::Errors;
 use crate::domain::tree::{self, Draft};
 use crate::domain::{
@@ -24,6 +24,7 @@ pub fn new_workflow(
     body: CreateWorkflowRequest,
     now: DateTime<Utc>,
 ) -> Result<CreatedWorkflow, AppError> {
+    require_write(principal)?;
     let mut errors = Errors::default();
     if body.nodes.len() > MAX_NODES_PER_CREATE {
         errors.push("nodes", format!("at most {MAX_NODES_PER_CREATE} nodes per request (got {}); add more with POST /nodes", body.nodes.len()));
@@ -119,6 +120,7 @@ pub(crate) fn new_tree<T>(
         created_at: now,
         updated_at: now,
         version: 1,
+        shares: Default::default(),
     };
     let nodes = build_tree(&workflow.id, drafts, &order, keys, fields, now);
     Ok(CreatedWorkflow { workflow, nodes })
@@ -296,6 +298,7 @@ pub async fn update(
     store: &dyn WorkflowStore,
     req: UpdateWorkflow<'_>,
 ) -> Result<Workflow, AppError> {
+    require_write(req.principal)?;
     let expected = expected_version(req.if_match, req.body.expected_version)?
         .ok_or(AppError::PreconditionRequired)?;
     let body = req.body;
@@ -347,7 +350,7 @@ pub async fn update(
     let max_nodes = settings.as_ref().map(Settings::max_nodes);
     let change = WorkflowChange {
         id: req.id.to_string(),
-        owner_id: req.principal.user_id.clone(),
+        actor: req.principal.clone(),
         expected_version: Some(expected),
         allowed_from: vec![],
         max_nodes,
@@ -388,9 +391,10 @@ pub async fn change_status(
     store: &dyn WorkflowStore,
     req: ChangeStatus<'_>,
 ) -> Result<Workflow, AppError> {
+    require_write(req.principal)?;
     let change = WorkflowChange {
         id: req.id.to_string(),
-        owner_id: req.principal.user_id.clone(),
+        actor: req.principal.clone(),
         expected_version: req.expected_version,
         allowed_from: WorkflowStatus::sources_of(req.target),
         max_nodes: None,
@@ -402,6 +406,12 @@ pub async fn change_status(
     };
     store.change_workflow(&change).await.map_err(|e| {
         workflow_rejection(e, req.principal, |current| match req.expected_version {
+            _ if req.target == WorkflowStatus::Deleted
+                && !req.principal.owns(&current.owner_id)
+                && !req.principal.is_admin() =>
+            {
+                AppError::Forbidden("only the owner can delete a workflow")
+            }
             Some(v) if v != current.version => AppError::VersionConflict {
                 current_version: current.version,
             },

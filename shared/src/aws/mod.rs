@@ -2,6 +2,8 @@
 //! configuration every function builds its clients from.
 
 pub mod dynamo;
+pub mod kms;
+pub mod ses;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;

@@ -3,6 +3,7 @@
 //! Everything a client can send is validated here, so the same limits hold for every function
 //! and every entry point (create, patch, import).
 
+pub mod account;
 pub mod error;
 pub mod ids;
 pub mod metrics;
@@ -18,7 +19,7 @@ pub mod workflow;
 pub use error::{DomainError, FieldError};
 pub use metrics::ContentMetrics;
 pub use node::{Node, NodeFields, NodeStatus, Priority};
-pub use principal::Principal;
+pub use principal::{Access, Principal, Role, Scope, ShareAccess};
 pub use quality::QualityScores;
 pub use statistics::WorkflowStatistics;
 pub use workflow::{Settings, Workflow, WorkflowStatus};

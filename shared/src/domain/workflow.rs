@@ -1,10 +1,12 @@
 //! Workflows: fields, limits, settings and the status machine.
 
+use super::principal::ShareAccess;
 use super::error::{DomainError, Errors};
 use super::validate;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 pub const MAX_NAME_CHARS: usize = 255;
@@ -32,6 +34,9 @@ pub struct Workflow {
     pub updated_at: DateTime<Utc>,
     /// Optimistic concurrency: every write of the workflow's own fields bumps it.
     pub version: u64,
+    /// Users the owner shared the workflow with, and what they may do.
+    #[serde(default)]
+    pub shares: BTreeMap<String, ShareAccess>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]

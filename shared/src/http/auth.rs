@@ -1,13 +1,24 @@
-//! Verifies access tokens: ES256 JWTs only, with `exp`, `iss` and `aud` checked and at most
-//! 60 s of clock skew, against public keys given as a JWKS document. The key is chosen by the
-//! token's `kid`; a token without `kid` is accepted only when exactly one key is configured.
+//! Authentication of every HTTP request.
+//!
+//! [`JwtVerifier`] checks access tokens: ES256 JWTs only, with `exp`, `iss` and `aud` checked
+//! and at most 60 s of clock skew, against public keys chosen by the token's `kid`.
+//! [`KeyRing`] keeps a verifier over the signing keys in the table: loaded at cold start,
+//! reloaded at most once a minute when a token names a `kid` it does not know (a key rotated
+//! in since). [`Authenticator`] turns the `Authorization` header (an access token or an API
+//! key) into a [`Principal`] with the account's current role, refusing accounts that are
+//! suspended and tokens issued before the account's `tokens_valid_after`.
 
+use crate::domain::account::AccountStatus;
 use crate::domain::{Principal, ids};
+use crate::ports::{AccountState, AccountStore, PublicKey, SigningKeyStore};
+use chrono::{DateTime, Utc};
 use http::HeaderValue;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 pub const CLOCK_SKEW_SECONDS: u64 = 60;
 
@@ -33,13 +44,21 @@ pub enum AuthError {
     NotBearer,
     #[error("token rejected: {0}")]
     Invalid(&'static str),
+    /// The account could not be read: not the caller's fault (503).
+    #[error("accounts unavailable: {0}")]
+    Unavailable(String),
 }
 
-#[derive(Deserialize)]
-struct Claims {
-    sub: String,
+/// What a verified access token says.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TokenClaims {
+    pub sub: String,
+    /// The session the token was issued for.
     #[serde(default)]
-    roles: Vec<String>,
+    pub sid: Option<String>,
+    /// Issued at (epoch seconds).
+    #[serde(default)]
+    pub iat: i64,
 }
 
 impl JwtVerifier {
@@ -48,6 +67,17 @@ impl JwtVerifier {
     pub fn from_jwks(jwks: &str, issuer: &str, audience: &str) -> Result<Self, String> {
         let set: JwkSet = serde_json::from_str(jwks)
             .map_err(|e| format!("JWT_PUBLIC_KEYS is not a JWKS document: {e}"))?;
+        Self::from_set(&set, issuer, audience)
+    }
+
+    /// A verifier over public keys as the table stores them.
+    pub fn from_public_keys(keys: &[PublicKey], issuer: &str, audience: &str) -> Result<Self, String> {
+        let set: JwkSet = serde_json::from_value(jwks(keys))
+            .map_err(|e| format!("signing keys do not form a JWKS: {e}"))?;
+        Self::from_set(&set, issuer, audience)
+    }
+
+    fn from_set(set: &JwkSet, issuer: &str, audience: &str) -> Result<Self, String> {
         let mut keys = HashMap::new();
         for (i, jwk) in set.keys.iter().enumerate() {
             let kid = jwk
@@ -79,17 +109,17 @@ impl JwtVerifier {
         self.keys.len()
     }
 
-    /// The caller named by a valid `Authorization: Bearer <jwt>` header.
-    pub fn verify(&self, authorization: Option<&HeaderValue>) -> Result<Principal, AuthError> {
-        let value = authorization
-            .ok_or(AuthError::Missing)?
-            .to_str()
-            .map_err(|_| AuthError::NotBearer)?;
-        let (scheme, token) = value.split_once(' ').ok_or(AuthError::NotBearer)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(AuthError::NotBearer);
-        }
-        let token = token.trim();
+    pub fn knows(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
+    /// The claims of a valid `Authorization: Bearer <jwt>` header.
+    pub fn verify(&self, authorization: Option<&HeaderValue>) -> Result<TokenClaims, AuthError> {
+        self.verify_token(bearer(authorization)?)
+    }
+
+    /// The claims of a valid access token.
+    pub fn verify_token(&self, token: &str) -> Result<TokenClaims, AuthError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid("malformed"))?;
         if header.alg != Algorithm::ES256 {
@@ -107,7 +137,7 @@ impl JwtVerifier {
                 .ok_or(AuthError::Invalid("unknown key id"))?,
             None => return Err(AuthError::Invalid("missing key id")),
         };
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+        let data = jsonwebtoken::decode::<TokenClaims>(token, key, &self.validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             AuthError::Invalid(match e.kind() {
                 K::ExpiredSignature => "expired",
@@ -123,9 +153,204 @@ impl JwtVerifier {
         if !ids::is_valid_user_id(&data.claims.sub) {
             return Err(AuthError::Invalid("bad subject"));
         }
-        Ok(Principal {
-            user_id: data.claims.sub,
-            roles: data.claims.roles,
+        Ok(data.claims)
+    }
+}
+
+/// The credential of an `Authorization: Bearer <credential>` header.
+pub fn bearer(authorization: Option<&HeaderValue>) -> Result<&str, AuthError> {
+    let value = authorization
+        .ok_or(AuthError::Missing)?
+        .to_str()
+        .map_err(|_| AuthError::NotBearer)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::NotBearer)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::NotBearer);
+    }
+    Ok(token.trim())
+}
+
+/// The key id a JWT names in its header, if it is a JWT at all.
+fn kid_of(token: &str) -> Option<String> {
+    jsonwebtoken::decode_header(token).ok()?.kid
+}
+
+/// Public keys as a JWKS document (`/.well-known/jwks.json`).
+pub fn jwks(keys: &[PublicKey]) -> serde_json::Value {
+    serde_json::json!({"keys": keys.iter().map(|k| serde_json::json!({
+        "kty": "EC", "crv": "P-256", "x": k.x, "y": k.y, "kid": k.kid, "alg": "ES256", "use": "sig"
+    })).collect::<Vec<_>>()})
+}
+
+/// How long a key ring waits between reloads prompted by unknown key ids.
+pub const KEY_RELOAD_INTERVAL_MS: i64 = 60_000;
+
+/// A [`JwtVerifier`] over the signing keys in the table, reloaded when a token names a key
+/// it has not seen (at most once per [`KEY_RELOAD_INTERVAL_MS`]).
+pub struct KeyRing {
+    store: Option<Arc<dyn SigningKeyStore>>,
+    issuer: String,
+    audience: String,
+    verifier: RwLock<Arc<JwtVerifier>>,
+    loaded_at_ms: AtomicI64,
+}
+
+impl KeyRing {
+    /// Loads the public keys from `store` (one Query).
+    pub async fn load(
+        store: Arc<dyn SigningKeyStore>,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<KeyRing, String> {
+        let now = Utc::now();
+        let keys: Vec<PublicKey> = store
+            .signing_keys(now)
+            .await
+            .map_err(|e| format!("loading signing keys: {e}"))?
+            .into_iter()
+            .map(|k| k.public)
+            .collect();
+        let verifier = JwtVerifier::from_public_keys(&keys, issuer, audience)?;
+        Ok(KeyRing {
+            store: Some(store),
+            issuer: issuer.to_string(),
+            audience: audience.to_string(),
+            verifier: RwLock::new(Arc::new(verifier)),
+            loaded_at_ms: AtomicI64::new(now.timestamp_millis()),
         })
+    }
+
+    /// A fixed key ring that never reloads (tests, benches).
+    pub fn fixed(verifier: JwtVerifier) -> KeyRing {
+        KeyRing {
+            store: None,
+            issuer: String::new(),
+            audience: String::new(),
+            verifier: RwLock::new(Arc::new(verifier)),
+            loaded_at_ms: AtomicI64::new(0),
+        }
+    }
+
+    fn current(&self) -> Arc<JwtVerifier> {
+        self.verifier
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Verifies `token`, reloading the keys first when it names an unknown one and the last
+    /// load is over a minute old.
+    pub async fn verify_token(&self, token: &str) -> Result<TokenClaims, AuthError> {
+        let verifier = self.current();
+        if let (Some(kid), Some(store)) = (kid_of(token), &self.store)
+            && !verifier.knows(&kid)
+        {
+            let now = Utc::now();
+            let last = self.loaded_at_ms.load(Ordering::Acquire);
+            if now.timestamp_millis() - last >= KEY_RELOAD_INTERVAL_MS
+                && self
+                    .loaded_at_ms
+                    .compare_exchange(last, now.timestamp_millis(), Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                match store.signing_keys(now).await {
+                    Ok(keys) => {
+                        let keys: Vec<PublicKey> = keys.into_iter().map(|k| k.public).collect();
+                        if let Ok(v) = JwtVerifier::from_public_keys(&keys, &self.issuer, &self.audience) {
+                            tracing::info!(keys = keys.len(), "signing keys reloaded for an unknown kid");
+                            *self.verifier.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(v);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "signing keys could not be reloaded"),
+                }
+                return self.current().verify_token(token);
+            }
+        }
+        verifier.verify_token(token)
+    }
+}
+
+/// API keys are sent as bearer credentials `dwc_<user_id>.<key_id>.<secret>`.
+pub const API_KEY_PREFIX: &str = "dwc_";
+
+/// The parts of an API key: (user id, key id, secret).
+pub fn parse_api_key(credential: &str) -> Option<(&str, &str, &str)> {
+    let rest = credential.strip_prefix(API_KEY_PREFIX)?;
+    let mut parts = rest.splitn(3, '.');
+    let (user, key, secret) = (parts.next()?, parts.next()?, parts.next()?);
+    (ids::is_valid_id(user) && ids::is_valid_id(key) && !secret.is_empty()).then_some((user, key, secret))
+}
+
+/// Establishes the caller of every authenticated request: one read of the account (two
+/// items in one BatchGetItem for an API key) after a local signature check.
+pub struct Authenticator {
+    pub keys: KeyRing,
+    pub accounts: Arc<dyn AccountStore>,
+}
+
+impl Authenticator {
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&HeaderValue>,
+        now: DateTime<Utc>,
+    ) -> Result<Principal, AuthError> {
+        let credential = bearer(authorization)?;
+        if credential.starts_with(API_KEY_PREFIX) {
+            return self.api_key(credential, now).await;
+        }
+        let claims = self.keys.verify_token(credential).await?;
+        let state = self
+            .accounts
+            .account_state(&claims.sub)
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let role = usable(state, now)?;
+        let state_cutoff = role.1;
+        if claims.iat < state_cutoff.timestamp() {
+            return Err(AuthError::Invalid("revoked: sign in again"));
+        }
+        Ok(Principal {
+            user_id: claims.sub,
+            role: role.0,
+            scopes: None,
+            session_id: claims.sid,
+        })
+    }
+
+    async fn api_key(&self, credential: &str, now: DateTime<Utc>) -> Result<Principal, AuthError> {
+        let (user_id, key_id, secret) =
+            parse_api_key(credential).ok_or(AuthError::Invalid("malformed API key"))?;
+        let (key, state) = self
+            .accounts
+            .api_key_with_state(user_id, key_id)
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let key = key.ok_or(AuthError::Invalid("unknown API key"))?;
+        if !crate::crypto::constant_time_eq(&crate::crypto::sha256_hex(secret), &key.secret_hash) {
+            return Err(AuthError::Invalid("unknown API key"));
+        }
+        if key.expires_at.is_some_and(|t| t <= now) {
+            return Err(AuthError::Invalid("API key expired"));
+        }
+        let (role, _) = usable(state, now)?;
+        Ok(Principal {
+            user_id: user_id.to_string(),
+            role,
+            scopes: Some(key.scopes),
+            session_id: None,
+        })
+    }
+}
+
+/// The role and token cutoff of an account that may act now.
+fn usable(
+    state: Option<AccountState>,
+    _now: DateTime<Utc>,
+) -> Result<(crate::domain::Role, DateTime<Utc>), AuthError> {
+    let state = state.ok_or(AuthError::Invalid("account no longer exists"))?;
+    match state.status {
+        AccountStatus::Active => Ok((state.role, state.tokens_valid_after)),
+        AccountStatus::Suspended => Err(AuthError::Invalid("account suspended")),
+        AccountStatus::Pending => Err(AuthError::Invalid("email not verified")),
     }
 }

@@ -3,9 +3,11 @@
 
 pub mod auth;
 pub mod cursor;
+pub mod limits;
 pub mod problem;
 pub mod request;
 pub mod response;
 
-pub use auth::{AuthError, JwtVerifier};
+pub use auth::{AuthError, Authenticator, JwtVerifier, KeyRing};
+pub use limits::{Gate, GateConfig, Per};
 pub use problem::Problem;

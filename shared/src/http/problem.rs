@@ -102,6 +102,10 @@ impl Problem {
         )
     }
 
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
     pub fn method_not_allowed(allowed: &[&str]) -> Self {
         Problem::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -140,12 +144,45 @@ impl Problem {
     }
 }
 
+impl From<crate::http::AuthError> for Problem {
+    fn from(e: crate::http::AuthError) -> Self {
+        match e {
+            crate::http::AuthError::Unavailable(cause) => AppError::Unavailable(cause).into(),
+            other => Problem::unauthorized(other.to_string()),
+        }
+    }
+}
+
 impl From<AppError> for Problem {
     fn from(e: AppError) -> Self {
         use StatusCode as S;
         match e {
             AppError::Validation(errors) => Problem::validation(errors),
             AppError::NotFound(what) => Problem::not_found(what),
+            AppError::Forbidden(why) => Problem::forbidden(why),
+            AppError::Unauthorized(why) => Problem::new(
+                S::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication failed",
+                why,
+            ),
+            AppError::MfaRequired => Problem::new(
+                S::UNAUTHORIZED,
+                "mfa-required",
+                "Second factor required",
+                "this account uses two-factor authentication: send totp_code or recovery_code",
+            ),
+            AppError::Locked { retry_after_s } => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "account-locked",
+                "Account locked",
+                format!("too many failed logins; try again in {retry_after_s} s"),
+            )
+            .with("retry_after", json!(retry_after_s))
+            .with_header(header::RETRY_AFTER, retry_after_s.to_string()),
+            AppError::Conflict { slug, detail } => {
+                Problem::new(S::CONFLICT, slug, "Conflict", detail)
+            }
             AppError::VersionConflict { current_version } => Problem::new(
                 S::CONFLICT,
                 "version-conflict",

@@ -1,7 +1,7 @@
 //! Conversions between domain values and table items.
 
 use super::keys::*;
-use crate::domain::{Node, Workflow, workflow::search_text};
+use crate::domain::{Node, ShareAccess, Workflow, workflow::search_text};
 use crate::ports::{IdempotencyRecord, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::DateTime;
@@ -57,6 +57,30 @@ pub fn owner_index_keys(w: &Workflow) -> Item {
         (GSI1PK.into(), s(owner_pk(&w.owner_id))),
         (GSI1SK.into(), s(owner_sk(w.created_at, &w.id))),
     ])
+}
+
+/// Marks a share entry: the item that puts a workflow in the list of a user it is shared with.
+pub const SHARE_ACCESS: &str = "share_access";
+pub const SHARE_PK_PREFIX: &str = "SHARE#";
+
+pub fn share_key(workflow_id: &str, user_id: &str) -> Item {
+    HashMap::from([
+        (PK.into(), s(format!("{SHARE_PK_PREFIX}{workflow_id}"))),
+        (SK.into(), s(format!("USER#{user_id}"))),
+    ])
+}
+
+/// A share entry sorts in the user's list (GSI1) where the workflow's own item sorts in its
+/// owner's: by the workflow's creation time.
+pub fn share_entry(w: &Workflow, user_id: &str, access: ShareAccess) -> Item {
+    let mut item = share_key(&w.id, user_id);
+    item.insert("type".into(), s("share"));
+    item.insert("id".into(), s(w.id.as_str()));
+    item.insert("user_id".into(), s(user_id));
+    item.insert(SHARE_ACCESS.into(), s(access.as_str()));
+    item.insert(GSI1PK.into(), s(owner_pk(user_id)));
+    item.insert(GSI1SK.into(), s(owner_sk(w.created_at, &w.id)));
+    item
 }
 
 pub fn node_item(n: &Node) -> Result<Item, StoreError> {

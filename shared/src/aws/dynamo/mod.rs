@@ -7,10 +7,13 @@
 //! | workflow | `WF#<workflow_id>` | `#WORKFLOW` | `OWNER#<owner_id>` (absent once deleted) | `WF#<created_at>#<workflow_id>` |
 //! | node | `WF#<workflow_id>` | `NODE#<node_id>` | | |
 //! | idempotency record | `IDEM#<owner_id>#<key>` | `#IDEMPOTENCY` | | |
+//! | share entry | `SHARE#<workflow_id>` | `USER#<user_id>` | `OWNER#<user_id>` | `WF#<workflow created_at>#<workflow_id>` |
 //!
 //! A workflow and its nodes share one partition, so "a workflow with its nodes" is one Query;
 //! `#WORKFLOW` sorts before `NODE#`, so the workflow comes first. Node ids are ULIDs, so nodes
-//! come in creation order (parents before children). `created_at` in `GSI1SK` is UTC with
+//! come in creation order (parents before children). A workflow's `shares` map (user ->
+//! `viewer`/`editor`) sits on its item, so every read of the workflow knows who may see it; the
+//! share entries, in their own partitions, only put shared workflows in their users' lists. `created_at` in `GSI1SK` is UTC with
 //! milliseconds and fixed width, so the index sorts by creation time. Deleting a workflow removes
 //! its `GSI1` keys (a sparse index), so lists never see it. Idempotency records expire through
 //! the table's TTL attribute `expires_at` (epoch seconds).
@@ -22,7 +25,8 @@
 //! | get a workflow | GetItem | `PK = WF#<id> AND SK = #WORKFLOW` |
 //! | get several workflows (bulk) | BatchGetItem | the keys above, one per id |
 //! | get a workflow with all its nodes (export, statistics, cascade delete) | Query | `PK = WF#<id>` |
-//! | list an owner's workflows, newest first, by creation time range | Query on `GSI1`, backwards | `GSI1PK = OWNER#<owner> AND GSI1SK BETWEEN WF#<after>#~ AND WF#<before>#` (status, tag and name words as a filter) |
+//! | list a user's workflows (own and shared), newest first, by creation time range | Query on `GSI1`, backwards; BatchGetItem of the shared ones on the page | `GSI1PK = OWNER#<user> AND GSI1SK BETWEEN WF#<after>#~ AND WF#<before>#` (status, tag and name words as a filter; share entries pass it and are filtered once read) |
+//! | share / unshare a workflow | TransactWriteItems | Update `shares.<user>` on the workflow (owner or admin, not deleted) + Put / Delete the share entry |
 //! | get one node with its workflow | BatchGetItem | `PK = WF#<id>` with `SK = #WORKFLOW` and `SK = NODE#<node_id>` |
 //! | list a workflow's nodes, first page | Query | `PK = WF#<id>` (the workflow item first, then nodes) |
 //! | list a workflow's nodes, later pages | GetItem + Query, concurrently | the workflow's key; `PK = WF#<id>` from the page key |
@@ -35,8 +39,11 @@
 //! | read an idempotency record | GetItem | `PK = IDEM#<owner>#<key> AND SK = #IDEMPOTENCY` |
 //! | check a rate limit ([`ratelimit`]) | GetItem (consistent), PutItem only if admitted | `PK = RL#<key> AND SK = #RATE`, Put conditional on the version read |
 //!
+//! Accounts, sessions, API keys, one-time tokens and signing keys: see [`accounts`].
+//!
 //! No request path scans.
 
+pub mod accounts;
 mod errors;
 mod expr;
 mod items;
@@ -44,5 +51,6 @@ mod keys;
 pub mod ratelimit;
 mod store;
 
+pub use accounts::DynamoAccounts;
 pub use ratelimit::DynamoRateLimits;
 pub use store::{DynamoStore, WORKFLOW_FIELDS};

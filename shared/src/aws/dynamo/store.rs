@@ -4,7 +4,7 @@ use super::errors::{build, classify};
 use super::expr::Expr;
 use super::items::*;
 use super::keys::*;
-use crate::domain::{Node, Workflow, WorkflowStatus};
+use crate::domain::{Node, Principal, ShareAccess, Workflow, WorkflowStatus};
 use crate::ports::*;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{
     ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +47,7 @@ pub const WORKFLOW_FIELDS: &[&str] = &[
     "created_at",
     "updated_at",
     "version",
+    "shares",
     IMPORT_PENDING,
 ];
 
@@ -111,13 +112,35 @@ fn start_key(key: &PageKey) -> Item {
         .collect()
 }
 
-/// Condition: the workflow exists, belongs to `owner_id`, is not deleted and not mid-import.
-fn writable(e: &mut Expr, owner_id: &str) -> String {
+/// Condition: the workflow exists, `actor` may change it (owner, shared as `editor`, or an
+/// admin), and it is not deleted and not mid-import. Roles and scopes are the use case's to
+/// check; this makes a share revoked or an owner changed since the read count.
+fn writable(e: &mut Expr, actor: &Principal) -> String {
+    writable_by(e, actor, false)
+}
+
+/// [`writable`], or with `owner_only` only by the owner or an admin (deleting a workflow).
+fn writable_by(e: &mut Expr, actor: &Principal, owner_only: bool) -> String {
+    let who = if actor.is_admin() {
+        String::new()
+    } else if owner_only {
+        format!(
+            " AND {owner} = {u}",
+            owner = e.name("owner_id"),
+            u = e.s(actor.user_id.as_str()),
+        )
+    } else {
+        format!(
+            " AND ({owner} = {u} OR {share} = {editor})",
+            owner = e.name("owner_id"),
+            u = e.s(actor.user_id.as_str()),
+            share = e.path(&["shares", actor.user_id.as_str()]),
+            editor = e.s(ShareAccess::Editor.as_str()),
+        )
+    };
     format!(
-        "attribute_exists({pk}) AND {owner} = {o} AND {status} <> {deleted} AND attribute_not_exists({pending})",
+        "attribute_exists({pk}){who} AND {status} <> {deleted} AND attribute_not_exists({pending})",
         pk = e.name(PK),
-        owner = e.name("owner_id"),
-        o = e.s(owner_id),
         status = e.name("status"),
         deleted = e.s(WorkflowStatus::Deleted.as_str()),
         pending = e.name(IMPORT_PENDING),
@@ -126,7 +149,8 @@ fn writable(e: &mut Expr, owner_id: &str) -> String {
 
 fn workflow_update_parts(c: &WorkflowChange) -> Result<UpdateParts, StoreError> {
     let mut e = Expr::default();
-    let mut condition = writable(&mut e, &c.owner_id);
+    let deleting = c.update.status == Some(WorkflowStatus::Deleted);
+    let mut condition = writable_by(&mut e, &c.actor, deleting);
     if let Some(v) = c.expected_version {
         condition += &format!(" AND {} = {}", e.name("version"), e.n(v));
     }
@@ -594,10 +618,13 @@ impl WorkflowStore for DynamoStore {
                 // A key from this owner's list and inside this query's time range (DynamoDB
                 // refuses a start key outside the key condition, e.g. a cursor reused with other
                 // filters).
+                let own = key.0.get(SK).map(String::as_str) == Some(WORKFLOW_SK)
+                    && key.0.get(PK).is_some_and(|pk| pk.starts_with("WF#"));
+                let shared = key.0.get(SK).is_some_and(|sk| sk.starts_with("USER#"))
+                    && key.0.get(PK).is_some_and(|pk| pk.starts_with(SHARE_PK_PREFIX));
                 let ok = key.0.len() == 4
                     && key.0.get(GSI1PK) == Some(&owner)
-                    && key.0.get(SK).map(String::as_str) == Some(WORKFLOW_SK)
-                    && key.0.get(PK).is_some_and(|pk| pk.starts_with("WF#"))
+                    && (own || shared)
                     && key
                         .0
                         .get(GSI1SK)
@@ -633,10 +660,20 @@ impl WorkflowStore for DynamoStore {
                     e.s(format!(" {word}"))
                 ));
             }
+            // Share entries (workflows shared with this user) have none of the filtered
+            // attributes: they pass here and are filtered once their workflow is read.
+            if !filters.is_empty() {
+                filters = vec![format!(
+                    "({}) OR attribute_exists({})",
+                    filters.join(" AND "),
+                    e.name(SHARE_ACCESS)
+                )];
+            }
             // Only what a workflow is made of: keys and search text are not sent back, which
             // saves parsing them for every item of the page.
             let projection = WORKFLOW_FIELDS
                 .iter()
+                .chain([&SHARE_ACCESS])
                 .map(|f| e.name(f))
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -657,9 +694,36 @@ impl WorkflowStore for DynamoStore {
                 .await
                 .map_err(classify)?;
             let next = page_key(response.last_evaluated_key.as_ref());
+            let found = response.items.unwrap_or_default();
+            // Shared workflows are read in one more request, only when the page has some.
+            let shared_ids: Vec<String> = found
+                .iter()
+                .filter(|item| item.contains_key(SHARE_ACCESS))
+                .filter_map(|item| item.get("id").and_then(|v| v.as_s().ok()).cloned())
+                .collect();
+            let mut shared: HashMap<String, Workflow> = if shared_ids.is_empty() {
+                HashMap::new()
+            } else {
+                self.get_workflows(&shared_ids)
+                    .await?
+                    .into_iter()
+                    .filter(|w| {
+                        w.status != WorkflowStatus::Deleted
+                            && w.shares.contains_key(owner_id)
+                            && filter.matches(w)
+                    })
+                    .map(|w| (w.id.clone(), w))
+                    .collect()
+            };
             let mut items = Vec::new();
-            for item in response.items.unwrap_or_default() {
-                items.extend(workflow_from(item)?);
+            for item in found {
+                if item.contains_key(SHARE_ACCESS) {
+                    if let Some(AttributeValue::S(id)) = item.get("id") {
+                        items.extend(shared.remove(id));
+                    }
+                } else {
+                    items.extend(workflow_from(item)?);
+                }
             }
             Ok(Page { items, next })
         })
@@ -751,13 +815,13 @@ impl WorkflowStore for DynamoStore {
 
     fn add_node<'a>(
         &'a self,
-        owner_id: &'a str,
+        actor: &'a Principal,
         node: &'a Node,
         idempotency: Option<&'a IdempotencyRecord>,
     ) -> Fut<'a, ()> {
         Box::pin(async move {
             let workflow = counter_parts(workflow_key(&node.workflow_id), "node_count", 1, |e| {
-                let w = writable(e, owner_id);
+                let w = writable(e, actor);
                 format!(
                     "{w} AND {} < {}",
                     e.name("node_count"),
@@ -867,13 +931,13 @@ impl WorkflowStore for DynamoStore {
 
     fn update_node<'a>(
         &'a self,
-        owner_id: &'a str,
+        actor: &'a Principal,
         node: &'a Node,
         expected_version: u64,
     ) -> Fut<'a, ()> {
         Box::pin(async move {
             let mut e = Expr::default();
-            let condition = writable(&mut e, owner_id);
+            let condition = writable(&mut e, actor);
             let check = ConditionCheck::builder()
                 .table_name(self.table.as_ref())
                 .set_key(Some(workflow_key(&node.workflow_id)))
@@ -915,7 +979,7 @@ impl WorkflowStore for DynamoStore {
 
     fn delete_nodes<'a>(
         &'a self,
-        owner_id: &'a str,
+        actor: &'a Principal,
         workflow_id: &'a str,
         plan: &'a [NodeDeletion],
         parent_id: Option<&'a str>,
@@ -928,7 +992,7 @@ impl WorkflowStore for DynamoStore {
                     workflow_key(workflow_id),
                     "node_count",
                     -(chunk.len() as i64),
-                    |e| writable(e, owner_id),
+                    |e| writable(e, actor),
                 );
                 let mut actions = vec![workflow.action(&self.table)?];
                 let mut roles = vec![Role::Workflow];
@@ -963,6 +1027,78 @@ impl WorkflowStore for DynamoStore {
                 self.transact_roles(actions, &roles).await?;
             }
             Ok(())
+        })
+    }
+
+    fn put_share<'a>(
+        &'a self,
+        actor: &'a Principal,
+        workflow: &'a Workflow,
+        user_id: &'a str,
+        access: ShareAccess,
+    ) -> Fut<'a, Workflow> {
+        Box::pin(async move {
+            let mut e = Expr::default();
+            let condition = writable_by(&mut e, actor, true);
+            let update = format!(
+                "SET {} = {}",
+                e.path(&["shares", user_id]),
+                e.s(access.as_str())
+            );
+            let workflow_update = UpdateParts {
+                key: workflow_key(&workflow.id),
+                update,
+                condition,
+                expr: e,
+            };
+            let entry = share_entry(workflow, user_id, access);
+            let put = Put::builder()
+                .table_name(self.table.as_ref())
+                .set_item(Some(entry))
+                .build()
+                .map_err(build)?;
+            let actions = vec![
+                workflow_update.action(&self.table)?,
+                TransactWriteItem::builder().put(put).build(),
+            ];
+            self.transact_roles(actions, &[Role::Workflow, Role::Node])
+                .await?;
+            let mut w = workflow.clone();
+            w.shares.insert(user_id.to_string(), access);
+            Ok(w)
+        })
+    }
+
+    fn delete_share<'a>(
+        &'a self,
+        actor: &'a Principal,
+        workflow_id: &'a str,
+        user_id: &'a str,
+    ) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut e = Expr::default();
+            let share = e.path(&["shares", user_id]);
+            let condition = format!(
+                "{} AND attribute_exists({share})",
+                writable_by(&mut e, actor, true)
+            );
+            let workflow_update = UpdateParts {
+                key: workflow_key(workflow_id),
+                update: format!("REMOVE {share}"),
+                condition,
+                expr: e,
+            };
+            let delete = Delete::builder()
+                .table_name(self.table.as_ref())
+                .set_key(Some(share_key(workflow_id, user_id)))
+                .build()
+                .map_err(build)?;
+            let actions = vec![
+                workflow_update.action(&self.table)?,
+                TransactWriteItem::builder().delete(delete).build(),
+            ];
+            self.transact_roles(actions, &[Role::Workflow, Role::Node])
+                .await
         })
     }
 

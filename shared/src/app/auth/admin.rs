@@ -1,0 +1,136 @@
+//! The admin's use cases over accounts (`/api/v3/admin`), and the first-admin bootstrap.
+
+use super::Identity;
+use super::dto::*;
+use crate::app::AppError;
+use crate::domain::account::{Account, AccountStatus};
+use crate::domain::{Principal, Role};
+use crate::ports::{AccountFilter, AccountStore, Page, PageKey};
+
+fn require_admin(principal: &Principal) -> Result<(), AppError> {
+    if principal.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("only admins may use the admin API"))
+    }
+}
+
+/// An admin may not lock themself out through the admin API.
+fn not_self(principal: &Principal, user_id: &str) -> Result<(), AppError> {
+    if principal.user_id == user_id {
+        Err(AppError::Conflict {
+            slug: "own-account",
+            detail: "admins cannot suspend, demote or delete their own account",
+        })
+    } else {
+        Ok(())
+    }
+}
+
+impl Identity {
+    pub async fn admin_list_users(
+        &self,
+        principal: &Principal,
+        filter: AccountFilter,
+        limit: u32,
+        after: Option<PageKey>,
+    ) -> Result<Page<Account>, AppError> {
+        require_admin(principal)?;
+        Ok(self.accounts.list_accounts(&filter, limit, after.as_ref()).await?)
+    }
+
+    async fn target(&self, principal: &Principal, user_id: &str) -> Result<Account, AppError> {
+        require_admin(principal)?;
+        self.accounts
+            .get_account(user_id)
+            .await?
+            .ok_or(AppError::NotFound("user"))
+    }
+
+    pub async fn admin_get_user(&self, principal: &Principal, user_id: &str) -> Result<UserView, AppError> {
+        Ok(UserView::from(&self.target(principal, user_id).await?))
+    }
+
+    /// Suspending ends every session and every token and key at once (each request checks
+    /// the account's status).
+    pub async fn admin_set_status(
+        &self,
+        principal: &Principal,
+        user_id: &str,
+        suspended: bool,
+    ) -> Result<UserView, AppError> {
+        let mut account = self.target(principal, user_id).await?;
+        not_self(principal, user_id)?;
+        match (suspended, account.status) {
+            (true, AccountStatus::Suspended) | (false, AccountStatus::Active) => {}
+            (true, _) => {
+                account.status = AccountStatus::Suspended;
+                self.end_everything(&mut account).await?;
+            }
+            (false, _) => {
+                account.status = AccountStatus::Active;
+                account.failed_logins = 0;
+                account.locked_until = None;
+                self.save(&mut account).await?;
+            }
+        }
+        Ok(UserView::from(&account))
+    }
+
+    pub async fn admin_set_role(
+        &self,
+        principal: &Principal,
+        user_id: &str,
+        body: SetRoleRequest,
+    ) -> Result<UserView, AppError> {
+        let mut account = self.target(principal, user_id).await?;
+        not_self(principal, user_id)?;
+        if account.role != body.role {
+            account.role = body.role;
+            self.save(&mut account).await?;
+        }
+        Ok(UserView::from(&account))
+    }
+
+    pub async fn admin_end_sessions(&self, principal: &Principal, user_id: &str) -> Result<(), AppError> {
+        let mut account = self.target(principal, user_id).await?;
+        self.end_everything(&mut account).await
+    }
+
+    pub async fn admin_delete_user(&self, principal: &Principal, user_id: &str) -> Result<(), AppError> {
+        let account = self.target(principal, user_id).await?;
+        not_self(principal, user_id)?;
+        self.accounts.delete_account(&account).await?;
+        Ok(())
+    }
+
+    pub async fn admin_rotate_signing_key(&self, principal: &Principal) -> Result<RotatedKey, AppError> {
+        require_admin(principal)?;
+        Ok(RotatedKey {
+            kid: self.signer.rotate(self.now()).await?,
+        })
+    }
+}
+
+/// Makes the account with `email` an admin: how the first admin of a deployment is made
+/// (`dwc-admin promote <email>`, README). The account must have verified its email.
+pub async fn promote(accounts: &dyn AccountStore, email: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Account, AppError> {
+    let email = crate::domain::account::normalize_email(email)?;
+    let mut account = accounts
+        .find_account_by_email(&email)
+        .await?
+        .ok_or(AppError::NotFound("account"))?;
+    if account.status != AccountStatus::Active {
+        return Err(AppError::Conflict {
+            slug: "account-not-active",
+            detail: "the account must have verified its email and not be suspended",
+        });
+    }
+    if account.role != Role::Admin {
+        account.role = Role::Admin;
+        account.version += 1;
+        account.updated_at = now;
+        accounts.update_account(&account).await?;
+    }
+    Ok(account)
+}

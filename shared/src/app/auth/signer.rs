@@ -1,0 +1,176 @@
+//! The ES256 signing key of access tokens: stored encrypted under a KMS data key (envelope
+//! encryption), decrypted once per cold start, and re-checked every ten minutes so an instance
+//! picks up a rotation.
+
+use crate::crypto;
+use crate::ports::{KeyVault, PublicKey, SigningKeyStore, StoreError, StoredSigningKey};
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Serialize;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// Lifetime of an access token.
+pub const ACCESS_TOKEN_SECONDS: i64 = 15 * 60;
+/// How often a signing instance looks for a newer key.
+pub const KEY_CHECK_INTERVAL: Duration = Duration::minutes(10);
+/// How long a rotated-out key still verifies: every token it signed has expired by then, and
+/// every instance has moved to the new key.
+pub const RETIRED_KEY_LIFETIME: Duration = Duration::hours(24);
+
+struct Loaded {
+    kid: String,
+    key: EncodingKey,
+    checked_at: DateTime<Utc>,
+}
+
+pub struct Signer {
+    keys: Arc<dyn SigningKeyStore>,
+    vault: Arc<dyn KeyVault>,
+    issuer: String,
+    audience: String,
+    loaded: Mutex<Option<Loaded>>,
+}
+
+#[derive(Serialize)]
+struct AccessClaims<'a> {
+    sub: &'a str,
+    sid: &'a str,
+    role: &'a str,
+    iss: &'a str,
+    aud: &'a str,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+}
+
+fn crypto_error(e: crypto::CryptoError) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+impl Signer {
+    pub fn new(
+        keys: Arc<dyn SigningKeyStore>,
+        vault: Arc<dyn KeyVault>,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Self {
+        Signer {
+            keys,
+            vault,
+            issuer: issuer.into(),
+            audience: audience.into(),
+            loaded: Mutex::new(None),
+        }
+    }
+
+    /// A signed access token for `user_id` in session `sid`.
+    pub async fn access_token(
+        &self,
+        user_id: &str,
+        sid: &str,
+        role: crate::domain::Role,
+        now: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        let (kid, key) = self.current(now).await?;
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(kid);
+        let iat = now.timestamp();
+        let claims = AccessClaims {
+            sub: user_id,
+            sid,
+            role: role.as_str(),
+            iss: &self.issuer,
+            aud: &self.audience,
+            iat,
+            nbf: iat,
+            exp: iat + ACCESS_TOKEN_SECONDS,
+        };
+        jsonwebtoken::encode(&header, &claims, &key)
+            .map_err(|e| StoreError::Internal(format!("signing: {e}")))
+    }
+
+    /// The key to sign with: the newest one stored (made on first use of a fresh deployment).
+    async fn current(&self, now: DateTime<Utc>) -> Result<(String, EncodingKey), StoreError> {
+        let mut loaded = self.loaded.lock().await;
+        if let Some(l) = loaded.as_ref()
+            && now - l.checked_at < KEY_CHECK_INTERVAL
+        {
+            return Ok((l.kid.clone(), l.key.clone()));
+        }
+        let newest = self.keys.signing_keys(now).await?.into_iter().find(|k| !k.retired);
+        let next = match (newest, loaded.take()) {
+            (Some(k), Some(l)) if k.public.kid == l.kid => Loaded {
+                checked_at: now,
+                ..l
+            },
+            (Some(k), _) => self.open(&k, now).await?,
+            (None, _) => {
+                let k = self.create(now).await?;
+                self.open(&k, now).await?
+            }
+        };
+        let out = (next.kid.clone(), next.key.clone());
+        *loaded = Some(next);
+        Ok(out)
+    }
+
+    async fn open(&self, k: &StoredSigningKey, now: DateTime<Utc>) -> Result<Loaded, StoreError> {
+        let data_key = self.vault.decrypt_data_key(&k.encrypted_data_key).await?;
+        let pkcs8 = crypto::open(&data_key, &k.encrypted_private_key, &k.nonce, &k.public.kid)
+            .map_err(crypto_error)?;
+        tracing::info!(kid = %k.public.kid, "signing key decrypted");
+        Ok(Loaded {
+            kid: k.public.kid.clone(),
+            key: EncodingKey::from_ec_der(&pkcs8),
+            checked_at: now,
+        })
+    }
+
+    /// Makes and stores a new key; the private half leaves this function only encrypted.
+    async fn create(&self, now: DateTime<Utc>) -> Result<StoredSigningKey, StoreError> {
+        let (pkcs8, x, y) = crypto::generate_p256().map_err(crypto_error)?;
+        let kid = crate::domain::ids::new_id();
+        let data_key = self.vault.generate_data_key().await?;
+        let (encrypted_private_key, nonce) =
+            crypto::seal(&data_key.plaintext, &pkcs8, &kid).map_err(crypto_error)?;
+        let key = StoredSigningKey {
+            public: PublicKey {
+                kid,
+                x,
+                y,
+                created_at: now,
+            },
+            encrypted_private_key,
+            nonce,
+            encrypted_data_key: data_key.ciphertext,
+            retired: false,
+            expires_at: None,
+        };
+        self.keys.put_signing_key(&key).await?;
+        tracing::info!(kid = %key.public.kid, "signing key created");
+        Ok(key)
+    }
+
+    /// Rotation: a new key signs from now on (here at once, elsewhere within
+    /// [`KEY_CHECK_INTERVAL`]); the others keep verifying for [`RETIRED_KEY_LIFETIME`].
+    pub async fn rotate(&self, now: DateTime<Utc>) -> Result<String, StoreError> {
+        let mut loaded = self.loaded.lock().await;
+        let old: Vec<String> = self
+            .keys
+            .signing_keys(now)
+            .await?
+            .into_iter()
+            .filter(|k| !k.retired)
+            .map(|k| k.public.kid)
+            .collect();
+        let key = self.create(now).await?;
+        for kid in &old {
+            self.keys.retire_signing_key(kid, now + RETIRED_KEY_LIFETIME).await?;
+        }
+        let next = self.open(&key, now).await?;
+        let kid = next.kid.clone();
+        *loaded = Some(next);
+        Ok(kid)
+    }
+}

@@ -1,0 +1,742 @@
+//! [`AccountStore`] and [`SigningKeyStore`] over the single table.
+//!
+//! # Items
+//!
+//! | item | `PK` | `SK` | `GSI1PK` / `GSI1SK` | TTL `expires_at` |
+//! | --- | --- | --- | --- | --- |
+//! | account | `USER#<user_id>` | `#ACCOUNT` | `ACCOUNTS` / `<email>` | |
+//! | email guard (uniqueness) | `EMAIL#<email>` | `#EMAIL` | | |
+//! | session | `USER#<user_id>` | `SESSION#<session_id>` | | 30 days after the last refresh |
+//! | API key | `USER#<user_id>` | `APIKEY#<key_id>` | | its expiry, if any |
+//! | one-time token (email link) | `TOKEN#<sha256 of the secret>` | `#TOKEN` | | its expiry |
+//! | signing key | `SIGNING_KEYS` | `KEY#<kid>` | | set when retired |
+//!
+//! # Access patterns
+//!
+//! | pattern | request | key condition |
+//! | --- | --- | --- |
+//! | register | TransactWriteItems | Put account, guard and token, each `attribute_not_exists(PK)` |
+//! | account by id / state per request | GetItem (consistent; projection for the state) | `PK = USER#<id> AND SK = #ACCOUNT` |
+//! | account by email (login, reset) | GetItem guard, then GetItem account | `PK = EMAIL#<email>` |
+//! | change an account | PutItem | conditional on `version = <read> - 1` |
+//! | list / search accounts (admin) | Query on `GSI1` | `GSI1PK = ACCOUNTS AND begins_with(GSI1SK, <prefix>)`, status/role as filter |
+//! | use a one-time token | DeleteItem, ReturnValues ALL_OLD | `PK = TOKEN#<hash>`: one caller gets the item |
+//! | sessions / API keys of a user | Query | `PK = USER#<id> AND begins_with(SK, SESSION#)` (`APIKEY#`) |
+//! | rotate a refresh token | PutItem | conditional on `refresh_hash = <presented>` |
+//! | API key with its account's state | BatchGetItem | the key's and the account's keys |
+//! | delete an account | Query `PK = USER#<id>`, then TransactWriteItems/BatchWriteItem | |
+//! | signing keys | Query | `PK = SIGNING_KEYS` |
+
+use super::errors::{build, classify};
+use super::expr::Expr;
+use super::items::{EXPIRES_AT, Item};
+use super::keys::{GSI1, GSI1PK, GSI1SK, PK, SK};
+use crate::domain::account::{Account, AccountStatus, ApiKey, Session};
+use crate::domain::Role;
+use crate::ports::*;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
+    WriteRequest,
+};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+const ACCOUNT_SK: &str = "#ACCOUNT";
+const ACCOUNTS_INDEX_PK: &str = "ACCOUNTS";
+const SIGNING_KEYS_PK: &str = "SIGNING_KEYS";
+
+/// Accounts, sessions, API keys, one-time tokens and signing keys in the single table.
+#[derive(Clone, Debug)]
+pub struct DynamoAccounts {
+    client: Client,
+    table: Arc<str>,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn internal(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+fn key(pk: String, sk: String) -> Item {
+    HashMap::from([(PK.into(), s(pk)), (SK.into(), s(sk))])
+}
+
+fn user_pk(user_id: &str) -> String {
+    format!("USER#{user_id}")
+}
+
+fn account_key(user_id: &str) -> Item {
+    key(user_pk(user_id), ACCOUNT_SK.into())
+}
+
+fn email_key(email: &str) -> Item {
+    key(format!("EMAIL#{email}"), "#EMAIL".into())
+}
+
+fn session_key(user_id: &str, session_id: &str) -> Item {
+    key(user_pk(user_id), format!("SESSION#{session_id}"))
+}
+
+fn api_key_key(user_id: &str, key_id: &str) -> Item {
+    key(user_pk(user_id), format!("APIKEY#{key_id}"))
+}
+
+fn token_key(hash: &str) -> Item {
+    key(format!("TOKEN#{hash}"), "#TOKEN".into())
+}
+
+fn signing_key_key(kid: &str) -> Item {
+    key(SIGNING_KEYS_PK.into(), format!("KEY#{kid}"))
+}
+
+fn to_item<T: serde::Serialize>(value: &T, keys: Item) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(value).map_err(internal)?;
+    item.extend(keys);
+    Ok(item)
+}
+
+fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(internal)
+}
+
+fn account_item(a: &Account) -> Result<Item, StoreError> {
+    let mut item = to_item(a, account_key(&a.user_id))?;
+    item.insert(GSI1PK.into(), s(ACCOUNTS_INDEX_PK));
+    item.insert(GSI1SK.into(), s(a.email.as_str()));
+    item.insert("type".into(), s("account"));
+    Ok(item)
+}
+
+fn token_item(t: &OneTimeToken) -> Item {
+    let mut item = token_key(&t.hash);
+    item.insert("type".into(), s("token"));
+    item.insert("purpose".into(), s(t.purpose.as_str()));
+    item.insert("user_id".into(), s(t.user_id.as_str()));
+    item.insert(
+        EXPIRES_AT.into(),
+        AttributeValue::N(t.expires_at.timestamp().to_string()),
+    );
+    item
+}
+
+fn token_from(item: &Item, hash: &str) -> Result<OneTimeToken, StoreError> {
+    let text = |k: &str| match item.get(k) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(internal(format!("token without {k}"))),
+    };
+    let purpose = match text("purpose")?.as_str() {
+        "verify_email" => TokenPurpose::VerifyEmail,
+        "reset_password" => TokenPurpose::ResetPassword,
+        other => return Err(internal(format!("token purpose {other}"))),
+    };
+    let expires = match item.get(EXPIRES_AT) {
+        Some(AttributeValue::N(n)) => n.parse::<i64>().map_err(internal)?,
+        _ => 0,
+    };
+    Ok(OneTimeToken {
+        hash: hash.to_string(),
+        purpose,
+        user_id: text("user_id")?,
+        expires_at: DateTime::from_timestamp(expires, 0).unwrap_or_default(),
+    })
+}
+
+fn state_from(item: Item) -> Result<AccountState, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct State {
+        role: Role,
+        status: AccountStatus,
+        tokens_valid_after: DateTime<Utc>,
+    }
+    let st: State = from_item(item)?;
+    Ok(AccountState {
+        role: st.role,
+        status: st.status,
+        tokens_valid_after: st.tokens_valid_after,
+    })
+}
+
+const STATE_FIELDS: [&str; 3] = ["role", "status", "tokens_valid_after"];
+
+fn signing_key_item(k: &StoredSigningKey) -> Item {
+    let mut item = signing_key_key(&k.public.kid);
+    item.insert("type".into(), s("signing_key"));
+    item.insert("kid".into(), s(k.public.kid.as_str()));
+    item.insert("x".into(), s(k.public.x.as_str()));
+    item.insert("y".into(), s(k.public.y.as_str()));
+    item.insert("created_at".into(), s(k.public.created_at.to_rfc3339()));
+    item.insert(
+        "encrypted_private_key".into(),
+        s(STANDARD.encode(&k.encrypted_private_key)),
+    );
+    item.insert("nonce".into(), s(STANDARD.encode(&k.nonce)));
+    item.insert(
+        "encrypted_data_key".into(),
+        s(STANDARD.encode(&k.encrypted_data_key)),
+    );
+    item.insert("retired".into(), AttributeValue::Bool(k.retired));
+    if let Some(t) = k.expires_at {
+        item.insert(EXPIRES_AT.into(), AttributeValue::N(t.timestamp().to_string()));
+    }
+    item
+}
+
+fn signing_key_from(item: &Item) -> Result<StoredSigningKey, StoreError> {
+    let text = |k: &str| match item.get(k) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(internal(format!("signing key without {k}"))),
+    };
+    let bytes = |k: &str| STANDARD.decode(text(k)?).map_err(internal);
+    Ok(StoredSigningKey {
+        public: PublicKey {
+            kid: text("kid")?,
+            x: text("x")?,
+            y: text("y")?,
+            created_at: DateTime::parse_from_rfc3339(&text("created_at")?)
+                .map_err(internal)?
+                .to_utc(),
+        },
+        encrypted_private_key: bytes("encrypted_private_key")?,
+        nonce: bytes("nonce")?,
+        encrypted_data_key: bytes("encrypted_data_key")?,
+        retired: matches!(item.get("retired"), Some(AttributeValue::Bool(true))),
+        expires_at: match item.get(EXPIRES_AT) {
+            Some(AttributeValue::N(n)) => {
+                DateTime::from_timestamp(n.parse::<i64>().map_err(internal)?, 0)
+            }
+            _ => None,
+        },
+    })
+}
+
+fn is_conditional_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("ConditionalCheckFailedException")
+}
+
+impl DynamoAccounts {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoAccounts {
+            client,
+            table: Arc::from(table.into()),
+        }
+    }
+
+    async fn get(&self, key: Item, projection: Option<&[&str]>) -> Result<Option<Item>, StoreError> {
+        let mut e = Expr::default();
+        let projection = projection.map(|p| p.iter().map(|f| e.name(f)).collect::<Vec<_>>().join(", "));
+        Ok(self
+            .client
+            .get_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(key))
+            .consistent_read(true)
+            .set_projection_expression(projection)
+            .set_expression_attribute_names(e.names_opt())
+            .send()
+            .await
+            .map_err(classify)?
+            .item)
+    }
+
+    /// Puts `item`, conditional on `condition` (with `e`'s names and values); a failed
+    /// condition is `on_fail`.
+    async fn put(
+        &self,
+        item: Item,
+        condition: Option<String>,
+        e: Expr,
+        on_fail: StoreError,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(self.table.as_ref())
+            .set_item(Some(item))
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(e.names_opt())
+            .set_expression_attribute_values(e.values_opt())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.as_service_error() {
+                Some(se) if is_conditional_failure(se) => Err(on_fail),
+                _ => Err(classify(err)),
+            },
+        }
+    }
+
+    /// Items of one user's partition whose sort key starts with `prefix`.
+    async fn query_user(&self, user_id: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut e = Expr::default();
+            let condition = format!(
+                "{} = {} AND begins_with({}, {})",
+                e.name(PK),
+                e.s(user_pk(user_id)),
+                e.name(SK),
+                e.s(prefix)
+            );
+            let out = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .key_condition_expression(condition)
+                .set_expression_attribute_names(e.names_opt())
+                .set_expression_attribute_values(e.values_opt())
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    async fn delete(&self, key: Item) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(key))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.attributes.is_some())
+    }
+}
+
+impl AccountStore for DynamoAccounts {
+    fn create_account<'a>(&'a self, account: &'a Account, token: &'a OneTimeToken) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let guard = {
+                let mut item = email_key(&account.email);
+                item.insert("type".into(), s("email_guard"));
+                item.insert("user_id".into(), s(account.user_id.as_str()));
+                item
+            };
+            let mut actions = Vec::new();
+            for item in [guard, account_item(account)?, token_item(token)] {
+                let mut e = Expr::default();
+                let condition = format!("attribute_not_exists({})", e.name(PK));
+                let put = Put::builder()
+                    .table_name(self.table.as_ref())
+                    .set_item(Some(item))
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(e.names_opt())
+                    .build()
+                    .map_err(build)?;
+                actions.push(TransactWriteItem::builder().put(put).build());
+            }
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(()),
+                Err(err) => {
+                    let guard_taken = err
+                        .as_service_error()
+                        .and_then(|se| match se {
+                            TransactWriteItemsError::TransactionCanceledException(c) => {
+                                c.cancellation_reasons.as_ref()
+                            }
+                            _ => None,
+                        })
+                        .and_then(|r| r.first())
+                        .and_then(|r| r.code.as_deref())
+                        == Some("ConditionalCheckFailed");
+                    Err(if guard_taken {
+                        StoreError::Duplicate
+                    } else {
+                        classify(err)
+                    })
+                }
+            }
+        })
+    }
+
+    fn get_account<'a>(&'a self, user_id: &'a str) -> Fut<'a, Option<Account>> {
+        Box::pin(async move {
+            self.get(account_key(user_id), None)
+                .await?
+                .map(from_item)
+                .transpose()
+        })
+    }
+
+    fn find_account_by_email<'a>(&'a self, email: &'a str) -> Fut<'a, Option<Account>> {
+        Box::pin(async move {
+            let Some(guard) = self.get(email_key(email), None).await? else {
+                return Ok(None);
+            };
+            let Some(AttributeValue::S(user_id)) = guard.get("user_id") else {
+                return Err(internal("email guard without user_id"));
+            };
+            self.get_account(user_id).await
+        })
+    }
+
+    fn account_state<'a>(&'a self, user_id: &'a str) -> Fut<'a, Option<AccountState>> {
+        Box::pin(async move {
+            self.get(account_key(user_id), Some(&STATE_FIELDS))
+                .await?
+                .map(state_from)
+                .transpose()
+        })
+    }
+
+    fn update_account<'a>(&'a self, account: &'a Account) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut e = Expr::default();
+            let condition = format!(
+                "{} = {}",
+                e.name("version"),
+                e.n(account.version.saturating_sub(1))
+            );
+            self.put(account_item(account)?, Some(condition), e, StoreError::Conflict)
+                .await
+        })
+    }
+
+    fn delete_account<'a>(&'a self, account: &'a Account) -> Fut<'a, ()> {
+        Box::pin(async move {
+            // The account and its guard together, so the email is free exactly when the
+            // account is gone; then what hangs off it.
+            let deletes = [account_key(&account.user_id), email_key(&account.email)]
+                .into_iter()
+                .map(|k| {
+                    Delete::builder()
+                        .table_name(self.table.as_ref())
+                        .set_key(Some(k))
+                        .build()
+                        .map(|d| TransactWriteItem::builder().delete(d).build())
+                        .map_err(build)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(deletes))
+                .send()
+                .await
+                .map_err(classify)?;
+            let rest = self.query_user(&account.user_id, "").await?;
+            for chunk in rest.chunks(25) {
+                let mut requests: Vec<WriteRequest> = chunk
+                    .iter()
+                    .filter_map(|item| {
+                        let k: Item = [PK, SK]
+                            .iter()
+                            .filter_map(|a| item.get(*a).map(|v| (a.to_string(), v.clone())))
+                            .collect();
+                        DeleteRequest::builder()
+                            .set_key(Some(k))
+                            .build()
+                            .ok()
+                            .map(|d| WriteRequest::builder().delete_request(d).build())
+                    })
+                    .collect();
+                while !requests.is_empty() {
+                    let out = self
+                        .client
+                        .batch_write_item()
+                        .request_items(self.table.as_ref(), requests)
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                    requests = out
+                        .unprocessed_items
+                        .and_then(|mut u| u.remove(self.table.as_ref()))
+                        .unwrap_or_default();
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn list_accounts<'a>(
+        &'a self,
+        filter: &'a AccountFilter,
+        limit: u32,
+        after: Option<&'a PageKey>,
+    ) -> Fut<'a, Page<Account>> {
+        Box::pin(async move {
+            if let Some(k) = after {
+                let ok = k.0.len() == 4
+                    && k.0.get(GSI1PK).map(String::as_str) == Some(ACCOUNTS_INDEX_PK)
+                    && k.0.get(SK).map(String::as_str) == Some(ACCOUNT_SK)
+                    && k.0.get(PK).is_some_and(|pk| pk.starts_with("USER#"))
+                    && k.0.contains_key(GSI1SK);
+                if !ok {
+                    return Err(StoreError::BadPageKey);
+                }
+            }
+            let mut e = Expr::default();
+            let mut condition = format!("{} = {}", e.name(GSI1PK), e.s(ACCOUNTS_INDEX_PK));
+            if let Some(prefix) = filter.email_prefix.as_deref().filter(|p| !p.is_empty()) {
+                condition += &format!(" AND begins_with({}, {})", e.name(GSI1SK), e.s(prefix));
+            }
+            let mut filters = Vec::new();
+            if let Some(st) = filter.status {
+                let v = serde_json::to_value(st).map_err(internal)?;
+                filters.push(format!(
+                    "{} = {}",
+                    e.name("status"),
+                    e.s(v.as_str().unwrap_or_default())
+                ));
+            }
+            if let Some(r) = filter.role {
+                filters.push(format!("{} = {}", e.name("role"), e.s(r.as_str())));
+            }
+            let start = after.map(|k| {
+                k.0.iter()
+                    .map(|(k, v)| (k.clone(), s(v.as_str())))
+                    .collect::<Item>()
+            });
+            let out = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .index_name(GSI1)
+                .key_condition_expression(condition)
+                .set_filter_expression((!filters.is_empty()).then(|| filters.join(" AND ")))
+                .set_expression_attribute_names(e.names_opt())
+                .set_expression_attribute_values(e.values_opt())
+                .limit(limit as i32)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            let items = out
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(from_item)
+                .collect::<Result<Vec<Account>, _>>()?;
+            let next = out.last_evaluated_key.map(|k| {
+                PageKey(
+                    k.iter()
+                        .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
+                        .collect::<BTreeMap<_, _>>(),
+                )
+            });
+            Ok(Page { items, next })
+        })
+    }
+
+    fn put_token<'a>(&'a self, token: &'a OneTimeToken) -> Fut<'a, ()> {
+        Box::pin(async move {
+            self.put(token_item(token), None, Expr::default(), StoreError::Conflict)
+                .await
+        })
+    }
+
+    fn take_token<'a>(&'a self, hash: &'a str) -> Fut<'a, Option<OneTimeToken>> {
+        Box::pin(async move {
+            let out = self
+                .client
+                .delete_item()
+                .table_name(self.table.as_ref())
+                .set_key(Some(token_key(hash)))
+                .return_values(ReturnValue::AllOld)
+                .send()
+                .await
+                .map_err(classify)?;
+            out.attributes.map(|item| token_from(&item, hash)).transpose()
+        })
+    }
+
+    fn put_session<'a>(&'a self, session: &'a Session) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut item = to_item(session, session_key(&session.user_id, &session.session_id))?;
+            item.insert("type".into(), s("session"));
+            self.put(item, None, Expr::default(), StoreError::Conflict).await
+        })
+    }
+
+    fn get_session<'a>(&'a self, user_id: &'a str, session_id: &'a str) -> Fut<'a, Option<Session>> {
+        Box::pin(async move {
+            self.get(session_key(user_id, session_id), None)
+                .await?
+                .map(from_item)
+                .transpose()
+        })
+    }
+
+    fn rotate_session<'a>(&'a self, session: &'a Session, expected_hash: &'a str) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut item = to_item(session, session_key(&session.user_id, &session.session_id))?;
+            item.insert("type".into(), s("session"));
+            let mut e = Expr::default();
+            let condition = format!("{} = {}", e.name("refresh_hash"), e.s(expected_hash));
+            self.put(item, Some(condition), e, StoreError::Conflict).await
+        })
+    }
+
+    fn list_sessions<'a>(&'a self, user_id: &'a str) -> Fut<'a, Vec<Session>> {
+        Box::pin(async move {
+            self.query_user(user_id, "SESSION#")
+                .await?
+                .into_iter()
+                .map(from_item)
+                .collect()
+        })
+    }
+
+    fn delete_session<'a>(&'a self, user_id: &'a str, session_id: &'a str) -> Fut<'a, bool> {
+        Box::pin(async move { self.delete(session_key(user_id, session_id)).await })
+    }
+
+    fn put_api_key<'a>(&'a self, key: &'a ApiKey) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut item = to_item(key, api_key_key(&key.user_id, &key.key_id))?;
+            item.insert("type".into(), s("api_key"));
+            let mut e = Expr::default();
+            let condition = format!("attribute_not_exists({})", e.name(PK));
+            self.put(item, Some(condition), e, StoreError::Duplicate).await
+        })
+    }
+
+    fn list_api_keys<'a>(&'a self, user_id: &'a str) -> Fut<'a, Vec<ApiKey>> {
+        Box::pin(async move {
+            self.query_user(user_id, "APIKEY#")
+                .await?
+                .into_iter()
+                .map(from_item)
+                .collect()
+        })
+    }
+
+    fn delete_api_key<'a>(&'a self, user_id: &'a str, key_id: &'a str) -> Fut<'a, bool> {
+        Box::pin(async move { self.delete(api_key_key(user_id, key_id)).await })
+    }
+
+    fn api_key_with_state<'a>(
+        &'a self,
+        user_id: &'a str,
+        key_id: &'a str,
+    ) -> Fut<'a, (Option<ApiKey>, Option<AccountState>)> {
+        Box::pin(async move {
+            let keys = KeysAndAttributes::builder()
+                .keys(api_key_key(user_id, key_id))
+                .keys(account_key(user_id))
+                .consistent_read(true)
+                .build()
+                .map_err(build)?;
+            let mut pending = HashMap::from([(self.table.to_string(), keys)]);
+            let mut found = Vec::new();
+            // BatchGetItem may hand back keys unprocessed under load: ask again for those.
+            for _ in 0..5 {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(pending))
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                found.extend(
+                    out.responses
+                        .and_then(|mut r| r.remove(self.table.as_ref()))
+                        .unwrap_or_default(),
+                );
+                pending = out.unprocessed_keys.unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable("batch get left keys unprocessed".into()));
+            }
+            let mut key = None;
+            let mut state = None;
+            for item in found {
+                match item.get(SK) {
+                    Some(AttributeValue::S(sk)) if sk == ACCOUNT_SK => state = Some(state_from(item)?),
+                    _ => key = Some(from_item(item)?),
+                }
+            }
+            Ok((key, state))
+        })
+    }
+}
+
+impl SigningKeyStore for DynamoAccounts {
+    fn signing_keys<'a>(&'a self, now: DateTime<Utc>) -> Fut<'a, Vec<StoredSigningKey>> {
+        Box::pin(async move {
+            let mut e = Expr::default();
+            let condition = format!("{} = {}", e.name(PK), e.s(SIGNING_KEYS_PK));
+            let out = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .key_condition_expression(condition)
+                .set_expression_attribute_names(e.names_opt())
+                .set_expression_attribute_values(e.values_opt())
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(classify)?;
+            let mut keys = out
+                .items
+                .unwrap_or_default()
+                .iter()
+                .map(signing_key_from)
+                .collect::<Result<Vec<_>, _>>()?;
+            keys.retain(|k| k.expires_at.is_none_or(|t| t > now));
+            keys.sort_by(|a, b| b.public.created_at.cmp(&a.public.created_at));
+            Ok(keys)
+        })
+    }
+
+    fn put_signing_key<'a>(&'a self, key: &'a StoredSigningKey) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut e = Expr::default();
+            let condition = format!("attribute_not_exists({})", e.name(PK));
+            self.put(signing_key_item(key), Some(condition), e, StoreError::Duplicate)
+                .await
+        })
+    }
+
+    fn retire_signing_key<'a>(&'a self, kid: &'a str, expires_at: DateTime<Utc>) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut e = Expr::default();
+            let update = format!(
+                "SET {} = {}, {} = {}",
+                e.name("retired"),
+                e.value(AttributeValue::Bool(true)),
+                e.name(EXPIRES_AT),
+                e.n(expires_at.timestamp())
+            );
+            let condition = format!("attribute_exists({})", e.name(PK));
+            self.client
+                .update_item()
+                .table_name(self.table.as_ref())
+                .set_key(Some(signing_key_key(kid)))
+                .update_expression(update)
+                .condition_expression(condition)
+                .set_expression_attribute_names(e.names_opt())
+                .set_expression_attribute_values(e.values_opt())
+                .send()
+                .await
+                .map_err(classify)?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,70 @@
+//! [`KeyVault`] over AWS KMS: data keys for envelope encryption (GenerateDataKey AES_256, Decrypt).
+
+use crate::ports::{DataKey, Fut, KeyVault, StoreError};
+use aws_sdk_kms::Client;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::DataKeySpec;
+
+#[derive(Clone, Debug)]
+pub struct KmsVault {
+    client: Client,
+    /// Key id, ARN or alias (`alias/...`).
+    key_id: String,
+}
+
+impl KmsVault {
+    pub fn new(client: Client, key_id: impl Into<String>) -> Self {
+        KmsVault {
+            client,
+            key_id: key_id.into(),
+        }
+    }
+}
+
+fn kms_error<E: std::fmt::Debug, R: std::fmt::Debug>(e: aws_sdk_kms::error::SdkError<E, R>) -> StoreError {
+    match &e {
+        aws_sdk_kms::error::SdkError::DispatchFailure(_)
+        | aws_sdk_kms::error::SdkError::TimeoutError(_) => {
+            StoreError::Unavailable(format!("kms: {e:?}"))
+        }
+        _ => StoreError::Internal(format!("kms: {e:?}")),
+    }
+}
+
+impl KeyVault for KmsVault {
+    fn generate_data_key(&self) -> Fut<'_, DataKey> {
+        Box::pin(async move {
+            let out = self
+                .client
+                .generate_data_key()
+                .key_id(&self.key_id)
+                .key_spec(DataKeySpec::Aes256)
+                .send()
+                .await
+                .map_err(kms_error)?;
+            match (out.plaintext, out.ciphertext_blob) {
+                (Some(p), Some(c)) => Ok(DataKey {
+                    plaintext: p.into_inner(),
+                    ciphertext: c.into_inner(),
+                }),
+                _ => Err(StoreError::Internal("kms: data key without plaintext or ciphertext".into())),
+            }
+        })
+    }
+
+    fn decrypt_data_key<'a>(&'a self, ciphertext: &'a [u8]) -> Fut<'a, Vec<u8>> {
+        Box::pin(async move {
+            let out = self
+                .client
+                .decrypt()
+                .key_id(&self.key_id)
+                .ciphertext_blob(Blob::new(ciphertext))
+                .send()
+                .await
+                .map_err(kms_error)?;
+            out.plaintext
+                .map(Blob::into_inner)
+                .ok_or_else(|| StoreError::Internal("kms: decrypt without plaintext".into()))
+        })
+    }
+}

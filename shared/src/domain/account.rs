@@ -1,0 +1,257 @@
+//! Accounts and their credentials: what a valid email, display name and password are, how an
+//! account is locked after failed logins, and the records the identity service keeps.
+
+use super::error::Errors;
+use super::principal::{Role, Scope};
+use super::DomainError;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+pub const MAX_EMAIL_LEN: usize = 254;
+pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Long enough for any passphrase, short enough that hashing it stays cheap.
+pub const MAX_PASSWORD_BYTES: usize = 256;
+/// zxcvbn's score 3: "safely unguessable: moderate protection from offline slow-hash scenario".
+pub const MIN_PASSWORD_SCORE: u8 = 3;
+
+/// Failed logins in a row that are free; each one after locks the account for twice as long
+/// as the one before, from [`FIRST_LOCK`] up to [`MAX_LOCK`].
+pub const FREE_FAILURES: u32 = 5;
+pub const FIRST_LOCK: Duration = Duration::minutes(1);
+pub const MAX_LOCK: Duration = Duration::hours(24);
+
+pub const MAX_API_KEY_NAME_CHARS: usize = 100;
+pub const MAX_API_KEYS: usize = 50;
+pub const MAX_SESSIONS: usize = 100;
+pub const RECOVERY_CODES: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// Registered, email not yet verified: cannot log in.
+    Pending,
+    Active,
+    /// Stopped by an admin: every token and key stops working at once.
+    Suspended,
+}
+
+/// An account as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub user_id: String,
+    /// Normalised (trimmed, lower case): the login name.
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub status: AccountStatus,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    #[serde(default)]
+    pub mfa: Mfa,
+    #[serde(default)]
+    pub failed_logins: u32,
+    #[serde(default)]
+    pub locked_until: Option<DateTime<Utc>>,
+    /// Access tokens issued before this instant are refused (password change, "end all
+    /// sessions", suspension).
+    pub tokens_valid_after: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+/// TOTP state of an account.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mfa {
+    pub enabled: bool,
+    /// Base32 secret in use once enabled.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Secret handed out by setup, waiting for a first good code.
+    #[serde(default)]
+    pub pending_secret: Option<String>,
+    /// SHA-256 (hex) of the recovery codes not used yet.
+    #[serde(default)]
+    pub recovery_hashes: Vec<String>,
+    /// Highest time step a code was accepted for: a code is good once.
+    #[serde(default)]
+    pub last_step: u64,
+}
+
+impl Account {
+    /// Whether a login attempt is refused outright at `now` (and until when).
+    pub fn locked(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.locked_until.filter(|t| *t > now)
+    }
+
+    /// The account after one more failed login at `now`.
+    pub fn failed_login(&mut self, now: DateTime<Utc>) {
+        self.failed_logins = self.failed_logins.saturating_add(1);
+        self.locked_until = lock_for(self.failed_logins).map(|d| now + d);
+    }
+}
+
+/// How long the account is locked after `failures` failed logins in a row.
+pub fn lock_for(failures: u32) -> Option<Duration> {
+    let over = failures.checked_sub(FREE_FAILURES)?;
+    let lock = FIRST_LOCK * 2i32.saturating_pow(over.min(20));
+    Some(lock.min(MAX_LOCK))
+}
+
+/// A signed-in device: one refresh token chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub session_id: String,
+    pub user_id: String,
+    /// The client's `User-Agent`, cut to 200 characters.
+    pub device: String,
+    pub ip: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    /// Epoch seconds when stored: the table's TTL attribute removes the session after it.
+    #[serde(with = "chrono::serde::ts_seconds")]
+    pub expires_at: DateTime<Utc>,
+    /// SHA-256 (hex) of the current refresh secret.
+    pub refresh_hash: String,
+    /// SHA-256 (hex) of refresh secrets already exchanged: one shown again is a stolen token.
+    #[serde(default)]
+    pub used_hashes: Vec<String>,
+}
+
+/// Refresh secrets remembered as used, per session (older ones are simply unknown).
+pub const REMEMBERED_REFRESH_TOKENS: usize = 50;
+
+/// An API key as stored: the secret itself is never kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub key_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: DateTime<Utc>,
+    /// Epoch seconds when stored: the table's TTL removes an expired key.
+    #[serde(default, with = "chrono::serde::ts_seconds_option")]
+    pub expires_at: Option<DateTime<Utc>>,
+    pub secret_hash: String,
+}
+
+/// Lower-cased, trimmed email, or the reason it is not one.
+pub fn normalize_email(raw: &str) -> Result<String, DomainError> {
+    let email = raw.trim().to_lowercase();
+    let mut errors = Errors::default();
+    let valid = match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && local.len() <= 64
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+                && !email.contains('#')
+        }
+        None => false,
+    };
+    if email.len() > MAX_EMAIL_LEN {
+        errors.push("email", format!("must be at most {MAX_EMAIL_LEN} characters"));
+    } else if !valid {
+        errors.push("email", "must be an email address like name@example.com");
+    }
+    errors.into_result(email)
+}
+
+pub fn validate_display_name(raw: &str) -> Result<String, DomainError> {
+    let name = raw.trim().to_string();
+    let mut errors = Errors::default();
+    if name.is_empty() {
+        errors.push("display_name", "must not be empty");
+    } else if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        errors.push(
+            "display_name",
+            format!("must be at most {MAX_DISPLAY_NAME_CHARS} characters"),
+        );
+    } else if name.chars().any(char::is_control) {
+        errors.push("display_name", "must not contain control characters");
+    }
+    errors.into_result(name)
+}
+
+/// Checks a new password with zxcvbn (against common passwords, patterns and the user's own
+/// email and name); the error says why it was refused and how to do better.
+pub fn check_password_strength(
+    field: &str,
+    password: &str,
+    user_inputs: &[&str],
+) -> Result<(), DomainError> {
+    let mut errors = Errors::default();
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        errors.push(field, format!("must be at least {MIN_PASSWORD_CHARS} characters"));
+    } else if password.len() > MAX_PASSWORD_BYTES {
+        errors.push(field, format!("must be at most {MAX_PASSWORD_BYTES} bytes"));
+    } else {
+        let entropy = zxcvbn::zxcvbn(password, user_inputs);
+        let score: u8 = entropy.score().into();
+        if score < MIN_PASSWORD_SCORE {
+            let mut reason = format!("is too easy to guess (strength {score} of 4, need {MIN_PASSWORD_SCORE})");
+            if let Some(f) = entropy.feedback() {
+                if let Some(w) = f.warning() {
+                    reason.push_str(&format!(": {w}"));
+                }
+                for s in f.suggestions() {
+                    reason.push_str(&format!(" {s}"));
+                }
+            }
+            errors.push(field, reason);
+        }
+    }
+    errors.into_result(())
+}
+
+pub fn validate_api_key_name(raw: &str) -> Result<String, DomainError> {
+    let name = raw.trim().to_string();
+    let mut errors = Errors::default();
+    if name.is_empty() || name.chars().count() > MAX_API_KEY_NAME_CHARS {
+        errors.push(
+            "name",
+            format!("must be 1 to {MAX_API_KEY_NAME_CHARS} characters"),
+        );
+    }
+    errors.into_result(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(normalize_email("  Ann@Example.COM ").unwrap(), "ann@example.com");
+        for bad in ["", "ann", "@example.com", "ann@", "ann@example", "a b@example.com", "ann@.com", "a#b@example.com"] {
+            assert!(normalize_email(bad).is_err(), "{bad}");
+        }
+        assert!(normalize_email(&format!("{}@example.com", "a".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn weak_passwords_are_refused_with_a_reason() {
+        let e = check_password_strength("password", "password123", &[]).unwrap_err();
+        let DomainError::Validation(v) = e else { panic!() };
+        assert_eq!(v[0].field, "password");
+        assert!(v[0].message.contains("too easy to guess"), "{}", v[0].message);
+        assert!(check_password_strength("password", "short", &[]).is_err());
+        // The user's own email is a guessable input.
+        assert!(check_password_strength("password", "annexample2026", &["annexample2026@x.io"]).is_err());
+        assert!(check_password_strength("password", "correct horse battery staple 42", &[]).is_ok());
+        assert!(check_password_strength("password", &"x".repeat(300), &[]).is_err());
+    }
+
+    #[test]
+    fn locks_grow_after_the_free_failures_up_to_a_day() {
+        assert_eq!(lock_for(FREE_FAILURES - 1), None);
+        assert_eq!(lock_for(FREE_FAILURES), Some(Duration::minutes(1)));
+        assert_eq!(lock_for(FREE_FAILURES + 1), Some(Duration::minutes(2)));
+        assert_eq!(lock_for(FREE_FAILURES + 3), Some(Duration::minutes(8)));
+        assert_eq!(lock_for(1000), Some(MAX_LOCK));
+    }
+}
