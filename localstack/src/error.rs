@@ -46,6 +46,14 @@ pub enum Error {
         message: String,
     },
 
+    /// Creating a KMS key, alias or SES identity failed.
+    #[error("{service} for `{resource}` failed: {message}")]
+    Service {
+        service: &'static str,
+        resource: String,
+        message: String,
+    },
+
     #[error("table `{table}` was not ACTIVE within {waited:?} (last seen: {last_seen})")]
     NotActive {
         table: String,

@@ -1,4 +1,5 @@
-//! Creates the template's resources in the emulator (so far: its DynamoDB tables).
+//! Creates the template's resources in the emulator: its DynamoDB tables, KMS keys (one per
+//! alias) and SES email identities.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -13,7 +14,10 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::Error;
-use crate::template::{KeySchema, Projection, StreamViewType, TableSpec, Template};
+use crate::resolve::Resolver;
+use crate::template::{
+    EMAIL_IDENTITY_TYPE, KMS_ALIAS_TYPE, KeySchema, Projection, StreamViewType, TableSpec, Template,
+};
 
 /// Region used when neither the environment nor the AWS profile names one.
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -321,4 +325,92 @@ where
         table: table.to_owned(),
         message,
     }
+}
+
+/// Creates a KMS key for each `AWS::KMS::Alias` of the template, under the alias name the
+/// functions get through `!Ref` (see [`Resolver`]), and each `AWS::SES::EmailIdentity`. What
+/// exists already is left as it is. Returns one line per resource.
+pub async fn provision_services(
+    template: &Template,
+    resolver: &Resolver,
+) -> Result<Vec<String>, Error> {
+    let sdk = config_loader().load().await;
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let ses = aws_sdk_sesv2::Client::new(&sdk);
+    let mut lines = Vec::new();
+    for r in template.resources() {
+        match r.resource_type.as_str() {
+            KMS_ALIAS_TYPE => {
+                let alias = resolver.name(&r.logical_id).unwrap_or_default().to_string();
+                let failed = |message: String| Error::Service {
+                    service: "KMS",
+                    resource: alias.clone(),
+                    message,
+                };
+                if kms.describe_key().key_id(&alias).send().await.is_ok() {
+                    lines.push(format!("key {alias}: already exists (left as it is)"));
+                    continue;
+                }
+                let key = kms
+                    .create_key()
+                    .description(format!("local stand-in for {}", r.logical_id))
+                    .send()
+                    .await
+                    .map_err(|e| failed(format!("{e:?}")))?;
+                let key_id = key
+                    .key_metadata
+                    .map(|m| m.key_id)
+                    .ok_or_else(|| failed("CreateKey returned no key".into()))?;
+                match kms
+                    .create_alias()
+                    .alias_name(&alias)
+                    .target_key_id(&key_id)
+                    .send()
+                    .await
+                {
+                    Ok(_) => lines.push(format!("key {alias}: created ({key_id})")),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_already_exists_exception()) =>
+                    {
+                        lines.push(format!("key {alias}: already exists (left as it is)"));
+                    }
+                    Err(e) => return Err(failed(format!("{e:?}"))),
+                }
+            }
+            EMAIL_IDENTITY_TYPE => {
+                let value = r
+                    .properties
+                    .as_mapping()
+                    .and_then(|m| m.get("EmailIdentity"))
+                    .cloned()
+                    .unwrap_or(serde_yaml::Value::Null);
+                let identity =
+                    resolver.string(&format!("{}.EmailIdentity", r.logical_id), &value)?;
+                match ses
+                    .create_email_identity()
+                    .email_identity(&identity)
+                    .send()
+                    .await
+                {
+                    Ok(_) => lines.push(format!("email identity {identity}: created")),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_already_exists_exception()) =>
+                    {
+                        lines.push(format!("email identity {identity}: already exists"));
+                    }
+                    Err(e) => {
+                        return Err(Error::Service {
+                            service: "SES",
+                            resource: identity,
+                            message: format!("{e:?}"),
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(lines)
 }

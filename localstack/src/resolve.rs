@@ -38,7 +38,14 @@ impl Resolver {
         let names = template
             .resources()
             .iter()
-            .map(|r| (r.logical_id.clone(), format!("{}{suffix}", r.logical_id)))
+            .map(|r| {
+                let name = match r.resource_type.as_str() {
+                    // An alias name must start with `alias/`; `!Ref` of an alias is its name.
+                    crate::template::KMS_ALIAS_TYPE => format!("alias/{}{suffix}", r.logical_id),
+                    _ => format!("{}{suffix}", r.logical_id),
+                };
+                (r.logical_id.clone(), name)
+            })
             .collect();
         let tables = template
             .resources()

@@ -30,6 +30,8 @@ pub const TEMPLATE_ENV: &str = "DWC_TEMPLATE";
 
 pub const TABLE_TYPE: &str = "AWS::DynamoDB::Table";
 pub const FUNCTION_TYPE: &str = "AWS::Serverless::Function";
+pub const KMS_ALIAS_TYPE: &str = "AWS::KMS::Alias";
+pub const EMAIL_IDENTITY_TYPE: &str = "AWS::SES::EmailIdentity";
 
 /// A parsed template: its resources in document order.
 #[derive(Debug, Clone)]

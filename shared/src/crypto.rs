@@ -50,7 +50,8 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 }
 
 fn argon2() -> Result<Argon2<'static>, CryptoError> {
-    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_LANES, None).map_err(err)?;
+    let params =
+        Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_LANES, None).map_err(err)?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
@@ -92,7 +93,12 @@ pub fn seal(key: &[u8], plaintext: &[u8], aad: &str) -> Result<(Vec<u8>, Vec<u8>
     Ok((data, nonce_bytes))
 }
 
-pub fn open(key: &[u8], ciphertext: &[u8], nonce: &[u8], aad: &str) -> Result<Vec<u8>, CryptoError> {
+pub fn open(
+    key: &[u8],
+    ciphertext: &[u8],
+    nonce: &[u8],
+    aad: &str,
+) -> Result<Vec<u8>, CryptoError> {
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).map_err(|_| err("bad key"))?);
     let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| err("bad nonce"))?;
     let mut data = ciphertext.to_vec();
@@ -202,7 +208,11 @@ mod tests {
         assert_eq!(totp::matching_step(&s, &code, t), Some(t / 30));
         assert_eq!(totp::matching_step(&s, &code, t + 30), Some(t / 30));
         assert_eq!(totp::matching_step(&s, &code, t + 90), None);
-        assert!(totp::uri(&s, "DWC", "ann@example.com").unwrap().starts_with("otpauth://totp/"));
+        assert!(
+            totp::uri(&s, "DWC", "ann@example.com")
+                .unwrap()
+                .starts_with("otpauth://totp/")
+        );
     }
 
     #[test]

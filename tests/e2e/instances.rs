@@ -79,7 +79,7 @@ async fn a_process_killed_mid_request_is_a_502_and_the_next_request_gets_a_fresh
     signal(victim.pid, libc::SIGSTOP);
     let request = tokio::spawn({
         let base = s.base.clone();
-        let token = s.token("u");
+        let token = s.token("u").await;
         async move { raw_get(&base, "/api/v3/workflows", &token).await }
     });
     eventually(

@@ -10,19 +10,35 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use localstack::gateway::dev_auth::DevAuth;
 use localstack::gateway::logs::Captured;
 use localstack::gateway::{Gateway, GatewayConfig, LogSink, start_dev};
 use localstack::template::Template;
-use serde_json::Value;
+use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// The password every test account uses (strong enough for the strength check).
+pub const PASSWORD: &str = "correct horse battery staple 7";
 
 pub struct Stack {
     pub gateway: Gateway,
     pub base: String,
-    pub auth: DevAuth,
     pub logs: Captured,
+    /// The emulator (for the emails SES "sent").
+    pub endpoint: String,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Accounts made by [`Stack::user`], by the name tests call them.
+    users: Mutex<HashMap<String, TestUser>>,
+}
+
+/// An account signed up, verified and logged in through the API.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub user_id: String,
+    pub email: String,
+    pub access_token: String,
+    pub refresh_token: String,
 }
 
 pub struct Reply {
@@ -58,23 +74,153 @@ impl Stack {
         )
         .await
         .expect("tables provisioned");
-        let (gateway, auth) = start_dev(config)
+        let endpoint_url = config.endpoint_url.clone();
+        let (gateway, _) = start_dev(config)
             .await
             .expect("the gateway starts (are the binaries built? cargo build --workspace --bins)");
         Stack {
             base: format!("http://{}", gateway.addr()),
             gateway,
-            auth: auth.expect("the template has JWT parameters"),
             logs: lines,
+            endpoint: endpoint_url,
             client: Client::builder(TokioExecutor::new()).build_http(),
+            users: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn token(&self, user: &str) -> String {
-        self.auth.token(user, 1)
+    /// The account tests call `name`, signed up on first use (register, the emailed token,
+    /// verify, login: the flow a person goes through).
+    pub async fn user(&self, name: &str) -> TestUser {
+        let mut users = self.users.lock().await;
+        if let Some(u) = users.get(name) {
+            return u.clone();
+        }
+        let u = self.sign_up(name).await;
+        users.insert(name.to_string(), u.clone());
+        u
     }
 
-    /// One HTTP request over TCP to the gateway.
+    /// A fresh account: registered, verified through the emailed token, logged in.
+    pub async fn sign_up(&self, name: &str) -> TestUser {
+        let email =
+            format!("{}-{}@example.com", name.to_lowercase(), ulid::Ulid::new()).to_lowercase();
+        let r = self
+            .send_as(
+                "POST",
+                "/api/v3/auth/register",
+                None,
+                Some(json!({"email": email, "password": PASSWORD, "display_name": name})),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 201, "register {email}: {}", r.text);
+        let token = self.emailed_token(&email, "confirm").await;
+        let r = self
+            .send_as(
+                "POST",
+                "/api/v3/auth/verify-email",
+                None,
+                Some(json!({"token": token})),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 200, "verify {email}: {}", r.text);
+        let r = self.login(&email, PASSWORD).await;
+        assert_eq!(r.status, 200, "login {email}: {}", r.text);
+        TestUser {
+            // A refresh token is `<user_id>.<session_id>.<secret>`.
+            user_id: r.body["refresh_token"]
+                .as_str()
+                .and_then(|t| t.split('.').next())
+                .unwrap_or_default()
+                .to_string(),
+            email,
+            access_token: r.body["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            refresh_token: r.body["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.send_as(
+            "POST",
+            "/api/v3/auth/login",
+            None,
+            Some(json!({"email": email, "password": password})),
+            &[],
+        )
+        .await
+    }
+
+    pub async fn token(&self, user: &str) -> String {
+        self.user(user).await.access_token
+    }
+
+    /// Emails SES "sent" to `to`, as the emulator recorded them: (subject, body), oldest first.
+    pub async fn emails(&self, to: &str) -> Vec<(String, String)> {
+        let req = http::Request::builder()
+            .uri(format!(
+                "{}/moto-api/data.json",
+                self.endpoint.trim_end_matches('/')
+            ))
+            .body(Full::new(Bytes::new()))
+            .expect("a request");
+        let Ok(response) = self.client.request(req).await else {
+            return vec![];
+        };
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let data: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        data["ses"]["Message"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| {
+                m["destinations"]["ToAddresses"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(to)))
+            })
+            .map(|m| {
+                (
+                    m["subject"].as_str().unwrap_or_default().to_string(),
+                    m["body"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The token of the newest email to `to` whose subject contains `subject`, waiting for it
+    /// with a deadline.
+    pub async fn emailed_token(&self, to: &str, subject: &str) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some((_, body)) = self
+                .emails(to)
+                .await
+                .into_iter()
+                .rev()
+                .find(|(s, _)| s.contains(subject))
+            {
+                return token_in(&body).unwrap_or_else(|| panic!("no token in the email: {body}"));
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no '{subject}' email to {to}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// One HTTP request over TCP to the gateway, as the test user named `user`.
     pub async fn send(
         &self,
         method: &str,
@@ -83,11 +229,28 @@ impl Stack {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Reply {
+        let bearer = match user {
+            Some(u) => Some(self.token(u).await),
+            None => None,
+        };
+        self.send_as(method, path, bearer.as_deref(), body, headers)
+            .await
+    }
+
+    /// One HTTP request over TCP to the gateway with `Authorization: Bearer <bearer>`.
+    pub async fn send_as(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
-        if let Some(user) = user {
-            req = req.header("authorization", format!("Bearer {}", self.token(user)));
+        if let Some(bearer) = bearer {
+            req = req.header("authorization", format!("Bearer {bearer}"));
         }
         if body.is_some() {
             req = req.header("content-type", "application/json");
@@ -138,6 +301,12 @@ impl Stack {
             })
             .unwrap_or_default()
     }
+}
+
+/// The token in an email from the identity service (the value of `?token=` in its link).
+pub fn token_in(body: &str) -> Option<String> {
+    let start = body.find("?token=")? + "?token=".len();
+    Some(body[start..].split_whitespace().next()?.to_string())
 }
 
 /// Polls `check` until it holds or `deadline` passes (no sleeping as synchronisation: the wait

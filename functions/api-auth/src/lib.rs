@@ -60,7 +60,11 @@ pub enum Route<'a> {
 
 impl<'a> Route<'a> {
     pub fn parse(path: &'a str) -> Option<Route<'a>> {
-        let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+        let path = if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            path
+        };
         if path == "/health" || path == "/api/v3/auth/health" {
             return Some(Route::Health);
         }
@@ -131,7 +135,9 @@ type Reply = Result<Response<Body>, Problem>;
 /// Handles one API Gateway (HTTP API, payload 2.0) request.
 pub async fn handle(api: &Api, req: Request) -> Response<Body> {
     let started = Instant::now();
-    let response = dispatch(api, &req).await.unwrap_or_else(Problem::into_response);
+    let response = dispatch(api, &req)
+        .await
+        .unwrap_or_else(Problem::into_response);
     tracing::info!(
         method = %req.method(),
         path = %req.uri().path(),
@@ -169,17 +175,30 @@ async fn dispatch(api: &Api, req: &Request) -> Reply {
     }
     let p = api
         .auth
-        .authenticate(req.headers().get(http::header::AUTHORIZATION), api.identity.clock.now())
+        .authenticate(
+            req.headers().get(http::header::AUTHORIZATION),
+            api.identity.clock.now(),
+        )
         .await
         .map_err(Problem::from)?;
-    api.gate.limit(method, path, Per::Principal, &p.user_id, now_ms).await?;
+    api.gate
+        .limit(method, path, Per::Principal, &p.user_id, now_ms)
+        .await?;
     private(api, &p, route, method, req).await
 }
 
 /// Counts a request against the per-account limits of its route (login, register, reset).
-async fn limit_account(api: &Api, method: &str, path: &str, email: &str, now_ms: i64) -> Result<(), Problem> {
+async fn limit_account(
+    api: &Api,
+    method: &str,
+    path: &str,
+    email: &str,
+    now_ms: i64,
+) -> Result<(), Problem> {
     let key = email.trim().to_lowercase();
-    api.gate.limit(method, path, Per::Account, &key, now_ms).await
+    api.gate
+        .limit(method, path, Per::Account, &key, now_ms)
+        .await
 }
 
 fn ok<T: serde::Serialize>(value: &T) -> Reply {
@@ -272,7 +291,10 @@ async fn private(api: &Api, p: &Principal, route: Route<'_>, method: &str, req: 
             id.totp_disable(p, json_body(req)?).await?;
             Ok(no_content())
         }
-        (Route::ApiKeys, "POST") => Ok(json(StatusCode::CREATED, &id.create_api_key(p, json_body(req)?).await?)),
+        (Route::ApiKeys, "POST") => Ok(json(
+            StatusCode::CREATED,
+            &id.create_api_key(p, json_body(req)?).await?,
+        )),
         (Route::ApiKeys, _) => ok(&id.api_keys(p).await?),
         (Route::ApiKey(key), _) => {
             id.delete_api_key(p, rq::id("key_id", key)?).await?;
@@ -307,9 +329,15 @@ async fn private(api: &Api, p: &Principal, route: Route<'_>, method: &str, req: 
             id.admin_delete_user(p, rq::id("user_id", uid)?).await?;
             Ok(no_content())
         }
-        (Route::Suspend(uid), _) => ok(&id.admin_set_status(p, rq::id("user_id", uid)?, true).await?),
-        (Route::Reactivate(uid), _) => ok(&id.admin_set_status(p, rq::id("user_id", uid)?, false).await?),
-        (Route::UserRole(uid), _) => ok(&id.admin_set_role(p, rq::id("user_id", uid)?, json_body(req)?).await?),
+        (Route::Suspend(uid), _) => ok(&id
+            .admin_set_status(p, rq::id("user_id", uid)?, true)
+            .await?),
+        (Route::Reactivate(uid), _) => ok(&id
+            .admin_set_status(p, rq::id("user_id", uid)?, false)
+            .await?),
+        (Route::UserRole(uid), _) => ok(&id
+            .admin_set_role(p, rq::id("user_id", uid)?, json_body(req)?)
+            .await?),
         (Route::UserSessions(uid), _) => {
             id.admin_end_sessions(p, rq::id("user_id", uid)?).await?;
             Ok(no_content())
@@ -327,11 +355,23 @@ mod tests {
     fn routes_parse() {
         let id = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
         assert_eq!(Route::parse("/api/v3/auth/login"), Some(Route::Login));
-        assert_eq!(Route::parse("/api/v3/auth/mfa/totp/setup/"), Some(Route::TotpSetup));
-        assert_eq!(Route::parse(&format!("/api/v3/auth/sessions/{id}")), Some(Route::Session(id)));
-        assert_eq!(Route::parse("/api/v3/auth/.well-known/jwks.json"), Some(Route::Jwks));
+        assert_eq!(
+            Route::parse("/api/v3/auth/mfa/totp/setup/"),
+            Some(Route::TotpSetup)
+        );
+        assert_eq!(
+            Route::parse(&format!("/api/v3/auth/sessions/{id}")),
+            Some(Route::Session(id))
+        );
+        assert_eq!(
+            Route::parse("/api/v3/auth/.well-known/jwks.json"),
+            Some(Route::Jwks)
+        );
         assert_eq!(Route::parse("/.well-known/jwks.json"), Some(Route::Jwks));
-        assert_eq!(Route::parse(&format!("/api/v3/admin/users/{id}/role")), Some(Route::UserRole(id)));
+        assert_eq!(
+            Route::parse(&format!("/api/v3/admin/users/{id}/role")),
+            Some(Route::UserRole(id))
+        );
         assert_eq!(Route::parse("/api/v3/auth/nope"), None);
         assert_eq!(Route::parse("/api/v3/admin/users/a/b/c"), None);
     }

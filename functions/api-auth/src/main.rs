@@ -20,15 +20,29 @@ async fn main() -> Result<(), Error> {
     let gate_config = GateConfig::from_env()?;
     let sdk = shared::aws::sdk_config().await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let accounts = Arc::new(DynamoAccounts::new(dynamo.clone(), config.table_name.clone()));
-    let vault = Arc::new(KmsVault::new(aws_sdk_kms::Client::new(&sdk), auth_config.kms_key_id));
-    let signer = Signer::new(accounts.clone(), vault, &config.jwt_issuer, &config.jwt_audience);
+    let accounts = Arc::new(DynamoAccounts::new(
+        dynamo.clone(),
+        config.table_name.clone(),
+    ));
+    let vault = Arc::new(KmsVault::new(
+        aws_sdk_kms::Client::new(&sdk),
+        auth_config.kms_key_id,
+    ));
+    let signer = Signer::new(
+        accounts.clone(),
+        vault,
+        &config.jwt_issuer,
+        &config.jwt_audience,
+    );
     let keys = KeyRing::load(accounts.clone(), &config.jwt_issuer, &config.jwt_audience).await?;
     let limits = MemoryFront::new(DynamoRateLimits::new(dynamo, config.table_name));
     let identity = Identity {
         accounts: accounts.clone(),
         signer: Arc::new(signer),
-        mailer: Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), auth_config.mail_from)),
+        mailer: Arc::new(SesMailer::new(
+            aws_sdk_sesv2::Client::new(&sdk),
+            auth_config.mail_from,
+        )),
         clock: Arc::new(SystemClock),
         public_url: auth_config.public_url,
         product_name: "Document Workflow Chain".into(),

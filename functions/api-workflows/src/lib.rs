@@ -139,7 +139,10 @@ async fn dispatch(api: &Api, req: &Request) -> Result<Response<Body>, Problem> {
 
 async fn authenticate(api: &Api, req: &Request) -> Result<Principal, Problem> {
     api.auth
-        .authenticate(req.headers().get(http::header::AUTHORIZATION), api.clock.now())
+        .authenticate(
+            req.headers().get(http::header::AUTHORIZATION),
+            api.clock.now(),
+        )
         .await
         .map_err(Problem::from)
 }

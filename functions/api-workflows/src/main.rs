@@ -16,9 +16,15 @@ async fn main() -> Result<(), Error> {
     let gate_config = GateConfig::from_env()?;
     let sdk = shared::aws::sdk_config().await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let accounts = Arc::new(DynamoAccounts::new(dynamo.clone(), config.table_name.clone()));
+    let accounts = Arc::new(DynamoAccounts::new(
+        dynamo.clone(),
+        config.table_name.clone(),
+    ));
     let keys = KeyRing::load(accounts.clone(), &config.jwt_issuer, &config.jwt_audience).await?;
-    let limits = MemoryFront::new(DynamoRateLimits::new(dynamo.clone(), config.table_name.clone()));
+    let limits = MemoryFront::new(DynamoRateLimits::new(
+        dynamo.clone(),
+        config.table_name.clone(),
+    ));
     let api = Api {
         store: Arc::new(DynamoStore::new(dynamo, config.table_name)),
         accounts: accounts.clone(),

@@ -5,8 +5,8 @@ use crate::{Api, Route};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::app::requests::*;
-use shared::app::transfer::{self, ExportDocument};
 use shared::app::shares::{self, ShareList, ShareRequest};
+use shared::app::transfer::{self, ExportDocument};
 use shared::app::{Outcome, bulk, nodes, workflows};
 use shared::domain::{Node, Principal, Workflow, WorkflowStatistics, WorkflowStatus};
 use shared::http::request::{self as rq, json_body};
@@ -53,7 +53,9 @@ pub async fn private(
         }
         (Route::Shares(id), "POST") => share(api, p, rq::id("id", id)?, req).await,
         (Route::Shares(id), _) => list_shares(api, p, rq::id("id", id)?).await,
-        (Route::Share(id, user), _) => unshare(api, p, rq::id("id", id)?, rq::id("user_id", user)?).await,
+        (Route::Share(id, user), _) => {
+            unshare(api, p, rq::id("id", id)?, rq::id("user_id", user)?).await
+        }
         (Route::Health | Route::OpenApi, _) => public(route),
     }
 }
@@ -423,7 +425,10 @@ pub async fn share(api: &Api, p: &Principal, id: &str, req: &Request) -> Reply {
 #[utoipa::path(get, path = "/api/v3/workflows/{id}/shares", tag = "sharing", params(("id" = String, Path)),
     responses((status = 200, body = ShareList), (status = 404, body = Problem)))]
 pub async fn list_shares(api: &Api, p: &Principal, id: &str) -> Reply {
-    Ok(json(StatusCode::OK, &shares::list(api.store.as_ref(), p, id).await?))
+    Ok(json(
+        StatusCode::OK,
+        &shares::list(api.store.as_ref(), p, id).await?,
+    ))
 }
 
 /// Stop sharing a workflow with a user (owner or admin only).

@@ -27,7 +27,7 @@ async fn run() -> Result<(), String> {
     let template = Template::load_default().map_err(|e| e.to_string())?;
     let config = GatewayConfig::from_env(template.clone()).map_err(|e| e.to_string())?;
     let bind = config.bind;
-    let (mut gateway, auth) = start_dev(config).await.map_err(|e| match e.to_string() {
+    let (mut gateway, provisioned) = start_dev(config).await.map_err(|e| match e.to_string() {
         m if m.contains("Address already in use") => format!(
             "{m}\nIs another `make dev` running? Stop it, or choose another port with PORT=..."
         ),
@@ -42,31 +42,25 @@ async fn run() -> Result<(), String> {
             route.method, url, route.path, route.function
         );
     }
-    if let Some(auth) = &auth {
-        let token = auth.token("dev-user", 12);
-        let token_file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("run")
-            .join("dev-token");
-        if std::fs::create_dir_all(token_file.parent().unwrap_or(std::path::Path::new("."))).is_ok()
-        {
-            let _ = std::fs::write(&token_file, &token);
-            // Readable by this user only: it authenticates as dev-user.
-            let _ = std::fs::set_permissions(
-                &token_file,
-                std::os::unix::fs::PermissionsExt::from_mode(0o600),
-            );
-        }
-        println!();
-        println!(
-            "An access token for user dev-user (12 h, signed by a key made for this run) is in {}:",
-            token_file.display()
-        );
-        println!("  TOKEN=$(cat {})", token_file.display());
-        println!(
-            "  curl -s -X POST {url}/api/v3/workflows -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"name\": \"My first chain\"}}'"
-        );
-        println!("  curl -s {url}/api/v3/workflows -H \"Authorization: Bearer $TOKEN\"");
+    for line in &provisioned {
+        println!("  {line}");
     }
+    println!();
+    println!("Sign up, confirm the email (read it from the emulator) and log in:");
+    println!(
+        "  curl -s -X POST {url}/api/v3/auth/register -H 'Content-Type: application/json' -d '{{\"email\": \"you@example.com\", \"password\": \"a long passphrase 2026\", \"display_name\": \"You\"}}'"
+    );
+    println!("  localstack/mail.sh you@example.com     # prints the token");
+    println!(
+        "  curl -s -X POST {url}/api/v3/auth/verify-email -H 'Content-Type: application/json' -d '{{\"token\": \"<token>\"}}'"
+    );
+    println!(
+        "  TOKEN=$(curl -s -X POST {url}/api/v3/auth/login -H 'Content-Type: application/json' -d '{{\"email\": \"you@example.com\", \"password\": \"a long passphrase 2026\"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
+    );
+    println!("  curl -s {url}/api/v3/workflows -H \"Authorization: Bearer $TOKEN\"");
+    println!(
+        "Make that account an admin: localstack/admin.sh promote you@example.com (README \"Auth flows\")."
+    );
     println!("  curl -s {url}/health");
     println!();
     println!("Listening on {bind}; Ctrl-C stops the gateway and its functions.");

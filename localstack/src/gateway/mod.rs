@@ -9,7 +9,6 @@
 //! Event sources are modules of their own over [`pool::FunctionPool::invoke`], so others
 //! (WebSocket API, SQS, schedules, the table's stream) plug in beside the HTTP one.
 
-pub mod dev_auth;
 pub mod http_api;
 pub mod instance;
 pub mod logs;
@@ -110,16 +109,17 @@ pub fn default_bin_dir() -> PathBuf {
     target.join("debug")
 }
 
-/// What `make dev` runs (and the end-to-end tests, the same way): a throw-away signing key for
-/// local access tokens given to the functions, then the gateway.
-pub async fn start_dev(
-    mut config: GatewayConfig,
-) -> Result<(Gateway, Option<dev_auth::DevAuth>), Error> {
-    let auth = dev_auth::DevAuth::generate(&config.template);
-    if let Some(auth) = &auth {
-        config.parameters.extend(auth.parameters());
-    }
-    Ok((Gateway::start(config).await?, auth))
+/// What `make dev` runs (and the end-to-end tests, the same way): the template's KMS keys and
+/// SES identities in the emulator (tables are provisioned before), then the gateway.
+pub async fn start_dev(config: GatewayConfig) -> Result<(Gateway, Vec<String>), Error> {
+    let resolver = Resolver::new(
+        &config.template,
+        &config.parameters,
+        &config.name_suffix,
+        &config.region,
+    );
+    let provisioned = crate::provision::provision_services(&config.template, &resolver).await?;
+    Ok((Gateway::start(config).await?, provisioned))
 }
 
 /// A running gateway. Dropping it stops the HTTP server and every function instance.

@@ -1,7 +1,7 @@
 //! Bulk status actions: every id gets its own result; partial success is reported, not hidden.
 
-use super::{AppError, require_write};
 use super::requests::*;
+use super::{AppError, require_write};
 use crate::domain::{Access, Principal, WorkflowStatus, ids};
 use crate::ports::{ChangeOutcome, WorkflowChange, WorkflowStore, WorkflowUpdate};
 use chrono::{DateTime, Utc};

@@ -64,13 +64,15 @@ pub(crate) fn require_write(principal: &Principal) -> Result<(), AppError> {
 }
 
 fn read_only(principal: &Principal) -> AppError {
-    AppError::Forbidden(if principal.scopes.is_some() && principal.role != Role::Viewer {
-        "this API key's scopes do not include workflows:write"
-    } else if principal.role == Role::Viewer {
-        "the viewer role can read but not change workflows"
-    } else {
-        "this workflow is shared with you read-only"
-    })
+    AppError::Forbidden(
+        if principal.scopes.is_some() && principal.role != Role::Viewer {
+            "this API key's scopes do not include workflows:write"
+        } else if principal.role == Role::Viewer {
+            "the viewer role can read but not change workflows"
+        } else {
+            "this workflow is shared with you read-only"
+        },
+    )
 }
 
 /// Maps a failed conditional workflow write: not visible -> 404, read-only -> 403; otherwise
@@ -81,12 +83,10 @@ pub(crate) fn workflow_rejection(
     conflict: impl FnOnce(Workflow) -> AppError,
 ) -> AppError {
     match err {
-        StoreError::WorkflowRejected(current) => {
-            match changeable(current.map(|b| *b), principal) {
-                Ok(w) => conflict(w),
-                Err(e) => e,
-            }
-        }
+        StoreError::WorkflowRejected(current) => match changeable(current.map(|b| *b), principal) {
+            Ok(w) => conflict(w),
+            Err(e) => e,
+        },
         other => other.into(),
     }
 }

@@ -44,10 +44,7 @@ pub async fn add(store: &dyn WorkflowStore, req: AddNode<'_>) -> Result<Outcome<
         format!("{}/{}", node.workflow_id, node.id),
         req.now,
     )?;
-    match store
-        .add_node(req.principal, &node, record.as_ref())
-        .await
-    {
+    match store.add_node(req.principal, &node, record.as_ref()).await {
         Ok(()) => Ok(Outcome::Created(node)),
         Err(e) => {
             let stored = idempotency::on_store_error(e, req.idempotency.as_ref(), |e| {
@@ -158,10 +155,7 @@ pub async fn update(store: &dyn WorkflowStore, req: UpdateNode<'_>) -> Result<No
     errors.into_result(())?;
     next.version = current.version + 1;
     next.updated_at = req.now;
-    match store
-        .update_node(req.principal, &next, expected)
-        .await
-    {
+    match store.update_node(req.principal, &next, expected).await {
         Ok(()) => Ok(next),
         Err(StoreError::NodeRejected(Some(n))) => Err(AppError::VersionConflict {
             current_version: n.version,
@@ -217,12 +211,7 @@ pub async fn delete(store: &dyn WorkflowStore, req: DeleteNode<'_>) -> Result<()
         )
     };
     match store
-        .delete_nodes(
-            req.principal,
-            req.workflow_id,
-            &plan,
-            parent_id.as_deref(),
-        )
+        .delete_nodes(req.principal, req.workflow_id, &plan, parent_id.as_deref())
         .await
     {
         Ok(()) => Ok(()),

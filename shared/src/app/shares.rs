@@ -53,11 +53,17 @@ fn owner_or_admin(principal: &Principal, w: &Workflow) -> Result<(), AppError> {
     if principal.owns(&w.owner_id) || principal.is_admin() {
         Ok(())
     } else {
-        Err(AppError::Forbidden("only the workflow's owner can share it"))
+        Err(AppError::Forbidden(
+            "only the workflow's owner can share it",
+        ))
     }
 }
 
-pub async fn list(store: &dyn WorkflowStore, principal: &Principal, workflow_id: &str) -> Result<ShareList, AppError> {
+pub async fn list(
+    store: &dyn WorkflowStore,
+    principal: &Principal,
+    workflow_id: &str,
+) -> Result<ShareList, AppError> {
     let w = visible(store.get_workflow(workflow_id).await?, principal)?;
     Ok(list_of(&w))
 }
@@ -77,16 +83,28 @@ pub async fn share(
         }
         (None, Some(id)) if ids::is_valid_id(id) => accounts.get_account(id).await?,
         (None, Some(_)) => None,
-        _ => return Err(AppError::field("email", "send exactly one of email and user_id")),
+        _ => {
+            return Err(AppError::field(
+                "email",
+                "send exactly one of email and user_id",
+            ));
+        }
     };
-    let field = if body.email.is_some() { "email" } else { "user_id" };
+    let field = if body.email.is_some() {
+        "email"
+    } else {
+        "user_id"
+    };
     let account = account
         .filter(|a| a.status != AccountStatus::Suspended)
         .ok_or_else(|| AppError::field(field, "names no active user"))?;
     let w = visible(store.get_workflow(workflow_id).await?, principal)?;
     owner_or_admin(principal, &w)?;
     if account.user_id == w.owner_id {
-        return Err(AppError::field(field, "is the owner: owners have every right already"));
+        return Err(AppError::field(
+            field,
+            "is the owner: owners have every right already",
+        ));
     }
     if !w.shares.contains_key(&account.user_id) && w.shares.len() >= MAX_SHARES {
         return Err(AppError::Conflict {
@@ -97,7 +115,11 @@ pub async fn share(
     let w = store
         .put_share(principal, &w, &account.user_id, body.access)
         .await
-        .map_err(|e| super::workflow_rejection(e, principal, |_| AppError::Forbidden("only the workflow's owner can share it")))?;
+        .map_err(|e| {
+            super::workflow_rejection(e, principal, |_| {
+                AppError::Forbidden("only the workflow's owner can share it")
+            })
+        })?;
     Ok(list_of(&w))
 }
 

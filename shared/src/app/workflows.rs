@@ -443,10 +443,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn principal() -> Principal {
-        Principal {
-            user_id: "u1".into(),
-            roles: vec![],
-        }
+        Principal::user("u1", crate::domain::Role::Editor)
     }
 
     fn body(v: Value) -> CreateWorkflowRequest {

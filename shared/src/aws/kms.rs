@@ -21,7 +21,9 @@ impl KmsVault {
     }
 }
 
-fn kms_error<E: std::fmt::Debug, R: std::fmt::Debug>(e: aws_sdk_kms::error::SdkError<E, R>) -> StoreError {
+fn kms_error<E: std::fmt::Debug, R: std::fmt::Debug>(
+    e: aws_sdk_kms::error::SdkError<E, R>,
+) -> StoreError {
     match &e {
         aws_sdk_kms::error::SdkError::DispatchFailure(_)
         | aws_sdk_kms::error::SdkError::TimeoutError(_) => {
@@ -47,7 +49,9 @@ impl KeyVault for KmsVault {
                     plaintext: p.into_inner(),
                     ciphertext: c.into_inner(),
                 }),
-                _ => Err(StoreError::Internal("kms: data key without plaintext or ciphertext".into())),
+                _ => Err(StoreError::Internal(
+                    "kms: data key without plaintext or ciphertext".into(),
+                )),
             }
         })
     }

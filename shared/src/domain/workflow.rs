@@ -1,7 +1,7 @@
 //! Workflows: fields, limits, settings and the status machine.
 
-use super::principal::ShareAccess;
 use super::error::{DomainError, Errors};
+use super::principal::ShareAccess;
 use super::validate;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -71,7 +71,11 @@ impl JwtVerifier {
     }
 
     /// A verifier over public keys as the table stores them.
-    pub fn from_public_keys(keys: &[PublicKey], issuer: &str, audience: &str) -> Result<Self, String> {
+    pub fn from_public_keys(
+        keys: &[PublicKey],
+        issuer: &str,
+        audience: &str,
+    ) -> Result<Self, String> {
         let set: JwkSet = serde_json::from_value(jwks(keys))
             .map_err(|e| format!("signing keys do not form a JWKS: {e}"))?;
         Self::from_set(&set, issuer, audience)
@@ -137,19 +141,20 @@ impl JwtVerifier {
                 .ok_or(AuthError::Invalid("unknown key id"))?,
             None => return Err(AuthError::Invalid("missing key id")),
         };
-        let data = jsonwebtoken::decode::<TokenClaims>(token, key, &self.validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind as K;
-            AuthError::Invalid(match e.kind() {
-                K::ExpiredSignature => "expired",
-                K::ImmatureSignature => "not yet valid",
-                K::InvalidIssuer => "wrong issuer",
-                K::InvalidAudience => "wrong audience",
-                K::InvalidSignature => "bad signature",
-                K::MissingRequiredClaim(_) => "missing a required claim",
-                K::InvalidAlgorithm => "algorithm not allowed",
-                _ => "invalid",
-            })
-        })?;
+        let data =
+            jsonwebtoken::decode::<TokenClaims>(token, key, &self.validation).map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind as K;
+                AuthError::Invalid(match e.kind() {
+                    K::ExpiredSignature => "expired",
+                    K::ImmatureSignature => "not yet valid",
+                    K::InvalidIssuer => "wrong issuer",
+                    K::InvalidAudience => "wrong audience",
+                    K::InvalidSignature => "bad signature",
+                    K::MissingRequiredClaim(_) => "missing a required claim",
+                    K::InvalidAlgorithm => "algorithm not allowed",
+                    _ => "invalid",
+                })
+            })?;
         if !ids::is_valid_user_id(&data.claims.sub) {
             return Err(AuthError::Invalid("bad subject"));
         }
@@ -250,15 +255,28 @@ impl KeyRing {
             if now.timestamp_millis() - last >= KEY_RELOAD_INTERVAL_MS
                 && self
                     .loaded_at_ms
-                    .compare_exchange(last, now.timestamp_millis(), Ordering::AcqRel, Ordering::Acquire)
+                    .compare_exchange(
+                        last,
+                        now.timestamp_millis(),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
                     .is_ok()
             {
                 match store.signing_keys(now).await {
                     Ok(keys) => {
                         let keys: Vec<PublicKey> = keys.into_iter().map(|k| k.public).collect();
-                        if let Ok(v) = JwtVerifier::from_public_keys(&keys, &self.issuer, &self.audience) {
-                            tracing::info!(keys = keys.len(), "signing keys reloaded for an unknown kid");
-                            *self.verifier.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(v);
+                        if let Ok(v) =
+                            JwtVerifier::from_public_keys(&keys, &self.issuer, &self.audience)
+                        {
+                            tracing::info!(
+                                keys = keys.len(),
+                                "signing keys reloaded for an unknown kid"
+                            );
+                            *self
+                                .verifier
+                                .write()
+                                .unwrap_or_else(PoisonError::into_inner) = Arc::new(v);
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "signing keys could not be reloaded"),
@@ -278,7 +296,8 @@ pub fn parse_api_key(credential: &str) -> Option<(&str, &str, &str)> {
     let rest = credential.strip_prefix(API_KEY_PREFIX)?;
     let mut parts = rest.splitn(3, '.');
     let (user, key, secret) = (parts.next()?, parts.next()?, parts.next()?);
-    (ids::is_valid_id(user) && ids::is_valid_id(key) && !secret.is_empty()).then_some((user, key, secret))
+    (ids::is_valid_id(user) && ids::is_valid_id(key) && !secret.is_empty())
+        .then_some((user, key, secret))
 }
 
 /// Establishes the caller of every authenticated request: one read of the account (two

@@ -122,7 +122,11 @@ fn nets(var: &str, list: &str) -> Result<Vec<IpNet>, String> {
 impl GateConfig {
     pub fn from_env() -> Result<GateConfig, String> {
         let get = |k: &str| std::env::var(k).unwrap_or_default();
-        GateConfig::parse(&get("IP_ALLOW_LIST"), &get("IP_DENY_LIST"), &get("RATE_LIMITS"))
+        GateConfig::parse(
+            &get("IP_ALLOW_LIST"),
+            &get("IP_DENY_LIST"),
+            &get("RATE_LIMITS"),
+        )
     }
 
     pub fn parse(allow: &str, deny: &str, rules: &str) -> Result<GateConfig, String> {
@@ -140,7 +144,11 @@ impl GateConfig {
                     "*" => (None, "*".to_string()),
                     r => match r.split_once(' ') {
                         Some((m, p)) => (Some(m.to_ascii_uppercase()), p.trim().to_string()),
-                        None => return Err(format!("RATE_LIMITS route {r:?}: write `*` or `METHOD /path`")),
+                        None => {
+                            return Err(format!(
+                                "RATE_LIMITS route {r:?}: write `*` or `METHOD /path`"
+                            ));
+                        }
                     },
                 };
                 let prefix = path.ends_with('*');
@@ -199,11 +207,16 @@ impl Gate {
         }
         let addr = ip.and_then(|s| IpAddr::from_str(s).ok());
         let denied = match addr {
-            Some(a) => c.deny.iter().any(|n| n.contains(&a)) || (!c.allow.is_empty() && !c.allow.iter().any(|n| n.contains(&a))),
+            Some(a) => {
+                c.deny.iter().any(|n| n.contains(&a))
+                    || (!c.allow.is_empty() && !c.allow.iter().any(|n| n.contains(&a)))
+            }
             None => !c.allow.is_empty(),
         };
         if denied {
-            Err(Problem::forbidden("requests from this address are not accepted"))
+            Err(Problem::forbidden(
+                "requests from this address are not accepted",
+            ))
         } else {
             Ok(())
         }
@@ -211,11 +224,23 @@ impl Gate {
 
     /// Counts one request of `subject` (an IP, a user id, an email) against every rule for
     /// `per` that matches the route; the first refusal is a 429.
-    pub async fn limit(&self, method: &str, path: &str, per: Per, subject: &str, now_ms: i64) -> Result<(), Problem> {
+    pub async fn limit(
+        &self,
+        method: &str,
+        path: &str,
+        per: Per,
+        subject: &str,
+        now_ms: i64,
+    ) -> Result<(), Problem> {
         let Some(store) = &self.store else {
             return Ok(());
         };
-        for rule in self.config.rules.iter().filter(|r| r.per == per && r.matches(method, path)) {
+        for rule in self
+            .config
+            .rules
+            .iter()
+            .filter(|r| r.per == per && r.matches(method, path))
+        {
             let key = format!("{}|{}:{subject}", rule.name, per.as_str());
             let decision = match store.check(&key, &rule.limit, now_ms).await {
                 Ok(d) => d,
@@ -286,7 +311,11 @@ mod tests {
         assert!(!c.rules[0].matches("GET", "/api/v3/auth/login"));
         assert!(c.rules[1].matches("DELETE", "/anything"));
         assert!(c.rules[2].matches("GET", "/api/v3/workflows/01ARZ3NDEKTSV4RRFFQ69G5FAV"));
-        assert!(GateConfig::parse("10.0.0.0/33", "", "").unwrap_err().contains("IP_ALLOW_LIST"));
+        assert!(
+            GateConfig::parse("10.0.0.0/33", "", "")
+                .unwrap_err()
+                .contains("IP_ALLOW_LIST")
+        );
         assert!(GateConfig::parse("", "", r#"[{"route":"login","per":"ip","algorithm":"fixed_window","limit":1,"period":"minute"}]"#).is_err());
         assert!(GateConfig::parse("", "", r#"[{"route":"*","per":"ip","algorithm":"fixed_window","limit":0,"period":"minute"}]"#).is_err());
         assert!(GateConfig::parse("", "", r#"[{"route":"*","per":"nobody","algorithm":"fixed_window","limit":1,"period":"minute"}]"#).is_err());

@@ -11,7 +11,7 @@ use shared::ports::{ChangeOutcome, WorkflowChange, WorkflowFilter, WorkflowStore
 fn edit(w: &shared::domain::Workflow, update: WorkflowUpdate) -> WorkflowChange {
     WorkflowChange {
         id: w.id.clone(),
-        owner_id: w.owner_id.clone(),
+        actor: ed(&w.owner_id),
         expected_version: Some(w.version),
         allowed_from: vec![],
         max_nodes: None,
@@ -93,7 +93,7 @@ async fn change_workflow_of_another_owner_is_rejected_and_changes_nothing() {
     let w = workflow("ann", "Ann's");
     e.create(&w, &[]).await;
     let change = WorkflowChange {
-        owner_id: "mallory".into(),
+        actor: ed("mallory"),
         ..edit(
             &w,
             WorkflowUpdate {
@@ -253,7 +253,7 @@ async fn change_workflow_lowering_max_nodes_requires_the_nodes_to_fit() {
     assert_eq!(written.node_count, 3);
     // Now full: no fourth node.
     let more = new_node(&w, Some(&nodes[0]), "Fourth");
-    let full = workflow_rejected(e.store.add_node("ann", &more, None).await).unwrap();
+    let full = workflow_rejected(e.store.add_node(&ed("ann"), &more, None).await).unwrap();
     assert_eq!(full, written);
 }
 
@@ -297,7 +297,7 @@ async fn change_workflows_applies_every_change_that_holds_and_reports_each() {
     let mut stale = status_change(&ws[1], WorkflowStatus::Active);
     stale.expected_version = Some(7);
     let mut bobs = status_change(&ws[3], WorkflowStatus::Active);
-    bobs.owner_id = "bob".into();
+    bobs.actor = ed("bob");
     let missing = status_change(&workflow("ann", "Missing"), WorkflowStatus::Active);
     let changes = vec![
         status_change(&ws[0], WorkflowStatus::Active),

@@ -36,9 +36,9 @@ async fn add_node_counts_the_node_on_its_workflow_and_its_parent() {
     e.create(&w, &nodes).await;
 
     let child = new_node(&w, Some(&nodes[0]), "Child");
-    e.store.add_node("ann", &child, None).await.unwrap();
+    e.store.add_node(&ed("ann"), &child, None).await.unwrap();
     let root = new_node(&w, None, "Second root");
-    e.store.add_node("ann", &root, None).await.unwrap();
+    e.store.add_node(&ed("ann"), &root, None).await.unwrap();
 
     assert_eq!(e.node(&w.id, &child.id).await, Some(child.clone()));
     assert_eq!(e.node(&w.id, &root.id).await, Some(root.clone()));
@@ -60,7 +60,7 @@ async fn add_node_under_a_missing_parent_is_rejected() {
 
     let mut orphan = new_node(&w, None, "Orphan");
     orphan.parent_id = Some(ids::new_id());
-    let result = e.store.add_node("ann", &orphan, None).await;
+    let result = e.store.add_node(&ed("ann"), &orphan, None).await;
     assert!(
         matches!(result, Err(StoreError::ParentMissing)),
         "{result:?}"
@@ -68,7 +68,7 @@ async fn add_node_under_a_missing_parent_is_rejected() {
     // A parent in another workflow is no parent here.
     let mut stray = new_node(&w, Some(&other_nodes[0]), "Stray");
     stray.workflow_id = w.id.clone();
-    let result = e.store.add_node("ann", &stray, None).await;
+    let result = e.store.add_node(&ed("ann"), &stray, None).await;
     assert!(
         matches!(result, Err(StoreError::ParentMissing)),
         "{result:?}"
@@ -93,7 +93,7 @@ async fn add_node_to_a_full_workflow_is_rejected() {
 
     let extra = new_node(&w, Some(&nodes[1]), "Too many");
     assert_eq!(
-        workflow_rejected(e.store.add_node("ann", &extra, None).await),
+        workflow_rejected(e.store.add_node(&ed("ann"), &extra, None).await),
         Some(w.clone())
     );
     assert_eq!(e.node(&w.id, &extra.id).await, None);
@@ -110,13 +110,13 @@ async fn add_node_to_a_workflow_that_is_not_writable_is_rejected() {
 
     let n = new_node(&w, Some(&nodes[0]), "Intruder");
     assert_eq!(
-        workflow_rejected(e.store.add_node("bob", &n, None).await),
+        workflow_rejected(e.store.add_node(&ed("bob"), &n, None).await),
         Some(w.clone())
     );
     let mut lost = new_node(&w, None, "Lost");
     lost.workflow_id = ids::new_id();
     assert_eq!(
-        workflow_rejected(e.store.add_node("ann", &lost, None).await),
+        workflow_rejected(e.store.add_node(&ed("ann"), &lost, None).await),
         None
     );
 
@@ -126,7 +126,7 @@ async fn add_node_to_a_workflow_that_is_not_writable_is_rejected() {
         .await
         .unwrap();
     assert_eq!(
-        workflow_rejected(e.store.add_node("ann", &n, None).await),
+        workflow_rejected(e.store.add_node(&ed("ann"), &n, None).await),
         Some(deleted)
     );
     assert_eq!(e.nodes(&w.id).await, nodes);
@@ -148,7 +148,7 @@ async fn add_node_with_a_used_idempotency_key_returns_the_first_record() {
         &json!({"id": first.id}).to_string(),
     );
     e.store
-        .add_node("ann", &first, Some(&first_record))
+        .add_node(&ed("ann"), &first, Some(&first_record))
         .await
         .unwrap();
     assert_eq!(
@@ -161,7 +161,11 @@ async fn add_node_with_a_used_idempotency_key_returns_the_first_record() {
 
     let second = new_node(&w, Some(&nodes[0]), "Second");
     let second_record = record("ann", "node-key", "hash-2", "other");
-    match e.store.add_node("ann", &second, Some(&second_record)).await {
+    match e
+        .store
+        .add_node(&ed("ann"), &second, Some(&second_record))
+        .await
+    {
         Err(StoreError::IdempotencyKeyUsed(used)) => assert_eq!(*used, first_record),
         other => panic!("expected IdempotencyKeyUsed, got {other:?}"),
     }
@@ -178,11 +182,11 @@ async fn update_node_replaces_the_node_at_the_expected_version() {
     e.create(&w, &nodes).await;
 
     let next = edited(&nodes[1], "Better title");
-    e.store.update_node("ann", &next, 1).await.unwrap();
+    e.store.update_node(&ed("ann"), &next, 1).await.unwrap();
     assert_eq!(e.node(&w.id, &next.id).await, Some(next.clone()));
 
     let again = edited(&next, "Best title");
-    e.store.update_node("ann", &again, 2).await.unwrap();
+    e.store.update_node(&ed("ann"), &again, 2).await.unwrap();
     assert_eq!(e.node(&w.id, &next.id).await, Some(again));
     assert_eq!(e.get(&w.id).await, Some(w), "the workflow is not written");
 }
@@ -194,10 +198,10 @@ async fn update_node_at_a_stale_version_is_rejected_with_the_current_node() {
     let nodes = tree(&mut w, &[None]);
     e.create(&w, &nodes).await;
     let winner = edited(&nodes[0], "Winner");
-    e.store.update_node("ann", &winner, 1).await.unwrap();
+    e.store.update_node(&ed("ann"), &winner, 1).await.unwrap();
 
     let loser = edited(&nodes[0], "Loser");
-    let current = node_rejected(e.store.update_node("ann", &loser, 1).await);
+    let current = node_rejected(e.store.update_node(&ed("ann"), &loser, 1).await);
     assert_eq!(current, Some(winner.clone()));
     assert_eq!(e.node(&w.id, &winner.id).await, Some(winner));
 }
@@ -210,7 +214,7 @@ async fn update_node_of_a_missing_node_is_rejected_without_creating_it() {
     e.create(&w, &nodes).await;
     let ghost = new_node(&w, None, "Ghost");
     assert_eq!(
-        node_rejected(e.store.update_node("ann", &ghost, 1).await),
+        node_rejected(e.store.update_node(&ed("ann"), &ghost, 1).await),
         None
     );
     assert_eq!(e.node(&w.id, &ghost.id).await, None);
@@ -225,7 +229,7 @@ async fn update_node_of_a_workflow_that_is_not_writable_is_rejected() {
 
     let next = edited(&nodes[0], "Hijacked");
     assert_eq!(
-        workflow_rejected(e.store.update_node("bob", &next, 1).await),
+        workflow_rejected(e.store.update_node(&ed("bob"), &next, 1).await),
         Some(w.clone())
     );
     assert_eq!(e.node(&w.id, &nodes[0].id).await, Some(nodes[0].clone()));
@@ -236,7 +240,7 @@ async fn update_node_of_a_workflow_that_is_not_writable_is_rejected() {
         .await
         .unwrap();
     assert_eq!(
-        workflow_rejected(e.store.update_node("ann", &next, 1).await),
+        workflow_rejected(e.store.update_node(&ed("ann"), &next, 1).await),
         Some(deleted)
     );
     assert_eq!(e.node(&w.id, &nodes[0].id).await, Some(nodes[0].clone()));
@@ -253,10 +257,10 @@ async fn update_node_keeps_a_child_added_after_the_node_was_read() {
     let read = e.node(&w.id, &nodes[0].id).await.unwrap();
 
     let child = new_node(&w, Some(&nodes[0]), "Child");
-    e.store.add_node("ann", &child, None).await.unwrap();
+    e.store.add_node(&ed("ann"), &child, None).await.unwrap();
     let result = e
         .store
-        .update_node("ann", &edited(&read, "Edited"), read.version)
+        .update_node(&ed("ann"), &edited(&read, "Edited"), read.version)
         .await;
 
     let stored = e.node(&w.id, &nodes[0].id).await.unwrap();
@@ -280,7 +284,7 @@ async fn delete_nodes_removes_a_subtree_and_updates_the_counts() {
 
     let subtree = plan(&[&nodes[3], &nodes[2], &nodes[1]]);
     e.store
-        .delete_nodes("ann", &w.id, &subtree, Some(&nodes[0].id))
+        .delete_nodes(&ed("ann"), &w.id, &subtree, Some(&nodes[0].id))
         .await
         .unwrap();
 
@@ -295,7 +299,7 @@ async fn delete_nodes_removes_a_subtree_and_updates_the_counts() {
     // A root has no parent to count down.
     let roots = plan(&[&nodes[4], &left[0]]);
     e.store
-        .delete_nodes("ann", &w.id, &roots, None)
+        .delete_nodes(&ed("ann"), &w.id, &roots, None)
         .await
         .unwrap();
     assert_eq!(e.nodes(&w.id).await, []);
@@ -311,10 +315,10 @@ async fn delete_nodes_rejects_a_node_that_gained_a_child_and_deletes_nothing() {
     let subtree = plan(&[&nodes[3], &nodes[2], &nodes[1]]);
 
     let late = new_node(&w, Some(&nodes[1]), "Late child");
-    e.store.add_node("ann", &late, None).await.unwrap();
+    e.store.add_node(&ed("ann"), &late, None).await.unwrap();
     let current = node_rejected(
         e.store
-            .delete_nodes("ann", &w.id, &subtree, Some(&nodes[0].id))
+            .delete_nodes(&ed("ann"), &w.id, &subtree, Some(&nodes[0].id))
             .await,
     )
     .expect("the current node");
@@ -339,13 +343,13 @@ async fn delete_nodes_of_a_missing_node_or_not_writable_workflow_is_rejected() {
         child_count: 0,
     }];
     assert_eq!(
-        node_rejected(e.store.delete_nodes("ann", &w.id, &ghost, None).await),
+        node_rejected(e.store.delete_nodes(&ed("ann"), &w.id, &ghost, None).await),
         None
     );
     assert_eq!(
         workflow_rejected(
             e.store
-                .delete_nodes("bob", &w.id, &leaf, Some(&nodes[0].id))
+                .delete_nodes(&ed("bob"), &w.id, &leaf, Some(&nodes[0].id))
                 .await
         ),
         Some(w.clone())
@@ -373,7 +377,7 @@ async fn delete_nodes_of_a_large_subtree_runs_in_several_chunks() {
     let mut doomed: Vec<&Node> = nodes[2..].iter().rev().collect();
     doomed.push(&nodes[1]);
     e.store
-        .delete_nodes("ann", &w.id, &plan(&doomed), Some(&nodes[0].id))
+        .delete_nodes(&ed("ann"), &w.id, &plan(&doomed), Some(&nodes[0].id))
         .await
         .unwrap();
 

@@ -76,7 +76,7 @@ async fn get_tree_returns_the_workflow_and_its_nodes_in_creation_order() {
     for n in &nodes[3..] {
         let mut added = n.clone();
         added.child_count = 0;
-        e.store.add_node("ann", &added, None).await.unwrap();
+        e.store.add_node(&ed("ann"), &added, None).await.unwrap();
     }
     w.node_count = 5;
 

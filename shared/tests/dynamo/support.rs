@@ -68,6 +68,7 @@ pub fn workflow_at(owner: &str, name: &str, created_at: DateTime<Utc>) -> Workfl
         created_at,
         updated_at: created_at,
         version: 1,
+        shares: Default::default(),
     }
 }
 
@@ -144,7 +145,7 @@ pub fn record(owner: &str, key: &str, request_hash: &str, body: &str) -> Idempot
 pub fn status_change(workflow: &Workflow, status: WorkflowStatus) -> WorkflowChange {
     WorkflowChange {
         id: workflow.id.clone(),
-        owner_id: workflow.owner_id.clone(),
+        actor: ed(&workflow.owner_id),
         expected_version: Some(workflow.version),
         allowed_from: WorkflowStatus::sources_of(status),
         max_nodes: None,
@@ -314,4 +315,9 @@ impl Env {
 /// The text a workflow's name is matched on, as the adapter stores it.
 pub fn stored_search_text(name: &str) -> AttributeValue {
     AttributeValue::S(search_text(name))
+}
+
+/// `user` acting with the editor role.
+pub fn ed(user: &str) -> shared::domain::Principal {
+    shared::domain::Principal::user(user, shared::domain::Role::Editor)
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use shared::testing::TestKeys;
 
 async fn create_with_token(h: &Harness, token: &str) -> Reply {
+    h.account(ALICE).await;
     let auth = format!("Bearer {token}");
     h.send(
         "POST",

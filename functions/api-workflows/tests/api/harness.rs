@@ -12,9 +12,13 @@ use aws_smithy_types::config_bag::ConfigBag;
 use http::HeaderMap;
 use lambda_http::Body;
 use serde_json::Value;
-use shared::aws::dynamo::DynamoStore;
-use shared::ports::SystemClock;
+use shared::aws::dynamo::{DynamoAccounts, DynamoStore};
+use shared::domain::Role;
+use shared::domain::account::{Account, AccountStatus};
+use shared::http::{Authenticator, Gate, KeyRing};
+use shared::ports::{AccountStore, OneTimeToken, SystemClock, TokenPurpose};
 use shared::testing::TestKeys;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 /// Records the operation name of every request sent to DynamoDB (retries included).
@@ -53,7 +57,12 @@ pub struct Harness {
     pub client: Client,
     pub table: String,
     pub keys: TestKeys,
+    /// Requests of the workflow store (the operation itself).
     pub counter: Counter,
+    /// Requests of the account store (authentication, share lookups).
+    pub auth_counter: Counter,
+    pub accounts: Arc<DynamoAccounts>,
+    known: tokio::sync::Mutex<HashSet<String>>,
 }
 
 pub struct Reply {
@@ -98,19 +107,33 @@ pub const BOB: &str = "bob";
 
 impl Harness {
     pub async fn new() -> Harness {
-        let (client, table) = localstack::testing::fresh_table("api").await;
+        let (plain, table) = localstack::testing::fresh_table("api").await;
         let counter = Counter::default();
         let client = Client::from_conf(
-            client
+            plain
                 .config()
                 .to_builder()
                 .interceptor(counter.clone())
                 .build(),
         );
+        let auth_counter = Counter::default();
+        let accounts_client = Client::from_conf(
+            plain
+                .config()
+                .to_builder()
+                .interceptor(auth_counter.clone())
+                .build(),
+        );
+        let accounts = Arc::new(DynamoAccounts::new(accounts_client, table.clone()));
         let keys = TestKeys::generate("test-key");
         let api = Api {
             store: Arc::new(DynamoStore::new(client.clone(), table.clone())),
-            verifier: Arc::new(keys.verifier()),
+            accounts: accounts.clone(),
+            auth: Arc::new(Authenticator {
+                keys: KeyRing::fixed(keys.verifier()),
+                accounts: accounts.clone(),
+            }),
+            gate: Gate::open(),
             clock: Arc::new(SystemClock),
         };
         counter.take();
@@ -120,7 +143,55 @@ impl Harness {
             table,
             keys,
             counter,
+            auth_counter,
+            accounts,
+            known: Default::default(),
         }
+    }
+
+    /// The account of `user` (made active, as an editor, on first use), as the identity
+    /// service would have stored it; tokens of users without one are refused.
+    pub async fn account(&self, user: &str) -> Account {
+        if self.known.lock().await.insert(user.to_string()) {
+            let now = chrono::Utc::now();
+            let account = Account {
+                user_id: user.to_string(),
+                email: format!("{user}@example.com"),
+                display_name: user.to_string(),
+                role: Role::Editor,
+                status: AccountStatus::Active,
+                password_hash: String::new(),
+                mfa: Default::default(),
+                failed_logins: 0,
+                locked_until: None,
+                tokens_valid_after: now - chrono::Duration::hours(1),
+                created_at: now,
+                updated_at: now,
+                version: 1,
+            };
+            let token = OneTimeToken {
+                hash: format!("seed-{user}"),
+                purpose: TokenPurpose::VerifyEmail,
+                user_id: user.to_string(),
+                expires_at: now,
+            };
+            self.accounts
+                .create_account(&account, &token)
+                .await
+                .unwrap();
+        }
+        let a = self.accounts.get_account(user).await.unwrap().unwrap();
+        self.auth_counter.take();
+        a
+    }
+
+    /// Changes `user`'s role or status as an admin would.
+    pub async fn set_account(&self, user: &str, change: impl FnOnce(&mut Account)) {
+        let mut a = self.account(user).await;
+        change(&mut a);
+        a.version += 1;
+        self.accounts.update_account(&a).await.unwrap();
+        self.auth_counter.take();
     }
 
     /// Sends a request as `user` (no Authorization header when `None`).
@@ -148,6 +219,7 @@ impl Harness {
     ) -> Reply {
         let mut req = http::Request::builder().method(method).uri(uri);
         if let Some(user) = user {
+            self.account(user).await;
             req = req.header("authorization", format!("Bearer {}", self.keys.token(user)));
         }
         if !matches!(body, Body::Empty)
@@ -160,6 +232,8 @@ impl Harness {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
+        self.counter.take();
+        self.auth_counter.take();
         let response = handle(&self.api, req.body(body).unwrap()).await;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -194,7 +268,8 @@ impl Harness {
             .to_string()
     }
 
-    /// Every item in the table (tests only: requests never scan).
+    /// Every item of workflows, nodes, shares and idempotency records in the table (not the
+    /// accounts the harness made; tests only: requests never scan).
     pub async fn items(
         &self,
     ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
@@ -206,6 +281,13 @@ impl Harness {
             .await
             .unwrap();
         self.counter.take();
-        out.items.unwrap_or_default()
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|item| {
+                !matches!(item.get("PK"), Some(aws_sdk_dynamodb::types::AttributeValue::S(pk))
+                    if pk.starts_with("USER#") || pk.starts_with("EMAIL#") || pk.starts_with("TOKEN#"))
+            })
+            .collect()
     }
 }

@@ -26,12 +26,13 @@ async fn openapi_has_exactly_the_template_routes() {
         .map(|r| (r.method, r.path))
         .collect();
     assert_eq!(documented, routed);
-    assert_eq!(routed.len(), 17);
+    assert_eq!(routed.len(), 20);
     // Every route the template sends here is one the handler knows.
     for (method, path) in &routed {
         let concrete = path
             .replace("{id}", "01ARZ3NDEKTSV4RRFFQ69G5FAV")
-            .replace("{node_id}", "01ARZ3NDEKTSV4RRFFQ69G5FAW");
+            .replace("{node_id}", "01ARZ3NDEKTSV4RRFFQ69G5FAW")
+            .replace("{user_id}", "01ARZ3NDEKTSV4RRFFQ69G5FAX");
         let route = api_workflows::Route::parse(&concrete)
             .unwrap_or_else(|| panic!("{path} is not routed"));
         assert!(

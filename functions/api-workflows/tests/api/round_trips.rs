@@ -23,6 +23,9 @@ async fn every_route_meets_the_round_trip_budget() {
     let root = created["nodes"][0]["id"].as_str().unwrap().to_string();
     let leaf = created["nodes"][1]["id"].as_str().unwrap().to_string();
     let other = h.create_named(ALICE, "other").await;
+    // Shares name users by ULID ids, as the identity service makes them.
+    let bob_id = shared::domain::ids::new_id();
+    h.account(&bob_id).await;
     h.counter.take();
     let w = format!("/api/v3/workflows/{id}");
     let export = h.get(&format!("{w}/export"), ALICE).await.body.clone();
@@ -162,6 +165,30 @@ async fn every_route_meets_the_round_trip_budget() {
             1,
         ),
         (
+            "POST /workflows/{id}/shares",
+            "POST",
+            format!("{w}/shares"),
+            Some(json!({"user_id": bob_id, "access": "viewer"})),
+            vec![],
+            2,
+        ),
+        (
+            "GET /workflows/{id}/shares",
+            "GET",
+            format!("{w}/shares"),
+            None,
+            vec![],
+            1,
+        ),
+        (
+            "DELETE /workflows/{id}/shares/{user_id}",
+            "DELETE",
+            format!("{w}/shares/{bob_id}"),
+            None,
+            vec![],
+            1,
+        ),
+        (
             "DELETE /workflows/{id}",
             "DELETE",
             w.clone(),
@@ -182,12 +209,28 @@ async fn every_route_meets_the_round_trip_budget() {
     .ok(201);
     h.counter.take();
 
-    let mut table = String::from("| route | DynamoDB requests |\n| --- | --- |\n");
+    let mut table = String::from(
+        "| route | DynamoDB requests of the operation | of authentication and account lookups |\n| --- | --- | --- |\n",
+    );
     for (label, method, uri, body, headers, expected) in cases {
         let r = h.send(method, &uri, Some(ALICE), body, &headers).await;
         assert!(r.status < 300, "{label}: {} {}", r.status, r.text);
         let ops = h.counter.take();
-        table += &format!("| {label} | {} ({}) |\n", ops.len(), ops.join(", "));
+        let auth = h.auth_counter.take();
+        // Every authenticated request reads the caller's account once (status, role, token
+        // cutoff); sharing also looks the other user up.
+        let lookups = if label.starts_with("POST /workflows/{id}/shares") {
+            2
+        } else {
+            1
+        };
+        assert_eq!(auth, vec!["GetItem"; lookups], "{label}: {auth:?}");
+        table += &format!(
+            "| {label} | {} ({}) | {} |\n",
+            ops.len(),
+            ops.join(", "),
+            auth.len()
+        );
         assert_eq!(ops.len(), expected, "{label}: {ops:?}");
         assert!(ops.len() <= 2, "{label} exceeds the budget: {ops:?}");
     }

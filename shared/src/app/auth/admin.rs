@@ -36,7 +36,10 @@ impl Identity {
         after: Option<PageKey>,
     ) -> Result<Page<Account>, AppError> {
         require_admin(principal)?;
-        Ok(self.accounts.list_accounts(&filter, limit, after.as_ref()).await?)
+        Ok(self
+            .accounts
+            .list_accounts(&filter, limit, after.as_ref())
+            .await?)
     }
 
     async fn target(&self, principal: &Principal, user_id: &str) -> Result<Account, AppError> {
@@ -47,7 +50,11 @@ impl Identity {
             .ok_or(AppError::NotFound("user"))
     }
 
-    pub async fn admin_get_user(&self, principal: &Principal, user_id: &str) -> Result<UserView, AppError> {
+    pub async fn admin_get_user(
+        &self,
+        principal: &Principal,
+        user_id: &str,
+    ) -> Result<UserView, AppError> {
         Ok(UserView::from(&self.target(principal, user_id).await?))
     }
 
@@ -92,19 +99,30 @@ impl Identity {
         Ok(UserView::from(&account))
     }
 
-    pub async fn admin_end_sessions(&self, principal: &Principal, user_id: &str) -> Result<(), AppError> {
+    pub async fn admin_end_sessions(
+        &self,
+        principal: &Principal,
+        user_id: &str,
+    ) -> Result<(), AppError> {
         let mut account = self.target(principal, user_id).await?;
         self.end_everything(&mut account).await
     }
 
-    pub async fn admin_delete_user(&self, principal: &Principal, user_id: &str) -> Result<(), AppError> {
+    pub async fn admin_delete_user(
+        &self,
+        principal: &Principal,
+        user_id: &str,
+    ) -> Result<(), AppError> {
         let account = self.target(principal, user_id).await?;
         not_self(principal, user_id)?;
         self.accounts.delete_account(&account).await?;
         Ok(())
     }
 
-    pub async fn admin_rotate_signing_key(&self, principal: &Principal) -> Result<RotatedKey, AppError> {
+    pub async fn admin_rotate_signing_key(
+        &self,
+        principal: &Principal,
+    ) -> Result<RotatedKey, AppError> {
         require_admin(principal)?;
         Ok(RotatedKey {
             kid: self.signer.rotate(self.now()).await?,
@@ -114,7 +132,11 @@ impl Identity {
 
 /// Makes the account with `email` an admin: how the first admin of a deployment is made
 /// (`dwc-admin promote <email>`, README). The account must have verified its email.
-pub async fn promote(accounts: &dyn AccountStore, email: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Account, AppError> {
+pub async fn promote(
+    accounts: &dyn AccountStore,
+    email: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Account, AppError> {
     let email = crate::domain::account::normalize_email(email)?;
     let mut account = accounts
         .find_account_by_email(&email)

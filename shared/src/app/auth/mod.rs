@@ -55,7 +55,10 @@ fn token_hash(purpose: TokenPurpose, secret: &str) -> String {
 }
 
 fn bad_token() -> AppError {
-    AppError::field("token", "is not valid: it is unknown, used already or expired")
+    AppError::field(
+        "token",
+        "is not valid: it is unknown, used already or expired",
+    )
 }
 
 const WRONG_CREDENTIALS: &str = "email or password is wrong";
@@ -109,9 +112,13 @@ impl Identity {
         let name = account::validate_display_name(&body.display_name);
         let inputs = [body.email.as_str(), body.display_name.as_str()];
         let strength = account::check_password_strength("password", &body.password, &inputs);
-        for r in [email.as_ref().err(), name.as_ref().err(), strength.as_ref().err()]
-            .into_iter()
-            .flatten()
+        for r in [
+            email.as_ref().err(),
+            name.as_ref().err(),
+            strength.as_ref().err(),
+        ]
+        .into_iter()
+        .flatten()
         {
             if let crate::domain::DomainError::Validation(v) = r {
                 errors.extend(v.iter().cloned());
@@ -148,7 +155,11 @@ impl Identity {
                 match self.accounts.find_account_by_email(&account.email).await? {
                     Some(existing) if existing.status == AccountStatus::Pending => {
                         let (token, secret) = self
-                            .email_token(&existing, TokenPurpose::VerifyEmail, VERIFY_TOKEN_LIFETIME)
+                            .email_token(
+                                &existing,
+                                TokenPurpose::VerifyEmail,
+                                VERIFY_TOKEN_LIFETIME,
+                            )
                             .await?;
                         self.accounts.put_token(&token).await?;
                         self.send_verification(&existing, &secret).await?;
@@ -169,18 +180,28 @@ impl Identity {
     }
 
     /// Uses an emailed token of `purpose`: it exists, is unexpired, and is gone afterwards.
-    async fn take_token(&self, purpose: TokenPurpose, secret: &str) -> Result<OneTimeToken, AppError> {
+    async fn take_token(
+        &self,
+        purpose: TokenPurpose,
+        secret: &str,
+    ) -> Result<OneTimeToken, AppError> {
         if secret.is_empty() || secret.len() > 128 {
             return Err(bad_token());
         }
-        match self.accounts.take_token(&token_hash(purpose, secret)).await? {
+        match self
+            .accounts
+            .take_token(&token_hash(purpose, secret))
+            .await?
+        {
             Some(t) if t.purpose == purpose && t.expires_at > self.now() => Ok(t),
             _ => Err(bad_token()),
         }
     }
 
     pub async fn verify_email(&self, body: TokenRequest) -> Result<UserView, AppError> {
-        let token = self.take_token(TokenPurpose::VerifyEmail, &body.token).await?;
+        let token = self
+            .take_token(TokenPurpose::VerifyEmail, &body.token)
+            .await?;
         let mut account = self
             .accounts
             .get_account(&token.user_id)
@@ -220,7 +241,12 @@ impl Identity {
         let password_ok = body.password.len() <= account::MAX_PASSWORD_BYTES
             && crypto::verify_password(&body.password, &account.password_hash);
         let second = if password_ok && account.mfa.enabled {
-            match self.second_factor(&mut account, body.totp_code.as_deref(), body.recovery_code.as_deref(), now) {
+            match self.second_factor(
+                &mut account,
+                body.totp_code.as_deref(),
+                body.recovery_code.as_deref(),
+                now,
+            ) {
                 Err(AppError::MfaRequired) => return Err(AppError::MfaRequired),
                 other => other,
             }
@@ -230,14 +256,21 @@ impl Identity {
         if !password_ok || second.is_err() {
             account.failed_login(now);
             self.save(&mut account).await?;
-            return Err(second.err().filter(|_| password_ok).unwrap_or(AppError::Unauthorized(WRONG_CREDENTIALS)));
+            return Err(second
+                .err()
+                .filter(|_| password_ok)
+                .unwrap_or(AppError::Unauthorized(WRONG_CREDENTIALS)));
         }
         match account.status {
             AccountStatus::Active => {}
             AccountStatus::Pending => {
-                return Err(AppError::Forbidden("confirm your email address first (see the email we sent)"));
+                return Err(AppError::Forbidden(
+                    "confirm your email address first (see the email we sent)",
+                ));
             }
-            AccountStatus::Suspended => return Err(AppError::Forbidden("this account is suspended")),
+            AccountStatus::Suspended => {
+                return Err(AppError::Forbidden("this account is suspended"));
+            }
         }
         if account.failed_logins > 0 || account.locked_until.is_some() || account.mfa.enabled {
             account.failed_logins = 0;
@@ -263,14 +296,19 @@ impl Identity {
                         account.mfa.last_step = step;
                         Ok(())
                     }
-                    Some(_) => Err(AppError::Unauthorized("this code was used already; wait for the next one")),
+                    Some(_) => Err(AppError::Unauthorized(
+                        "this code was used already; wait for the next one",
+                    )),
                     None => Err(AppError::Unauthorized("the code is wrong")),
                 }
             }
             (None, Some(code)) => {
                 let hash = crypto::sha256_hex(&normalize_recovery_code(code));
                 let before = account.mfa.recovery_hashes.len();
-                account.mfa.recovery_hashes.retain(|h| !crypto::constant_time_eq(h, &hash));
+                account
+                    .mfa
+                    .recovery_hashes
+                    .retain(|h| !crypto::constant_time_eq(h, &hash));
                 if account.mfa.recovery_hashes.len() < before {
                     Ok(())
                 } else {
@@ -281,7 +319,11 @@ impl Identity {
         }
     }
 
-    async fn start_session(&self, account: &Account, client: &Client) -> Result<TokenPair, AppError> {
+    async fn start_session(
+        &self,
+        account: &Account,
+        client: &Client,
+    ) -> Result<TokenPair, AppError> {
         let now = self.now();
         let secret = secret()?;
         let session = Session {
@@ -299,7 +341,12 @@ impl Identity {
         self.pair(account.role, &session, &secret).await
     }
 
-    async fn pair(&self, role: Role, session: &Session, secret: &str) -> Result<TokenPair, AppError> {
+    async fn pair(
+        &self,
+        role: Role,
+        session: &Session,
+        secret: &str,
+    ) -> Result<TokenPair, AppError> {
         let access = self
             .signer
             .access_token(&session.user_id, &session.session_id, role, self.now())
@@ -318,7 +365,9 @@ impl Identity {
     pub async fn refresh(&self, body: RefreshRequest) -> Result<TokenPair, AppError> {
         const INVALID: &str = "refresh token is not valid; log in again";
         let mut parts = body.refresh_token.splitn(3, '.');
-        let (Some(user_id), Some(session_id), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(user_id), Some(session_id), Some(secret)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
             return Err(AppError::Unauthorized(INVALID));
         };
         if !ids::is_valid_id(user_id) || !ids::is_valid_id(session_id) {
@@ -331,9 +380,15 @@ impl Identity {
         };
         let hash = crypto::sha256_hex(secret);
         if !crypto::constant_time_eq(&hash, &session.refresh_hash) {
-            if session.used_hashes.iter().any(|h| crypto::constant_time_eq(h, &hash)) {
+            if session
+                .used_hashes
+                .iter()
+                .any(|h| crypto::constant_time_eq(h, &hash))
+            {
                 self.revoke_reused(&session).await?;
-                return Err(AppError::Unauthorized("refresh token reused: the session is revoked; log in again"));
+                return Err(AppError::Unauthorized(
+                    "refresh token reused: the session is revoked; log in again",
+                ));
             }
             return Err(AppError::Unauthorized(INVALID));
         }
@@ -344,7 +399,10 @@ impl Identity {
         };
         let next = secret_for_rotation()?;
         session.used_hashes.push(hash.clone());
-        let excess = session.used_hashes.len().saturating_sub(account::REMEMBERED_REFRESH_TOKENS);
+        let excess = session
+            .used_hashes
+            .len()
+            .saturating_sub(account::REMEMBERED_REFRESH_TOKENS);
         session.used_hashes.drain(..excess);
         session.refresh_hash = crypto::sha256_hex(&next);
         session.last_used_at = now;
@@ -354,7 +412,9 @@ impl Identity {
             Err(StoreError::Conflict) => {
                 // Another request exchanged the same token first: the token was used twice.
                 self.revoke_reused(&session).await?;
-                return Err(AppError::Unauthorized("refresh token reused: the session is revoked; log in again"));
+                return Err(AppError::Unauthorized(
+                    "refresh token reused: the session is revoked; log in again",
+                ));
             }
             Err(e) => return Err(e.into()),
         }
@@ -374,7 +434,9 @@ impl Identity {
             .session_id
             .as_deref()
             .ok_or(AppError::Forbidden("API keys have no session to end"))?;
-        self.accounts.delete_session(&principal.user_id, sid).await?;
+        self.accounts
+            .delete_session(&principal.user_id, sid)
+            .await?;
         Ok(())
     }
 
@@ -392,8 +454,16 @@ impl Identity {
         Ok(SessionList { items })
     }
 
-    pub async fn end_session(&self, principal: &Principal, session_id: &str) -> Result<(), AppError> {
-        if self.accounts.delete_session(&principal.user_id, session_id).await? {
+    pub async fn end_session(
+        &self,
+        principal: &Principal,
+        session_id: &str,
+    ) -> Result<(), AppError> {
+        if self
+            .accounts
+            .delete_session(&principal.user_id, session_id)
+            .await?
+        {
             Ok(())
         } else {
             Err(AppError::NotFound("session"))
@@ -412,12 +482,18 @@ impl Identity {
         account.tokens_valid_after = self.now();
         self.save(account).await?;
         for s in self.accounts.list_sessions(&account.user_id).await? {
-            self.accounts.delete_session(&account.user_id, &s.session_id).await?;
+            self.accounts
+                .delete_session(&account.user_id, &s.session_id)
+                .await?;
         }
         Ok(())
     }
 
-    pub async fn change_password(&self, principal: &Principal, body: PasswordChangeRequest) -> Result<(), AppError> {
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        body: PasswordChangeRequest,
+    ) -> Result<(), AppError> {
         require_session(principal)?;
         let mut account = self.account_of(principal).await?;
         if !crypto::verify_password(&body.current_password, &account.password_hash) {
@@ -457,7 +533,9 @@ impl Identity {
     pub async fn reset_password(&self, body: ResetRequest) -> Result<(), AppError> {
         // Checked before the token is used up, so a weak password does not waste it.
         account::check_password_strength("new_password", &body.new_password, &[])?;
-        let token = self.take_token(TokenPurpose::ResetPassword, &body.token).await?;
+        let token = self
+            .take_token(TokenPurpose::ResetPassword, &body.token)
+            .await?;
         let mut account = self
             .accounts
             .get_account(&token.user_id)
@@ -500,7 +578,11 @@ impl Identity {
         })
     }
 
-    pub async fn totp_enable(&self, principal: &Principal, body: TotpEnableRequest) -> Result<RecoveryCodes, AppError> {
+    pub async fn totp_enable(
+        &self,
+        principal: &Principal,
+        body: TotpEnableRequest,
+    ) -> Result<RecoveryCodes, AppError> {
         require_session(principal)?;
         let mut account = self.account_of(principal).await?;
         if account.mfa.enabled {
@@ -517,7 +599,10 @@ impl Identity {
         };
         let now = self.now().timestamp().max(0) as u64;
         let Some(step) = totp::matching_step(&secret, body.code.trim(), now) else {
-            return Err(AppError::field("code", "is not the current code of the authenticator app"));
+            return Err(AppError::field(
+                "code",
+                "is not the current code of the authenticator app",
+            ));
         };
         let codes = (0..account::RECOVERY_CODES)
             .map(|_| new_recovery_code())
@@ -526,14 +611,23 @@ impl Identity {
             enabled: true,
             secret: Some(secret),
             pending_secret: None,
-            recovery_hashes: codes.iter().map(|c| crypto::sha256_hex(&normalize_recovery_code(c))).collect(),
+            recovery_hashes: codes
+                .iter()
+                .map(|c| crypto::sha256_hex(&normalize_recovery_code(c)))
+                .collect(),
             last_step: step,
         };
         self.save(&mut account).await?;
-        Ok(RecoveryCodes { recovery_codes: codes })
+        Ok(RecoveryCodes {
+            recovery_codes: codes,
+        })
     }
 
-    pub async fn totp_disable(&self, principal: &Principal, body: TotpDisableRequest) -> Result<(), AppError> {
+    pub async fn totp_disable(
+        &self,
+        principal: &Principal,
+        body: TotpDisableRequest,
+    ) -> Result<(), AppError> {
         require_session(principal)?;
         let mut account = self.account_of(principal).await?;
         if !account.mfa.enabled {
@@ -546,18 +640,31 @@ impl Identity {
             return Err(AppError::field("password", "is wrong"));
         }
         let now = self.now();
-        self.second_factor(&mut account, body.totp_code.as_deref(), body.recovery_code.as_deref(), now)
-            .map_err(|e| match e {
-                AppError::MfaRequired => AppError::field("totp_code", "send totp_code or recovery_code"),
-                other => other,
-            })?;
+        self.second_factor(
+            &mut account,
+            body.totp_code.as_deref(),
+            body.recovery_code.as_deref(),
+            now,
+        )
+        .map_err(|e| match e {
+            AppError::MfaRequired => {
+                AppError::field("totp_code", "send totp_code or recovery_code")
+            }
+            other => other,
+        })?;
         account.mfa = Mfa::default();
         self.save(&mut account).await
     }
 
-    pub async fn create_api_key(&self, principal: &Principal, body: CreateApiKeyRequest) -> Result<CreatedApiKey, AppError> {
+    pub async fn create_api_key(
+        &self,
+        principal: &Principal,
+        body: CreateApiKeyRequest,
+    ) -> Result<CreatedApiKey, AppError> {
         if principal.scopes.is_some() {
-            return Err(AppError::Forbidden("API keys cannot create API keys; sign in"));
+            return Err(AppError::Forbidden(
+                "API keys cannot create API keys; sign in",
+            ));
         }
         let name = account::validate_api_key_name(&body.name)?;
         let mut scopes = body.scopes.clone();
@@ -569,7 +676,11 @@ impl Identity {
         if let Some(s) = scopes.iter().find(|s| !principal.role.scopes().contains(s)) {
             return Err(AppError::field(
                 "scopes",
-                format!("{} is beyond your role ({})", s.as_str(), principal.role.as_str()),
+                format!(
+                    "{} is beyond your role ({})",
+                    s.as_str(),
+                    principal.role.as_str()
+                ),
             ));
         }
         let now = self.now();
@@ -593,7 +704,12 @@ impl Identity {
             secret_hash: crypto::sha256_hex(&secret),
         };
         self.accounts.put_api_key(&key).await?;
-        let api_key = format!("{}{}.{}.{secret}", crate::http::auth::API_KEY_PREFIX, key.user_id, key.key_id);
+        let api_key = format!(
+            "{}{}.{}.{secret}",
+            crate::http::auth::API_KEY_PREFIX,
+            key.user_id,
+            key.key_id
+        );
         Ok(CreatedApiKey {
             key: key.into(),
             api_key,
@@ -612,8 +728,16 @@ impl Identity {
         Ok(ApiKeyList { items })
     }
 
-    pub async fn delete_api_key(&self, principal: &Principal, key_id: &str) -> Result<(), AppError> {
-        if self.accounts.delete_api_key(&principal.user_id, key_id).await? {
+    pub async fn delete_api_key(
+        &self,
+        principal: &Principal,
+        key_id: &str,
+    ) -> Result<(), AppError> {
+        if self
+            .accounts
+            .delete_api_key(&principal.user_id, key_id)
+            .await?
+        {
             Ok(())
         } else {
             Err(AppError::NotFound("API key"))
@@ -651,7 +775,10 @@ fn require_session(principal: &Principal) -> Result<(), AppError> {
 fn new_recovery_code() -> Result<String, AppError> {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
     let bytes = crypto::random_bytes(10).map_err(crypto_error)?;
-    let chars: String = bytes.iter().map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect();
+    let chars: String = bytes
+        .iter()
+        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+        .collect();
     Ok(format!("{}-{}", &chars[..5], &chars[5..]))
 }
 

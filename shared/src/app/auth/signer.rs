@@ -98,7 +98,12 @@ impl Signer {
         {
             return Ok((l.kid.clone(), l.key.clone()));
         }
-        let newest = self.keys.signing_keys(now).await?.into_iter().find(|k| !k.retired);
+        let newest = self
+            .keys
+            .signing_keys(now)
+            .await?
+            .into_iter()
+            .find(|k| !k.retired);
         let next = match (newest, loaded.take()) {
             (Some(k), Some(l)) if k.public.kid == l.kid => Loaded {
                 checked_at: now,
@@ -166,7 +171,9 @@ impl Signer {
             .collect();
         let key = self.create(now).await?;
         for kid in &old {
-            self.keys.retire_signing_key(kid, now + RETIRED_KEY_LIFETIME).await?;
+            self.keys
+                .retire_signing_key(kid, now + RETIRED_KEY_LIFETIME)
+                .await?;
         }
         let next = self.open(&key, now).await?;
         let kid = next.kid.clone();

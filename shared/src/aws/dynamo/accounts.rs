@@ -31,8 +31,8 @@ use super::errors::{build, classify};
 use super::expr::Expr;
 use super::items::{EXPIRES_AT, Item};
 use super::keys::{GSI1, GSI1PK, GSI1SK, PK, SK};
-use crate::domain::account::{Account, AccountStatus, ApiKey, Session};
 use crate::domain::Role;
+use crate::domain::account::{Account, AccountStatus, ApiKey, Session};
 use crate::ports::*;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -184,7 +184,10 @@ fn signing_key_item(k: &StoredSigningKey) -> Item {
     );
     item.insert("retired".into(), AttributeValue::Bool(k.retired));
     if let Some(t) = k.expires_at {
-        item.insert(EXPIRES_AT.into(), AttributeValue::N(t.timestamp().to_string()));
+        item.insert(
+            EXPIRES_AT.into(),
+            AttributeValue::N(t.timestamp().to_string()),
+        );
     }
     item
 }
@@ -229,9 +232,14 @@ impl DynamoAccounts {
         }
     }
 
-    async fn get(&self, key: Item, projection: Option<&[&str]>) -> Result<Option<Item>, StoreError> {
+    async fn get(
+        &self,
+        key: Item,
+        projection: Option<&[&str]>,
+    ) -> Result<Option<Item>, StoreError> {
         let mut e = Expr::default();
-        let projection = projection.map(|p| p.iter().map(|f| e.name(f)).collect::<Vec<_>>().join(", "));
+        let projection =
+            projection.map(|p| p.iter().map(|f| e.name(f)).collect::<Vec<_>>().join(", "));
         Ok(self
             .client
             .get_item()
@@ -411,8 +419,13 @@ impl AccountStore for DynamoAccounts {
                 e.name("version"),
                 e.n(account.version.saturating_sub(1))
             );
-            self.put(account_item(account)?, Some(condition), e, StoreError::Conflict)
-                .await
+            self.put(
+                account_item(account)?,
+                Some(condition),
+                e,
+                StoreError::Conflict,
+            )
+            .await
         })
     }
 
@@ -543,8 +556,13 @@ impl AccountStore for DynamoAccounts {
 
     fn put_token<'a>(&'a self, token: &'a OneTimeToken) -> Fut<'a, ()> {
         Box::pin(async move {
-            self.put(token_item(token), None, Expr::default(), StoreError::Conflict)
-                .await
+            self.put(
+                token_item(token),
+                None,
+                Expr::default(),
+                StoreError::Conflict,
+            )
+            .await
         })
     }
 
@@ -559,7 +577,9 @@ impl AccountStore for DynamoAccounts {
                 .send()
                 .await
                 .map_err(classify)?;
-            out.attributes.map(|item| token_from(&item, hash)).transpose()
+            out.attributes
+                .map(|item| token_from(&item, hash))
+                .transpose()
         })
     }
 
@@ -567,11 +587,16 @@ impl AccountStore for DynamoAccounts {
         Box::pin(async move {
             let mut item = to_item(session, session_key(&session.user_id, &session.session_id))?;
             item.insert("type".into(), s("session"));
-            self.put(item, None, Expr::default(), StoreError::Conflict).await
+            self.put(item, None, Expr::default(), StoreError::Conflict)
+                .await
         })
     }
 
-    fn get_session<'a>(&'a self, user_id: &'a str, session_id: &'a str) -> Fut<'a, Option<Session>> {
+    fn get_session<'a>(
+        &'a self,
+        user_id: &'a str,
+        session_id: &'a str,
+    ) -> Fut<'a, Option<Session>> {
         Box::pin(async move {
             self.get(session_key(user_id, session_id), None)
                 .await?
@@ -586,7 +611,8 @@ impl AccountStore for DynamoAccounts {
             item.insert("type".into(), s("session"));
             let mut e = Expr::default();
             let condition = format!("{} = {}", e.name("refresh_hash"), e.s(expected_hash));
-            self.put(item, Some(condition), e, StoreError::Conflict).await
+            self.put(item, Some(condition), e, StoreError::Conflict)
+                .await
         })
     }
 
@@ -610,7 +636,8 @@ impl AccountStore for DynamoAccounts {
             item.insert("type".into(), s("api_key"));
             let mut e = Expr::default();
             let condition = format!("attribute_not_exists({})", e.name(PK));
-            self.put(item, Some(condition), e, StoreError::Duplicate).await
+            self.put(item, Some(condition), e, StoreError::Duplicate)
+                .await
         })
     }
 
@@ -662,13 +689,17 @@ impl AccountStore for DynamoAccounts {
                 }
             }
             if !pending.is_empty() {
-                return Err(StoreError::Unavailable("batch get left keys unprocessed".into()));
+                return Err(StoreError::Unavailable(
+                    "batch get left keys unprocessed".into(),
+                ));
             }
             let mut key = None;
             let mut state = None;
             for item in found {
                 match item.get(SK) {
-                    Some(AttributeValue::S(sk)) if sk == ACCOUNT_SK => state = Some(state_from(item)?),
+                    Some(AttributeValue::S(sk)) if sk == ACCOUNT_SK => {
+                        state = Some(state_from(item)?)
+                    }
                     _ => key = Some(from_item(item)?),
                 }
             }
@@ -709,8 +740,13 @@ impl SigningKeyStore for DynamoAccounts {
         Box::pin(async move {
             let mut e = Expr::default();
             let condition = format!("attribute_not_exists({})", e.name(PK));
-            self.put(signing_key_item(key), Some(condition), e, StoreError::Duplicate)
-                .await
+            self.put(
+                signing_key_item(key),
+                Some(condition),
+                e,
+                StoreError::Duplicate,
+            )
+            .await
         })
     }
 

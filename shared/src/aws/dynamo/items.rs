@@ -177,6 +177,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             version: 1,
+            shares: Default::default(),
         }
     }
 

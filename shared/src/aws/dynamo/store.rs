@@ -621,7 +621,10 @@ impl WorkflowStore for DynamoStore {
                 let own = key.0.get(SK).map(String::as_str) == Some(WORKFLOW_SK)
                     && key.0.get(PK).is_some_and(|pk| pk.starts_with("WF#"));
                 let shared = key.0.get(SK).is_some_and(|sk| sk.starts_with("USER#"))
-                    && key.0.get(PK).is_some_and(|pk| pk.starts_with(SHARE_PK_PREFIX));
+                    && key
+                        .0
+                        .get(PK)
+                        .is_some_and(|pk| pk.starts_with(SHARE_PK_PREFIX));
                 let ok = key.0.len() == 4
                     && key.0.get(GSI1PK) == Some(&owner)
                     && (own || shared)
