@@ -50,7 +50,8 @@ mkdir -p "$RUN_DIR"
 say "Starting moto server on http://127.0.0.1:$MOTO_PORT (log: $LOG_FILE) ..."
 { printf '\n==== %s moto_server -H 127.0.0.1 -p %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$MOTO_PORT"; } >>"$LOG_FILE"
 # nohup + no inherited stdio: the server outlives this script and holds no caller's pipes open.
-nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" </dev/null >>"$LOG_FILE" 2>&1 &
+# localstack/moto_server.py is moto_server plus a cheap read-only route for sent emails.
+MOTO_PORT=$MOTO_PORT nohup "$VENV/bin/python" localstack/moto_server.py -H 127.0.0.1 -p "$MOTO_PORT" </dev/null >>"$LOG_FILE" 2>&1 &
 pid=$!
 printf '%s\n' "$pid" >"$PID_FILE"
 printf '%s\n' "$MOTO_PORT" >"$PORT_FILE"

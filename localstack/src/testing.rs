@@ -67,6 +67,129 @@ pub async fn fresh_table(prefix: &str) -> (Client, String) {
     (client, name)
 }
 
+/// The SDK configuration of [`emulator_client`], for other services' clients (KMS, SES).
+pub async fn emulator_config() -> aws_config::SdkConfig {
+    let endpoint =
+        emulator_endpoint(std::env::var(ENDPOINT_ENV).ok()).unwrap_or_else(|e| panic!("{e}"));
+    let mut loader = config_loader().endpoint_url(endpoint);
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        loader = loader.credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "localstack-testing",
+        ));
+    }
+    loader.load().await
+}
+
+/// A new KMS key in the emulator, by a new alias (`alias/{prefix}-{ULID}`), as the template's
+/// `SigningKeysKeyAlias` is locally.
+pub async fn fresh_kms_alias(prefix: &str) -> String {
+    let kms = aws_sdk_kms::Client::new(&emulator_config().await);
+    let key = kms
+        .create_key()
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create a KMS key: {e:?}"));
+    let key_id = key.key_metadata.map(|m| m.key_id).unwrap_or_default();
+    let alias = format!("alias/{prefix}-{}", Ulid::new());
+    kms.create_alias()
+        .alias_name(&alias)
+        .target_key_id(key_id)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create alias {alias}: {e:?}"));
+    alias
+}
+
+/// Makes `address` a verified SES identity in the emulator (sending from it then works).
+pub async fn ses_identity(address: &str) {
+    let ses = aws_sdk_sesv2::Client::new(&emulator_config().await);
+    if let Err(e) = ses
+        .create_email_identity()
+        .email_identity(address)
+        .send()
+        .await
+        && !e
+            .as_service_error()
+            .is_some_and(|s| s.is_already_exists_exception())
+    {
+        panic!("create SES identity {address}: {e:?}");
+    }
+}
+
+/// The emails SES sent to `to`, as the emulator keeps them: (subject, body), oldest first.
+/// Read from `localstack/moto_server.py`'s `/_dwc/ses/messages` (moto's own
+/// `/moto-api/data.json` has them too, but serialises every object of every service).
+pub async fn emails_to(to: &str) -> Vec<(String, String)> {
+    let endpoint =
+        emulator_endpoint(std::env::var(ENDPOINT_ENV).ok()).unwrap_or_else(|e| panic!("{e}"));
+    let query = to
+        .replace('%', "%25")
+        .replace('+', "%2B")
+        .replace('@', "%40")
+        .replace('&', "%26");
+    let data = http_get_json(&endpoint, &format!("/_dwc/ses/messages?to={query}")).await;
+    data.as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            (
+                m["subject"].as_str().unwrap_or_default().to_string(),
+                m["body"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The token in the newest email to `to` whose subject has `subject` (the value of `?token=`
+/// in its link), waiting for it up to 10 s.
+pub async fn emailed_token(to: &str, subject: &str) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let found = emails_to(to)
+            .await
+            .into_iter()
+            .rev()
+            .find(|(s, _)| s.contains(subject));
+        if let Some((_, body)) = found {
+            return token_in(&body).unwrap_or_else(|| panic!("no token in the email: {body}"));
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "no '{subject}' email to {to}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The token in an email from the identity service (the value of `?token=` in its link).
+pub fn token_in(body: &str) -> Option<String> {
+    let start = body.find("?token=")? + "?token=".len();
+    Some(body[start..].split_whitespace().next()?.to_string())
+}
+
+/// GET `path` of an `http://host:port` endpoint, parsed as JSON (Null when that fails).
+async fn http_get_json(endpoint: &str, path: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let Ok(mut stream) = tokio::net::TcpStream::connect(host).await else {
+        return serde_json::Value::Null;
+    };
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return serde_json::Value::Null;
+    }
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response);
+    text.split_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str(body).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,8 +25,6 @@ pub struct Stack {
     pub gateway: Gateway,
     pub base: String,
     pub logs: Captured,
-    /// The emulator (for the emails SES "sent").
-    pub endpoint: String,
     client: Client<HttpConnector, Full<Bytes>>,
     /// Accounts made by [`Stack::user`], by the name tests call them.
     users: Mutex<HashMap<String, TestUser>>,
@@ -74,7 +72,6 @@ impl Stack {
         )
         .await
         .expect("tables provisioned");
-        let endpoint_url = config.endpoint_url.clone();
         let (gateway, _) = start_dev(config)
             .await
             .expect("the gateway starts (are the binaries built? cargo build --workspace --bins)");
@@ -82,7 +79,6 @@ impl Stack {
             base: format!("http://{}", gateway.addr()),
             gateway,
             logs: lines,
-            endpoint: endpoint_url,
             client: Client::builder(TokioExecutor::new()).build_http(),
             users: Mutex::new(HashMap::new()),
         }
@@ -114,7 +110,7 @@ impl Stack {
             )
             .await;
         assert_eq!(r.status, 201, "register {email}: {}", r.text);
-        let token = self.emailed_token(&email, "confirm").await;
+        let token = localstack::testing::emailed_token(&email, "confirm").await;
         let r = self
             .send_as(
                 "POST",
@@ -159,65 +155,6 @@ impl Stack {
 
     pub async fn token(&self, user: &str) -> String {
         self.user(user).await.access_token
-    }
-
-    /// Emails SES "sent" to `to`, as the emulator recorded them: (subject, body), oldest first.
-    pub async fn emails(&self, to: &str) -> Vec<(String, String)> {
-        let req = http::Request::builder()
-            .uri(format!(
-                "{}/moto-api/data.json",
-                self.endpoint.trim_end_matches('/')
-            ))
-            .body(Full::new(Bytes::new()))
-            .expect("a request");
-        let Ok(response) = self.client.request(req).await else {
-            return vec![];
-        };
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let data: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        data["ses"]["Message"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|m| {
-                m["destinations"]["ToAddresses"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(to)))
-            })
-            .map(|m| {
-                (
-                    m["subject"].as_str().unwrap_or_default().to_string(),
-                    m["body"].as_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect()
-    }
-
-    /// The token of the newest email to `to` whose subject contains `subject`, waiting for it
-    /// with a deadline.
-    pub async fn emailed_token(&self, to: &str, subject: &str) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some((_, body)) = self
-                .emails(to)
-                .await
-                .into_iter()
-                .rev()
-                .find(|(s, _)| s.contains(subject))
-            {
-                return token_in(&body).unwrap_or_else(|| panic!("no token in the email: {body}"));
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "no '{subject}' email to {to}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 
     /// One HTTP request over TCP to the gateway, as the test user named `user`.
@@ -301,12 +238,6 @@ impl Stack {
             })
             .unwrap_or_default()
     }
-}
-
-/// The token in an email from the identity service (the value of `?token=` in its link).
-pub fn token_in(body: &str) -> Option<String> {
-    let start = body.find("?token=")? + "?token=".len();
-    Some(body[start..].split_whitespace().next()?.to_string())
 }
 
 /// Polls `check` until it holds or `deadline` passes (no sleeping as synchronisation: the wait

@@ -14,6 +14,8 @@
 //!   so the SDK also parses the wire JSON into items, as it does in production.
 //!
 //! `verify_token` isolates `JwtVerifier::verify`, the ES256 share of every authenticated request.
+//! Every request also reads the caller's account state (one more replayed GetItem), as in
+//! production.
 //!
 //! Not measured: building the request from the API Gateway event, and the `request` log line
 //! (no tracing subscriber is installed here; `main.rs` installs one).
@@ -34,7 +36,8 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::HeaderValue;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
-use shared::aws::dynamo::{DynamoStore, WORKFLOW_FIELDS};
+use shared::aws::dynamo::{DynamoAccounts, DynamoStore, WORKFLOW_FIELDS};
+use shared::http::{Authenticator, Gate, KeyRing};
 use shared::ports::SystemClock;
 use shared::testing::TestKeys;
 use std::collections::HashMap;
@@ -153,9 +156,32 @@ impl Fixture {
 
     /// The handler's dependencies with `client` as the table; the rest as in `main.rs`.
     fn api(&self, client: Client) -> Api {
+        // Every request also reads the caller's account state (one GetItem with a projection).
+        let state: Item = HashMap::from([
+            ("role".to_string(), AttributeValue::S("editor".into())),
+            ("status".to_string(), AttributeValue::S("active".into())),
+            (
+                "tokens_valid_after".to_string(),
+                AttributeValue::S("2020-01-01T00:00:00Z".into()),
+            ),
+        ]);
+        let account = mock!(Client::get_item).then_output(move || {
+            GetItemOutput::builder()
+                .set_item(Some(state.clone()))
+                .build()
+        });
+        let accounts = Arc::new(DynamoAccounts::new(
+            mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&account]),
+            TABLE,
+        ));
         Api {
             store: Arc::new(DynamoStore::new(client, TABLE)),
-            verifier: Arc::new(self.keys.verifier()),
+            accounts: accounts.clone(),
+            auth: Arc::new(Authenticator {
+                keys: KeyRing::fixed(self.keys.verifier()),
+                accounts,
+            }),
+            gate: Gate::open(),
             clock: Arc::new(SystemClock),
         }
     }
@@ -337,7 +363,7 @@ fn benches(c: &mut Criterion) {
     let verifier = f.keys.verifier();
     let header = HeaderValue::from_str(&f.authorization).expect("header value");
     assert_eq!(
-        verifier.verify(Some(&header)).expect("valid token").user_id,
+        verifier.verify(Some(&header)).expect("valid token").sub,
         USER
     );
     c.bench_function("verify_token", |b| {

@@ -20,7 +20,13 @@ async fn main() -> Result<(), Error> {
         dynamo.clone(),
         config.table_name.clone(),
     ));
-    let keys = KeyRing::load(accounts.clone(), &config.jwt_issuer, &config.jwt_audience).await?;
+    let keys = KeyRing::load(
+        accounts.clone(),
+        Arc::new(SystemClock),
+        &config.jwt_issuer,
+        &config.jwt_audience,
+    )
+    .await?;
     let limits = MemoryFront::new(DynamoRateLimits::new(
         dynamo.clone(),
         config.table_name.clone(),

@@ -118,6 +118,7 @@ pub async fn import(
     store: &dyn WorkflowStore,
     req: Import<'_>,
 ) -> Result<Outcome<CreatedWorkflow>, AppError> {
+    super::require_write(req.principal)?;
     // A large import takes several transactions: look the key up first rather than discover
     // a replay after writing.
     if let Some(key) = &req.idempotency

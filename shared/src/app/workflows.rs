@@ -239,6 +239,11 @@ pub async fn list(
     principal: &Principal,
     query: ListWorkflowsQuery,
 ) -> Result<Page<Workflow>, AppError> {
+    if !principal.has(crate::domain::Scope::WorkflowsRead) {
+        return Err(AppError::Forbidden(
+            "this API key's scopes do not include workflows:read",
+        ));
+    }
     if let (Some(a), Some(b)) = (query.created_after, query.created_before)
         && a >= b
     {

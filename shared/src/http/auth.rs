@@ -10,7 +10,7 @@
 
 use crate::domain::account::AccountStatus;
 use crate::domain::{Principal, ids};
-use crate::ports::{AccountState, AccountStore, PublicKey, SigningKeyStore};
+use crate::ports::{AccountState, AccountStore, Clock, PublicKey, SigningKeyStore};
 use chrono::{DateTime, Utc};
 use http::HeaderValue;
 use jsonwebtoken::jwk::JwkSet;
@@ -189,11 +189,14 @@ pub fn jwks(keys: &[PublicKey]) -> serde_json::Value {
 
 /// How long a key ring waits between reloads prompted by unknown key ids.
 pub const KEY_RELOAD_INTERVAL_MS: i64 = 60_000;
+/// The same while the ring has no key at all (a fresh deployment before its first login).
+pub const EMPTY_RING_RELOAD_INTERVAL_MS: i64 = 1_000;
 
 /// A [`JwtVerifier`] over the signing keys in the table, reloaded when a token names a key
 /// it has not seen (at most once per [`KEY_RELOAD_INTERVAL_MS`]).
 pub struct KeyRing {
     store: Option<Arc<dyn SigningKeyStore>>,
+    clock: Arc<dyn Clock>,
     issuer: String,
     audience: String,
     verifier: RwLock<Arc<JwtVerifier>>,
@@ -204,10 +207,11 @@ impl KeyRing {
     /// Loads the public keys from `store` (one Query).
     pub async fn load(
         store: Arc<dyn SigningKeyStore>,
+        clock: Arc<dyn Clock>,
         issuer: &str,
         audience: &str,
     ) -> Result<KeyRing, String> {
-        let now = Utc::now();
+        let now = clock.now();
         let keys: Vec<PublicKey> = store
             .signing_keys(now)
             .await
@@ -218,6 +222,7 @@ impl KeyRing {
         let verifier = JwtVerifier::from_public_keys(&keys, issuer, audience)?;
         Ok(KeyRing {
             store: Some(store),
+            clock,
             issuer: issuer.to_string(),
             audience: audience.to_string(),
             verifier: RwLock::new(Arc::new(verifier)),
@@ -229,6 +234,7 @@ impl KeyRing {
     pub fn fixed(verifier: JwtVerifier) -> KeyRing {
         KeyRing {
             store: None,
+            clock: Arc::new(crate::ports::SystemClock),
             issuer: String::new(),
             audience: String::new(),
             verifier: RwLock::new(Arc::new(verifier)),
@@ -250,9 +256,14 @@ impl KeyRing {
         if let (Some(kid), Some(store)) = (kid_of(token), &self.store)
             && !verifier.knows(&kid)
         {
-            let now = Utc::now();
+            let now = self.clock.now();
             let last = self.loaded_at_ms.load(Ordering::Acquire);
-            if now.timestamp_millis() - last >= KEY_RELOAD_INTERVAL_MS
+            let interval = if verifier.key_count() == 0 {
+                EMPTY_RING_RELOAD_INTERVAL_MS
+            } else {
+                KEY_RELOAD_INTERVAL_MS
+            };
+            if now.timestamp_millis() - last >= interval
                 && self
                     .loaded_at_ms
                     .compare_exchange(
@@ -323,14 +334,13 @@ impl Authenticator {
             .account_state(&claims.sub)
             .await
             .map_err(|e| AuthError::Unavailable(e.to_string()))?;
-        let role = usable(state, now)?;
-        let state_cutoff = role.1;
-        if claims.iat < state_cutoff.timestamp() {
+        let (role, cutoff) = usable(state)?;
+        if claims.iat < cutoff.timestamp() {
             return Err(AuthError::Invalid("revoked: sign in again"));
         }
         Ok(Principal {
             user_id: claims.sub,
-            role: role.0,
+            role,
             scopes: None,
             session_id: claims.sid,
         })
@@ -351,7 +361,7 @@ impl Authenticator {
         if key.expires_at.is_some_and(|t| t <= now) {
             return Err(AuthError::Invalid("API key expired"));
         }
-        let (role, _) = usable(state, now)?;
+        let (role, _) = usable(state)?;
         Ok(Principal {
             user_id: user_id.to_string(),
             role,
@@ -362,10 +372,7 @@ impl Authenticator {
 }
 
 /// The role and token cutoff of an account that may act now.
-fn usable(
-    state: Option<AccountState>,
-    _now: DateTime<Utc>,
-) -> Result<(crate::domain::Role, DateTime<Utc>), AuthError> {
+fn usable(state: Option<AccountState>) -> Result<(crate::domain::Role, DateTime<Utc>), AuthError> {
     let state = state.ok_or(AuthError::Invalid("account no longer exists"))?;
     match state.status {
         AccountStatus::Active => Ok((state.role, state.tokens_valid_after)),

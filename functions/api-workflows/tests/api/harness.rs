@@ -13,8 +13,8 @@ use http::HeaderMap;
 use lambda_http::Body;
 use serde_json::Value;
 use shared::aws::dynamo::{DynamoAccounts, DynamoStore};
-use shared::domain::Role;
-use shared::domain::account::{Account, AccountStatus};
+use shared::domain::account::{Account, AccountStatus, ApiKey};
+use shared::domain::{Role, Scope, ids};
 use shared::http::{Authenticator, Gate, KeyRing};
 use shared::ports::{AccountStore, OneTimeToken, SystemClock, TokenPurpose};
 use shared::testing::TestKeys;
@@ -156,7 +156,8 @@ impl Harness {
             let now = chrono::Utc::now();
             let account = Account {
                 user_id: user.to_string(),
-                email: format!("{user}@example.com"),
+                // Stored normalised (lower case), as the identity service stores every email.
+                email: format!("{user}@example.com").to_lowercase(),
                 display_name: user.to_string(),
                 role: Role::Editor,
                 status: AccountStatus::Active,
@@ -192,6 +193,54 @@ impl Harness {
         a.version += 1;
         self.accounts.update_account(&a).await.unwrap();
         self.auth_counter.take();
+    }
+
+    /// Stores an API key of `user` (whose account is made on first use) with `scopes`, as
+    /// `POST /api/v3/auth/api-keys` would, and returns its bearer credential
+    /// `dwc_<user_id>.<key_id>.<secret>`. `user` must be a ULID.
+    pub async fn api_key(&self, user: &str, scopes: &[Scope]) -> String {
+        self.api_key_until(user, scopes, None).await
+    }
+
+    /// [`Harness::api_key`] expiring at `expires_at`.
+    pub async fn api_key_until(
+        &self,
+        user: &str,
+        scopes: &[Scope],
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> String {
+        self.account(user).await;
+        let key_id = ids::new_id();
+        let secret = format!("secret-{}", ids::new_id());
+        let key = ApiKey {
+            key_id: key_id.clone(),
+            user_id: user.to_string(),
+            name: "test key".to_string(),
+            scopes: scopes.to_vec(),
+            created_at: chrono::Utc::now(),
+            expires_at,
+            secret_hash: shared::crypto::sha256_hex(&secret),
+        };
+        self.accounts.put_api_key(&key).await.unwrap();
+        self.auth_counter.take();
+        format!(
+            "{}{user}.{key_id}.{secret}",
+            shared::http::auth::API_KEY_PREFIX
+        )
+    }
+
+    /// Sends a request with `Authorization: Bearer <credential>`, the credential as given (an
+    /// API key, or a token minted earlier).
+    pub async fn send_bearer(
+        &self,
+        method: &str,
+        uri: &str,
+        credential: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let auth = format!("Bearer {credential}");
+        self.send(method, uri, None, body, &[("authorization", auth.as_str())])
+            .await
     }
 
     /// Sends a request as `user` (no Authorization header when `None`).

@@ -8,5 +8,6 @@ mod lists;
 mod nodes;
 mod openapi;
 mod round_trips;
+mod sharing;
 mod transfer;
 mod workflows;

@@ -450,7 +450,7 @@ impl Identity {
             .filter(|s| s.expires_at > now)
             .map(|s| SessionView::of(s, principal.session_id.as_deref()))
             .collect();
-        items.sort_by(|a, b| b.last_used_at.cmp(&a.last_used_at));
+        items.sort_by_key(|s| std::cmp::Reverse(s.last_used_at));
         Ok(SessionList { items })
     }
 

@@ -14,6 +14,9 @@ use tokio::sync::Mutex;
 pub const ACCESS_TOKEN_SECONDS: i64 = 15 * 60;
 /// How often a signing instance looks for a newer key.
 pub const KEY_CHECK_INTERVAL: Duration = Duration::minutes(10);
+/// How long a new key is published before it signs: every verifier that meets its `kid`
+/// has been allowed to reload its keys by then (they reload at most once a minute).
+pub const ACTIVATION_DELAY: Duration = Duration::minutes(2);
 /// How long a rotated-out key still verifies: every token it signed has expired by then, and
 /// every instance has moved to the new key.
 pub const RETIRED_KEY_LIFETIME: Duration = Duration::hours(24);
@@ -29,6 +32,7 @@ pub struct Signer {
     vault: Arc<dyn KeyVault>,
     issuer: String,
     audience: String,
+    activation_delay: Duration,
     loaded: Mutex<Option<Loaded>>,
 }
 
@@ -60,8 +64,15 @@ impl Signer {
             vault,
             issuer: issuer.into(),
             audience: audience.into(),
+            activation_delay: ACTIVATION_DELAY,
             loaded: Mutex::new(None),
         }
+    }
+
+    /// Another [`ACTIVATION_DELAY`] (tests).
+    pub fn with_activation_delay(mut self, delay: Duration) -> Self {
+        self.activation_delay = delay;
+        self
     }
 
     /// A signed access token for `user_id` in session `sid`.
@@ -98,12 +109,14 @@ impl Signer {
         {
             return Ok((l.kid.clone(), l.key.clone()));
         }
-        let newest = self
-            .keys
-            .signing_keys(now)
-            .await?
-            .into_iter()
-            .find(|k| !k.retired);
+        // The newest key published long enough to be known everywhere (keys come newest
+        // first); on a fresh deployment, the only one there is.
+        let keys = self.keys.signing_keys(now).await?;
+        let newest = keys
+            .iter()
+            .find(|k| now - k.public.created_at >= self.activation_delay)
+            .or_else(|| keys.first())
+            .cloned();
         let next = match (newest, loaded.take()) {
             (Some(k), Some(l)) if k.public.kid == l.kid => Loaded {
                 checked_at: now,
@@ -157,8 +170,9 @@ impl Signer {
         Ok(key)
     }
 
-    /// Rotation: a new key signs from now on (here at once, elsewhere within
-    /// [`KEY_CHECK_INTERVAL`]); the others keep verifying for [`RETIRED_KEY_LIFETIME`].
+    /// Rotation: a new key is published now and signs from [`ACTIVATION_DELAY`] on (picked up
+    /// by every signing instance within [`KEY_CHECK_INTERVAL`] after that); the others keep
+    /// verifying for [`RETIRED_KEY_LIFETIME`] after that.
     pub async fn rotate(&self, now: DateTime<Utc>) -> Result<String, StoreError> {
         let mut loaded = self.loaded.lock().await;
         let old: Vec<String> = self
@@ -172,12 +186,11 @@ impl Signer {
         let key = self.create(now).await?;
         for kid in &old {
             self.keys
-                .retire_signing_key(kid, now + RETIRED_KEY_LIFETIME)
+                .retire_signing_key(kid, now + self.activation_delay + RETIRED_KEY_LIFETIME)
                 .await?;
         }
-        let next = self.open(&key, now).await?;
-        let kid = next.kid.clone();
-        *loaded = Some(next);
-        Ok(kid)
+        // Look again at the next signing, so the switch happens as soon as it may.
+        *loaded = None;
+        Ok(key.public.kid)
     }
 }

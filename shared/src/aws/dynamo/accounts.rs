@@ -282,19 +282,17 @@ impl DynamoAccounts {
         }
     }
 
-    /// Items of one user's partition whose sort key starts with `prefix`.
+    /// Items of one user's partition whose sort key starts with `prefix` (all for "").
     async fn query_user(&self, user_id: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
             let mut e = Expr::default();
-            let condition = format!(
-                "{} = {} AND begins_with({}, {})",
-                e.name(PK),
-                e.s(user_pk(user_id)),
-                e.name(SK),
-                e.s(prefix)
-            );
+            let mut condition = format!("{} = {}", e.name(PK), e.s(user_pk(user_id)));
+            if !prefix.is_empty() {
+                // DynamoDB refuses an empty string as a key condition value.
+                condition += &format!(" AND begins_with({}, {})", e.name(SK), e.s(prefix));
+            }
             let out = self
                 .client
                 .query()
@@ -731,7 +729,7 @@ impl SigningKeyStore for DynamoAccounts {
                 .map(signing_key_from)
                 .collect::<Result<Vec<_>, _>>()?;
             keys.retain(|k| k.expires_at.is_none_or(|t| t > now));
-            keys.sort_by(|a, b| b.public.created_at.cmp(&a.public.created_at));
+            keys.sort_by_key(|k| std::cmp::Reverse(k.public.created_at));
             Ok(keys)
         })
     }

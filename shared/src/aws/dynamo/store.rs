@@ -268,6 +268,44 @@ impl DynamoStore {
         &self.table
     }
 
+    /// Shares `workflow` with `user_id` in one transaction: the workflow's `shares` map (owner
+    /// or admin, not deleted) and the share entry that lists it for the user.
+    async fn try_put_share(
+        &self,
+        actor: &Principal,
+        workflow: &Workflow,
+        user_id: &str,
+        access: ShareAccess,
+    ) -> Result<Workflow, StoreError> {
+        let mut e = Expr::default();
+        let condition = writable_by(&mut e, actor, true);
+        let update = format!(
+            "SET {} = {}",
+            e.path(&["shares", user_id]),
+            e.s(access.as_str())
+        );
+        let workflow_update = UpdateParts {
+            key: workflow_key(&workflow.id),
+            update,
+            condition,
+            expr: e,
+        };
+        let put = Put::builder()
+            .table_name(self.table.as_ref())
+            .set_item(Some(share_entry(workflow, user_id, access)))
+            .build()
+            .map_err(build)?;
+        let actions = vec![
+            workflow_update.action(&self.table)?,
+            TransactWriteItem::builder().put(put).build(),
+        ];
+        self.transact_roles(actions, &[Role::Workflow, Role::Node])
+            .await?;
+        let mut w = workflow.clone();
+        w.shares.insert(user_id.to_string(), access);
+        Ok(w)
+    }
+
     fn put_new(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
         let mut e = Expr::default();
         let condition = format!("attribute_not_exists({})", e.name(PK));
@@ -1041,34 +1079,44 @@ impl WorkflowStore for DynamoStore {
         access: ShareAccess,
     ) -> Fut<'a, Workflow> {
         Box::pin(async move {
-            let mut e = Expr::default();
-            let condition = writable_by(&mut e, actor, true);
-            let update = format!(
-                "SET {} = {}",
-                e.path(&["shares", user_id]),
-                e.s(access.as_str())
-            );
-            let workflow_update = UpdateParts {
-                key: workflow_key(&workflow.id),
-                update,
-                condition,
-                expr: e,
-            };
-            let entry = share_entry(workflow, user_id, access);
-            let put = Put::builder()
-                .table_name(self.table.as_ref())
-                .set_item(Some(entry))
-                .build()
-                .map_err(build)?;
-            let actions = vec![
-                workflow_update.action(&self.table)?,
-                TransactWriteItem::builder().put(put).build(),
-            ];
-            self.transact_roles(actions, &[Role::Workflow, Role::Node])
-                .await?;
-            let mut w = workflow.clone();
-            w.shares.insert(user_id.to_string(), access);
-            Ok(w)
+            match self.try_put_share(actor, workflow, user_id, access).await {
+                // An item written without a `shares` map has no path to set a share in: give
+                // it an empty map (only if it still has none) and try once more.
+                Err(StoreError::Internal(m)) if m.contains("document path") => {
+                    let mut e = Expr::default();
+                    let update = format!(
+                        "SET {} = {}",
+                        e.name("shares"),
+                        e.value(AttributeValue::M(Default::default()))
+                    );
+                    let condition = format!(
+                        "attribute_exists({}) AND attribute_not_exists({})",
+                        e.name(PK),
+                        e.name("shares")
+                    );
+                    let result = self
+                        .client
+                        .update_item()
+                        .table_name(self.table.as_ref())
+                        .set_key(Some(workflow_key(&workflow.id)))
+                        .update_expression(update)
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(e.names_opt())
+                        .set_expression_attribute_values(e.values_opt())
+                        .send()
+                        .await;
+                    if let Err(err) = result
+                        && !matches!(
+                            err.as_service_error(),
+                            Some(UpdateItemError::ConditionalCheckFailedException(_))
+                        )
+                    {
+                        return Err(classify(err));
+                    }
+                    self.try_put_share(actor, workflow, user_id, access).await
+                }
+                other => other,
+            }
         })
     }
 

@@ -1,0 +1,398 @@
+//! Register, verify, log in, refresh, sessions and logout.
+
+use crate::harness::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn register_verify_login_and_me() {
+    let h = Harness::new().await;
+    let email = unique_email("Ann");
+    let r = h
+        .post(
+            "/api/v3/auth/register",
+            None,
+            json!({"email": email.to_uppercase(), "password": PASSWORD, "display_name": " Ann "}),
+        )
+        .await;
+    let body = r.ok(201);
+    assert_eq!(body["email"], email);
+    assert_eq!(body["status"], "pending");
+    // The stored password is an argon2id hash, never the password.
+    let stored = h.accounts_item(body["user_id"].as_str().unwrap()).await;
+    assert!(
+        stored["password_hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    assert!(!stored.to_string().contains(PASSWORD));
+
+    // Not verified yet: no login.
+    h.login(&email, PASSWORD).await.problem(403, "forbidden");
+    let mails = localstack::testing::emails_to(&email).await;
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].0.contains("confirm your email"), "{:?}", mails[0]);
+    assert!(
+        mails[0]
+            .1
+            .contains("https://app.example.com/verify-email?token=")
+    );
+    let token = h.mailed_token(&email, "confirm").await;
+    let v = h
+        .post("/api/v3/auth/verify-email", None, json!({"token": token}))
+        .await;
+    assert_eq!(v.ok(200)["status"], "active");
+    // The token works once.
+    h.post("/api/v3/auth/verify-email", None, json!({"token": token}))
+        .await
+        .problem(422, "validation-failed");
+
+    let pair = h.login(&email, PASSWORD).await;
+    let pair = pair.ok(200);
+    assert_eq!(pair["token_type"], "Bearer");
+    assert_eq!(pair["expires_in"], 900);
+    let access = pair["access_token"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(access).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    assert!(header.kid.is_some());
+    let me = h.get("/api/v3/auth/me", access).await;
+    let me = me.ok(200);
+    assert_eq!(me["email"], email);
+    assert_eq!(me["display_name"], "Ann");
+    assert_eq!(
+        me["role"], "editor",
+        "self-registered users are never admins"
+    );
+    assert_eq!(me["mfa_enabled"], false);
+}
+
+#[tokio::test]
+async fn registration_refuses_bad_input_with_reasons_and_stores_nothing() {
+    let h = Harness::new().await;
+    let weak = h
+        .post(
+            "/api/v3/auth/register",
+            None,
+            json!({"email": unique_email("w"), "password": "password123", "display_name": "W"}),
+        )
+        .await;
+    let p = weak.problem(422, "validation-failed");
+    assert_eq!(p["errors"][0]["field"], "password");
+    assert!(
+        p["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too easy to guess"),
+        "{p}"
+    );
+    let bad = h
+        .post(
+            "/api/v3/auth/register",
+            None,
+            json!({"email": "nope", "password": "x", "display_name": ""}),
+        )
+        .await;
+    let fields: Vec<&str> = bad.problem(422, "validation-failed")["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["email", "display_name", "password"]);
+    h.post(
+        "/api/v3/auth/register",
+        None,
+        json!({"email": "a@b.co", "password": PASSWORD, "display_name": "A", "role": "admin"}),
+    )
+    .await
+    .problem(422, "validation-failed");
+    h.send("POST", "/api/v3/auth/register", None, None).await;
+    assert!(h.stored_items().await.is_empty(), "nothing was written");
+}
+
+#[tokio::test]
+async fn a_verified_email_cannot_register_twice_but_a_pending_one_gets_a_new_link() {
+    let h = Harness::new().await;
+    let email = unique_email("dup");
+    h.register(&email).await.ok(201);
+    h.register(&email).await.ok(201);
+    assert_eq!(localstack::testing::emails_to(&email).await.len(), 2);
+    let token = h.mailed_token(&email, "confirm").await;
+    h.post("/api/v3/auth/verify-email", None, json!({"token": token}))
+        .await
+        .ok(200);
+    h.register(&email).await.problem(409, "email-taken");
+}
+
+#[tokio::test]
+async fn wrong_passwords_look_like_unknown_emails_and_lock_the_account_for_longer_each_time() {
+    let h = Harness::new().await;
+    let u = h.sign_up("lock").await;
+    let unknown = h.login(&unique_email("ghost"), PASSWORD).await;
+    let wrong = h.login(&u.email, "not the password at all").await;
+    assert_eq!(
+        unknown.problem(401, "unauthorized")["detail"],
+        wrong.problem(401, "unauthorized")["detail"]
+    );
+    for _ in 0..3 {
+        h.login(&u.email, "not the password at all")
+            .await
+            .problem(401, "unauthorized");
+    }
+    // The fifth failure locks the account for a minute; even the right password waits.
+    h.login(&u.email, "not the password at all")
+        .await
+        .problem(401, "unauthorized");
+    let locked = h.login(&u.email, PASSWORD).await;
+    locked.problem(429, "account-locked");
+    let wait: i64 = locked.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    h.clock.advance(chrono::Duration::seconds(61));
+    // Another failure: locked for two minutes now.
+    h.login(&u.email, "still not it")
+        .await
+        .problem(401, "unauthorized");
+    let locked = h.login(&u.email, PASSWORD).await;
+    let wait: i64 = locked.problem(429, "account-locked")["retry_after"]
+        .as_i64()
+        .unwrap();
+    assert!((61..=120).contains(&wait), "{wait}");
+    h.clock.advance(chrono::Duration::seconds(121));
+    h.login(&u.email, PASSWORD).await.ok(200);
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_reused_refresh_token_revokes_the_session() {
+    let h = Harness::new().await;
+    let u = h.sign_up("rot").await;
+    let first = h
+        .post(
+            "/api/v3/auth/refresh",
+            None,
+            json!({"refresh_token": u.refresh}),
+        )
+        .await;
+    let first = first.ok(200).clone();
+    assert_ne!(first["refresh_token"], u.refresh.as_str());
+    assert_eq!(first["session_id"], u.session_id.as_str());
+    h.get("/api/v3/auth/me", first["access_token"].as_str().unwrap())
+        .await
+        .ok(200);
+    let second = h
+        .post(
+            "/api/v3/auth/refresh",
+            None,
+            json!({"refresh_token": first["refresh_token"]}),
+        )
+        .await;
+    let second = second.ok(200).clone();
+
+    // The first refresh token again: stolen. The whole session ends.
+    let reuse = h
+        .post(
+            "/api/v3/auth/refresh",
+            None,
+            json!({"refresh_token": u.refresh}),
+        )
+        .await;
+    assert!(
+        reuse.problem(401, "unauthorized")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("reused")
+    );
+    h.post(
+        "/api/v3/auth/refresh",
+        None,
+        json!({"refresh_token": second["refresh_token"]}),
+    )
+    .await
+    .problem(401, "unauthorized");
+    let sessions = h.get("/api/v3/auth/sessions", &u.access).await;
+    assert!(sessions.ok(200)["items"].as_array().unwrap().is_empty());
+
+    // Garbage is refused without touching other sessions.
+    let other = h.login(&u.email, PASSWORD).await.ok(200).clone();
+    for bad in [
+        "",
+        "x",
+        "a.b.c",
+        &format!(
+            "{}.{}.wrong",
+            u.user_id,
+            other["session_id"].as_str().unwrap()
+        ),
+    ] {
+        h.post("/api/v3/auth/refresh", None, json!({"refresh_token": bad}))
+            .await
+            .problem(401, "unauthorized");
+    }
+    h.post(
+        "/api/v3/auth/refresh",
+        None,
+        json!({"refresh_token": other["refresh_token"]}),
+    )
+    .await
+    .ok(200);
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_with_one_token_admit_one_and_revoke_the_session() {
+    let h = Harness::new().await;
+    let u = h.sign_up("race").await;
+    let body = json!({"refresh_token": u.refresh});
+    let (a, b) = tokio::join!(
+        h.post("/api/v3/auth/refresh", None, body.clone()),
+        h.post("/api/v3/auth/refresh", None, body.clone())
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [200, 401], "{} / {}", a.text, b.text);
+}
+
+#[tokio::test]
+async fn sessions_list_device_and_ip_and_end_one_at_a_time_or_by_logout() {
+    let h = Harness::new().await;
+    let u = h.sign_up("sess").await;
+    let second = h.login(&u.email, PASSWORD).await.ok(200).clone();
+    let list = h.get("/api/v3/auth/sessions", &u.access).await;
+    let items = list.ok(200)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 2);
+    let mine = items
+        .iter()
+        .find(|s| s["session_id"] == u.session_id.as_str())
+        .unwrap();
+    assert_eq!(mine["current"], true);
+    assert_eq!(mine["device"], "harness/1.0");
+    assert_eq!(mine["ip"], "203.0.113.7");
+    assert!(
+        mine.get("refresh_hash").is_none(),
+        "no secret material is shown"
+    );
+
+    let other = second["session_id"].as_str().unwrap();
+    let del = h
+        .send(
+            "DELETE",
+            &format!("/api/v3/auth/sessions/{other}"),
+            Some(&u.access),
+            None,
+        )
+        .await;
+    assert_eq!(del.status, 204);
+    h.send(
+        "DELETE",
+        &format!("/api/v3/auth/sessions/{other}"),
+        Some(&u.access),
+        None,
+    )
+    .await
+    .problem(404, "not-found");
+    h.post(
+        "/api/v3/auth/refresh",
+        None,
+        json!({"refresh_token": second["refresh_token"]}),
+    )
+    .await
+    .problem(401, "unauthorized");
+
+    assert_eq!(
+        h.send("POST", "/api/v3/auth/logout", Some(&u.access), None)
+            .await
+            .status,
+        204
+    );
+    h.post(
+        "/api/v3/auth/refresh",
+        None,
+        json!({"refresh_token": u.refresh}),
+    )
+    .await
+    .problem(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn one_user_cannot_see_or_end_anothers_sessions_or_keys() {
+    let h = Harness::new().await;
+    let a = h.sign_up("a").await;
+    let b = h.sign_up("b").await;
+    let key = h
+        .post(
+            "/api/v3/auth/api-keys",
+            Some(&a.access),
+            json!({"name": "ci", "scopes": ["workflows:read"]}),
+        )
+        .await
+        .ok(201)
+        .clone();
+    let b_sessions = h.get("/api/v3/auth/sessions", &b.access).await;
+    let ids: Vec<&str> = b_sessions.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [b.session_id.as_str()]);
+    h.send(
+        "DELETE",
+        &format!("/api/v3/auth/sessions/{}", a.session_id),
+        Some(&b.access),
+        None,
+    )
+    .await
+    .problem(404, "not-found");
+    assert!(
+        h.get("/api/v3/auth/api-keys", &b.access).await.ok(200)["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    h.send(
+        "DELETE",
+        &format!("/api/v3/auth/api-keys/{}", key["key_id"].as_str().unwrap()),
+        Some(&b.access),
+        None,
+    )
+    .await
+    .problem(404, "not-found");
+    // A's session and key still work.
+    h.post(
+        "/api/v3/auth/refresh",
+        None,
+        json!({"refresh_token": a.refresh}),
+    )
+    .await
+    .ok(200);
+    h.get("/api/v3/auth/me", key["api_key"].as_str().unwrap())
+        .await
+        .ok(200);
+    // B's token says B, whatever B asks for.
+    assert_eq!(
+        h.get("/api/v3/auth/me", &b.access).await.ok(200)["user_id"],
+        b.user_id.as_str()
+    );
+}
+
+#[tokio::test]
+async fn unauthenticated_and_unknown_requests() {
+    let h = Harness::new().await;
+    for (m, p) in [
+        ("GET", "/api/v3/auth/me"),
+        ("GET", "/api/v3/auth/sessions"),
+        ("POST", "/api/v3/auth/logout"),
+        ("GET", "/api/v3/auth/api-keys"),
+        ("POST", "/api/v3/auth/mfa/totp/setup"),
+        ("GET", "/api/v3/admin/users"),
+    ] {
+        h.send(m, p, None, None).await.problem(401, "unauthorized");
+    }
+    h.send("GET", "/api/v3/auth/nothing", None, None)
+        .await
+        .problem(404, "not-found");
+    h.send("GET", "/api/v3/auth/login", None, None)
+        .await
+        .problem(405, "method-not-allowed");
+    h.send("POST", "/api/v3/auth/login", None, None).await;
+    let health = h.send("GET", "/api/v3/auth/health", None, None).await;
+    assert_eq!(health.ok(200)["service"], "api-auth");
+}

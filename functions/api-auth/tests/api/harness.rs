@@ -1,0 +1,335 @@
+//! A table, a KMS key and an SES identity of its own, a handler wired to them, a clock the
+//! tests can move, and helpers that go through the flows a person would.
+
+use api_auth::{Api, handle};
+use chrono::{DateTime, Duration, Utc};
+use http::HeaderMap;
+use lambda_http::Body;
+use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
+use serde_json::{Value, json};
+use shared::app::auth::{Identity, Signer};
+use shared::app::ratelimit::MemoryFront;
+use shared::aws::dynamo::{DynamoAccounts, DynamoRateLimits};
+use shared::aws::kms::KmsVault;
+use shared::aws::ses::SesMailer;
+use shared::http::{Authenticator, Gate, GateConfig, KeyRing};
+use shared::ports::Clock;
+use shared::testing::{AUDIENCE, ISSUER};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+pub const PASSWORD: &str = "correct horse battery staple 7";
+pub const MAIL_FROM: &str = "no-reply@example.com";
+
+/// The wall clock moved by what the test says.
+#[derive(Default)]
+pub struct TestClock(AtomicI64);
+
+impl TestClock {
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        shared::ports::truncate_to_millis(
+            Utc::now() + Duration::milliseconds(self.0.load(Ordering::SeqCst)),
+        )
+    }
+}
+
+pub struct Harness {
+    pub api: Api,
+    pub accounts: Arc<DynamoAccounts>,
+    pub clock: Arc<TestClock>,
+    pub table: String,
+    pub client: aws_sdk_dynamodb::Client,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn problem(&self, status: u16, slug: &str) -> &Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.text
+        );
+        assert_eq!(
+            self.body["type"],
+            format!("urn:dwc:problem:{slug}"),
+            "{}",
+            self.text
+        );
+        &self.body
+    }
+
+    pub fn ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        &self.body
+    }
+}
+
+/// An account made through register, the emailed link and login.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub user_id: String,
+    pub email: String,
+    pub access: String,
+    pub refresh: String,
+    pub session_id: String,
+}
+
+pub fn unique_email(name: &str) -> String {
+    format!("{name}-{}@example.com", ulid::Ulid::new()).to_lowercase()
+}
+
+impl Harness {
+    pub async fn new() -> Harness {
+        Harness::with_gate("", "", "").await
+    }
+
+    /// With IP lists and rate limit rules as the function reads them from its environment.
+    pub async fn with_gate(allow: &str, deny: &str, rules: &str) -> Harness {
+        let (client, table) = localstack::testing::fresh_table("auth").await;
+        let alias = localstack::testing::fresh_kms_alias("auth").await;
+        localstack::testing::ses_identity(MAIL_FROM).await;
+        let sdk = localstack::testing::emulator_config().await;
+        let clock = Arc::new(TestClock::default());
+        let accounts = Arc::new(DynamoAccounts::new(client.clone(), table.clone()));
+        let vault = Arc::new(KmsVault::new(aws_sdk_kms::Client::new(&sdk), alias));
+        let signer = Signer::new(accounts.clone(), vault, ISSUER, AUDIENCE)
+            .with_activation_delay(Duration::zero());
+        // A deployment's first key, made before the verifiers load (as after the first login).
+        signer
+            .access_token(
+                &shared::domain::ids::new_id(),
+                "warm-up",
+                shared::domain::Role::Editor,
+                clock.now(),
+            )
+            .await
+            .unwrap();
+        let keys = KeyRing::load(accounts.clone(), clock.clone(), ISSUER, AUDIENCE)
+            .await
+            .unwrap();
+        let identity = Identity {
+            accounts: accounts.clone(),
+            signer: Arc::new(signer),
+            mailer: Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), MAIL_FROM)),
+            clock: clock.clone(),
+            public_url: "https://app.example.com".into(),
+            product_name: "DWC test".into(),
+        };
+        let limits = MemoryFront::new(DynamoRateLimits::new(client.clone(), table.clone()));
+        let api = Api {
+            identity: Arc::new(identity),
+            auth: Arc::new(Authenticator {
+                keys,
+                accounts: accounts.clone(),
+            }),
+            keys: accounts.clone(),
+            gate: Gate::new(
+                GateConfig::parse(allow, deny, rules).unwrap(),
+                Arc::new(limits),
+            ),
+        };
+        Harness {
+            api,
+            accounts,
+            clock,
+            table,
+            client,
+        }
+    }
+
+    /// One request from `ip` with `Authorization: Bearer <bearer>` when given.
+    pub async fn send_from(
+        &self,
+        ip: &str,
+        method: &str,
+        uri: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("user-agent", "harness/1.0");
+        if let Some(b) = bearer {
+            req = req.header("authorization", format!("Bearer {b}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let body = body
+            .map(|b| Body::Text(b.to_string()))
+            .unwrap_or(Body::Empty);
+        let mut ctx = aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+        ctx.http.source_ip = Some(ip.to_string());
+        let req: lambda_http::Request = req.body(body).unwrap();
+        let req = req.with_request_context(RequestContext::ApiGatewayV2(ctx));
+        let response = handle(&self.api, req).await;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = String::from_utf8_lossy(response.body().as_ref()).to_string();
+        Reply {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.send_from("203.0.113.7", method, uri, bearer, body)
+            .await
+    }
+
+    pub async fn post(&self, uri: &str, bearer: Option<&str>, body: Value) -> Reply {
+        self.send("POST", uri, bearer, Some(body)).await
+    }
+
+    pub async fn get(&self, uri: &str, bearer: &str) -> Reply {
+        self.send("GET", uri, Some(bearer), None).await
+    }
+
+    pub async fn register(&self, email: &str) -> Reply {
+        self.post(
+            "/api/v3/auth/register",
+            None,
+            json!({"email": email, "password": PASSWORD, "display_name": "Test User"}),
+        )
+        .await
+    }
+
+    /// The token of the last email to `email` about `subject`.
+    pub async fn mailed_token(&self, email: &str, subject: &str) -> String {
+        localstack::testing::emailed_token(email, subject).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post(
+            "/api/v3/auth/login",
+            None,
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers, verifies through the emailed token and logs in.
+    pub async fn sign_up(&self, name: &str) -> User {
+        let email = unique_email(name);
+        self.register(&email).await.ok(201);
+        let token = self.mailed_token(&email, "confirm").await;
+        self.post("/api/v3/auth/verify-email", None, json!({"token": token}))
+            .await
+            .ok(200);
+        let r = self.login(&email, PASSWORD).await;
+        user_from(&email, r.ok(200))
+    }
+
+    /// A signed-up user made admin the way the first admin is made (`dwc-admin promote`).
+    pub async fn admin(&self, name: &str) -> User {
+        let u = self.sign_up(name).await;
+        shared::app::auth::admin::promote(self.accounts.as_ref(), &u.email, Utc::now())
+            .await
+            .unwrap();
+        u
+    }
+}
+
+pub fn user_from(email: &str, pair: &Value) -> User {
+    let refresh = pair["refresh_token"].as_str().unwrap().to_string();
+    User {
+        user_id: refresh.split('.').next().unwrap().to_string(),
+        email: email.to_string(),
+        access: pair["access_token"].as_str().unwrap().to_string(),
+        refresh,
+        session_id: pair["session_id"].as_str().unwrap().to_string(),
+    }
+}
+
+impl Harness {
+    /// The stored account item of `user_id`, as JSON.
+    pub async fn accounts_item(&self, user_id: &str) -> Value {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                "PK",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{user_id}")),
+            )
+            .key(
+                "SK",
+                aws_sdk_dynamodb::types::AttributeValue::S("#ACCOUNT".into()),
+            )
+            .send()
+            .await
+            .unwrap();
+        serde_dynamo::from_item(out.item.unwrap()).unwrap()
+    }
+
+    /// Every item in the table but rate limit counters and signing keys (tests only).
+    pub async fn stored_items(&self) -> Vec<Value> {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .send()
+            .await
+            .unwrap();
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| serde_dynamo::from_item::<_, Value>(i).unwrap())
+            .filter(|v| {
+                let pk = v["PK"].as_str().unwrap_or_default();
+                !pk.starts_with("RL#") && pk != "SIGNING_KEYS"
+            })
+            .collect()
+    }
+}
+
+impl Harness {
+    /// The signing key items as stored.
+    pub async fn signing_key_items(&self) -> Vec<Value> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S("SIGNING_KEYS".into()),
+            )
+            .send()
+            .await
+            .unwrap();
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| serde_dynamo::from_item::<_, Value>(i).unwrap())
+            .collect()
+    }
+}

@@ -1,0 +1,175 @@
+//! Changing and resetting passwords.
+
+use crate::harness::*;
+use chrono::Duration;
+use serde_json::json;
+
+const NEW_PASSWORD: &str = "an entirely new passphrase 2026";
+
+#[tokio::test]
+async fn changing_the_password_ends_every_session_and_token() {
+    let h = Harness::new().await;
+    let u = h.sign_up("chg").await;
+    let path = "/api/v3/auth/password/change";
+    h.post(
+        path,
+        Some(&u.access),
+        json!({"current_password": "wrong one", "new_password": NEW_PASSWORD}),
+    )
+    .await
+    .problem(422, "validation-failed");
+    let weak = h
+        .post(
+            path,
+            Some(&u.access),
+            json!({"current_password": PASSWORD, "new_password": "qwertyuiop"}),
+        )
+        .await;
+    assert_eq!(
+        weak.problem(422, "validation-failed")["errors"][0]["field"],
+        "new_password"
+    );
+    // Tokens issued in the same second as the change would still pass; step past it.
+    h.clock.advance(Duration::seconds(2));
+    let r = h
+        .post(
+            path,
+            Some(&u.access),
+            json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    h.get("/api/v3/auth/me", &u.access)
+        .await
+        .problem(401, "unauthorized");
+    h.post(
+        "/api/v3/auth/refresh",
+        None,
+        json!({"refresh_token": u.refresh}),
+    )
+    .await
+    .problem(401, "unauthorized");
+    h.login(&u.email, PASSWORD)
+        .await
+        .problem(401, "unauthorized");
+    h.clock.advance(Duration::seconds(2));
+    let pair = h.login(&u.email, NEW_PASSWORD).await.ok(200).clone();
+    h.get("/api/v3/auth/me", pair["access_token"].as_str().unwrap())
+        .await
+        .ok(200);
+}
+
+#[tokio::test]
+async fn reset_request_answers_the_same_for_unknown_emails_and_sends_only_to_real_ones() {
+    let h = Harness::new().await;
+    let u = h.sign_up("rr").await;
+    let ghost = unique_email("ghost");
+    let known = h
+        .post(
+            "/api/v3/auth/password/reset-request",
+            None,
+            json!({"email": u.email}),
+        )
+        .await;
+    let unknown = h
+        .post(
+            "/api/v3/auth/password/reset-request",
+            None,
+            json!({"email": ghost}),
+        )
+        .await;
+    let malformed = h
+        .post(
+            "/api/v3/auth/password/reset-request",
+            None,
+            json!({"email": "not-an-email"}),
+        )
+        .await;
+    assert_eq!(known.status, 202);
+    assert_eq!((known.status, &known.body), (unknown.status, &unknown.body));
+    assert_eq!(
+        (known.status, &known.body),
+        (malformed.status, &malformed.body)
+    );
+    assert!(localstack::testing::emails_to(&ghost).await.is_empty());
+    let mails = localstack::testing::emails_to(&u.email).await;
+    assert!(mails.iter().any(|(s, b)| s.contains("reset your password") && b.contains("/reset-password?token=")));
+}
+
+#[tokio::test]
+async fn reset_tokens_are_single_use_expire_and_survive_a_weak_password() {
+    let h = Harness::new().await;
+    let u = h.sign_up("reset").await;
+    h.post(
+        "/api/v3/auth/password/reset-request",
+        None,
+        json!({"email": u.email}),
+    )
+    .await
+    .ok(202);
+    let token = h.mailed_token(&u.email, "reset").await;
+    let path = "/api/v3/auth/password/reset";
+    // A weak password is refused and the token stays usable.
+    h.post(
+        path,
+        None,
+        json!({"token": token, "new_password": "letmein"}),
+    )
+    .await
+    .problem(422, "validation-failed");
+    h.clock.advance(Duration::seconds(2));
+    let r = h
+        .post(
+            path,
+            None,
+            json!({"token": token, "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    // Used once: gone.
+    h.post(
+        path,
+        None,
+        json!({"token": token, "new_password": NEW_PASSWORD}),
+    )
+    .await
+    .problem(422, "validation-failed");
+    // The reset ended the old session.
+    h.post(
+        "/api/v3/auth/refresh",
+        None,
+        json!({"refresh_token": u.refresh}),
+    )
+    .await
+    .problem(401, "unauthorized");
+    h.clock.advance(Duration::seconds(2));
+    h.login(&u.email, NEW_PASSWORD).await.ok(200);
+
+    // A token past its hour is refused.
+    h.post(
+        "/api/v3/auth/password/reset-request",
+        None,
+        json!({"email": u.email}),
+    )
+    .await
+    .ok(202);
+    let late = h.mailed_token(&u.email, "reset").await;
+    assert_ne!(late, token);
+    h.clock.advance(Duration::minutes(61));
+    h.post(
+        path,
+        None,
+        json!({"token": late, "new_password": "yet another passphrase 99"}),
+    )
+    .await
+    .problem(422, "validation-failed");
+    h.login(&u.email, NEW_PASSWORD).await.ok(200);
+    // A verification token is no reset token.
+    h.post(
+        path,
+        None,
+        json!({"token": "made-up-token", "new_password": "yet another passphrase 99"}),
+    )
+    .await
+    .problem(422, "validation-failed");
+}
