@@ -1,6 +1,7 @@
 //! End-to-end: real HTTP over TCP to the local gateway, which runs the real function binaries
 //! against the emulator, all started as `make dev` starts them.
 
+mod identity;
 mod instances;
 mod isolation;
 mod routes;

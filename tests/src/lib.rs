@@ -23,6 +23,8 @@ pub const PASSWORD: &str = "correct horse battery staple 7";
 
 pub struct Stack {
     pub gateway: Gateway,
+    /// What this stack's resources are named with (`WorkflowTable<suffix>`).
+    pub suffix: String,
     pub base: String,
     pub logs: Captured,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -72,10 +74,12 @@ impl Stack {
         )
         .await
         .expect("tables provisioned");
+        let config_suffix = config.name_suffix.clone();
         let (gateway, _) = start_dev(config)
             .await
             .expect("the gateway starts (are the binaries built? cargo build --workspace --bins)");
         Stack {
+            suffix: config_suffix,
             base: format!("http://{}", gateway.addr()),
             gateway,
             logs: lines,

@@ -189,8 +189,9 @@ pub fn jwks(keys: &[PublicKey]) -> serde_json::Value {
 
 /// How long a key ring waits between reloads prompted by unknown key ids.
 pub const KEY_RELOAD_INTERVAL_MS: i64 = 60_000;
-/// The same while the ring has no key at all (a fresh deployment before its first login).
-pub const EMPTY_RING_RELOAD_INTERVAL_MS: i64 = 1_000;
+/// The same while the ring has no key at all: on a fresh deployment the first login makes the
+/// first key, and the functions must know it at once (one reload at a time).
+pub const EMPTY_RING_RELOAD_INTERVAL_MS: i64 = 0;
 
 /// A [`JwtVerifier`] over the signing keys in the table, reloaded when a token names a key
 /// it has not seen (at most once per [`KEY_RELOAD_INTERVAL_MS`]).
