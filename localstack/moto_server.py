@@ -4,6 +4,13 @@
 store in moto) as JSON: [{"to": [...], "source", "subject", "body"}], oldest first. moto's own
 `/moto-api/data.json` has them too, but it serialises every tracked object of every service
 (every DynamoDB item of every test table): megabytes and seconds per call once tests have run.
+
+One fidelity fix: moto's DynamoDB checks a write's condition and then writes, with no lock, and
+its server runs requests on threads, so two concurrent conditional writes of one item can both
+pass (real DynamoDB serialises them: one succeeds, the other fails its condition). Tests of
+optimistic concurrency and rate limits depend on that guarantee, so the writing operations run
+under one lock here.
+
 Everything else is moto_server exactly (same arguments, same app).
 """
 
@@ -19,7 +26,9 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.dynamodb.models import DynamoDBBackend
 from moto.ses.models import ses_backends
+import threading
 
 MESSAGES_PATH = "/_dwc/ses/messages"
 
@@ -54,12 +63,27 @@ def with_messages(app):
     return wrapped
 
 
+WRITE_LOCK = threading.RLock()
+
+
+def serialise_dynamodb_writes():
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self, *args, __original=original, **kwargs):
+            with WRITE_LOCK:
+                return __original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, locked)
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))
+    serialise_dynamodb_writes()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, with_messages(app), threaded=True, request_handler=MotoRequestHandler)
 

@@ -39,7 +39,7 @@ impl TestKeys {
         json!({"kty": "EC", "crv": "P-256", "x": self.x, "y": self.y, "kid": self.kid, "alg": "ES256", "use": "sig"})
     }
 
-    /// A JWKS document with this key, as `JWT_PUBLIC_KEYS` holds it.
+    /// A JWKS document with this key.
     pub fn jwks(&self) -> String {
         json!({"keys": [self.jwk()]}).to_string()
     }

@@ -258,7 +258,7 @@ mod tests {
         config.endpoint_url = "http://127.0.0.1:5999".into();
         config.name_suffix = "-x".into();
         config.parameters =
-            HashMap::from([("JwtPublicKeys".to_string(), "{\"keys\":[1]}".to_string())]);
+            HashMap::from([("MailFrom".to_string(), "ops@example.org".to_string())]);
         let resolver = Resolver::new(
             &template,
             &config.parameters,
@@ -268,7 +268,7 @@ mod tests {
         let spec = template
             .functions()
             .into_iter()
-            .find(|f| f.logical_id == "ApiWorkflowsFunction")
+            .find(|f| f.logical_id == "ApiAuthFunction")
             .unwrap();
         let pool = FunctionPool::new(&spec, &resolver, &config).unwrap();
         let env: HashMap<&str, &str> = pool
@@ -277,11 +277,13 @@ mod tests {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         assert_eq!(env["TABLE_NAME"], "WorkflowTable-x");
-        assert_eq!(env["JWT_PUBLIC_KEYS"], "{\"keys\":[1]}");
+        // A parameter given, a default, and an alias's `!Ref` (its local name).
+        assert_eq!(env["MAIL_FROM"], "ops@example.org");
         assert_eq!(env["JWT_AUDIENCE"], "document-workflow-chain");
+        assert_eq!(env["KMS_KEY_ID"], "alias/SigningKeysKeyAlias-x");
         assert_eq!(env["AWS_ENDPOINT_URL"], "http://127.0.0.1:5999");
-        assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "ApiWorkflowsFunction-x");
-        assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
+        assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "ApiAuthFunction-x");
+        assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "512");
         assert!(
             !env.contains_key("PATH")
                 && !env.contains_key("HOME")

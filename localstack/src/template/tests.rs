@@ -65,9 +65,10 @@ fn the_repository_template_has_one_table_as_designed() {
 }
 
 #[test]
-fn the_repository_template_has_the_seventeen_routes() {
+fn the_repository_template_has_every_route_once() {
     let routes = repository_template().http_routes();
-    assert_eq!(routes.len(), 17, "{routes:#?}");
+    // 20 of api-workflows, 28 of api-auth.
+    assert_eq!(routes.len(), 48, "{routes:#?}");
 
     let triples: Vec<_> = routes
         .iter()
@@ -89,6 +90,9 @@ fn the_repository_template_has_the_seventeen_routes() {
         ),
         route("ApiWorkflowsFunction", "GET", "/api/v3/openapi.json"),
         route("ApiWorkflowsFunction", "GET", "/health"),
+        route("ApiAuthFunction", "POST", "/api/v3/auth/login"),
+        route("ApiAuthFunction", "GET", "/.well-known/jwks.json"),
+        route("ApiAuthFunction", "PUT", "/api/v3/admin/users/{id}/role"),
     ] {
         assert!(
             triples.contains(&expected),
@@ -378,14 +382,14 @@ fn functions_carry_their_binary_environment_and_limits() {
     assert_eq!((f.timeout_s, f.memory_mb), (10, 256));
     let names: Vec<&str> = f.environment.iter().map(|(k, _)| k.as_str()).collect();
     assert!(
-        names.contains(&"TABLE_NAME") && names.contains(&"JWT_PUBLIC_KEYS"),
+        names.contains(&"TABLE_NAME") && names.contains(&"RATE_LIMITS"),
         "{names:?}"
     );
     assert!(
         template
             .parameters()
             .iter()
-            .any(|p| p.name == "JwtPublicKeys" && p.default.is_some())
+            .any(|p| p.name == "RateLimitsWorkflows" && p.default.is_some())
     );
 
     let minimal = Template::from_yaml(

@@ -65,8 +65,8 @@ impl JwtVerifier {
     /// Builds a verifier from a JWKS JSON document (`{"keys": [...]}`); every key must be an
     /// EC P-256 key with a `kid`.
     pub fn from_jwks(jwks: &str, issuer: &str, audience: &str) -> Result<Self, String> {
-        let set: JwkSet = serde_json::from_str(jwks)
-            .map_err(|e| format!("JWT_PUBLIC_KEYS is not a JWKS document: {e}"))?;
+        let set: JwkSet =
+            serde_json::from_str(jwks).map_err(|e| format!("not a JWKS document: {e}"))?;
         Self::from_set(&set, issuer, audience)
     }
 
@@ -88,15 +88,14 @@ impl JwtVerifier {
                 .common
                 .key_id
                 .clone()
-                .ok_or(format!("JWT_PUBLIC_KEYS key {i} has no kid"))?;
+                .ok_or(format!("JWKS key {i} has no kid"))?;
             if !matches!(
                 jwk.algorithm,
                 jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_)
             ) {
-                return Err(format!("JWT_PUBLIC_KEYS key {kid} is not an EC key"));
+                return Err(format!("JWKS key {kid} is not an EC key"));
             }
-            let key = DecodingKey::from_jwk(jwk)
-                .map_err(|e| format!("JWT_PUBLIC_KEYS key {kid}: {e}"))?;
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("JWKS key {kid}: {e}"))?;
             keys.insert(kid, key);
         }
         let mut validation = Validation::new(Algorithm::ES256);

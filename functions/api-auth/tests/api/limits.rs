@@ -47,8 +47,9 @@ async fn concurrent_requests_against_a_limit_of_k_admit_exactly_k_for_each_algor
         let refused = replies.iter().find(|r| r.status == 429).unwrap();
         refused.problem(429, "rate-limited");
         let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+        // A sliding window can take up to two windows to let the next request in.
         assert!(
-            (1..=60).contains(&retry),
+            (1..=120).contains(&retry),
             "{algorithm}: Retry-After {retry}"
         );
         assert!(
