@@ -333,8 +333,17 @@ where
 pub async fn provision_services(
     template: &Template,
     resolver: &Resolver,
+    endpoint_url: &str,
 ) -> Result<Vec<String>, Error> {
-    let sdk = config_loader().load().await;
+    // The emulator, with the same dummy credentials the functions get when none are set (the
+    // SDK would otherwise look for instance credentials).
+    let mut loader = config_loader().endpoint_url(endpoint_url);
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "local-emulator",
+        ));
+    }
+    let sdk = loader.load().await;
     let kms = aws_sdk_kms::Client::new(&sdk);
     let ses = aws_sdk_sesv2::Client::new(&sdk);
     let mut lines = Vec::new();

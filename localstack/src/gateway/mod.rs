@@ -109,16 +109,28 @@ pub fn default_bin_dir() -> PathBuf {
     target.join("debug")
 }
 
+/// The template parameter with the base URL of links in emails.
+pub const PUBLIC_URL_PARAMETER: &str = "PublicUrl";
+
 /// What `make dev` runs (and the end-to-end tests, the same way): the template's KMS keys and
 /// SES identities in the emulator (tables are provisioned before), then the gateway.
-pub async fn start_dev(config: GatewayConfig) -> Result<(Gateway, Vec<String>), Error> {
+pub async fn start_dev(mut config: GatewayConfig) -> Result<(Gateway, Vec<String>), Error> {
+    // Links in emails point at this gateway unless told otherwise.
+    if config.template.parameters().iter().any(|p| p.name == PUBLIC_URL_PARAMETER) {
+        config
+            .parameters
+            .entry(PUBLIC_URL_PARAMETER.to_string())
+            .or_insert_with(|| format!("http://{}", config.bind));
+    }
     let resolver = Resolver::new(
         &config.template,
         &config.parameters,
         &config.name_suffix,
         &config.region,
     );
-    let provisioned = crate::provision::provision_services(&config.template, &resolver).await?;
+    let provisioned =
+        crate::provision::provision_services(&config.template, &resolver, &config.endpoint_url)
+            .await?;
     Ok((Gateway::start(config).await?, provisioned))
 }
 
