@@ -340,7 +340,11 @@ pub async fn provision_services(
     let mut loader = config_loader().endpoint_url(endpoint_url);
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
         loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "local-emulator",
+            "test",
+            "test",
+            None,
+            None,
+            "local-emulator",
         ));
     }
     let sdk = loader.load().await;

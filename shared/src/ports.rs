@@ -271,6 +271,9 @@ pub struct PublicKey {
     pub x: String,
     pub y: String,
     pub created_at: DateTime<Utc>,
+    /// Set once the key is rotated out: tokens it signed verify until then, not after.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A signing key as stored: the private key only ever encrypted (envelope encryption).
@@ -355,6 +358,11 @@ pub struct OneTimeToken {
     pub purpose: TokenPurpose,
     pub user_id: String,
     pub expires_at: DateTime<Utc>,
+    /// For email verification: the password hash and display name of the registration that
+    /// asked for this token, applied when it is used (so a link sets the password of whoever
+    /// registered it, not of another registration of the same pending address).
+    pub password_hash: Option<String>,
+    pub display_name: Option<String>,
 }
 
 /// Filters of the admin's account list.
@@ -388,6 +396,9 @@ pub trait AccountStore: Send + Sync {
     /// Writes `account` if the stored one is at `account.version - 1`;
     /// [`StoreError::Conflict`] otherwise.
     fn update_account<'a>(&'a self, account: &'a crate::domain::account::Account) -> Fut<'a, ()>;
+    /// Counts one failed login (or wrong password) at `now`, atomically: concurrent failures
+    /// all count.
+    fn record_login_failure<'a>(&'a self, user_id: &'a str, now: DateTime<Utc>) -> Fut<'a, ()>;
     /// Deletes the account, its email guard, sessions and API keys.
     fn delete_account<'a>(&'a self, account: &'a crate::domain::account::Account) -> Fut<'a, ()>;
     fn list_accounts<'a>(

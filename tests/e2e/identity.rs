@@ -67,7 +67,7 @@ async fn register_verify_mfa_refresh_share_and_suspend() {
             "POST",
             "/api/v3/auth/mfa/totp/setup",
             Some(&access),
-            Some(json!({})),
+            Some(json!({"password": PASSWORD})),
             &[],
         )
         .await;

@@ -55,6 +55,7 @@ pub enum Route<'a> {
     Reactivate(&'a str),
     UserRole(&'a str),
     UserSessions(&'a str),
+    UserMfa(&'a str),
     RotateSigningKey,
 }
 
@@ -80,6 +81,7 @@ impl<'a> Route<'a> {
                 ["users", id, "reactivate"] => Route::Reactivate(id),
                 ["users", id, "role"] => Route::UserRole(id),
                 ["users", id, "sessions"] => Route::UserSessions(id),
+                ["users", id, "mfa"] => Route::UserMfa(id),
                 ["signing-keys", "rotate"] => Route::RotateSigningKey,
                 _ => return None,
             });
@@ -113,7 +115,7 @@ impl<'a> Route<'a> {
         match self {
             Health | Jwks | Sessions | Me | Users => &["GET"],
             ApiKeys => &["GET", "POST"],
-            Session(_) | ApiKey(_) | UserSessions(_) => &["DELETE"],
+            Session(_) | ApiKey(_) | UserSessions(_) | UserMfa(_) => &["DELETE"],
             User(_) => &["GET", "DELETE"],
             UserRole(_) => &["PUT"],
             _ => &["POST"],
@@ -285,7 +287,7 @@ async fn private(api: &Api, p: &Principal, route: Route<'_>, method: &str, req: 
             id.change_password(p, json_body(req)?).await?;
             Ok(no_content())
         }
-        (Route::TotpSetup, _) => ok(&id.totp_setup(p).await?),
+        (Route::TotpSetup, _) => ok(&id.totp_setup(p, json_body(req)?).await?),
         (Route::TotpEnable, _) => ok(&id.totp_enable(p, json_body(req)?).await?),
         (Route::TotpDisable, _) => {
             id.totp_disable(p, json_body(req)?).await?;
@@ -342,6 +344,7 @@ async fn private(api: &Api, p: &Principal, route: Route<'_>, method: &str, req: 
             id.admin_end_sessions(p, rq::id("user_id", uid)?).await?;
             Ok(no_content())
         }
+        (Route::UserMfa(uid), _) => ok(&id.admin_reset_mfa(p, rq::id("user_id", uid)?).await?),
         (Route::RotateSigningKey, _) => ok(&id.admin_rotate_signing_key(p).await?),
         _ => Err(Problem::not_found("route")),
     }

@@ -116,7 +116,12 @@ pub const PUBLIC_URL_PARAMETER: &str = "PublicUrl";
 /// SES identities in the emulator (tables are provisioned before), then the gateway.
 pub async fn start_dev(mut config: GatewayConfig) -> Result<(Gateway, Vec<String>), Error> {
     // Links in emails point at this gateway unless told otherwise.
-    if config.template.parameters().iter().any(|p| p.name == PUBLIC_URL_PARAMETER) {
+    if config
+        .template
+        .parameters()
+        .iter()
+        .any(|p| p.name == PUBLIC_URL_PARAMETER)
+    {
         config
             .parameters
             .entry(PUBLIC_URL_PARAMETER.to_string())

@@ -96,7 +96,7 @@ pub async fn share(
         "user_id"
     };
     let account = account
-        .filter(|a| a.status != AccountStatus::Suspended)
+        .filter(|a| a.status == AccountStatus::Active)
         .ok_or_else(|| AppError::field(field, "names no active user"))?;
     let w = visible(store.get_workflow(workflow_id).await?, principal)?;
     owner_or_admin(principal, &w)?;

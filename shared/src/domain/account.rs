@@ -49,10 +49,11 @@ pub struct Account {
     pub password_hash: String,
     #[serde(default)]
     pub mfa: Mfa,
+    /// Failed logins in a row; counted by the store atomically (concurrent failures all count).
     #[serde(default)]
     pub failed_logins: u32,
     #[serde(default)]
-    pub locked_until: Option<DateTime<Utc>>,
+    pub last_failed_at: Option<DateTime<Utc>>,
     /// Access tokens issued before this instant are refused (password change, "end all
     /// sessions", suspension).
     pub tokens_valid_after: DateTime<Utc>,
@@ -80,15 +81,17 @@ pub struct Mfa {
 }
 
 impl Account {
-    /// Whether a login attempt is refused outright at `now` (and until when).
+    /// Until when a login attempt is refused outright, if it is at `now`: the lock the failure
+    /// count has earned, from the last failure on.
     pub fn locked(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.locked_until.filter(|t| *t > now)
+        let until = self.last_failed_at? + lock_for(self.failed_logins)?;
+        (until > now).then_some(until)
     }
 
-    /// The account after one more failed login at `now`.
-    pub fn failed_login(&mut self, now: DateTime<Utc>) {
-        self.failed_logins = self.failed_logins.saturating_add(1);
-        self.locked_until = lock_for(self.failed_logins).map(|d| now + d);
+    /// Forgets failed logins (a successful login, a reset, a reactivation).
+    pub fn clear_failures(&mut self) {
+        self.failed_logins = 0;
+        self.last_failed_at = None;
     }
 }
 
@@ -285,6 +288,31 @@ mod tests {
             check_password_strength("password", "correct horse battery staple 42", &[]).is_ok()
         );
         assert!(check_password_strength("password", &"x".repeat(300), &[]).is_err());
+    }
+
+    #[test]
+    fn the_lock_runs_from_the_last_failure() {
+        let t = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let mut a: Account = serde_json::from_value(serde_json::json!({
+            "user_id": "u", "email": "u@example.com", "display_name": "U", "role": "editor",
+            "status": "active", "password_hash": "", "tokens_valid_after": t,
+            "created_at": t, "updated_at": t, "version": 1
+        }))
+        .unwrap();
+        assert_eq!(a.locked(t), None);
+        a.failed_logins = FREE_FAILURES - 1;
+        a.last_failed_at = Some(t);
+        assert_eq!(a.locked(t), None);
+        a.failed_logins = FREE_FAILURES + 1;
+        assert_eq!(
+            a.locked(t + Duration::seconds(60)),
+            Some(t + Duration::minutes(2))
+        );
+        assert_eq!(a.locked(t + Duration::minutes(2)), None);
+        a.clear_failures();
+        assert_eq!(a.locked(t), None);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub const CLOCK_SKEW_SECONDS: u64 = 60;
 
 pub struct JwtVerifier {
     keys: HashMap<String, DecodingKey>,
+    /// When rotated-out keys stop verifying.
+    expiry: HashMap<String, DateTime<Utc>>,
     validation: Validation,
 }
 
@@ -78,7 +80,12 @@ impl JwtVerifier {
     ) -> Result<Self, String> {
         let set: JwkSet = serde_json::from_value(jwks(keys))
             .map_err(|e| format!("signing keys do not form a JWKS: {e}"))?;
-        Self::from_set(&set, issuer, audience)
+        let mut verifier = Self::from_set(&set, issuer, audience)?;
+        verifier.expiry = keys
+            .iter()
+            .filter_map(|k| k.expires_at.map(|t| (k.kid.clone(), t)))
+            .collect();
+        Ok(verifier)
     }
 
     fn from_set(set: &JwkSet, issuer: &str, audience: &str) -> Result<Self, String> {
@@ -105,7 +112,11 @@ impl JwtVerifier {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        Ok(JwtVerifier { keys, validation })
+        Ok(JwtVerifier {
+            keys,
+            expiry: HashMap::new(),
+            validation,
+        })
     }
 
     pub fn key_count(&self) -> usize {
@@ -129,10 +140,14 @@ impl JwtVerifier {
             return Err(AuthError::Invalid("algorithm not allowed"));
         }
         let key = match &header.kid {
-            Some(kid) => self
-                .keys
-                .get(kid)
-                .ok_or(AuthError::Invalid("unknown key id"))?,
+            Some(kid) => {
+                if self.expiry.get(kid).is_some_and(|t| *t <= Utc::now()) {
+                    return Err(AuthError::Invalid("signing key retired"));
+                }
+                self.keys
+                    .get(kid)
+                    .ok_or(AuthError::Invalid("unknown key id"))?
+            }
             None if self.keys.len() == 1 => self
                 .keys
                 .values()
@@ -188,6 +203,9 @@ pub fn jwks(keys: &[PublicKey]) -> serde_json::Value {
 
 /// How long a key ring waits between reloads prompted by unknown key ids.
 pub const KEY_RELOAD_INTERVAL_MS: i64 = 60_000;
+/// A key ring reloads at least this often anyway, so retired keys stop verifying on warm
+/// instances too.
+pub const KEY_MAX_AGE_MS: i64 = 600_000;
 /// The same while the ring has no key at all: on a fresh deployment the first login makes the
 /// first key, and the functions must know it at once (one reload at a time).
 pub const EMPTY_RING_RELOAD_INTERVAL_MS: i64 = 0;
@@ -253,47 +271,48 @@ impl KeyRing {
     /// load is over a minute old.
     pub async fn verify_token(&self, token: &str) -> Result<TokenClaims, AuthError> {
         let verifier = self.current();
-        if let (Some(kid), Some(store)) = (kid_of(token), &self.store)
-            && !verifier.knows(&kid)
+        let now = self.clock.now();
+        let last = self.loaded_at_ms.load(Ordering::Acquire);
+        let unknown = kid_of(token).is_some_and(|kid| !verifier.knows(&kid));
+        let interval = if !unknown {
+            KEY_MAX_AGE_MS
+        } else if verifier.key_count() == 0 {
+            EMPTY_RING_RELOAD_INTERVAL_MS
+        } else {
+            KEY_RELOAD_INTERVAL_MS
+        };
+        if let Some(store) = &self.store
+            && now.timestamp_millis() - last >= interval
+            && self
+                .loaded_at_ms
+                .compare_exchange(
+                    last,
+                    now.timestamp_millis(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
         {
-            let now = self.clock.now();
-            let last = self.loaded_at_ms.load(Ordering::Acquire);
-            let interval = if verifier.key_count() == 0 {
-                EMPTY_RING_RELOAD_INTERVAL_MS
-            } else {
-                KEY_RELOAD_INTERVAL_MS
-            };
-            if now.timestamp_millis() - last >= interval
-                && self
-                    .loaded_at_ms
-                    .compare_exchange(
-                        last,
-                        now.timestamp_millis(),
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_ok()
-            {
-                match store.signing_keys(now).await {
-                    Ok(keys) => {
-                        let keys: Vec<PublicKey> = keys.into_iter().map(|k| k.public).collect();
-                        if let Ok(v) =
-                            JwtVerifier::from_public_keys(&keys, &self.issuer, &self.audience)
-                        {
-                            tracing::info!(
-                                keys = keys.len(),
-                                "signing keys reloaded for an unknown kid"
-                            );
-                            *self
-                                .verifier
-                                .write()
-                                .unwrap_or_else(PoisonError::into_inner) = Arc::new(v);
-                        }
+            match store.signing_keys(now).await {
+                Ok(keys) => {
+                    let keys: Vec<PublicKey> = keys.into_iter().map(|k| k.public).collect();
+                    if let Ok(v) =
+                        JwtVerifier::from_public_keys(&keys, &self.issuer, &self.audience)
+                    {
+                        tracing::info!(
+                            keys = keys.len(),
+                            unknown_kid = unknown,
+                            "signing keys reloaded"
+                        );
+                        *self
+                            .verifier
+                            .write()
+                            .unwrap_or_else(PoisonError::into_inner) = Arc::new(v);
                     }
-                    Err(e) => tracing::warn!(error = %e, "signing keys could not be reloaded"),
                 }
-                return self.current().verify_token(token);
+                Err(e) => tracing::warn!(error = %e, "signing keys could not be reloaded"),
             }
+            return self.current().verify_token(token);
         }
         verifier.verify_token(token)
     }
@@ -361,7 +380,13 @@ impl Authenticator {
         if key.expires_at.is_some_and(|t| t <= now) {
             return Err(AuthError::Invalid("API key expired"));
         }
-        let (role, _) = usable(state)?;
+        let (role, cutoff) = usable(state)?;
+        // Keys made before a password change, reset or "end everything" end with the tokens.
+        if key.created_at < cutoff {
+            return Err(AuthError::Invalid(
+                "API key revoked: the account's credentials were reset",
+            ));
+        }
         Ok(Principal {
             user_id: user_id.to_string(),
             role,

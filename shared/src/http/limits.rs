@@ -235,6 +235,12 @@ impl Gate {
         let Some(store) = &self.store else {
             return Ok(());
         };
+        // As the functions route it: `/api/v3/auth/login/` is the login route too.
+        let path = if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            path
+        };
         for rule in self
             .config
             .rules

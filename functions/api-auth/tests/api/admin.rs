@@ -194,7 +194,44 @@ async fn suspension_stops_tokens_and_keys_at_once_and_reactivation_lets_them_log
     h.get("/api/v3/auth/me", pair["access_token"].as_str().unwrap())
         .await
         .ok(200);
-    h.get("/api/v3/auth/me", &key).await.ok(200);
+    // Suspension ended every credential: keys made before it stay revoked.
+    h.get("/api/v3/auth/me", &key)
+        .await
+        .problem(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn an_admin_resets_a_users_mfa() {
+    let h = Harness::new().await;
+    let admin = h.admin("boss").await;
+    let u = h.sign_up("lost").await;
+    let setup = h
+        .post(
+            "/api/v3/auth/mfa/totp/setup",
+            Some(&u.access),
+            json!({"password": PASSWORD}),
+        )
+        .await;
+    let secret = setup.ok(200)["secret"].as_str().unwrap().to_string();
+    use shared::ports::Clock;
+    let code = shared::crypto::totp::code(&secret, h.clock.now().timestamp() as u64).unwrap();
+    h.post(
+        "/api/v3/auth/mfa/totp/enable",
+        Some(&u.access),
+        json!({"code": code}),
+    )
+    .await
+    .ok(200);
+    h.login(&u.email, PASSWORD)
+        .await
+        .problem(401, "mfa-required");
+    let path = format!("/api/v3/admin/users/{}/mfa", u.user_id);
+    h.send("DELETE", &path, Some(&u.access), None)
+        .await
+        .problem(403, "forbidden");
+    let r = h.send("DELETE", &path, Some(&admin.access), None).await;
+    assert_eq!(r.ok(200)["mfa_enabled"], false);
+    h.login(&u.email, PASSWORD).await.ok(200);
 }
 
 #[tokio::test]

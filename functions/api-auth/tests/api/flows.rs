@@ -125,6 +125,82 @@ async fn a_verified_email_cannot_register_twice_but_a_pending_one_gets_a_new_lin
 }
 
 #[tokio::test]
+async fn a_link_sets_the_password_of_the_registration_that_asked_for_it() {
+    let h = Harness::new().await;
+    let email = unique_email("victim");
+    // Someone registers the address first, with a password of their own ...
+    let r = h
+        .post("/api/v3/auth/register", None, json!({"email": email, "password": "attacker passphrase 31337", "display_name": "Mallory"}))
+        .await;
+    r.ok(201);
+    // ... then its owner registers and opens the newest link.
+    h.register(&email).await.ok(201);
+    let token = h.mailed_token(&email, "confirm").await;
+    let v = h
+        .post("/api/v3/auth/verify-email", None, json!({"token": token}))
+        .await;
+    assert_eq!(v.ok(200)["display_name"], "Test User");
+    h.login(&email, "attacker passphrase 31337")
+        .await
+        .problem(401, "unauthorized");
+    h.login(&email, PASSWORD).await.ok(200);
+    // The first link no longer changes anything: the account is active.
+    let first = localstack::testing::emails_to(&email).await;
+    let first = localstack::testing::token_in(&first[0].1).unwrap();
+    h.post("/api/v3/auth/verify-email", None, json!({"token": first}))
+        .await
+        .ok(200);
+    h.login(&email, PASSWORD).await.ok(200);
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_all_count_toward_the_lock() {
+    let h = Harness::new().await;
+    let u = h.sign_up("burst").await;
+    let tries = (0..6).map(|_| h.login(&u.email, "a wrong guess, at once"));
+    for r in futures::future::join_all(tries).await {
+        r.problem(401, "unauthorized");
+    }
+    h.login(&u.email, PASSWORD)
+        .await
+        .problem(429, "account-locked");
+}
+
+#[tokio::test]
+async fn an_api_key_cannot_manage_sessions_or_keys() {
+    let h = Harness::new().await;
+    let u = h.sign_up("scoped").await;
+    let key = h
+        .post(
+            "/api/v3/auth/api-keys",
+            Some(&u.access),
+            json!({"name": "ro", "scopes": ["workflows:read"]}),
+        )
+        .await
+        .ok(201)["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (m, p) in [
+        ("GET", "/api/v3/auth/sessions".to_string()),
+        ("DELETE", format!("/api/v3/auth/sessions/{}", u.session_id)),
+        ("GET", "/api/v3/auth/api-keys".to_string()),
+        ("POST", "/api/v3/auth/logout".to_string()),
+    ] {
+        h.send(m, &p, Some(&key), None)
+            .await
+            .problem(403, "forbidden");
+    }
+    h.post(
+        "/api/v3/auth/refresh",
+        None,
+        json!({"refresh_token": u.refresh}),
+    )
+    .await
+    .ok(200);
+}
+
+#[tokio::test]
 async fn wrong_passwords_look_like_unknown_emails_and_lock_the_account_for_longer_each_time() {
     let h = Harness::new().await;
     let u = h.sign_up("lock").await;

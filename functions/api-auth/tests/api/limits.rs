@@ -95,13 +95,14 @@ async fn login_is_limited_per_account_whatever_the_address() {
         .await
         .problem(401, "unauthorized");
     }
+    // Another address, the email in capitals and a trailing slash: the same account's limit.
     let r = h
         .send_from(
             "192.0.2.77",
             "POST",
-            "/api/v3/auth/login",
+            "/api/v3/auth/login/",
             None,
-            Some(json!({"email": u.email.to_uppercase(), "password": PASSWORD})),
+            Some(json!({"email": format!(" {} ", u.email.to_uppercase()), "password": PASSWORD})),
         )
         .await;
     r.problem(429, "rate-limited");

@@ -13,7 +13,11 @@ fn code(secret: &str, h: &Harness, step_offset: i64) -> String {
 /// Sets MFA up and enables it; returns (secret, recovery codes).
 async fn enable(h: &Harness, u: &User) -> (String, Vec<String>) {
     let setup = h
-        .post("/api/v3/auth/mfa/totp/setup", Some(&u.access), json!({}))
+        .post(
+            "/api/v3/auth/mfa/totp/setup",
+            Some(&u.access),
+            json!({"password": PASSWORD}),
+        )
         .await;
     let secret = setup.ok(200)["secret"].as_str().unwrap().to_string();
     let r = h
@@ -51,8 +55,23 @@ async fn setup_gives_an_otpauth_uri_and_enable_needs_a_right_code() {
     )
     .await
     .problem(409, "mfa-not-set-up");
+    // Setting up needs the password: a stolen access token alone cannot lock the owner out.
+    h.post(
+        "/api/v3/auth/mfa/totp/setup",
+        Some(&u.access),
+        json!({"password": "not the password"}),
+    )
+    .await
+    .problem(422, "validation-failed");
+    h.post("/api/v3/auth/mfa/totp/setup", Some(&u.access), json!({}))
+        .await
+        .problem(422, "validation-failed");
     let setup = h
-        .post("/api/v3/auth/mfa/totp/setup", Some(&u.access), json!({}))
+        .post(
+            "/api/v3/auth/mfa/totp/setup",
+            Some(&u.access),
+            json!({"password": PASSWORD}),
+        )
         .await;
     let setup = setup.ok(200).clone();
     let secret = setup["secret"].as_str().unwrap();

@@ -10,6 +10,17 @@ const NEW_PASSWORD: &str = "an entirely new passphrase 2026";
 async fn changing_the_password_ends_every_session_and_token() {
     let h = Harness::new().await;
     let u = h.sign_up("chg").await;
+    let key = h
+        .post(
+            "/api/v3/auth/api-keys",
+            Some(&u.access),
+            json!({"name": "k", "scopes": ["workflows:read"]}),
+        )
+        .await
+        .ok(201)["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let path = "/api/v3/auth/password/change";
     h.post(
         path,
@@ -40,6 +51,9 @@ async fn changing_the_password_ends_every_session_and_token() {
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     h.get("/api/v3/auth/me", &u.access)
+        .await
+        .problem(401, "unauthorized");
+    h.get("/api/v3/auth/me", &key)
         .await
         .problem(401, "unauthorized");
     h.post(

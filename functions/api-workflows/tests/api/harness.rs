@@ -164,7 +164,7 @@ impl Harness {
                 password_hash: String::new(),
                 mfa: Default::default(),
                 failed_logins: 0,
-                locked_until: None,
+                last_failed_at: None,
                 tokens_valid_after: now - chrono::Duration::hours(1),
                 created_at: now,
                 updated_at: now,
@@ -175,6 +175,8 @@ impl Harness {
                 purpose: TokenPurpose::VerifyEmail,
                 user_id: user.to_string(),
                 expires_at: now,
+                password_hash: None,
+                display_name: None,
             };
             self.accounts
                 .create_account(&account, &token)

@@ -76,8 +76,7 @@ impl Identity {
             }
             (false, _) => {
                 account.status = AccountStatus::Active;
-                account.failed_logins = 0;
-                account.locked_until = None;
+                account.clear_failures();
                 self.save(&mut account).await?;
             }
         }
@@ -94,6 +93,21 @@ impl Identity {
         not_self(principal, user_id)?;
         if account.role != body.role {
             account.role = body.role;
+            self.save(&mut account).await?;
+        }
+        Ok(UserView::from(&account))
+    }
+
+    /// Turns a user's MFA off (the way back in for someone who lost their authenticator and
+    /// their recovery codes, once an admin has made sure who they are).
+    pub async fn admin_reset_mfa(
+        &self,
+        principal: &Principal,
+        user_id: &str,
+    ) -> Result<UserView, AppError> {
+        let mut account = self.target(principal, user_id).await?;
+        if account.mfa.enabled || account.mfa.pending_secret.is_some() {
+            account.mfa = Default::default();
             self.save(&mut account).await?;
         }
         Ok(UserView::from(&account))

@@ -110,6 +110,13 @@ pub struct ResetRequest {
     pub new_password: String,
 }
 
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpSetupRequest {
+    /// The account's password.
+    pub password: String,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TotpSetupResponse {
     /// Base32 secret, for apps that cannot read the URI.

@@ -44,7 +44,7 @@ fn crypto_error(e: crypto::CryptoError) -> AppError {
     AppError::Internal(e.to_string())
 }
 
-fn secret() -> Result<String, AppError> {
+fn new_secret() -> Result<String, AppError> {
     crypto::random_secret().map_err(crypto_error)
 }
 
@@ -68,19 +68,22 @@ impl Identity {
         self.clock.now()
     }
 
-    async fn email_token(
+    fn email_token(
         &self,
         account: &Account,
         purpose: TokenPurpose,
         lifetime: Duration,
     ) -> Result<(OneTimeToken, String), AppError> {
-        let secret = secret()?;
+        let secret = new_secret()?;
+        let registration = purpose == TokenPurpose::VerifyEmail;
         Ok((
             OneTimeToken {
                 hash: token_hash(purpose, &secret),
                 purpose,
                 user_id: account.user_id.clone(),
                 expires_at: self.now() + lifetime,
+                password_hash: registration.then(|| account.password_hash.clone()),
+                display_name: registration.then(|| account.display_name.clone()),
             },
             secret,
         ))
@@ -138,32 +141,35 @@ impl Identity {
             password_hash: crypto::hash_password(&body.password).map_err(crypto_error)?,
             mfa: Mfa::default(),
             failed_logins: 0,
-            locked_until: None,
+            last_failed_at: None,
             tokens_valid_after: now,
             created_at: now,
             updated_at: now,
             version: 1,
         };
-        let (token, secret) = self
-            .email_token(&account, TokenPurpose::VerifyEmail, VERIFY_TOKEN_LIFETIME)
-            .await?;
+        let (token, secret) =
+            self.email_token(&account, TokenPurpose::VerifyEmail, VERIFY_TOKEN_LIFETIME)?;
         let account = match self.accounts.create_account(&account, &token).await {
             Ok(()) => account,
             Err(StoreError::Duplicate) => {
-                // Registering again before verifying sends a fresh link; a verified address is
-                // taken.
+                // Registering again before verifying sends a fresh link that carries this
+                // registration's password and name: whoever opens a link gets the password of
+                // the registration that asked for it. A verified address is taken.
                 match self.accounts.find_account_by_email(&account.email).await? {
                     Some(existing) if existing.status == AccountStatus::Pending => {
-                        let (token, secret) = self
-                            .email_token(
-                                &existing,
-                                TokenPurpose::VerifyEmail,
-                                VERIFY_TOKEN_LIFETIME,
-                            )
-                            .await?;
+                        let again = Account {
+                            password_hash: account.password_hash,
+                            display_name: account.display_name,
+                            ..existing
+                        };
+                        let (token, secret) = self.email_token(
+                            &again,
+                            TokenPurpose::VerifyEmail,
+                            VERIFY_TOKEN_LIFETIME,
+                        )?;
                         self.accounts.put_token(&token).await?;
-                        self.send_verification(&existing, &secret).await?;
-                        return Ok(registered(&existing));
+                        self.send_verification(&again, &secret).await?;
+                        return Ok(registered(&again));
                     }
                     _ => {
                         return Err(AppError::Conflict {
@@ -209,9 +215,52 @@ impl Identity {
             .ok_or_else(bad_token)?;
         if account.status == AccountStatus::Pending {
             account.status = AccountStatus::Active;
-            self.save(&mut account).await?;
+            if let Some(h) = &token.password_hash {
+                account.password_hash = h.clone();
+            }
+            if let Some(n) = &token.display_name {
+                account.display_name = n.clone();
+            }
+            self.save_or_restore(&mut account, &token).await?;
         }
         Ok(UserView::from(&account))
+    }
+
+    /// Saves `account`; if that fails, puts the used `token` back so it can be tried again.
+    async fn save_or_restore(
+        &self,
+        account: &mut Account,
+        token: &OneTimeToken,
+    ) -> Result<(), AppError> {
+        if let Err(e) = self.save(account).await {
+            self.accounts.put_token(token).await?;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Refuses a locked account, then checks `password`; a wrong one counts as a failed login.
+    async fn check_password(
+        &self,
+        account: &Account,
+        password: &str,
+        field: &str,
+    ) -> Result<(), AppError> {
+        let now = self.now();
+        if let Some(until) = account.locked(now) {
+            return Err(AppError::Locked {
+                retry_after_s: (until - now).num_seconds().max(1),
+            });
+        }
+        if password.len() <= account::MAX_PASSWORD_BYTES
+            && crypto::verify_password(password, &account.password_hash)
+        {
+            return Ok(());
+        }
+        self.accounts
+            .record_login_failure(&account.user_id, now)
+            .await?;
+        Err(AppError::field(field.to_string(), "is wrong"))
     }
 
     /// Writes `account` one version on.
@@ -254,8 +303,9 @@ impl Identity {
             Ok(())
         };
         if !password_ok || second.is_err() {
-            account.failed_login(now);
-            self.save(&mut account).await?;
+            self.accounts
+                .record_login_failure(&account.user_id, now)
+                .await?;
             return Err(second
                 .err()
                 .filter(|_| password_ok)
@@ -272,9 +322,9 @@ impl Identity {
                 return Err(AppError::Forbidden("this account is suspended"));
             }
         }
-        if account.failed_logins > 0 || account.locked_until.is_some() || account.mfa.enabled {
-            account.failed_logins = 0;
-            account.locked_until = None;
+        if account.failed_logins > 0 || account.last_failed_at.is_some() || account.mfa.enabled {
+            // Versioned: of two logins with one TOTP code at once, one gets a conflict.
+            account.clear_failures();
             self.save(&mut account).await?;
         }
         self.start_session(&account, client).await
@@ -303,7 +353,7 @@ impl Identity {
                 }
             }
             (None, Some(code)) => {
-                let hash = crypto::sha256_hex(&normalize_recovery_code(code));
+                let hash = recovery_hash(&account.user_id, code);
                 let before = account.mfa.recovery_hashes.len();
                 account
                     .mfa
@@ -325,7 +375,7 @@ impl Identity {
         client: &Client,
     ) -> Result<TokenPair, AppError> {
         let now = self.now();
-        let secret = secret()?;
+        let secret = new_secret()?;
         let session = Session {
             session_id: ids::new_id(),
             user_id: account.user_id.clone(),
@@ -394,10 +444,17 @@ impl Identity {
         }
         let account = self.accounts.get_account(user_id).await?;
         let account = match account {
-            Some(a) if a.status == AccountStatus::Active => a,
+            // A session from before a password change, reset or "end everything" is over, even if
+            // deleting it did not finish.
+            Some(a)
+                if a.status == AccountStatus::Active
+                    && session.created_at >= a.tokens_valid_after =>
+            {
+                a
+            }
             _ => return Err(AppError::Unauthorized(INVALID)),
         };
-        let next = secret_for_rotation()?;
+        let next = new_secret()?;
         session.used_hashes.push(hash.clone());
         let excess = session
             .used_hashes
@@ -441,6 +498,7 @@ impl Identity {
     }
 
     pub async fn sessions(&self, principal: &Principal) -> Result<SessionList, AppError> {
+        require_session(principal)?;
         let now = self.now();
         let mut items: Vec<SessionView> = self
             .accounts
@@ -459,6 +517,7 @@ impl Identity {
         principal: &Principal,
         session_id: &str,
     ) -> Result<(), AppError> {
+        require_session(principal)?;
         if self
             .accounts
             .delete_session(&principal.user_id, session_id)
@@ -477,10 +536,16 @@ impl Identity {
             .ok_or(AppError::NotFound("account"))
     }
 
-    /// Ends every session and makes every access token issued so far invalid.
+    /// Ends every session and makes every access token and API key issued so far invalid.
     async fn end_everything(&self, account: &mut Account) -> Result<(), AppError> {
         account.tokens_valid_after = self.now();
         self.save(account).await?;
+        self.end_sessions(account).await
+    }
+
+    /// Deletes the account's sessions (refresh also refuses any older than the cutoff, so one
+    /// this misses is over all the same).
+    async fn end_sessions(&self, account: &Account) -> Result<(), AppError> {
         for s in self.accounts.list_sessions(&account.user_id).await? {
             self.accounts
                 .delete_session(&account.user_id, &s.session_id)
@@ -496,9 +561,8 @@ impl Identity {
     ) -> Result<(), AppError> {
         require_session(principal)?;
         let mut account = self.account_of(principal).await?;
-        if !crypto::verify_password(&body.current_password, &account.password_hash) {
-            return Err(AppError::field("current_password", "is wrong"));
-        }
+        self.check_password(&account, &body.current_password, "current_password")
+            .await?;
         account::check_password_strength(
             "new_password",
             &body.new_password,
@@ -519,9 +583,8 @@ impl Identity {
         if account.status == AccountStatus::Suspended {
             return Ok(());
         }
-        let (token, secret) = self
-            .email_token(&account, TokenPurpose::ResetPassword, RESET_TOKEN_LIFETIME)
-            .await?;
+        let (token, secret) =
+            self.email_token(&account, TokenPurpose::ResetPassword, RESET_TOKEN_LIFETIME)?;
         self.accounts.put_token(&token).await?;
         let text = format!(
             "Hello {},\n\nsomeone asked to reset the password of this account. If it was you, open\n{}/reset-password?token={secret}\n\nor send this token with your new password to POST /api/v3/auth/password/reset:\n{secret}\n\nThe token works once, for one hour. If it was not you, ignore this email.\n",
@@ -550,18 +613,26 @@ impl Identity {
             return Err(e.into());
         }
         account.password_hash = crypto::hash_password(&body.new_password).map_err(crypto_error)?;
-        account.failed_logins = 0;
-        account.locked_until = None;
+        account.clear_failures();
         // Following the emailed link proves the address.
         if account.status == AccountStatus::Pending {
             account.status = AccountStatus::Active;
         }
-        self.end_everything(&mut account).await
+        account.tokens_valid_after = self.now();
+        self.save_or_restore(&mut account, &token).await?;
+        self.end_sessions(&account).await
     }
 
-    pub async fn totp_setup(&self, principal: &Principal) -> Result<TotpSetupResponse, AppError> {
+    pub async fn totp_setup(
+        &self,
+        principal: &Principal,
+        body: TotpSetupRequest,
+    ) -> Result<TotpSetupResponse, AppError> {
         require_session(principal)?;
         let mut account = self.account_of(principal).await?;
+        // A stolen access token alone must not put a second factor in front of the owner.
+        self.check_password(&account, &body.password, "password")
+            .await?;
         if account.mfa.enabled {
             return Err(AppError::Conflict {
                 slug: "mfa-enabled",
@@ -613,7 +684,7 @@ impl Identity {
             pending_secret: None,
             recovery_hashes: codes
                 .iter()
-                .map(|c| crypto::sha256_hex(&normalize_recovery_code(c)))
+                .map(|c| recovery_hash(&account.user_id, c))
                 .collect(),
             last_step: step,
         };
@@ -636,9 +707,8 @@ impl Identity {
                 detail: "two-factor authentication is off",
             });
         }
-        if !crypto::verify_password(&body.password, &account.password_hash) {
-            return Err(AppError::field("password", "is wrong"));
-        }
+        self.check_password(&account, &body.password, "password")
+            .await?;
         let now = self.now();
         self.second_factor(
             &mut account,
@@ -661,11 +731,7 @@ impl Identity {
         principal: &Principal,
         body: CreateApiKeyRequest,
     ) -> Result<CreatedApiKey, AppError> {
-        if principal.scopes.is_some() {
-            return Err(AppError::Forbidden(
-                "API keys cannot create API keys; sign in",
-            ));
-        }
+        require_session(principal)?;
         let name = account::validate_api_key_name(&body.name)?;
         let mut scopes = body.scopes.clone();
         scopes.sort();
@@ -693,7 +759,7 @@ impl Identity {
                 detail: "an account holds at most 50 API keys; delete one first",
             });
         }
-        let secret = secret()?;
+        let secret = new_secret()?;
         let key = ApiKey {
             key_id: ids::new_id(),
             user_id: principal.user_id.clone(),
@@ -717,6 +783,7 @@ impl Identity {
     }
 
     pub async fn api_keys(&self, principal: &Principal) -> Result<ApiKeyList, AppError> {
+        require_session(principal)?;
         let mut items: Vec<ApiKeyView> = self
             .accounts
             .list_api_keys(&principal.user_id)
@@ -733,6 +800,7 @@ impl Identity {
         principal: &Principal,
         key_id: &str,
     ) -> Result<(), AppError> {
+        require_session(principal)?;
         if self
             .accounts
             .delete_api_key(&principal.user_id, key_id)
@@ -758,10 +826,6 @@ fn registered(account: &Account) -> RegisterResponse {
     }
 }
 
-fn secret_for_rotation() -> Result<String, AppError> {
-    secret()
-}
-
 /// Password, MFA and key management need a signed-in person, not an API key.
 fn require_session(principal: &Principal) -> Result<(), AppError> {
     if principal.scopes.is_some() {
@@ -782,6 +846,9 @@ fn new_recovery_code() -> Result<String, AppError> {
     Ok(format!("{}-{}", &chars[..5], &chars[5..]))
 }
 
-fn normalize_recovery_code(code: &str) -> String {
-    code.trim().to_lowercase().replace([' ', '-'], "")
+/// Recovery codes are stored salted with the user id, so one brute-force pass over the code
+/// space does not open every account's codes at once.
+fn recovery_hash(user_id: &str, code: &str) -> String {
+    let code = code.trim().to_lowercase().replace([' ', '-'], "");
+    crypto::sha256_hex(&format!("{user_id}:{code}"))
 }

@@ -158,6 +158,7 @@ impl Signer {
                 x,
                 y,
                 created_at: now,
+                expires_at: None,
             },
             encrypted_private_key,
             nonce,

@@ -19,6 +19,7 @@
 //! | account by id / state per request | GetItem (consistent; projection for the state) | `PK = USER#<id> AND SK = #ACCOUNT` |
 //! | account by email (login, reset) | GetItem guard, then GetItem account | `PK = EMAIL#<email>` |
 //! | change an account | PutItem | conditional on `version = <read> - 1` |
+//! | count a failed login | UpdateItem `ADD failed_logins 1` | `PK = USER#<id> AND SK = #ACCOUNT` |
 //! | list / search accounts (admin) | Query on `GSI1` | `GSI1PK = ACCOUNTS AND begins_with(GSI1SK, <prefix>)`, status/role as filter |
 //! | use a one-time token | DeleteItem, ReturnValues ALL_OLD | `PK = TOKEN#<hash>`: one caller gets the item |
 //! | sessions / API keys of a user | Query | `PK = USER#<id> AND begins_with(SK, SESSION#)` (`APIKEY#`) |
@@ -124,6 +125,12 @@ fn token_item(t: &OneTimeToken) -> Item {
         EXPIRES_AT.into(),
         AttributeValue::N(t.expires_at.timestamp().to_string()),
     );
+    if let Some(h) = &t.password_hash {
+        item.insert("password_hash".into(), s(h.as_str()));
+    }
+    if let Some(n) = &t.display_name {
+        item.insert("display_name".into(), s(n.as_str()));
+    }
     item
 }
 
@@ -146,6 +153,8 @@ fn token_from(item: &Item, hash: &str) -> Result<OneTimeToken, StoreError> {
         purpose,
         user_id: text("user_id")?,
         expires_at: DateTime::from_timestamp(expires, 0).unwrap_or_default(),
+        password_hash: text("password_hash").ok(),
+        display_name: text("display_name").ok(),
     })
 }
 
@@ -198,6 +207,12 @@ fn signing_key_from(item: &Item) -> Result<StoredSigningKey, StoreError> {
         _ => Err(internal(format!("signing key without {k}"))),
     };
     let bytes = |k: &str| STANDARD.decode(text(k)?).map_err(internal);
+    let expires_at = match item.get(EXPIRES_AT) {
+        Some(AttributeValue::N(n)) => {
+            DateTime::from_timestamp(n.parse::<i64>().map_err(internal)?, 0)
+        }
+        _ => None,
+    };
     Ok(StoredSigningKey {
         public: PublicKey {
             kid: text("kid")?,
@@ -206,17 +221,13 @@ fn signing_key_from(item: &Item) -> Result<StoredSigningKey, StoreError> {
             created_at: DateTime::parse_from_rfc3339(&text("created_at")?)
                 .map_err(internal)?
                 .to_utc(),
+            expires_at,
         },
         encrypted_private_key: bytes("encrypted_private_key")?,
         nonce: bytes("nonce")?,
         encrypted_data_key: bytes("encrypted_data_key")?,
         retired: matches!(item.get("retired"), Some(AttributeValue::Bool(true))),
-        expires_at: match item.get(EXPIRES_AT) {
-            Some(AttributeValue::N(n)) => {
-                DateTime::from_timestamp(n.parse::<i64>().map_err(internal)?, 0)
-            }
-            _ => None,
-        },
+        expires_at,
     })
 }
 
@@ -424,6 +435,36 @@ impl AccountStore for DynamoAccounts {
                 StoreError::Conflict,
             )
             .await
+        })
+    }
+
+    fn record_login_failure<'a>(&'a self, user_id: &'a str, now: DateTime<Utc>) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut e = Expr::default();
+            let update = format!(
+                "ADD {} {} SET {} = {}",
+                e.name("failed_logins"),
+                e.n(1),
+                e.name("last_failed_at"),
+                e.s(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            );
+            let condition = format!("attribute_exists({})", e.name(PK));
+            let result = self
+                .client
+                .update_item()
+                .table_name(self.table.as_ref())
+                .set_key(Some(account_key(user_id)))
+                .update_expression(update)
+                .condition_expression(condition)
+                .set_expression_attribute_names(e.names_opt())
+                .set_expression_attribute_values(e.values_opt())
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(()),
+                Err(err) if err.as_service_error().is_some_and(is_conditional_failure) => Ok(()),
+                Err(err) => Err(classify(err)),
+            }
         })
     }
 
