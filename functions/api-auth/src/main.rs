@@ -34,13 +34,12 @@ async fn main() -> Result<(), Error> {
         &config.jwt_issuer,
         &config.jwt_audience,
     );
-    let keys = KeyRing::load(
+    let keys = KeyRing::lazy(
         accounts.clone(),
         Arc::new(SystemClock),
         &config.jwt_issuer,
         &config.jwt_audience,
-    )
-    .await?;
+    )?;
     let limits = MemoryFront::new(DynamoRateLimits::new(dynamo, config.table_name));
     let identity = Identity {
         accounts: accounts.clone(),

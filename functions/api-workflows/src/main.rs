@@ -20,13 +20,12 @@ async fn main() -> Result<(), Error> {
         dynamo.clone(),
         config.table_name.clone(),
     ));
-    let keys = KeyRing::load(
+    let keys = KeyRing::lazy(
         accounts.clone(),
         Arc::new(SystemClock),
         &config.jwt_issuer,
         &config.jwt_audience,
-    )
-    .await?;
+    )?;
     let limits = MemoryFront::new(DynamoRateLimits::new(
         dynamo.clone(),
         config.table_name.clone(),

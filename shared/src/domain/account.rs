@@ -23,7 +23,6 @@ pub const MAX_LOCK: Duration = Duration::hours(24);
 
 pub const MAX_API_KEY_NAME_CHARS: usize = 100;
 pub const MAX_API_KEYS: usize = 50;
-pub const MAX_SESSIONS: usize = 100;
 pub const RECOVERY_CODES: usize = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -248,6 +248,28 @@ impl KeyRing {
         })
     }
 
+    /// A key ring that loads the keys with the first token it verifies: once per cold start,
+    /// but outside the function's init, which then makes no network call (DESIGN.md §8).
+    pub fn lazy(
+        store: Arc<dyn SigningKeyStore>,
+        clock: Arc<dyn Clock>,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<KeyRing, String> {
+        Ok(KeyRing {
+            store: Some(store),
+            clock,
+            issuer: issuer.to_string(),
+            audience: audience.to_string(),
+            verifier: RwLock::new(Arc::new(JwtVerifier::from_public_keys(
+                &[],
+                issuer,
+                audience,
+            )?)),
+            loaded_at_ms: AtomicI64::new(0),
+        })
+    }
+
     /// A fixed key ring that never reloads (tests, benches).
     pub fn fixed(verifier: JwtVerifier) -> KeyRing {
         KeyRing {

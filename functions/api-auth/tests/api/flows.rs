@@ -23,7 +23,7 @@ async fn register_verify_login_and_me() {
         stored["password_hash"]
             .as_str()
             .unwrap()
-            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+            .starts_with("$argon2id$v=19$m=12288,t=3,p=1$")
     );
     assert!(!stored.to_string().contains(PASSWORD));
 
