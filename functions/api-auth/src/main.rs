@@ -24,10 +24,7 @@ async fn main() -> Result<(), Error> {
         dynamo.clone(),
         config.table_name.clone(),
     ));
-    let vault = Arc::new(KmsVault::new(
-        aws_sdk_kms::Client::new(&sdk),
-        auth_config.kms_key_id,
-    ));
+    let vault = Arc::new(KmsVault::new(&sdk, auth_config.kms_key_id));
     let signer = Signer::new(
         accounts.clone(),
         vault,
@@ -44,10 +41,7 @@ async fn main() -> Result<(), Error> {
     let identity = Identity {
         accounts: accounts.clone(),
         signer: Arc::new(signer),
-        mailer: Arc::new(SesMailer::new(
-            aws_sdk_sesv2::Client::new(&sdk),
-            auth_config.mail_from,
-        )),
+        mailer: Arc::new(SesMailer::new(&sdk, auth_config.mail_from)),
         clock: Arc::new(SystemClock),
         public_url: auth_config.public_url,
         product_name: "Document Workflow Chain".into(),

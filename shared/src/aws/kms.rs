@@ -5,19 +5,27 @@ use aws_sdk_kms::Client;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
 
-#[derive(Clone, Debug)]
+/// The client is built on first use: a cold start that signs nothing (or finds its key
+/// already open) never pays for it (DESIGN.md §8, lazy clients).
+#[derive(Debug)]
 pub struct KmsVault {
-    client: Client,
+    sdk: aws_config::SdkConfig,
+    client: std::sync::OnceLock<Client>,
     /// Key id, ARN or alias (`alias/...`).
     key_id: String,
 }
 
 impl KmsVault {
-    pub fn new(client: Client, key_id: impl Into<String>) -> Self {
+    pub fn new(sdk: &aws_config::SdkConfig, key_id: impl Into<String>) -> Self {
         KmsVault {
-            client,
+            sdk: sdk.clone(),
+            client: std::sync::OnceLock::new(),
             key_id: key_id.into(),
         }
+    }
+
+    fn client(&self) -> &Client {
+        self.client.get_or_init(|| Client::new(&self.sdk))
     }
 }
 
@@ -37,7 +45,7 @@ impl KeyVault for KmsVault {
     fn generate_data_key(&self) -> Fut<'_, DataKey> {
         Box::pin(async move {
             let out = self
-                .client
+                .client()
                 .generate_data_key()
                 .key_id(&self.key_id)
                 .key_spec(DataKeySpec::Aes256)
@@ -59,7 +67,7 @@ impl KeyVault for KmsVault {
     fn decrypt_data_key<'a>(&'a self, ciphertext: &'a [u8]) -> Fut<'a, Vec<u8>> {
         Box::pin(async move {
             let out = self
-                .client
+                .client()
                 .decrypt()
                 .key_id(&self.key_id)
                 .ciphertext_blob(Blob::new(ciphertext))

@@ -4,16 +4,19 @@ use crate::ports::{Email, Fut, Mailer, StoreError};
 use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 
-#[derive(Clone, Debug)]
+/// The client is built on first use (most requests send no email).
+#[derive(Debug)]
 pub struct SesMailer {
-    client: Client,
+    sdk: aws_config::SdkConfig,
+    client: std::sync::OnceLock<Client>,
     from: String,
 }
 
 impl SesMailer {
-    pub fn new(client: Client, from: impl Into<String>) -> Self {
+    pub fn new(sdk: &aws_config::SdkConfig, from: impl Into<String>) -> Self {
         SesMailer {
-            client,
+            sdk: sdk.clone(),
+            client: std::sync::OnceLock::new(),
             from: from.into(),
         }
     }
@@ -35,6 +38,7 @@ impl Mailer for SesMailer {
                 .body(Body::builder().text(content(&email.text)?).build())
                 .build();
             self.client
+                .get_or_init(|| Client::new(&self.sdk))
                 .send_email()
                 .from_email_address(&self.from)
                 .destination(Destination::builder().to_addresses(&email.to).build())

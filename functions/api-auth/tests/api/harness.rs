@@ -110,7 +110,7 @@ impl Harness {
         let sdk = localstack::testing::emulator_config().await;
         let clock = Arc::new(TestClock::default());
         let accounts = Arc::new(DynamoAccounts::new(client.clone(), table.clone()));
-        let vault = Arc::new(KmsVault::new(aws_sdk_kms::Client::new(&sdk), alias));
+        let vault = Arc::new(KmsVault::new(&sdk, alias));
         let signer = Signer::new(accounts.clone(), vault, ISSUER, AUDIENCE)
             .with_activation_delay(Duration::zero());
         // A deployment's first key, made before the verifiers load (as after the first login).
@@ -129,7 +129,7 @@ impl Harness {
         let identity = Identity {
             accounts: accounts.clone(),
             signer: Arc::new(signer),
-            mailer: Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), MAIL_FROM)),
+            mailer: Arc::new(SesMailer::new(&sdk, MAIL_FROM)),
             clock: clock.clone(),
             public_url: "https://app.example.com".into(),
             product_name: "DWC test".into(),
