@@ -4,19 +4,16 @@
 //! authentication where a route needs it, the use case, and one response (JSON or
 //! problem+json). `main.rs` only wires AWS clients into [`Api`].
 
-use http::StatusCode;
+pub mod openapi;
+mod routes;
+
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
-use shared::app::AppError;
-use shared::app::auth::dto::*;
 use shared::app::auth::{Client, Identity};
-use shared::domain::account::AccountStatus;
-use shared::domain::{Principal, Role};
+use shared::domain::Principal;
 use shared::http::limits::source_ip;
-use shared::http::request::{self as rq, json_body};
-use shared::http::response::{json, no_content};
-use shared::http::{Authenticator, Gate, Per, Problem, cursor};
-use shared::ports::{AccountFilter, SigningKeyStore};
+use shared::http::request as rq;
+use shared::http::{Authenticator, Gate, Per, Problem};
+use shared::ports::SigningKeyStore;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,6 +29,7 @@ pub struct Api {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'a> {
     Health,
+    OpenApi,
     Jwks,
     Register,
     VerifyEmail,
@@ -68,6 +66,9 @@ impl<'a> Route<'a> {
         };
         if path == "/health" || path == "/api/v3/auth/health" {
             return Some(Route::Health);
+        }
+        if path == "/api/v3/auth/openapi.json" {
+            return Some(Route::OpenApi);
         }
         if path == "/.well-known/jwks.json" {
             return Some(Route::Jwks);
@@ -113,7 +114,7 @@ impl<'a> Route<'a> {
     pub fn methods(self) -> &'static [&'static str] {
         use Route::*;
         match self {
-            Health | Jwks | Sessions | Me | Users => &["GET"],
+            Health | OpenApi | Jwks | Sessions | Me | Users => &["GET"],
             ApiKeys => &["GET", "POST"],
             Session(_) | ApiKey(_) | UserSessions(_) | UserMfa(_) => &["DELETE"],
             User(_) => &["GET", "DELETE"],
@@ -127,7 +128,15 @@ impl<'a> Route<'a> {
         use Route::*;
         matches!(
             self,
-            Health | Jwks | Register | VerifyEmail | Login | Refresh | ResetRequest | Reset
+            Health
+                | OpenApi
+                | Jwks
+                | Register
+                | VerifyEmail
+                | Login
+                | Refresh
+                | ResetRequest
+                | Reset
         )
     }
 }
@@ -173,7 +182,14 @@ async fn dispatch(api: &Api, req: &Request) -> Reply {
             .to_string(),
     };
     if route.public() {
-        return public(api, route, method, path, req, &client, now_ms).await;
+        let call = routes::Call {
+            req,
+            client: &client,
+            method,
+            path,
+            now_ms,
+        };
+        return public(api, route, &call).await;
     }
     let p = api
         .auth
@@ -189,163 +205,45 @@ async fn dispatch(api: &Api, req: &Request) -> Reply {
     private(api, &p, route, method, req).await
 }
 
-/// Counts a request against the per-account limits of its route (login, register, reset).
-async fn limit_account(
-    api: &Api,
-    method: &str,
-    path: &str,
-    email: &str,
-    now_ms: i64,
-) -> Result<(), Problem> {
-    let key = email.trim().to_lowercase();
-    api.gate
-        .limit(method, path, Per::Account, &key, now_ms)
-        .await
-}
-
-fn ok<T: serde::Serialize>(value: &T) -> Reply {
-    Ok(json(StatusCode::OK, value))
-}
-
-async fn public(
-    api: &Api,
-    route: Route<'_>,
-    method: &str,
-    path: &str,
-    req: &Request,
-    client: &Client,
-    now_ms: i64,
-) -> Reply {
-    let id = api.identity.as_ref();
+async fn public(api: &Api, route: Route<'_>, call: &routes::Call<'_>) -> Reply {
+    use routes as r;
     match route {
-        Route::Health => ok(&serde_json::json!({"status": "ok", "service": "api-auth"})),
-        Route::Jwks => {
-            let keys: Vec<_> = api
-                .keys
-                .signing_keys(id.clock.now())
-                .await
-                .map_err(AppError::from)?
-                .into_iter()
-                .map(|k| k.public)
-                .collect();
-            let mut r = json(StatusCode::OK, &shared::http::auth::jwks(&keys));
-            r.headers_mut().insert(
-                http::header::CACHE_CONTROL,
-                http::HeaderValue::from_static("public, max-age=300"),
-            );
-            Ok(r)
-        }
-        Route::Register => {
-            let body: RegisterRequest = json_body(req)?;
-            limit_account(api, method, path, &body.email, now_ms).await?;
-            Ok(json(StatusCode::CREATED, &id.register(body).await?))
-        }
-        Route::VerifyEmail => ok(&id.verify_email(json_body(req)?).await?),
-        Route::Login => {
-            let body: LoginRequest = json_body(req)?;
-            limit_account(api, method, path, &body.email, now_ms).await?;
-            ok(&id.login(body, client).await?)
-        }
-        Route::Refresh => ok(&id.refresh(json_body(req)?).await?),
-        Route::ResetRequest => {
-            let body: ResetRequestRequest = json_body(req)?;
-            limit_account(api, method, path, &body.email, now_ms).await?;
-            id.request_reset(body).await?;
-            Ok(json(
-                StatusCode::ACCEPTED,
-                &serde_json::json!({"message": "if the email has an account, a reset link is on its way"}),
-            ))
-        }
-        Route::Reset => {
-            id.reset_password(json_body(req)?).await?;
-            Ok(no_content())
-        }
+        Route::Health => Ok(r::health()),
+        Route::OpenApi => Ok(r::openapi()),
+        Route::Jwks => r::jwks(api).await,
+        Route::Register => r::register(api, call).await,
+        Route::VerifyEmail => r::verify_email(api, call).await,
+        Route::Login => r::login(api, call).await,
+        Route::Refresh => r::refresh(api, call).await,
+        Route::ResetRequest => r::reset_request(api, call).await,
+        Route::Reset => r::reset_password(api, call).await,
         _ => Err(Problem::not_found("route")),
     }
 }
 
-#[derive(Deserialize)]
-struct UserQuery {
-    q: Option<String>,
-    status: Option<AccountStatus>,
-    role: Option<Role>,
-}
-
 async fn private(api: &Api, p: &Principal, route: Route<'_>, method: &str, req: &Request) -> Reply {
-    let id = api.identity.as_ref();
+    use routes as r;
     match (route, method) {
-        (Route::Logout, _) => {
-            id.logout(p).await?;
-            Ok(no_content())
-        }
-        (Route::Sessions, _) => ok(&id.sessions(p).await?),
-        (Route::Session(sid), _) => {
-            id.end_session(p, rq::id("session_id", sid)?).await?;
-            Ok(no_content())
-        }
-        (Route::PasswordChange, _) => {
-            id.change_password(p, json_body(req)?).await?;
-            Ok(no_content())
-        }
-        (Route::TotpSetup, _) => ok(&id.totp_setup(p, json_body(req)?).await?),
-        (Route::TotpEnable, _) => ok(&id.totp_enable(p, json_body(req)?).await?),
-        (Route::TotpDisable, _) => {
-            id.totp_disable(p, json_body(req)?).await?;
-            Ok(no_content())
-        }
-        (Route::ApiKeys, "POST") => Ok(json(
-            StatusCode::CREATED,
-            &id.create_api_key(p, json_body(req)?).await?,
-        )),
-        (Route::ApiKeys, _) => ok(&id.api_keys(p).await?),
-        (Route::ApiKey(key), _) => {
-            id.delete_api_key(p, rq::id("key_id", key)?).await?;
-            Ok(no_content())
-        }
-        (Route::Me, _) => ok(&id.me(p).await?),
-        (Route::Users, _) => {
-            let q = rq::query(req, &["q", "status", "role", "limit", "cursor"])?;
-            let filter: UserQuery = serde_json::from_value(serde_json::json!(q))
-                .map_err(|e| Problem::bad_parameter("query", e.to_string()))?;
-            let limit = rq::limit(&q, 20, 100)?;
-            let after = rq::cursor(&q)?;
-            let page = id
-                .admin_list_users(
-                    p,
-                    AccountFilter {
-                        email_prefix: filter.q.map(|s| s.trim().to_lowercase()),
-                        status: filter.status,
-                        role: filter.role,
-                    },
-                    limit,
-                    after,
-                )
-                .await?;
-            ok(&UserList {
-                items: page.items.iter().map(UserView::from).collect(),
-                next_cursor: page.next.as_ref().map(cursor::encode),
-            })
-        }
-        (Route::User(uid), "GET") => ok(&id.admin_get_user(p, rq::id("user_id", uid)?).await?),
-        (Route::User(uid), _) => {
-            id.admin_delete_user(p, rq::id("user_id", uid)?).await?;
-            Ok(no_content())
-        }
-        (Route::Suspend(uid), _) => ok(&id
-            .admin_set_status(p, rq::id("user_id", uid)?, true)
-            .await?),
-        (Route::Reactivate(uid), _) => ok(&id
-            .admin_set_status(p, rq::id("user_id", uid)?, false)
-            .await?),
-        (Route::UserRole(uid), _) => ok(&id
-            .admin_set_role(p, rq::id("user_id", uid)?, json_body(req)?)
-            .await?),
-        (Route::UserSessions(uid), _) => {
-            id.admin_end_sessions(p, rq::id("user_id", uid)?).await?;
-            Ok(no_content())
-        }
-        (Route::UserMfa(uid), _) => ok(&id.admin_reset_mfa(p, rq::id("user_id", uid)?).await?),
-        (Route::RotateSigningKey, _) => ok(&id.admin_rotate_signing_key(p).await?),
+        (Route::Logout, _) => r::logout(api, p).await,
+        (Route::Sessions, _) => r::sessions(api, p).await,
+        (Route::Session(sid), _) => r::end_session(api, p, rq::id("id", sid)?).await,
+        (Route::PasswordChange, _) => r::change_password(api, p, req).await,
+        (Route::TotpSetup, _) => r::totp_setup(api, p, req).await,
+        (Route::TotpEnable, _) => r::totp_enable(api, p, req).await,
+        (Route::TotpDisable, _) => r::totp_disable(api, p, req).await,
+        (Route::ApiKeys, "POST") => r::create_api_key(api, p, req).await,
+        (Route::ApiKeys, _) => r::list_api_keys(api, p).await,
+        (Route::ApiKey(key), _) => r::delete_api_key(api, p, rq::id("id", key)?).await,
+        (Route::Me, _) => r::me(api, p).await,
+        (Route::Users, _) => r::list_users(api, p, req).await,
+        (Route::User(uid), "GET") => r::get_user(api, p, rq::id("id", uid)?).await,
+        (Route::User(uid), _) => r::delete_user(api, p, rq::id("id", uid)?).await,
+        (Route::Suspend(uid), _) => r::suspend_user(api, p, rq::id("id", uid)?).await,
+        (Route::Reactivate(uid), _) => r::reactivate_user(api, p, rq::id("id", uid)?).await,
+        (Route::UserRole(uid), _) => r::set_role(api, p, rq::id("id", uid)?, req).await,
+        (Route::UserSessions(uid), _) => r::end_user_sessions(api, p, rq::id("id", uid)?).await,
+        (Route::UserMfa(uid), _) => r::reset_user_mfa(api, p, rq::id("id", uid)?).await,
+        (Route::RotateSigningKey, _) => r::rotate_signing_key(api, p).await,
         _ => Err(Problem::not_found("route")),
     }
 }

@@ -67,8 +67,8 @@ fn the_repository_template_has_one_table_as_designed() {
 #[test]
 fn the_repository_template_has_every_route_once() {
     let routes = repository_template().http_routes();
-    // 20 of api-workflows, 29 of api-auth.
-    assert_eq!(routes.len(), 49, "{routes:#?}");
+    // 20 of api-workflows, 30 of api-auth.
+    assert_eq!(routes.len(), 50, "{routes:#?}");
 
     let triples: Vec<_> = routes
         .iter()

@@ -6,4 +6,5 @@ mod harness;
 mod keys;
 mod limits;
 mod mfa;
+mod openapi;
 mod passwords;

@@ -1,0 +1,44 @@
+//! The OpenAPI 3.1 document of the identity and admin API, generated from the Rust types and
+//! route annotations, served at `/api/v3/auth/openapi.json`.
+
+use crate::routes;
+use serde_json::Value;
+use std::sync::OnceLock;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Document Workflow Chain identity API", version = "3.0.0", description = "Accounts, sessions, MFA, API keys and the admin API. Routes that need a caller take `Authorization: Bearer <access token or API key>`. Errors are RFC 9457 problem+json."),
+    paths(
+        routes::health, routes::openapi, routes::jwks,
+        routes::register, routes::verify_email, routes::login, routes::refresh,
+        routes::reset_request, routes::reset_password, routes::logout, routes::sessions,
+        routes::end_session, routes::change_password, routes::totp_setup, routes::totp_enable,
+        routes::totp_disable, routes::create_api_key, routes::list_api_keys, routes::delete_api_key,
+        routes::me, routes::list_users, routes::get_user, routes::delete_user, routes::suspend_user,
+        routes::reactivate_user, routes::set_role, routes::end_user_sessions, routes::reset_user_mfa,
+        routes::rotate_signing_key,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document, built once per instance.
+pub fn document_json() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null))
+}
