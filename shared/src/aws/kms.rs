@@ -1,5 +1,6 @@
 //! [`KeyVault`] over AWS KMS: data keys for envelope encryption (GenerateDataKey AES_256, Decrypt).
 
+use super::dynamo::errors::classify;
 use crate::ports::{DataKey, Fut, KeyVault, StoreError};
 use aws_sdk_kms::Client;
 use aws_sdk_kms::primitives::Blob;
@@ -29,18 +30,6 @@ impl KmsVault {
     }
 }
 
-fn kms_error<E: std::fmt::Debug, R: std::fmt::Debug>(
-    e: aws_sdk_kms::error::SdkError<E, R>,
-) -> StoreError {
-    match &e {
-        aws_sdk_kms::error::SdkError::DispatchFailure(_)
-        | aws_sdk_kms::error::SdkError::TimeoutError(_) => {
-            StoreError::Unavailable(format!("kms: {e:?}"))
-        }
-        _ => StoreError::Internal(format!("kms: {e:?}")),
-    }
-}
-
 impl KeyVault for KmsVault {
     fn generate_data_key(&self) -> Fut<'_, DataKey> {
         Box::pin(async move {
@@ -51,7 +40,7 @@ impl KeyVault for KmsVault {
                 .key_spec(DataKeySpec::Aes256)
                 .send()
                 .await
-                .map_err(kms_error)?;
+                .map_err(classify)?;
             match (out.plaintext, out.ciphertext_blob) {
                 (Some(p), Some(c)) => Ok(DataKey {
                     plaintext: p.into_inner(),
@@ -73,7 +62,7 @@ impl KeyVault for KmsVault {
                 .ciphertext_blob(Blob::new(ciphertext))
                 .send()
                 .await
-                .map_err(kms_error)?;
+                .map_err(classify)?;
             out.plaintext
                 .map(Blob::into_inner)
                 .ok_or_else(|| StoreError::Internal("kms: decrypt without plaintext".into()))

@@ -1,5 +1,6 @@
 //! [`Mailer`] over Amazon SES (v2 SendEmail), from the template's verified identity.
 
+use super::dynamo::errors::classify;
 use crate::ports::{Email, Fut, Mailer, StoreError};
 use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
@@ -45,13 +46,7 @@ impl Mailer for SesMailer {
                 .content(EmailContent::builder().simple(message).build())
                 .send()
                 .await
-                .map_err(|e| match &e {
-                    aws_sdk_sesv2::error::SdkError::DispatchFailure(_)
-                    | aws_sdk_sesv2::error::SdkError::TimeoutError(_) => {
-                        StoreError::Unavailable(format!("ses: {e:?}"))
-                    }
-                    _ => StoreError::Internal(format!("ses: {e:?}")),
-                })?;
+                .map_err(classify)?;
             Ok(())
         })
     }

@@ -237,15 +237,14 @@ impl KeyRing {
             .into_iter()
             .map(|k| k.public)
             .collect();
-        let verifier = JwtVerifier::from_public_keys(&keys, issuer, audience)?;
-        Ok(KeyRing {
-            store: Some(store),
+        Self::with_keys(
+            store,
             clock,
-            issuer: issuer.to_string(),
-            audience: audience.to_string(),
-            verifier: RwLock::new(Arc::new(verifier)),
-            loaded_at_ms: AtomicI64::new(now.timestamp_millis()),
-        })
+            issuer,
+            audience,
+            &keys,
+            now.timestamp_millis(),
+        )
     }
 
     /// A key ring that loads the keys with the first token it verifies: once per cold start,
@@ -256,17 +255,26 @@ impl KeyRing {
         issuer: &str,
         audience: &str,
     ) -> Result<KeyRing, String> {
+        Self::with_keys(store, clock, issuer, audience, &[], 0)
+    }
+
+    fn with_keys(
+        store: Arc<dyn SigningKeyStore>,
+        clock: Arc<dyn Clock>,
+        issuer: &str,
+        audience: &str,
+        keys: &[PublicKey],
+        loaded_at_ms: i64,
+    ) -> Result<KeyRing, String> {
         Ok(KeyRing {
             store: Some(store),
             clock,
             issuer: issuer.to_string(),
             audience: audience.to_string(),
             verifier: RwLock::new(Arc::new(JwtVerifier::from_public_keys(
-                &[],
-                issuer,
-                audience,
+                keys, issuer, audience,
             )?)),
-            loaded_at_ms: AtomicI64::new(0),
+            loaded_at_ms: AtomicI64::new(loaded_at_ms),
         })
     }
 

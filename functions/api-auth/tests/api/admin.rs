@@ -140,17 +140,7 @@ async fn suspension_stops_tokens_and_keys_at_once_and_reactivation_lets_them_log
     let h = Harness::new().await;
     let admin = h.admin("boss").await;
     let u = h.sign_up("sus").await;
-    let key = h
-        .post(
-            "/api/v3/auth/api-keys",
-            Some(&u.access),
-            json!({"name": "k", "scopes": ["workflows:read"]}),
-        )
-        .await
-        .ok(201)["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = h.api_key(&u, &["workflows:read"]).await;
     let r = h
         .post(
             &format!("/api/v3/admin/users/{}/suspend", u.user_id),

@@ -170,17 +170,7 @@ async fn concurrent_wrong_passwords_all_count_toward_the_lock() {
 async fn an_api_key_cannot_manage_sessions_or_keys() {
     let h = Harness::new().await;
     let u = h.sign_up("scoped").await;
-    let key = h
-        .post(
-            "/api/v3/auth/api-keys",
-            Some(&u.access),
-            json!({"name": "ro", "scopes": ["workflows:read"]}),
-        )
-        .await
-        .ok(201)["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = h.api_key(&u, &["workflows:read"]).await;
     for (m, p) in [
         ("GET", "/api/v3/auth/sessions".to_string()),
         ("DELETE", format!("/api/v3/auth/sessions/{}", u.session_id)),

@@ -333,3 +333,19 @@ impl Harness {
             .collect()
     }
 }
+
+impl Harness {
+    /// A new API key of `u` with `scopes`, as its bearer string (shown once at creation).
+    pub async fn api_key(&self, u: &User, scopes: &[&str]) -> String {
+        self.post(
+            "/api/v3/auth/api-keys",
+            Some(&u.access),
+            json!({"name": "test key", "scopes": scopes}),
+        )
+        .await
+        .ok(201)["api_key"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}

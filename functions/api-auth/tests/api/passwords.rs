@@ -10,17 +10,7 @@ const NEW_PASSWORD: &str = "an entirely new passphrase 2026";
 async fn changing_the_password_ends_every_session_and_token() {
     let h = Harness::new().await;
     let u = h.sign_up("chg").await;
-    let key = h
-        .post(
-            "/api/v3/auth/api-keys",
-            Some(&u.access),
-            json!({"name": "k", "scopes": ["workflows:read"]}),
-        )
-        .await
-        .ok(201)["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = h.api_key(&u, &["workflows:read"]).await;
     let path = "/api/v3/auth/password/change";
     h.post(
         path,

@@ -30,7 +30,7 @@
 
 use super::errors::{build, classify};
 use super::expr::Expr;
-use super::items::{EXPIRES_AT, Item};
+use super::items::{EXPIRES_AT, Item, page_key, start_key};
 use super::keys::{GSI1, GSI1PK, GSI1SK, PK, SK};
 use crate::domain::Role;
 use crate::domain::account::{Account, AccountStatus, ApiKey, Session};
@@ -44,7 +44,7 @@ use aws_sdk_dynamodb::types::{
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 const ACCOUNT_SK: &str = "#ACCOUNT";
@@ -557,11 +557,7 @@ impl AccountStore for DynamoAccounts {
             if let Some(r) = filter.role {
                 filters.push(format!("{} = {}", e.name("role"), e.s(r.as_str())));
             }
-            let start = after.map(|k| {
-                k.0.iter()
-                    .map(|(k, v)| (k.clone(), s(v.as_str())))
-                    .collect::<Item>()
-            });
+            let start = after.map(start_key);
             let out = self
                 .client
                 .query()
@@ -582,13 +578,7 @@ impl AccountStore for DynamoAccounts {
                 .into_iter()
                 .map(from_item)
                 .collect::<Result<Vec<Account>, _>>()?;
-            let next = out.last_evaluated_key.map(|k| {
-                PageKey(
-                    k.iter()
-                        .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
-                        .collect::<BTreeMap<_, _>>(),
-                )
-            });
+            let next = page_key(out.last_evaluated_key.as_ref());
             Ok(Page { items, next })
         })
     }

@@ -2,10 +2,10 @@
 
 use super::keys::*;
 use crate::domain::{Node, ShareAccess, Workflow, workflow::search_text};
-use crate::ports::{IdempotencyRecord, StoreError};
+use crate::ports::{IdempotencyRecord, PageKey, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::DateTime;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -144,6 +144,23 @@ pub fn idempotency_from(item: &Item) -> Result<IdempotencyRecord, StoreError> {
             .to_utc(),
         expires_at: DateTime::from_timestamp(number(EXPIRES_AT)?, 0).unwrap_or_default(),
     })
+}
+
+/// The position a list stopped at (DynamoDB's LastEvaluatedKey), as a page key.
+pub fn page_key(last: Option<&Item>) -> Option<PageKey> {
+    let map: BTreeMap<String, String> = last?
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
+        .collect();
+    Some(PageKey(map))
+}
+
+/// A page key as DynamoDB's ExclusiveStartKey.
+pub fn start_key(key: &PageKey) -> Item {
+    key.0
+        .iter()
+        .map(|(k, v)| (k.clone(), s(v.as_str())))
+        .collect()
 }
 
 /// A JSON value as an attribute value (for merge patches of nested maps).

@@ -44,7 +44,7 @@
 //! No request path scans.
 
 pub mod accounts;
-mod errors;
+pub(crate) mod errors;
 mod expr;
 mod items;
 mod keys;

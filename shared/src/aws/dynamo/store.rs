@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{
     ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,22 +94,6 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 fn string_list(v: &[String]) -> AttributeValue {
     AttributeValue::L(v.iter().map(|t| s(t.as_str())).collect())
-}
-
-fn page_key(last: Option<&Item>) -> Option<PageKey> {
-    let last = last?;
-    let map: BTreeMap<String, String> = last
-        .iter()
-        .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
-        .collect();
-    Some(PageKey(map))
-}
-
-fn start_key(key: &PageKey) -> Item {
-    key.0
-        .iter()
-        .map(|(k, v)| (k.clone(), s(v.as_str())))
-        .collect()
 }
 
 /// Condition: the workflow exists, `actor` may change it (owner, shared as `editor`, or an
