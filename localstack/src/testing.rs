@@ -7,8 +7,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::Credentials;
 use ulid::Ulid;
 
+use crate::gateway::http_api::{Router, event};
 use crate::provision::{config_loader, create_table};
 use crate::template::Template;
+use lambda_http::{Body, Request};
 
 /// The variable that points the SDK at the emulator.
 pub const ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL";
@@ -188,6 +190,92 @@ async fn http_get_json(endpoint: &str, path: &str) -> serde_json::Value {
     text.split_once("\r\n\r\n")
         .and_then(|(_, body)| serde_json::from_str(body).ok())
         .unwrap_or(serde_json::Value::Null)
+}
+
+/// Requests as API Gateway hands them to a function: matched against the template's HTTP
+/// routes by the local gateway's own router, and turned into the payload 2.0 event it sends
+/// (route key, path parameters, headers, query, source IP). Handler tests send these, so a
+/// handler sees exactly what it sees behind API Gateway.
+pub struct ApiGatewayEvents {
+    router: Router,
+}
+
+impl ApiGatewayEvents {
+    /// Panics if `infra/sam-template.yaml` cannot be read.
+    pub fn from_template() -> ApiGatewayEvents {
+        let template = Template::load_default().unwrap_or_else(|e| panic!("template: {e}"));
+        ApiGatewayEvents {
+            router: Router::new(&template.http_routes()),
+        }
+    }
+
+    /// The event for one request, or `None` when no template route matches it (API Gateway
+    /// answers 404 itself, without calling a function).
+    pub fn event(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        source_ip: &str,
+    ) -> Option<aws_lambda_events::apigw::ApiGatewayV2httpRequest> {
+        let mut builder = http::Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let (parts, ()) = builder
+            .body(())
+            .unwrap_or_else(|e| panic!("request {method} {uri}: {e}"))
+            .into_parts();
+        let matched = self.router.find(method, parts.uri.path())?;
+        Some(event(
+            &parts,
+            bytes::Bytes::copy_from_slice(body),
+            &matched,
+            source_ip,
+        ))
+    }
+}
+
+/// The request as API Gateway would hand it to the function: routed by the template (route key,
+/// path parameters), or, for a path no template route matches, with no route key at all.
+pub fn gateway_request(
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Body,
+    source_ip: &str,
+) -> Request {
+    static EVENTS: std::sync::OnceLock<ApiGatewayEvents> = std::sync::OnceLock::new();
+    let events = EVENTS.get_or_init(ApiGatewayEvents::from_template);
+    let bytes: &[u8] = match &body {
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    };
+    match events.event(method, uri, headers, bytes, source_ip) {
+        Some(event) => lambda_http::request::from_str(&serde_json::to_string(&event).unwrap())
+            .expect("the gateway's event is a lambda_http request"),
+        None => {
+            let mut req = http::Request::builder().method(method).uri(uri);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.body(body).unwrap()
+        }
+    }
+}
+
+/// The template's HTTP route keys (`"GET /api/v3/workflows/{id}"`) that reach `function` (its
+/// logical id).
+pub fn template_route_keys(function: &str) -> std::collections::BTreeSet<String> {
+    Template::load_default()
+        .unwrap_or_else(|e| panic!("template: {e}"))
+        .http_routes()
+        .into_iter()
+        .filter(|r| r.function == function)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
 }
 
 #[cfg(test)]

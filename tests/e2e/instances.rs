@@ -31,9 +31,9 @@ async fn cold_start_is_logged_and_an_idle_instance_is_reused() {
     );
     // The function's own log lines reach the gateway's output, under its name.
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("path=/api/v3/workflows status=200")),
+        lines.iter().any(
+            |l| l.contains("path=/api/v3/workflows route=\"GET /api/v3/workflows\" status=200")
+        ),
         "{lines:?}"
     );
 }

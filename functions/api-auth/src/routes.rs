@@ -1,7 +1,7 @@
 //! One function per route and method: parse the request, call the use case, shape the
 //! response. The `#[utoipa::path]` annotations generate the OpenAPI document from these.
 
-use crate::Api;
+use crate::{Api, Route};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -10,29 +10,125 @@ use shared::app::auth::Client;
 use shared::app::auth::dto::*;
 use shared::domain::account::AccountStatus;
 use shared::domain::{Principal, Role};
+use shared::http::pipeline::{Access, Call, Reply, Routes};
 use shared::http::request::{self as rq, json_body};
 use shared::http::response::{json, no_content, raw_json};
 use shared::http::{Per, Problem, cursor};
 use shared::ports::AccountFilter;
 
-type Reply = Result<Response<Body>, Problem>;
+impl Routes for Route {
+    type Api = Api;
 
-/// A request to a route without authentication, with what the gate saw of it.
-pub struct Call<'a> {
-    pub req: &'a Request,
-    pub client: &'a Client,
-    pub method: &'a str,
-    pub path: &'a str,
-    pub now_ms: i64,
+    const TABLE: &'static [(&'static str, Route)] = &[
+        ("GET /api/v3/auth/health", Route::Health),
+        ("GET /api/v3/auth/openapi.json", Route::OpenApi),
+        ("GET /.well-known/jwks.json", Route::WellKnownJwks),
+        ("GET /api/v3/auth/.well-known/jwks.json", Route::Jwks),
+        ("POST /api/v3/auth/register", Route::Register),
+        ("POST /api/v3/auth/verify-email", Route::VerifyEmail),
+        ("POST /api/v3/auth/login", Route::Login),
+        ("POST /api/v3/auth/refresh", Route::Refresh),
+        ("POST /api/v3/auth/logout", Route::Logout),
+        ("GET /api/v3/auth/sessions", Route::Sessions),
+        ("DELETE /api/v3/auth/sessions/{id}", Route::EndSession),
+        ("POST /api/v3/auth/password/change", Route::PasswordChange),
+        (
+            "POST /api/v3/auth/password/reset-request",
+            Route::ResetRequest,
+        ),
+        ("POST /api/v3/auth/password/reset", Route::Reset),
+        ("POST /api/v3/auth/mfa/totp/setup", Route::TotpSetup),
+        ("POST /api/v3/auth/mfa/totp/enable", Route::TotpEnable),
+        ("POST /api/v3/auth/mfa/totp/disable", Route::TotpDisable),
+        ("POST /api/v3/auth/api-keys", Route::CreateApiKey),
+        ("GET /api/v3/auth/api-keys", Route::ListApiKeys),
+        ("DELETE /api/v3/auth/api-keys/{id}", Route::DeleteApiKey),
+        ("GET /api/v3/auth/me", Route::Me),
+        ("GET /api/v3/admin/users", Route::Users),
+        ("GET /api/v3/admin/users/{id}", Route::GetUser),
+        ("DELETE /api/v3/admin/users/{id}", Route::DeleteUser),
+        ("POST /api/v3/admin/users/{id}/suspend", Route::Suspend),
+        (
+            "POST /api/v3/admin/users/{id}/reactivate",
+            Route::Reactivate,
+        ),
+        ("PUT /api/v3/admin/users/{id}/role", Route::UserRole),
+        (
+            "DELETE /api/v3/admin/users/{id}/sessions",
+            Route::UserSessions,
+        ),
+        ("DELETE /api/v3/admin/users/{id}/mfa", Route::UserMfa),
+        (
+            "POST /api/v3/admin/signing-keys/rotate",
+            Route::RotateSigningKey,
+        ),
+    ];
+
+    fn access(self) -> Access {
+        use Route::*;
+        match self {
+            Health | OpenApi | Jwks | WellKnownJwks | Register | VerifyEmail | Login | Refresh
+            | ResetRequest | Reset => Access::Public,
+            Logout | Sessions | EndSession | PasswordChange | TotpSetup | TotpEnable
+            | TotpDisable | CreateApiKey | ListApiKeys | DeleteApiKey | Me | Users | GetUser
+            | DeleteUser | Suspend | Reactivate | UserRole | UserSessions | UserMfa
+            | RotateSigningKey => Access::Authenticated,
+        }
+    }
+
+    /// Calls the handler of the route: one arm per template route, no catch-all.
+    async fn dispatch(self, api: &Api, call: &Call<'_>) -> Reply {
+        use Route::*;
+        let req = call.req;
+        let p = || call.principal();
+        match self {
+            Health => Ok(health()),
+            OpenApi => Ok(openapi()),
+            Jwks | WellKnownJwks => jwks(api).await,
+            Register => register(api, call).await,
+            VerifyEmail => verify_email(api, call).await,
+            Login => login(api, call).await,
+            Refresh => refresh(api, call).await,
+            ResetRequest => reset_request(api, call).await,
+            Reset => reset_password(api, call).await,
+            Logout => logout(api, p()?).await,
+            Sessions => sessions(api, p()?).await,
+            EndSession => end_session(api, p()?, &call.id("id")?).await,
+            PasswordChange => change_password(api, p()?, req).await,
+            TotpSetup => totp_setup(api, p()?, req).await,
+            TotpEnable => totp_enable(api, p()?, req).await,
+            TotpDisable => totp_disable(api, p()?, req).await,
+            CreateApiKey => create_api_key(api, p()?, req).await,
+            ListApiKeys => list_api_keys(api, p()?).await,
+            DeleteApiKey => delete_api_key(api, p()?, &call.id("id")?).await,
+            Me => me(api, p()?).await,
+            Users => list_users(api, p()?, req).await,
+            GetUser => get_user(api, p()?, &call.id("id")?).await,
+            DeleteUser => delete_user(api, p()?, &call.id("id")?).await,
+            Suspend => suspend_user(api, p()?, &call.id("id")?).await,
+            Reactivate => reactivate_user(api, p()?, &call.id("id")?).await,
+            UserRole => set_role(api, p()?, &call.id("id")?, req).await,
+            UserSessions => end_user_sessions(api, p()?, &call.id("id")?).await,
+            UserMfa => reset_user_mfa(api, p()?, &call.id("id")?).await,
+            RotateSigningKey => rotate_signing_key(api, p()?).await,
+        }
+    }
 }
 
-impl Call<'_> {
-    /// Counts the request against the per-account limits of its route.
-    async fn limit_account(&self, api: &Api, email: &str) -> Result<(), Problem> {
-        let key = email.trim().to_lowercase();
-        api.gate
-            .limit(self.method, self.path, Per::Account, &key, self.now_ms)
-            .await
+/// Counts a sign-in flow's request against the per-account limits of its route.
+async fn limit_account(api: &Api, call: &Call<'_>, email: &str) -> Result<(), Problem> {
+    let key = email.trim().to_lowercase();
+    api.pipeline
+        .gate
+        .limit(call.method, call.path, Per::Account, &key, call.now_ms())
+        .await
+}
+
+/// Where a sign-in comes from, as recorded on its session.
+fn client(call: &Call<'_>) -> Client {
+    Client {
+        ip: call.ip.clone().unwrap_or_default(),
+        device: call.user_agent().to_string(),
     }
 }
 
@@ -82,7 +178,7 @@ pub async fn jwks(api: &Api) -> Reply {
     responses((status = 201, body = RegisterResponse), (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn register(api: &Api, call: &Call<'_>) -> Reply {
     let body: RegisterRequest = json_body(call.req)?;
-    call.limit_account(api, &body.email).await?;
+    limit_account(api, call, &body.email).await?;
     Ok(json(
         StatusCode::CREATED,
         &api.identity.register(body).await?,
@@ -101,8 +197,8 @@ pub async fn verify_email(api: &Api, call: &Call<'_>) -> Reply {
     responses((status = 200, body = TokenPair), (status = 401, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem)))]
 pub async fn login(api: &Api, call: &Call<'_>) -> Reply {
     let body: LoginRequest = json_body(call.req)?;
-    call.limit_account(api, &body.email).await?;
-    ok(&api.identity.login(body, call.client).await?)
+    limit_account(api, call, &body.email).await?;
+    ok(&api.identity.login(body, &client(call)).await?)
 }
 
 /// Exchange a refresh token for a new pair; a reused one ends its session.
@@ -117,7 +213,7 @@ pub async fn refresh(api: &Api, call: &Call<'_>) -> Reply {
     responses((status = 202, body = Object), (status = 429, body = Problem)))]
 pub async fn reset_request(api: &Api, call: &Call<'_>) -> Reply {
     let body: ResetRequestRequest = json_body(call.req)?;
-    call.limit_account(api, &body.email).await?;
+    limit_account(api, call, &body.email).await?;
     api.identity.request_reset(body).await?;
     Ok(json(
         StatusCode::ACCEPTED,

@@ -37,6 +37,7 @@ use http::HeaderValue;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use shared::aws::dynamo::{DynamoAccounts, DynamoStore, WORKFLOW_FIELDS};
+use shared::http::pipeline::Pipeline;
 use shared::http::{Authenticator, Gate, KeyRing};
 use shared::ports::SystemClock;
 use shared::testing::TestKeys;
@@ -177,12 +178,14 @@ impl Fixture {
         Api {
             store: Arc::new(DynamoStore::new(client, TABLE)),
             accounts: accounts.clone(),
-            auth: Arc::new(Authenticator {
-                keys: KeyRing::fixed(self.keys.verifier()),
-                accounts,
-            }),
-            gate: Gate::open(),
-            clock: Arc::new(SystemClock),
+            pipeline: Pipeline {
+                auth: Arc::new(Authenticator {
+                    keys: KeyRing::fixed(self.keys.verifier()),
+                    accounts,
+                }),
+                gate: Gate::open(),
+                clock: Arc::new(SystemClock),
+            },
         }
     }
 
@@ -247,15 +250,13 @@ impl Fixture {
         self.api(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &rules))
     }
 
+    /// The request as API Gateway hands it over (route key and path parameters from the template).
     fn request(&self, method: &str, uri: &str, body: Body) -> Request {
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("authorization", &self.authorization);
+        let mut headers = vec![("authorization", self.authorization.as_str())];
         if !matches!(body, Body::Empty) {
-            builder = builder.header("content-type", "application/json");
+            headers.push(("content-type", "application/json"));
         }
-        builder.body(body).expect("valid request")
+        localstack::testing::gateway_request(method, uri, &headers, body, "203.0.113.9")
     }
 
     fn create_request(&self, body: &str) -> Request {

@@ -9,54 +9,101 @@ use shared::app::shares::{self, ShareList, ShareRequest};
 use shared::app::transfer::{self, ExportDocument};
 use shared::app::{Outcome, bulk, nodes, workflows};
 use shared::domain::{Node, Principal, Workflow, WorkflowStatistics, WorkflowStatus};
+use shared::http::pipeline::{Access, Call, Reply, Routes};
 use shared::http::request::{self as rq, json_body};
 use shared::http::response::{json, no_content, raw_json, with_etag};
 use shared::http::{Problem, cursor};
 use shared::ports::Page;
 
-type Reply = Result<Response<Body>, Problem>;
+impl Routes for Route {
+    type Api = Api;
 
-pub fn public(route: Route<'_>) -> Reply {
-    match route {
-        Route::Health => Ok(health()),
-        _ => Ok(openapi()),
+    const TABLE: &'static [(&'static str, Route)] = &[
+        ("GET /health", Route::Health),
+        ("GET /api/v3/openapi.json", Route::OpenApi),
+        ("POST /api/v3/workflows", Route::CreateWorkflow),
+        ("GET /api/v3/workflows", Route::ListWorkflows),
+        ("POST /api/v3/workflows/bulk", Route::Bulk),
+        ("POST /api/v3/workflows/import", Route::Import),
+        ("GET /api/v3/workflows/{id}", Route::GetWorkflow),
+        ("PATCH /api/v3/workflows/{id}", Route::UpdateWorkflow),
+        ("DELETE /api/v3/workflows/{id}", Route::DeleteWorkflow),
+        ("POST /api/v3/workflows/{id}/status", Route::ChangeStatus),
+        ("GET /api/v3/workflows/{id}/statistics", Route::Statistics),
+        ("GET /api/v3/workflows/{id}/export", Route::Export),
+        ("POST /api/v3/workflows/{id}/nodes", Route::CreateNode),
+        ("GET /api/v3/workflows/{id}/nodes", Route::ListNodes),
+        ("GET /api/v3/workflows/{id}/nodes/{node_id}", Route::GetNode),
+        (
+            "PATCH /api/v3/workflows/{id}/nodes/{node_id}",
+            Route::UpdateNode,
+        ),
+        (
+            "DELETE /api/v3/workflows/{id}/nodes/{node_id}",
+            Route::DeleteNode,
+        ),
+        ("GET /api/v3/workflows/{id}/shares", Route::ListShares),
+        ("POST /api/v3/workflows/{id}/shares", Route::Share),
+        (
+            "DELETE /api/v3/workflows/{id}/shares/{user_id}",
+            Route::Unshare,
+        ),
+    ];
+
+    fn access(self) -> Access {
+        match self {
+            Route::Health | Route::OpenApi => Access::Public,
+            Route::CreateWorkflow
+            | Route::ListWorkflows
+            | Route::Bulk
+            | Route::Import
+            | Route::GetWorkflow
+            | Route::UpdateWorkflow
+            | Route::DeleteWorkflow
+            | Route::ChangeStatus
+            | Route::Statistics
+            | Route::Export
+            | Route::CreateNode
+            | Route::ListNodes
+            | Route::GetNode
+            | Route::UpdateNode
+            | Route::DeleteNode
+            | Route::ListShares
+            | Route::Share
+            | Route::Unshare => Access::Authenticated,
+        }
     }
-}
 
-pub async fn private(
-    api: &Api,
-    p: &Principal,
-    route: Route<'_>,
-    method: &str,
-    req: &Request,
-) -> Reply {
-    match (route, method) {
-        (Route::Workflows, "POST") => create_workflow(api, p, req).await,
-        (Route::Workflows, _) => list_workflows(api, p, req).await,
-        (Route::Bulk, _) => bulk_action(api, p, req).await,
-        (Route::Import, _) => import_workflow(api, p, req).await,
-        (Route::Workflow(id), "GET") => get_workflow(api, p, rq::id("id", id)?).await,
-        (Route::Workflow(id), "PATCH") => update_workflow(api, p, rq::id("id", id)?, req).await,
-        (Route::Workflow(id), _) => delete_workflow(api, p, rq::id("id", id)?, req).await,
-        (Route::Status(id), _) => change_status(api, p, rq::id("id", id)?, req).await,
-        (Route::Statistics(id), _) => statistics(api, p, rq::id("id", id)?).await,
-        (Route::Export(id), _) => export_workflow(api, p, rq::id("id", id)?).await,
-        (Route::Nodes(id), "POST") => create_node(api, p, rq::id("id", id)?, req).await,
-        (Route::Nodes(id), _) => list_nodes(api, p, rq::id("id", id)?, req).await,
-        (Route::Node(id, node), m) => {
-            let (id, node) = (rq::id("id", id)?, rq::id("node_id", node)?);
-            match m {
-                "GET" => get_node(api, p, id, node).await,
-                "PATCH" => update_node(api, p, id, node, req).await,
-                _ => delete_node(api, p, id, node, req).await,
+    /// Calls the handler of the route: one arm per template route, no catch-all.
+    async fn dispatch(self, api: &Api, call: &Call<'_>) -> Reply {
+        let req = call.req;
+        let p = || call.principal();
+        match self {
+            Route::Health => Ok(health()),
+            Route::OpenApi => Ok(openapi()),
+            Route::CreateWorkflow => create_workflow(api, p()?, req).await,
+            Route::ListWorkflows => list_workflows(api, p()?, req).await,
+            Route::Bulk => bulk_action(api, p()?, req).await,
+            Route::Import => import_workflow(api, p()?, req).await,
+            Route::GetWorkflow => get_workflow(api, p()?, &call.id("id")?).await,
+            Route::UpdateWorkflow => update_workflow(api, p()?, &call.id("id")?, req).await,
+            Route::DeleteWorkflow => delete_workflow(api, p()?, &call.id("id")?, req).await,
+            Route::ChangeStatus => change_status(api, p()?, &call.id("id")?, req).await,
+            Route::Statistics => statistics(api, p()?, &call.id("id")?).await,
+            Route::Export => export_workflow(api, p()?, &call.id("id")?).await,
+            Route::CreateNode => create_node(api, p()?, &call.id("id")?, req).await,
+            Route::ListNodes => list_nodes(api, p()?, &call.id("id")?, req).await,
+            Route::GetNode => get_node(api, p()?, &call.id("id")?, &call.id("node_id")?).await,
+            Route::UpdateNode => {
+                update_node(api, p()?, &call.id("id")?, &call.id("node_id")?, req).await
             }
+            Route::DeleteNode => {
+                delete_node(api, p()?, &call.id("id")?, &call.id("node_id")?, req).await
+            }
+            Route::Share => share(api, p()?, &call.id("id")?, req).await,
+            Route::ListShares => list_shares(api, p()?, &call.id("id")?).await,
+            Route::Unshare => unshare(api, p()?, &call.id("id")?, &call.id("user_id")?).await,
         }
-        (Route::Shares(id), "POST") => share(api, p, rq::id("id", id)?, req).await,
-        (Route::Shares(id), _) => list_shares(api, p, rq::id("id", id)?).await,
-        (Route::Share(id, user), _) => {
-            unshare(api, p, rq::id("id", id)?, rq::id("user_id", user)?).await
-        }
-        (Route::Health | Route::OpenApi, _) => public(route),
     }
 }
 
@@ -121,7 +168,7 @@ pub async fn create_workflow(api: &Api, p: &Principal, req: &Request) -> Reply {
             principal: p,
             body,
             idempotency,
-            now: api.clock.now(),
+            now: api.pipeline.clock.now(),
         },
     )
     .await?;
@@ -204,7 +251,7 @@ pub async fn update_workflow(api: &Api, p: &Principal, id: &str, req: &Request) 
             id,
             if_match,
             body,
-            now: api.clock.now(),
+            now: api.pipeline.clock.now(),
         },
     )
     .await?;
@@ -226,7 +273,7 @@ pub async fn change_status(api: &Api, p: &Principal, id: &str, req: &Request) ->
             id,
             target: body.status,
             expected_version: expected,
-            now: api.clock.now(),
+            now: api.pipeline.clock.now(),
         },
     )
     .await?;
@@ -245,7 +292,7 @@ pub async fn delete_workflow(api: &Api, p: &Principal, id: &str, req: &Request) 
             id,
             target: WorkflowStatus::Deleted,
             expected_version: expected,
-            now: api.clock.now(),
+            now: api.pipeline.clock.now(),
         },
     )
     .await?;
@@ -269,7 +316,7 @@ pub async fn bulk_action(api: &Api, p: &Principal, req: &Request) -> Reply {
     let body = json_body(req)?;
     Ok(json(
         StatusCode::OK,
-        &bulk::apply(api.store.as_ref(), p, body, api.clock.now()).await?,
+        &bulk::apply(api.store.as_ref(), p, body, api.pipeline.clock.now()).await?,
     ))
 }
 
@@ -277,7 +324,7 @@ pub async fn bulk_action(api: &Api, p: &Principal, req: &Request) -> Reply {
 #[utoipa::path(get, path = "/api/v3/workflows/{id}/export", tag = "transfer", params(("id" = String, Path)),
     responses((status = 200, body = ExportDocument), (status = 404, body = Problem), (status = 422, body = Problem, description = "Over 5 MiB: page through the nodes instead")))]
 pub async fn export_workflow(api: &Api, p: &Principal, id: &str) -> Reply {
-    let document = transfer::export(api.store.as_ref(), p, id, api.clock.now()).await?;
+    let document = transfer::export(api.store.as_ref(), p, id, api.pipeline.clock.now()).await?;
     let text = serde_json::to_string(&document).map_err(|_| Problem::internal())?;
     // Lambda answers at most 6 MB, and the body travels escaped inside a JSON envelope.
     if text.len() > MAX_EXPORT_BYTES {
@@ -310,7 +357,7 @@ pub async fn import_workflow(api: &Api, p: &Principal, req: &Request) -> Reply {
             principal: p,
             document,
             idempotency,
-            now: api.clock.now(),
+            now: api.pipeline.clock.now(),
         },
     )
     .await?;
@@ -331,7 +378,7 @@ pub async fn create_node(api: &Api, p: &Principal, id: &str, req: &Request) -> R
             workflow_id: id,
             body,
             idempotency,
-            now: api.clock.now(),
+            now: api.pipeline.clock.now(),
         },
     )
     .await?;
@@ -379,7 +426,7 @@ pub async fn update_node(
             node_id,
             if_match,
             body,
-            now: api.clock.now(),
+            now: api.pipeline.clock.now(),
         },
     )
     .await?;

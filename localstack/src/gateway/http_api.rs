@@ -217,7 +217,7 @@ impl HttpApi {
             Ok(b) => b.to_bytes(),
             Err(_) => return message(413, "Request Entity Too Large"),
         };
-        let event = event(&parts, body, &matched);
+        let event = event(&parts, body, &matched, "127.0.0.1");
         let payload = match serde_json::to_vec(&event) {
             Ok(p) => Bytes::from(p),
             Err(_) => return message(500, "Internal Server Error"),
@@ -267,11 +267,12 @@ impl HttpApi {
     }
 }
 
-/// The payload format 2.0 event for one request.
-fn event(
+/// The payload format 2.0 event for one request from `source_ip`.
+pub fn event(
     parts: &hyper::http::request::Parts,
     body: Bytes,
     matched: &Matched,
+    source_ip: &str,
 ) -> ApiGatewayV2httpRequest {
     let now = chrono::Utc::now();
     let mut headers = http::HeaderMap::new();
@@ -331,7 +332,7 @@ fn event(
     ctx.http.method = parts.method.clone();
     ctx.http.path = Some(parts.uri.path().to_string());
     ctx.http.protocol = Some("HTTP/1.1".into());
-    ctx.http.source_ip = Some("127.0.0.1".into());
+    ctx.http.source_ip = Some(source_ip.into());
     ctx.http.user_agent = headers
         .get(http::header::USER_AGENT)
         .and_then(|h| h.to_str().ok())

@@ -4,9 +4,11 @@
 pub mod auth;
 pub mod cursor;
 pub mod limits;
+pub mod pipeline;
 pub mod problem;
 pub mod request;
 pub mod response;
+pub mod wiring;
 
 pub use auth::{AuthError, Authenticator, JwtVerifier, KeyRing};
 pub use limits::{Gate, GateConfig, Per};

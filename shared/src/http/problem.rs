@@ -106,16 +106,6 @@ impl Problem {
         Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
     }
 
-    pub fn method_not_allowed(allowed: &[&str]) -> Self {
-        Problem::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "Method not allowed",
-            format!("allowed: {}", allowed.join(", ")),
-        )
-        .with_header(header::ALLOW, allowed.join(", "))
-    }
-
     pub fn internal() -> Self {
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,

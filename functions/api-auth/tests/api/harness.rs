@@ -5,14 +5,13 @@ use api_auth::{Api, handle};
 use chrono::{DateTime, Duration, Utc};
 use http::HeaderMap;
 use lambda_http::Body;
-use lambda_http::RequestExt;
-use lambda_http::request::RequestContext;
 use serde_json::{Value, json};
 use shared::app::auth::{Identity, Signer};
 use shared::app::ratelimit::MemoryFront;
 use shared::aws::dynamo::{DynamoAccounts, DynamoRateLimits};
 use shared::aws::kms::KmsVault;
 use shared::aws::ses::SesMailer;
+use shared::http::pipeline::Pipeline;
 use shared::http::{Authenticator, Gate, GateConfig, KeyRing};
 use shared::ports::Clock;
 use shared::testing::{AUDIENCE, ISSUER};
@@ -137,15 +136,18 @@ impl Harness {
         let limits = MemoryFront::new(DynamoRateLimits::new(client.clone(), table.clone()));
         let api = Api {
             identity: Arc::new(identity),
-            auth: Arc::new(Authenticator {
-                keys,
-                accounts: accounts.clone(),
-            }),
             keys: accounts.clone(),
-            gate: Gate::new(
-                GateConfig::parse(allow, deny, rules).unwrap(),
-                Arc::new(limits),
-            ),
+            pipeline: Pipeline {
+                auth: Arc::new(Authenticator {
+                    keys,
+                    accounts: accounts.clone(),
+                }),
+                gate: Gate::new(
+                    GateConfig::parse(allow, deny, rules).unwrap(),
+                    Arc::new(limits),
+                ),
+                clock: clock.clone(),
+            },
         };
         Harness {
             api,
@@ -165,23 +167,18 @@ impl Harness {
         bearer: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("user-agent", "harness/1.0");
-        if let Some(b) = bearer {
-            req = req.header("authorization", format!("Bearer {b}"));
+        let authorization = bearer.map(|b| format!("Bearer {b}"));
+        let mut headers = vec![("user-agent", "harness/1.0")];
+        if let Some(a) = &authorization {
+            headers.push(("authorization", a.as_str()));
         }
         if body.is_some() {
-            req = req.header("content-type", "application/json");
+            headers.push(("content-type", "application/json"));
         }
         let body = body
             .map(|b| Body::Text(b.to_string()))
             .unwrap_or(Body::Empty);
-        let mut ctx = aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
-        ctx.http.source_ip = Some(ip.to_string());
-        let req: lambda_http::Request = req.body(body).unwrap();
-        let req = req.with_request_context(RequestContext::ApiGatewayV2(ctx));
+        let req = localstack::testing::gateway_request(method, uri, &headers, body, ip);
         let response = handle(&self.api, req).await;
         let status = response.status().as_u16();
         let headers = response.headers().clone();

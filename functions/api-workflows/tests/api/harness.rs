@@ -15,6 +15,7 @@ use serde_json::Value;
 use shared::aws::dynamo::{DynamoAccounts, DynamoStore};
 use shared::domain::account::{Account, AccountStatus, ApiKey};
 use shared::domain::{Role, Scope, ids};
+use shared::http::pipeline::Pipeline;
 use shared::http::{Authenticator, Gate, KeyRing};
 use shared::ports::{AccountStore, OneTimeToken, SystemClock, TokenPurpose};
 use shared::testing::TestKeys;
@@ -129,12 +130,14 @@ impl Harness {
         let api = Api {
             store: Arc::new(DynamoStore::new(client.clone(), table.clone())),
             accounts: accounts.clone(),
-            auth: Arc::new(Authenticator {
-                keys: KeyRing::fixed(keys.verifier()),
-                accounts: accounts.clone(),
-            }),
-            gate: Gate::open(),
-            clock: Arc::new(SystemClock),
+            pipeline: Pipeline {
+                auth: Arc::new(Authenticator {
+                    keys: KeyRing::fixed(keys.verifier()),
+                    accounts: accounts.clone(),
+                }),
+                gate: Gate::open(),
+                clock: Arc::new(SystemClock),
+            },
         };
         counter.take();
         Harness {
@@ -268,24 +271,27 @@ impl Harness {
         body: Body,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut req = http::Request::builder().method(method).uri(uri);
+        let mut all: Vec<(String, String)> = Vec::new();
         if let Some(user) = user {
             self.account(user).await;
-            req = req.header("authorization", format!("Bearer {}", self.keys.token(user)));
+            all.push((
+                "authorization".into(),
+                format!("Bearer {}", self.keys.token(user)),
+            ));
         }
         if !matches!(body, Body::Empty)
             && !headers
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
         {
-            req = req.header("content-type", "application/json");
+            all.push(("content-type".into(), "application/json".into()));
         }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
+        all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let req = localstack::testing::gateway_request(method, uri, &all, body, "203.0.113.9");
         self.counter.take();
         self.auth_counter.take();
-        let response = handle(&self.api, req.body(body).unwrap()).await;
+        let response = handle(&self.api, req).await;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = String::from_utf8_lossy(response.body().as_ref()).to_string();
