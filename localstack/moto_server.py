@@ -45,7 +45,15 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.ses.models import ses_backends
 import copy
+import functools
+import pickle
 import threading
+
+import types
+
+from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.parsing import validators
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 
 MESSAGES_PATH = "/_dwc/ses/messages"
 
@@ -106,7 +114,7 @@ class TouchedItems:
 
     def remember(self, table, hash_key, range_key, current):
         # update_item changes the stored Item in place, so the before-image must be a copy.
-        self.items.append((table, hash_key, range_key, copy.deepcopy(current)))
+        self.items.append((table, hash_key, range_key, fast_copy(current)))
         shard = table.stream_shard
         if shard is not None and id(table) not in self.streams:
             self.streams[id(table)] = (table, shard.items, len(shard.items))
@@ -127,6 +135,25 @@ class TouchedItems:
             # is nothing left of this transaction to take back.
             if table.stream_shard is not None and table.stream_shard.items is records:
                 del records[length:]
+
+
+def fast_copy(value):
+    """A deep copy through pickle: 5-10x faster than copy.deepcopy for moto's items and ASTs."""
+    try:
+        return pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+    except Exception:  # noqa: BLE001 - anything pickle cannot take is copied the slow way
+        return copy.deepcopy(value)
+
+
+def speed_up_update_expressions():
+    """Each UpdateItem (alone or in a transaction) parsed its expression twice and deep-copied the
+    tree and the item: most of a transaction's time. The parser's tree is only read (the
+    validator works on its own copy), so one parse per distinct expression is kept; the copies
+    go through pickle. Results are the same objects moto builds."""
+    UpdateExpressionParser.make = staticmethod(functools.lru_cache(maxsize=4096)(UpdateExpressionParser.make))
+    validators.deepcopy = fast_copy
+    # update_item's before-image for the stream (`orig_item = copy.deepcopy(item)`).
+    dynamodb_models.copy = types.SimpleNamespace(deepcopy=fast_copy, copy=copy.copy)
 
 
 def transaction_key(table, op_type, op):
@@ -210,6 +237,7 @@ def main(argv):
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     DynamoDBBackend.transact_write_items = transact_write_items
+    speed_up_update_expressions()
     serialise_dynamodb_writes()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, with_messages(app), threaded=True, request_handler=MotoRequestHandler)

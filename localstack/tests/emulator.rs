@@ -162,3 +162,115 @@ async fn create_table_passes_on_the_emulator_message() {
         "{message}"
     );
 }
+
+/// `localstack/moto_server.py` rolls a cancelled transaction back item by item (moto copied
+/// whole tables): all or nothing, one cancellation reason per item, updates undone in place.
+#[tokio::test]
+async fn a_cancelled_transaction_leaves_every_item_as_it_was() {
+    use aws_sdk_dynamodb::types::{
+        AttributeValue as V, ConditionCheck, Put, TransactWriteItem, Update,
+    };
+    let (client, table) = fresh_table("lstx").await;
+    let key = |pk: &str| {
+        std::collections::HashMap::from([
+            ("PK".to_string(), V::S(pk.into())),
+            ("SK".to_string(), V::S("META".into())),
+        ])
+    };
+    let mut existing = key("EXISTING");
+    existing.insert("version".into(), V::N("1".into()));
+    client
+        .put_item()
+        .table_name(&table)
+        .set_item(Some(existing))
+        .send()
+        .await
+        .expect("PutItem");
+    let put_new = Put::builder()
+        .table_name(&table)
+        .set_item(Some(key("NEW")))
+        .condition_expression("attribute_not_exists(PK)")
+        .build()
+        .expect("put");
+    let bump = Update::builder()
+        .table_name(&table)
+        .set_key(Some(key("EXISTING")))
+        .update_expression("SET version = version + :one")
+        .expression_attribute_values(":one", V::N("1".into()))
+        .build()
+        .expect("update");
+    let err = client
+        .transact_write_items()
+        .transact_items(TransactWriteItem::builder().put(put_new).build())
+        .transact_items(TransactWriteItem::builder().update(bump.clone()).build())
+        .transact_items(
+            TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name(&table)
+                        .set_key(Some(key("OTHER")))
+                        .condition_expression("attribute_exists(PK)")
+                        .build()
+                        .expect("condition check"),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("the last condition fails");
+    let reasons: Vec<_> = err
+        .as_service_error()
+        .and_then(|e| match e {
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
+            _ => None,
+        })
+        .map(|e| {
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("").to_string())
+                .collect()
+        })
+        .expect("TransactionCanceledException");
+    assert_eq!(reasons, ["None", "None", "ConditionalCheckFailed"]);
+    let get = |pk: &'static str| {
+        let (client, table) = (client.clone(), table.clone());
+        async move {
+            client
+                .get_item()
+                .table_name(table)
+                .set_key(Some(key(pk)))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("GetItem")
+                .item
+        }
+    };
+    assert!(get("NEW").await.is_none(), "the new item was taken back");
+    let after = get("EXISTING").await.expect("still there");
+    assert_eq!(after["version"], V::N("1".into()), "the update was undone");
+
+    // The same items in a transaction that passes are all written.
+    client
+        .transact_write_items()
+        .transact_items(
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&table)
+                        .set_item(Some(key("NEW")))
+                        .build()
+                        .expect("put"),
+                )
+                .build(),
+        )
+        .transact_items(TransactWriteItem::builder().update(bump).build())
+        .send()
+        .await
+        .expect("TransactWriteItems");
+    assert!(get("NEW").await.is_some());
+    assert_eq!(
+        get("EXISTING").await.expect("there")["version"],
+        V::N("2".into())
+    );
+}
