@@ -15,7 +15,7 @@ pub enum Error {
     Yaml {
         template: String,
         #[source]
-        source: serde_yaml::Error,
+        source: serde_yaml_ng::Error,
     },
 
     /// The template's top-level structure is wrong (no `Resources`, a resource without `Type`).

@@ -397,7 +397,7 @@ pub async fn provision_services(
                     .as_mapping()
                     .and_then(|m| m.get("EmailIdentity"))
                     .cloned()
-                    .unwrap_or(serde_yaml::Value::Null);
+                    .unwrap_or(serde_yaml_ng::Value::Null);
                 let identity =
                     resolver.string(&format!("{}.EmailIdentity", r.logical_id), &value)?;
                 match ses

@@ -4,7 +4,7 @@
 
 use crate::Error;
 use crate::template::{ResourceKind, Template};
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 use std::collections::HashMap;
 
 /// Local stand-ins for the pseudo parameters and resource names.
@@ -258,7 +258,7 @@ Resources:
     }
 
     fn yaml(s: &str) -> Value {
-        serde_yaml::from_str(s).unwrap()
+        serde_yaml_ng::from_str(s).unwrap()
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! Everything is checked when the template is loaded, so the accessors ([`Template::tables`],
 //! [`Template::http_routes`], ...) cannot fail. Intrinsic functions stay as they are written
-//! (`serde_yaml::Value::Tagged` for `!Ref X`) in [`Resource::properties`]: the model resolves
+//! (`serde_yaml_ng::Value::Tagged` for `!Ref X`) in [`Resource::properties`]: the model resolves
 //! nothing, because locally a `!Ref` to a table is just its logical id.
 
 mod function;
@@ -12,7 +12,7 @@ mod table;
 
 use std::path::{Path, PathBuf};
 
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 
 pub use function::{EventSource, FunctionEvent, FunctionSpec, HttpRoute};
 pub use table::{
@@ -90,7 +90,7 @@ impl Template {
 
     /// Parses template text; `source` names it in error messages.
     pub fn from_yaml(source: &str, yaml: &str) -> Result<Template, Error> {
-        let document: Value = serde_yaml::from_str(yaml).map_err(|e| Error::Yaml {
+        let document: Value = serde_yaml_ng::from_str(yaml).map_err(|e| Error::Yaml {
             template: source.to_owned(),
             source: e,
         })?;

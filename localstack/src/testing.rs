@@ -254,14 +254,16 @@ pub fn gateway_request(
         _ => &[],
     };
     match events.event(method, uri, headers, bytes, source_ip) {
-        Some(event) => lambda_http::request::from_str(&serde_json::to_string(&event).unwrap())
-            .expect("the gateway's event is a lambda_http request"),
+        Some(event) => lambda_http::request::from_str(
+            &serde_json::to_string(&event).expect("an event serialises"),
+        )
+        .expect("the gateway's event is a lambda_http request"),
         None => {
             let mut req = http::Request::builder().method(method).uri(uri);
             for (k, v) in headers {
                 req = req.header(*k, *v);
             }
-            req.body(body).unwrap()
+            req.body(body).expect("a valid request")
         }
     }
 }

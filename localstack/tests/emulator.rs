@@ -1,6 +1,8 @@
 //! Against the emulator at AWS_ENDPOINT_URL (`make test` starts it). Every test uses its own,
 //! uniquely named tables, so they run in parallel against one shared moto server.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use aws_sdk_dynamodb::types::{
     IndexStatus, KeyType, ProjectionType, StreamViewType, TableStatus, TimeToLiveStatus,
 };

@@ -10,6 +10,8 @@
 //!   AWS_SECRET_ACCESS_KEY=test cargo nextest run -p shared --test dynamo
 //! ```
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 #[path = "dynamo/changes.rs"]
 mod changes;
 #[path = "dynamo/create.rs"]

@@ -10,6 +10,8 @@
 //!   AWS_SECRET_ACCESS_KEY=test cargo nextest run -p shared --test ratelimit
 //! ```
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::app::ratelimit::MemoryFront;

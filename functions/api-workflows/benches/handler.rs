@@ -22,6 +22,8 @@
 //!
 //! Run: `cargo bench -p api-workflows --bench handler`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use api_workflows::{Api, handle};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;

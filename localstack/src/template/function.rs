@@ -6,7 +6,7 @@
 
 use super::node::Node;
 use crate::Error;
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 
 /// SAM's defaults when a function does not say.
 pub const DEFAULT_TIMEOUT_S: u64 = 3;

@@ -1,7 +1,7 @@
 //! A YAML value that knows where it sits in the template, so that every complaint about its
 //! shape names the resource and the property path (`Properties.KeySchema[1].KeyType`).
 
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 
 use crate::Error;
 

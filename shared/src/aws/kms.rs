@@ -1,6 +1,6 @@
 //! [`KeyVault`] over AWS KMS: data keys for envelope encryption (GenerateDataKey AES_256, Decrypt).
 
-use super::dynamo::errors::classify;
+use crate::aws::errors::classify;
 use crate::ports::{DataKey, Fut, KeyVault, StoreError};
 use aws_sdk_kms::Client;
 use aws_sdk_kms::primitives::Blob;
@@ -21,6 +21,16 @@ impl KmsVault {
         KmsVault {
             sdk: sdk.clone(),
             client: std::sync::OnceLock::new(),
+            key_id: key_id.into(),
+        }
+    }
+
+    /// Over a ready client (tests: a mocked one).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn with_client(client: Client, key_id: impl Into<String>) -> Self {
+        KmsVault {
+            sdk: aws_config::SdkConfig::builder().build(),
+            client: std::sync::OnceLock::from(client),
             key_id: key_id.into(),
         }
     }

@@ -2,6 +2,7 @@
 //! configuration every function builds its clients from.
 
 pub mod dynamo;
+pub mod errors;
 pub mod kms;
 pub mod ses;
 

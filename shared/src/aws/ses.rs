@@ -1,6 +1,6 @@
 //! [`Mailer`] over Amazon SES (v2 SendEmail), from the template's verified identity.
 
-use super::dynamo::errors::classify;
+use crate::aws::errors::classify;
 use crate::ports::{Email, Fut, Mailer, StoreError};
 use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
@@ -18,6 +18,16 @@ impl SesMailer {
         SesMailer {
             sdk: sdk.clone(),
             client: std::sync::OnceLock::new(),
+            from: from.into(),
+        }
+    }
+
+    /// Over a ready client (tests: a mocked one).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn with_client(client: Client, from: impl Into<String>) -> Self {
+        SesMailer {
+            sdk: aws_config::SdkConfig::builder().build(),
+            client: std::sync::OnceLock::from(client),
             from: from.into(),
         }
     }

@@ -279,6 +279,7 @@ impl KeyRing {
     }
 
     /// A fixed key ring that never reloads (tests, benches).
+    #[cfg(any(test, feature = "testing"))]
     pub fn fixed(verifier: JwtVerifier) -> KeyRing {
         KeyRing {
             store: None,

@@ -1,6 +1,8 @@
 //! Handler tests: `api_workflows::handle` called with `lambda_http::Request` values, against
 //! the emulator through the real DynamoDB adapter. Each test gets its own table.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod auth;
 mod bulk;
 mod harness;

@@ -28,24 +28,20 @@
 //! | delete an account | Query `PK = USER#<id>`, then TransactWriteItems/BatchWriteItem | |
 //! | signing keys | Query | `PK = SIGNING_KEYS` |
 
-use super::errors::{build, classify};
 use super::expr::Expr;
 use super::items::{EXPIRES_AT, Item, page_key, start_key};
 use super::keys::{GSI1, GSI1PK, GSI1SK, PK, SK};
+use super::table::{Table, TxError, reason_code};
+use crate::aws::errors::{build, classify};
 use crate::domain::Role;
 use crate::domain::account::{Account, AccountStatus, ApiKey, Session};
 use crate::ports::*;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
-    WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 const ACCOUNT_SK: &str = "#ACCOUNT";
 const ACCOUNTS_INDEX_PK: &str = "ACCOUNTS";
@@ -54,8 +50,7 @@ const SIGNING_KEYS_PK: &str = "SIGNING_KEYS";
 /// Accounts, sessions, API keys, one-time tokens and signing keys in the single table.
 #[derive(Clone, Debug)]
 pub struct DynamoAccounts {
-    client: Client,
-    table: Arc<str>,
+    table: Table,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -231,15 +226,10 @@ fn signing_key_from(item: &Item) -> Result<StoredSigningKey, StoreError> {
     })
 }
 
-fn is_conditional_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("ConditionalCheckFailedException")
-}
-
 impl DynamoAccounts {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoAccounts {
-            client,
-            table: Arc::from(table.into()),
+            table: Table::new(client, table),
         }
     }
 
@@ -248,21 +238,7 @@ impl DynamoAccounts {
         key: Item,
         projection: Option<&[&str]>,
     ) -> Result<Option<Item>, StoreError> {
-        let mut e = Expr::default();
-        let projection =
-            projection.map(|p| p.iter().map(|f| e.name(f)).collect::<Vec<_>>().join(", "));
-        Ok(self
-            .client
-            .get_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(key))
-            .consistent_read(true)
-            .set_projection_expression(projection)
-            .set_expression_attribute_names(e.names_opt())
-            .send()
-            .await
-            .map_err(classify)?
-            .item)
+        self.table.get(key, projection).await
     }
 
     /// Puts `item`, conditional on `condition` (with `e`'s names and values); a failed
@@ -274,61 +250,24 @@ impl DynamoAccounts {
         e: Expr,
         on_fail: StoreError,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(self.table.as_ref())
-            .set_item(Some(item))
-            .set_condition_expression(condition)
-            .set_expression_attribute_names(e.names_opt())
-            .set_expression_attribute_values(e.values_opt())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match err.as_service_error() {
-                Some(se) if is_conditional_failure(se) => Err(on_fail),
-                _ => Err(classify(err)),
-            },
+        if self.table.put_if(item, condition, e).await? {
+            Ok(())
+        } else {
+            Err(on_fail)
         }
     }
 
     /// Items of one user's partition whose sort key starts with `prefix` (all for "").
     async fn query_user(&self, user_id: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let mut e = Expr::default();
-            let mut condition = format!("{} = {}", e.name(PK), e.s(user_pk(user_id)));
-            if !prefix.is_empty() {
-                // DynamoDB refuses an empty string as a key condition value.
-                condition += &format!(" AND begins_with({}, {})", e.name(SK), e.s(prefix));
-            }
-            let out = self
-                .client
-                .query()
-                .table_name(self.table.as_ref())
-                .key_condition_expression(condition)
-                .set_expression_attribute_names(e.names_opt())
-                .set_expression_attribute_values(e.values_opt())
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            items.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+        self.table.query_all(&user_pk(user_id), prefix).await
     }
 
     async fn delete(&self, key: Item) -> Result<bool, StoreError> {
         let out = self
+            .table
             .client
             .delete_item()
-            .table_name(self.table.as_ref())
+            .table_name(self.table.name())
             .set_key(Some(key))
             .return_values(ReturnValue::AllOld)
             .send()
@@ -352,7 +291,7 @@ impl AccountStore for DynamoAccounts {
                 let mut e = Expr::default();
                 let condition = format!("attribute_not_exists({})", e.name(PK));
                 let put = Put::builder()
-                    .table_name(self.table.as_ref())
+                    .table_name(self.table.name())
                     .set_item(Some(item))
                     .condition_expression(condition)
                     .set_expression_attribute_names(e.names_opt())
@@ -360,32 +299,19 @@ impl AccountStore for DynamoAccounts {
                     .map_err(build)?;
                 actions.push(TransactWriteItem::builder().put(put).build());
             }
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(actions))
-                .send()
-                .await;
-            match result {
-                Ok(_) => Ok(()),
-                Err(err) => {
-                    let guard_taken = err
-                        .as_service_error()
-                        .and_then(|se| match se {
-                            TransactWriteItemsError::TransactionCanceledException(c) => {
-                                c.cancellation_reasons.as_ref()
-                            }
-                            _ => None,
-                        })
-                        .and_then(|r| r.first())
-                        .and_then(|r| r.code.as_deref())
-                        == Some("ConditionalCheckFailed");
-                    Err(if guard_taken {
-                        StoreError::Duplicate
-                    } else {
-                        classify(err)
-                    })
+            match self.table.transact(actions).await {
+                Ok(()) => Ok(()),
+                // The email's guard comes first: its condition failing means the email is taken.
+                Err(TxError::Cancelled(reasons))
+                    if reason_code(&reasons, 0) == Some("ConditionalCheckFailed") =>
+                {
+                    Err(StoreError::Duplicate)
                 }
+                Err(TxError::Cancelled(reasons)) => Err(StoreError::Internal(format!(
+                    "account transaction cancelled: {:?}",
+                    reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                ))),
+                Err(TxError::Other(e)) => Err(e),
             }
         })
     }
@@ -449,22 +375,11 @@ impl AccountStore for DynamoAccounts {
                 e.s(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
             );
             let condition = format!("attribute_exists({})", e.name(PK));
-            let result = self
-                .client
-                .update_item()
-                .table_name(self.table.as_ref())
-                .set_key(Some(account_key(user_id)))
-                .update_expression(update)
-                .condition_expression(condition)
-                .set_expression_attribute_names(e.names_opt())
-                .set_expression_attribute_values(e.values_opt())
-                .send()
-                .await;
-            match result {
-                Ok(_) => Ok(()),
-                Err(err) if err.as_service_error().is_some_and(is_conditional_failure) => Ok(()),
-                Err(err) => Err(classify(err)),
-            }
+            // No account (deleted meanwhile): nothing to count.
+            self.table
+                .update_if(account_key(user_id), update, condition, e)
+                .await
+                .map(|_| ())
         })
     }
 
@@ -476,49 +391,34 @@ impl AccountStore for DynamoAccounts {
                 .into_iter()
                 .map(|k| {
                     Delete::builder()
-                        .table_name(self.table.as_ref())
+                        .table_name(self.table.name())
                         .set_key(Some(k))
                         .build()
                         .map(|d| TransactWriteItem::builder().delete(d).build())
                         .map_err(build)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            self.client
-                .transact_write_items()
-                .set_transact_items(Some(deletes))
-                .send()
-                .await
-                .map_err(classify)?;
-            let rest = self.query_user(&account.user_id, "").await?;
-            for chunk in rest.chunks(25) {
-                let mut requests: Vec<WriteRequest> = chunk
-                    .iter()
-                    .filter_map(|item| {
-                        let k: Item = [PK, SK]
-                            .iter()
-                            .filter_map(|a| item.get(*a).map(|v| (a.to_string(), v.clone())))
-                            .collect();
-                        DeleteRequest::builder()
-                            .set_key(Some(k))
-                            .build()
-                            .ok()
-                            .map(|d| WriteRequest::builder().delete_request(d).build())
-                    })
-                    .collect();
-                while !requests.is_empty() {
-                    let out = self
-                        .client
-                        .batch_write_item()
-                        .request_items(self.table.as_ref(), requests)
-                        .send()
-                        .await
-                        .map_err(classify)?;
-                    requests = out
-                        .unprocessed_items
-                        .and_then(|mut u| u.remove(self.table.as_ref()))
-                        .unwrap_or_default();
+            match self.table.transact(deletes).await {
+                Ok(()) => {}
+                Err(TxError::Other(e)) => return Err(e),
+                Err(TxError::Cancelled(reasons)) => {
+                    return Err(StoreError::Internal(format!(
+                        "account delete cancelled: {:?}",
+                        reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                    )));
                 }
             }
+            let rest = self.query_user(&account.user_id, "").await?;
+            let keys = rest
+                .iter()
+                .map(|item| {
+                    [PK, SK]
+                        .iter()
+                        .filter_map(|a| item.get(*a).map(|v| (a.to_string(), v.clone())))
+                        .collect()
+                })
+                .collect();
+            self.table.batch_delete(keys).await?;
             Ok(())
         })
     }
@@ -559,9 +459,10 @@ impl AccountStore for DynamoAccounts {
             }
             let start = after.map(start_key);
             let out = self
+                .table
                 .client
                 .query()
-                .table_name(self.table.as_ref())
+                .table_name(self.table.name())
                 .index_name(GSI1)
                 .key_condition_expression(condition)
                 .set_filter_expression((!filters.is_empty()).then(|| filters.join(" AND ")))
@@ -598,9 +499,10 @@ impl AccountStore for DynamoAccounts {
     fn take_token<'a>(&'a self, hash: &'a str) -> Fut<'a, Option<OneTimeToken>> {
         Box::pin(async move {
             let out = self
+                .table
                 .client
                 .delete_item()
-                .table_name(self.table.as_ref())
+                .table_name(self.table.name())
                 .set_key(Some(token_key(hash)))
                 .return_values(ReturnValue::AllOld)
                 .send()
@@ -690,38 +592,10 @@ impl AccountStore for DynamoAccounts {
         key_id: &'a str,
     ) -> Fut<'a, (Option<ApiKey>, Option<AccountState>)> {
         Box::pin(async move {
-            let keys = KeysAndAttributes::builder()
-                .keys(api_key_key(user_id, key_id))
-                .keys(account_key(user_id))
-                .consistent_read(true)
-                .build()
-                .map_err(build)?;
-            let mut pending = HashMap::from([(self.table.to_string(), keys)]);
-            let mut found = Vec::new();
-            // BatchGetItem may hand back keys unprocessed under load: ask again for those.
-            for _ in 0..5 {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(pending))
-                    .send()
-                    .await
-                    .map_err(classify)?;
-                found.extend(
-                    out.responses
-                        .and_then(|mut r| r.remove(self.table.as_ref()))
-                        .unwrap_or_default(),
-                );
-                pending = out.unprocessed_keys.unwrap_or_default();
-                if pending.is_empty() {
-                    break;
-                }
-            }
-            if !pending.is_empty() {
-                return Err(StoreError::Unavailable(
-                    "batch get left keys unprocessed".into(),
-                ));
-            }
+            let found = self
+                .table
+                .batch_get(vec![api_key_key(user_id, key_id), account_key(user_id)])
+                .await?;
             let mut key = None;
             let mut state = None;
             for item in found {
@@ -743,9 +617,10 @@ impl SigningKeyStore for DynamoAccounts {
             let mut e = Expr::default();
             let condition = format!("{} = {}", e.name(PK), e.s(SIGNING_KEYS_PK));
             let out = self
+                .table
                 .client
                 .query()
-                .table_name(self.table.as_ref())
+                .table_name(self.table.name())
                 .key_condition_expression(condition)
                 .set_expression_attribute_names(e.names_opt())
                 .set_expression_attribute_values(e.values_opt())
@@ -790,9 +665,10 @@ impl SigningKeyStore for DynamoAccounts {
                 e.n(expires_at.timestamp())
             );
             let condition = format!("attribute_exists({})", e.name(PK));
-            self.client
+            self.table
+                .client
                 .update_item()
-                .table_name(self.table.as_ref())
+                .table_name(self.table.name())
                 .set_key(Some(signing_key_key(kid)))
                 .update_expression(update)
                 .condition_expression(condition)

@@ -44,12 +44,12 @@
 //! No request path scans.
 
 pub mod accounts;
-pub(crate) mod errors;
 mod expr;
 mod items;
 mod keys;
 pub mod ratelimit;
 mod store;
+mod table;
 
 pub use accounts::DynamoAccounts;
 pub use ratelimit::DynamoRateLimits;

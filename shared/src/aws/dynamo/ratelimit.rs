@@ -25,19 +25,17 @@
 //! some time after that. An expired item still present is read as any other: its state decides
 //! exactly as no state would.
 
-use super::errors::classify;
 use super::expr::Expr;
 use super::items::{EXPIRES_AT, Item};
 use super::keys::{PK, SK};
+use super::table::Table;
 use crate::domain::ratelimit::{Decision, Limit, State, decide};
 use crate::ports::{Fut, RateLimitStore, StoreError};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Reads and conditional writes one check tries before refusing for contention.
@@ -56,8 +54,7 @@ const VERSION: &str = "version";
 /// Rate limit counters in the single table.
 #[derive(Clone, Debug)]
 pub struct DynamoRateLimits {
-    client: Client,
-    table: Arc<str>,
+    table: Table,
 }
 
 /// What a read found: the state (none for a new key) and the version to write against.
@@ -101,26 +98,17 @@ fn backoff(attempt: u32) -> Duration {
 impl DynamoRateLimits {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoRateLimits {
-            client,
-            table: Arc::from(table.into()),
+            table: Table::new(client, table),
         }
     }
 
     pub fn table(&self) -> &str {
-        &self.table
+        self.table.name()
     }
 
     async fn read(&self, key: &str) -> Result<Read, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(rate_key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        let Some(item) = out.item else {
+        let item = self.table.get(rate_key(key), None).await?;
+        let Some(item) = item else {
             return Ok(Read {
                 state: None,
                 version: None,
@@ -178,23 +166,7 @@ impl DynamoRateLimits {
             None => format!("attribute_not_exists({})", e.name(PK)),
             Some(v) => format!("{} = {}", e.name(VERSION), e.n(v)),
         };
-        let result = self
-            .client
-            .put_item()
-            .table_name(self.table.as_ref())
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .set_expression_attribute_names(e.names_opt())
-            .set_expression_attribute_values(e.values_opt())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
-                _ => Err(classify(err)),
-            },
-        }
+        self.table.put_if(item, Some(condition), e).await
     }
 }
 

@@ -1,22 +1,20 @@
 //! [`WorkflowStore`] over one DynamoDB table.
 
-use super::errors::{build, classify};
 use super::expr::Expr;
 use super::items::*;
 use super::keys::*;
+use super::table::{ATTEMPTS as TX_ATTEMPTS, Table, TxError};
+use crate::aws::errors::{build, classify};
 use crate::domain::{Node, Principal, ShareAccess, Workflow, WorkflowStatus};
 use crate::ports::*;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, ConditionCheck, Delete, KeysAndAttributes, Put,
-    ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// The attributes of a node that an update writes (everything but keys, identity and counters).
 const NODE_OWN_FIELDS: &[&str] = &[
@@ -53,16 +51,13 @@ pub const WORKFLOW_FIELDS: &[&str] = &[
 
 /// DynamoDB allows at most 100 actions in one transaction.
 const TX_MAX: usize = 100;
-/// Attempts for a transaction cancelled only by a conflicting concurrent transaction.
-const TX_ATTEMPTS: u32 = 4;
 /// A pending import not finished within this time is removed by the table's TTL.
 const IMPORT_TTL_SECONDS: i64 = 24 * 3600;
 const ALL_OLD: ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionCheckFailure::AllOld;
 
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
-    client: Client,
-    table: Arc<str>,
+    table: Table,
 }
 
 /// What an action of a transaction stands for, to explain a cancellation.
@@ -73,11 +68,6 @@ enum Role {
     Workflow,
     Parent,
     Node,
-}
-
-enum TxError {
-    Cancelled(Vec<CancellationReason>),
-    Other(StoreError),
 }
 
 /// The parts of one conditional update, usable as UpdateItem or as a transaction action.
@@ -243,17 +233,36 @@ fn counter_parts(
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore {
-            client,
-            table: Arc::from(table.into()),
+            table: Table::new(client, table),
         }
     }
 
     pub fn table(&self) -> &str {
-        &self.table
+        self.table.name()
     }
 
     /// Shares `workflow` with `user_id` in one transaction: the workflow's `shares` map (owner
     /// or admin, not deleted) and the share entry that lists it for the user.
+    /// Gives a workflow item an empty `shares` map if it has none.
+    async fn add_shares_map(&self, workflow_id: &str) -> Result<(), StoreError> {
+        let mut e = Expr::default();
+        let update = format!(
+            "SET {} = {}",
+            e.name("shares"),
+            e.value(AttributeValue::M(Default::default()))
+        );
+        let condition = format!(
+            "attribute_exists({}) AND attribute_not_exists({})",
+            e.name(PK),
+            e.name("shares")
+        );
+        // Already there (a concurrent share added it) is as good as added.
+        self.table
+            .update_if(workflow_key(workflow_id), update, condition, e)
+            .await
+            .map(|_| ())
+    }
+
     async fn try_put_share(
         &self,
         actor: &Principal,
@@ -275,12 +284,12 @@ impl DynamoStore {
             expr: e,
         };
         let put = Put::builder()
-            .table_name(self.table.as_ref())
+            .table_name(self.table.name())
             .set_item(Some(share_entry(workflow, user_id, access)))
             .build()
             .map_err(build)?;
         let actions = vec![
-            workflow_update.action(&self.table)?,
+            workflow_update.action(self.table.name())?,
             TransactWriteItem::builder().put(put).build(),
         ];
         self.transact_roles(actions, &[Role::Workflow, Role::Node])
@@ -294,7 +303,7 @@ impl DynamoStore {
         let mut e = Expr::default();
         let condition = format!("attribute_not_exists({})", e.name(PK));
         let put = Put::builder()
-            .table_name(self.table.as_ref())
+            .table_name(self.table.name())
             .set_item(Some(item))
             .condition_expression(condition)
             .set_expression_attribute_names(e.names_opt())
@@ -315,7 +324,7 @@ impl DynamoStore {
             e.n(r.created_at.timestamp())
         );
         let put = Put::builder()
-            .table_name(self.table.as_ref())
+            .table_name(self.table.name())
             .set_item(Some(idempotency_item(r)))
             .condition_expression(condition)
             .set_expression_attribute_names(e.names_opt())
@@ -327,42 +336,6 @@ impl DynamoStore {
     }
 
     /// Runs one transaction, retrying when it was cancelled only by concurrent transactions.
-    async fn transact(&self, actions: Vec<TransactWriteItem>) -> Result<(), TxError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(actions.clone()))
-                .send()
-                .await;
-            let err = match result {
-                Ok(_) => return Ok(()),
-                Err(err) => err,
-            };
-            let reasons = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                    c.cancellation_reasons().to_vec()
-                }
-                _ => return Err(TxError::Other(classify(err))),
-            };
-            let only_conflicts = reasons
-                .iter()
-                .all(|r| matches!(r.code(), None | Some("None") | Some("TransactionConflict")));
-            if only_conflicts && attempt < TX_ATTEMPTS {
-                tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
-                continue;
-            }
-            if only_conflicts {
-                return Err(TxError::Other(StoreError::Unavailable(
-                    "transaction conflicts persisted".into(),
-                )));
-            }
-            return Err(TxError::Cancelled(reasons));
-        }
-    }
-
     /// Runs a transaction whose actions play `roles`, explaining a cancellation by the failed
     /// condition of highest precedence.
     async fn transact_roles(
@@ -370,7 +343,7 @@ impl DynamoStore {
         actions: Vec<TransactWriteItem>,
         roles: &[Role],
     ) -> Result<(), StoreError> {
-        let reasons = match self.transact(actions).await {
+        let reasons = match self.table.transact(actions).await {
             Ok(()) => return Ok(()),
             Err(TxError::Other(e)) => return Err(e),
             Err(TxError::Cancelled(reasons)) => reasons,
@@ -413,56 +386,11 @@ impl DynamoStore {
     }
 
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::with_capacity(keys.len());
-        let mut pending = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .build()
-                .map_err(build)?,
-        );
-        let mut attempt = 0;
-        while let Some(request) = pending.take() {
-            attempt += 1;
-            let response = self
-                .client
-                .batch_get_item()
-                .request_items(self.table.as_ref(), request)
-                .send()
-                .await
-                .map_err(classify)?;
-            if let Some(items) = response
-                .responses
-                .and_then(|mut r| r.remove(self.table.as_ref()))
-            {
-                out.extend(items);
-            }
-            pending = response
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(self.table.as_ref()));
-            if pending.is_some() {
-                if attempt >= TX_ATTEMPTS {
-                    return Err(StoreError::Unavailable(
-                        "batch read left keys unprocessed".into(),
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
-            }
-        }
-        Ok(out)
+        self.table.batch_get(keys).await
     }
 
     async fn get_item(&self, key: Item) -> Result<Option<Item>, StoreError> {
-        let response = self
-            .client
-            .get_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(response.item)
+        self.table.get(key, None).await
     }
 
     /// One page of a workflow's partition.
@@ -475,9 +403,10 @@ impl DynamoStore {
         let mut e = Expr::default();
         let condition = format!("{} = {}", e.name(PK), e.s(workflow_pk(workflow_id)));
         let response = self
+            .table
             .client
             .query()
-            .table_name(self.table.as_ref())
+            .table_name(self.table.name())
             .key_condition_expression(condition)
             .set_expression_attribute_names(e.names_opt())
             .set_expression_attribute_values(e.values_opt())
@@ -539,7 +468,7 @@ impl DynamoStore {
             condition,
             expr: e,
         };
-        let mut actions = vec![reveal.action(&self.table)?];
+        let mut actions = vec![reveal.action(self.table.name())?];
         let mut roles = vec![Role::Workflow];
         if let Some(r) = idempotency {
             actions.push(self.put_idempotency(r)?);
@@ -703,9 +632,10 @@ impl WorkflowStore for DynamoStore {
                 .collect::<Vec<_>>()
                 .join(", ");
             let response = self
+                .table
                 .client
                 .query()
-                .table_name(self.table.as_ref())
+                .table_name(self.table.name())
                 .index_name(GSI1)
                 .key_condition_expression(condition)
                 .projection_expression(projection)
@@ -758,9 +688,10 @@ impl WorkflowStore for DynamoStore {
         Box::pin(async move {
             let p = workflow_update_parts(change)?;
             let result = self
+                .table
                 .client
                 .update_item()
-                .table_name(self.table.as_ref())
+                .table_name(self.table.name())
                 .set_key(Some(p.key))
                 .update_expression(p.update)
                 .condition_expression(p.condition)
@@ -801,9 +732,9 @@ impl WorkflowStore for DynamoStore {
                 }
                 let mut actions = Vec::with_capacity(pending.len());
                 for &i in &pending {
-                    actions.push(workflow_update_parts(&changes[i])?.action(&self.table)?);
+                    actions.push(workflow_update_parts(&changes[i])?.action(self.table.name())?);
                 }
-                match self.transact(actions).await {
+                match self.table.transact(actions).await {
                     Ok(()) => pending.clear(),
                     Err(TxError::Other(e)) => return Err(e),
                     Err(TxError::Cancelled(reasons)) => {
@@ -853,14 +784,14 @@ impl WorkflowStore for DynamoStore {
                     e.path(&["settings", "max_nodes"])
                 )
             });
-            let mut actions = vec![workflow.action(&self.table)?];
+            let mut actions = vec![workflow.action(self.table.name())?];
             let mut roles = vec![Role::Workflow];
             if let Some(parent) = &node.parent_id {
                 let parent =
                     counter_parts(node_key(&node.workflow_id, parent), "child_count", 1, |e| {
                         format!("attribute_exists({})", e.name(PK))
                     });
-                actions.push(parent.action(&self.table)?);
+                actions.push(parent.action(self.table.name())?);
                 roles.push(Role::Parent);
             }
             actions.push(self.put_new(node_item(node)?)?);
@@ -964,7 +895,7 @@ impl WorkflowStore for DynamoStore {
             let mut e = Expr::default();
             let condition = writable(&mut e, actor);
             let check = ConditionCheck::builder()
-                .table_name(self.table.as_ref())
+                .table_name(self.table.name())
                 .set_key(Some(workflow_key(&node.workflow_id)))
                 .condition_expression(condition)
                 .set_expression_attribute_names(e.names_opt())
@@ -995,7 +926,7 @@ impl WorkflowStore for DynamoStore {
             };
             let actions = vec![
                 TransactWriteItem::builder().condition_check(check).build(),
-                update.action(&self.table)?,
+                update.action(self.table.name())?,
             ];
             self.transact_roles(actions, &[Role::Workflow, Role::Node])
                 .await
@@ -1019,7 +950,7 @@ impl WorkflowStore for DynamoStore {
                     -(chunk.len() as i64),
                     |e| writable(e, actor),
                 );
-                let mut actions = vec![workflow.action(&self.table)?];
+                let mut actions = vec![workflow.action(self.table.name())?];
                 let mut roles = vec![Role::Workflow];
                 for d in chunk.iter() {
                     let mut e = Expr::default();
@@ -1030,7 +961,7 @@ impl WorkflowStore for DynamoStore {
                         e.n(d.child_count)
                     );
                     let delete = Delete::builder()
-                        .table_name(self.table.as_ref())
+                        .table_name(self.table.name())
                         .set_key(Some(node_key(workflow_id, &d.id)))
                         .condition_expression(condition)
                         .set_expression_attribute_names(e.names_opt())
@@ -1046,7 +977,7 @@ impl WorkflowStore for DynamoStore {
                         counter_parts(node_key(workflow_id, parent), "child_count", -1, |e| {
                             format!("attribute_exists({})", e.name(PK))
                         });
-                    actions.push(parent.action(&self.table)?);
+                    actions.push(parent.action(self.table.name())?);
                     roles.push(Role::Parent);
                 }
                 self.transact_roles(actions, &roles).await?;
@@ -1064,39 +995,11 @@ impl WorkflowStore for DynamoStore {
     ) -> Fut<'a, Workflow> {
         Box::pin(async move {
             match self.try_put_share(actor, workflow, user_id, access).await {
-                // An item written without a `shares` map has no path to set a share in: give
-                // it an empty map (only if it still has none) and try once more.
+                // An item written without a `shares` map (before sharing existed) has no path
+                // to set a share in: give it an empty map (only if it still has none) and try
+                // once more. DynamoDB says so only in the message of a ValidationException.
                 Err(StoreError::Internal(m)) if m.contains("document path") => {
-                    let mut e = Expr::default();
-                    let update = format!(
-                        "SET {} = {}",
-                        e.name("shares"),
-                        e.value(AttributeValue::M(Default::default()))
-                    );
-                    let condition = format!(
-                        "attribute_exists({}) AND attribute_not_exists({})",
-                        e.name(PK),
-                        e.name("shares")
-                    );
-                    let result = self
-                        .client
-                        .update_item()
-                        .table_name(self.table.as_ref())
-                        .set_key(Some(workflow_key(&workflow.id)))
-                        .update_expression(update)
-                        .condition_expression(condition)
-                        .set_expression_attribute_names(e.names_opt())
-                        .set_expression_attribute_values(e.values_opt())
-                        .send()
-                        .await;
-                    if let Err(err) = result
-                        && !matches!(
-                            err.as_service_error(),
-                            Some(UpdateItemError::ConditionalCheckFailedException(_))
-                        )
-                    {
-                        return Err(classify(err));
-                    }
+                    self.add_shares_map(&workflow.id).await?;
                     self.try_put_share(actor, workflow, user_id, access).await
                 }
                 other => other,
@@ -1124,12 +1027,12 @@ impl WorkflowStore for DynamoStore {
                 expr: e,
             };
             let delete = Delete::builder()
-                .table_name(self.table.as_ref())
+                .table_name(self.table.name())
                 .set_key(Some(share_key(workflow_id, user_id)))
                 .build()
                 .map_err(build)?;
             let actions = vec![
-                workflow_update.action(&self.table)?,
+                workflow_update.action(self.table.name())?,
                 TransactWriteItem::builder().delete(delete).build(),
             ];
             self.transact_roles(actions, &[Role::Workflow, Role::Node])

@@ -1,16 +1,32 @@
-//! Maps SDK errors to [`StoreError`]: transient ones to `Unavailable` (503 with a retry hint),
-//! the rest to `Internal`.
+//! The one classifier of AWS SDK errors, for every service this crate calls (DynamoDB, KMS,
+//! SES): transient ones (throttling, limits that clear, the service or its dependency
+//! unavailable, the network) become [`StoreError::Unavailable`] (503 with `Retry-After`), the
+//! rest [`StoreError::Internal`].
 
 use crate::ports::StoreError;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+/// Error codes that mean "try again shortly", by service.
 const TRANSIENT_CODES: &[&str] = &[
+    // DynamoDB
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
     "InternalServerError",
     "ServiceUnavailable",
     "TransactionInProgressException",
+    // KMS: request quotas, and KMS waiting on a dependency (CloudHSM, an external key store).
+    "LimitExceededException",
+    "DependencyTimeoutException",
+    "KMSInternalException",
+    // SES v2: sending rate.
+    "TooManyRequestsException",
+    // Any service: the generic throttling codes.
+    "Throttling",
+    "ThrottledException",
+    "RequestThrottled",
+    "SlowDown",
 ];
 
 pub fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
@@ -34,6 +50,7 @@ pub fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     }
 }
 
+/// A request the SDK's builder refused (a missing required field): a bug, not the caller's.
 pub fn build(err: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("request build: {err}"))
 }
