@@ -1,7 +1,10 @@
 # Everyday commands. The AWS services are emulated by moto server on 127.0.0.1:$(MOTO_PORT)
 # (DESIGN.md §5); its tools live in localstack/.venv, installed on first use.
 #
-#   make test    start the emulator, lint the template, run every test, stop the emulator
+#   make test    start the emulator, lint the template, run every test, stop the emulator; then
+#                make conformance
+#   make conformance  the stack as make dev runs it, checked by schemathesis against both
+#                OpenAPI documents (localstack/conformance.py)
 #   make dev     the whole system: emulator + resources + local gateway on 127.0.0.1:3000 (Ctrl-C stops)
 #   make stop    stop the emulator (and a gateway left running)
 #   make lint    rustfmt, clippy and cfn-lint
@@ -15,7 +18,7 @@ export MOTO_PORT
 TEMPLATE := infra/sam-template.yaml
 VENV_BIN := localstack/.venv/bin
 
-.PHONY: test dev stop lint lint-template bench bench-coldstart bench-emulator test-steps
+.PHONY: test conformance dev stop lint lint-template bench bench-coldstart bench-emulator test-steps
 
 # Tests create their own uniquely named tables, so the emulator starts empty (PROVISION_CMD=true).
 # with-emulator.sh stops the emulator afterwards unless it was already running (make dev), and
@@ -27,6 +30,7 @@ test: export AWS_SECRET_ACCESS_KEY = test
 test: export PROVISION_CMD = true
 test:
 	localstack/with-emulator.sh $(MAKE) --no-print-directory test-steps
+	localstack/conformance.sh
 
 # The body of `make test`; expects the emulator to be running. The end-to-end tests run the
 # function binaries through the local gateway, so every binary is built first.
@@ -42,6 +46,15 @@ test-steps: lint-template
 
 dev:
 	localstack/dev.sh
+
+# schemathesis with every check against both OpenAPI documents of the running stack. One check is
+# left out by name (in localstack/conformance.py): `unsupported_method`, because an undeclared
+# method on a declared path is answered by API Gateway itself with 404 `{"message":"Not Found"}`
+# (the local gateway does the same), never reaching a function, while the check expects 405.
+# Answers that depend on state or on rules across fields are listed per operation, each with its
+# reason, in localstack/schemathesis.toml.
+conformance:
+	localstack/conformance.sh
 
 stop:
 	@if [ -f localstack/run/gateway.pid ]; then kill "$$(cat localstack/run/gateway.pid)" 2>/dev/null || true; rm -f localstack/run/gateway.pid; fi

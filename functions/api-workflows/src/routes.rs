@@ -179,14 +179,15 @@ pub async fn create_workflow(api: &Api, p: &Principal, req: &Request) -> Reply {
 #[utoipa::path(get, path = "/api/v3/workflows", tag = "workflows",
     params(
         ("status" = Option<WorkflowStatus>, Query, description = "Only this status"),
-        ("tag" = Option<String>, Query, description = "Only workflows with this tag"),
-        ("q" = Option<String>, Query, description = "Words that must each start a word of the name, case-insensitive"),
+        ("tag" = Option<String>, Query, description = "Only workflows with this tag", min_length = 1, max_length = 50),
+        ("q" = Option<String>, Query, description = "Words that must each start a word of the name, case-insensitive", min_length = 1, max_length = 200),
         ("created_after" = Option<String>, Query, description = "RFC 3339 time, exclusive"),
         ("created_before" = Option<String>, Query, description = "RFC 3339 time, exclusive"),
         ("limit" = Option<u32>, Query, description = "1..=100, default 20"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
-    responses((status = 200, body = ListResponse<Workflow>), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = ListResponse<Workflow>), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 422, body = Problem, description = "created_before is not later than created_after")))]
 pub async fn list_workflows(api: &Api, p: &Principal, req: &Request) -> Reply {
     let q = rq::query(
         req,

@@ -51,7 +51,9 @@ pub struct GatewayConfig {
 impl GatewayConfig {
     /// The configuration `make dev` uses: `PORT` (default 3000), `AWS_ENDPOINT_URL` (default
     /// the emulator on 127.0.0.1:`MOTO_PORT` or 5000), `AWS_REGION` (default us-east-1),
-    /// `GATEWAY_BIN_DIR` (default `target/debug` of this workspace), `GATEWAY_CONCURRENCY`.
+    /// `GATEWAY_BIN_DIR` (default `target/debug` of this workspace), `GATEWAY_CONCURRENCY`, and
+    /// `PARAMETER_OVERRIDES` (as `sam deploy --parameter-overrides`: `Key=Value` pairs separated
+    /// by spaces) for template parameters.
     pub fn from_env(template: Template) -> Result<GatewayConfig, Error> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let port: u16 = match var("PORT") {
@@ -74,6 +76,10 @@ impl GatewayConfig {
             })?,
             None => DEFAULT_CONCURRENCY,
         };
+        let parameters = match var("PARAMETER_OVERRIDES") {
+            Some(text) => parse_overrides(&text, &template)?,
+            None => HashMap::new(),
+        };
         Ok(GatewayConfig {
             template,
             bind: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -82,12 +88,29 @@ impl GatewayConfig {
                 .unwrap_or_else(default_bin_dir),
             endpoint_url,
             region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
-            parameters: HashMap::new(),
+            parameters,
             name_suffix: String::new(),
             concurrency,
             logs: LogSink::stderr(),
         })
     }
+}
+
+/// `Key=Value Key2=Value2`: each key a parameter of the template.
+fn parse_overrides(text: &str, template: &Template) -> Result<HashMap<String, String>, Error> {
+    text.split_whitespace()
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').ok_or_else(|| {
+                config_error(format!("PARAMETER_OVERRIDES: {pair:?} is not Key=Value"))
+            })?;
+            if !template.parameters().iter().any(|p| p.name == key) {
+                return Err(config_error(format!(
+                    "PARAMETER_OVERRIDES: the template has no parameter {key:?}"
+                )));
+            }
+            Ok((key.to_string(), value.to_string()))
+        })
+        .collect()
 }
 
 fn config_error(message: String) -> Error {

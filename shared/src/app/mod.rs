@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod nodes;
 pub mod ratelimit;
 pub mod requests;
+pub mod schemas;
 pub mod shares;
 pub mod transfer;
 pub mod workflows;

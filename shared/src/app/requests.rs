@@ -18,20 +18,31 @@ pub const DEFAULT_PAGE_LIMIT: u32 = 20;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkflowRequest {
-    /// 1..=255 characters.
+    /// 1..=255 characters, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// At most 1000 characters.
     #[serde(default)]
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub description: String,
     /// `max_nodes` (1..=10000, default 1000), `timeout_s` (1..=900), `model`, and free keys.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = super::schemas::settings)]
     pub settings: Map<String, Value>,
     #[serde(default)]
+    #[schema(schema_with = super::schemas::tags)]
     pub tags: Vec<String>,
     /// Nodes created with the workflow in the same transaction (at most 98). A node names its
     /// parent by the parent's `ref`.
     #[serde(default)]
+    #[schema(max_items = 98)]
     pub nodes: Vec<NewNodeInTree>,
 }
 
@@ -45,10 +56,24 @@ pub struct NewNodeInTree {
     /// The `ref` of this node's parent in the same request; absent for a root.
     #[serde(default)]
     pub parent_ref: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub title: String,
+    /// At most 100,000 characters (and 300 KiB).
     #[serde(default)]
+    #[schema(
+        max_length = 100000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub content: String,
     #[serde(default)]
+    #[schema(
+        max_length = 10000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub prompt: String,
     #[serde(default)]
     #[schema(value_type = u8, minimum = 1, maximum = 5)]
@@ -56,9 +81,10 @@ pub struct NewNodeInTree {
     #[serde(default)]
     pub status: NodeStatus,
     #[serde(default)]
+    #[schema(schema_with = super::schemas::tags)]
     pub tags: Vec<String>,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = super::schemas::metadata)]
     pub metadata: Map<String, Value>,
 }
 
@@ -69,10 +95,24 @@ pub struct CreateNodeRequest {
     /// An existing node of the same workflow; absent for a root.
     #[serde(default)]
     pub parent_id: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub title: String,
+    /// At most 100,000 characters (and 300 KiB).
     #[serde(default)]
+    #[schema(
+        max_length = 100000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub content: String,
     #[serde(default)]
+    #[schema(
+        max_length = 10000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub prompt: String,
     #[serde(default)]
     #[schema(value_type = u8, minimum = 1, maximum = 5)]
@@ -80,9 +120,10 @@ pub struct CreateNodeRequest {
     #[serde(default)]
     pub status: NodeStatus,
     #[serde(default)]
+    #[schema(schema_with = super::schemas::tags)]
     pub tags: Vec<String>,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = super::schemas::metadata)]
     pub metadata: Map<String, Value>,
 }
 
@@ -113,10 +154,20 @@ node_fields!(CreateNodeRequest);
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWorkflowRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub description: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = super::schemas::settings)]
     pub settings: Option<Map<String, Value>>,
+    #[schema(schema_with = super::schemas::tags)]
     pub tags: Option<Vec<String>>,
     /// The version the change is based on, when `If-Match` is not sent.
     pub expected_version: Option<u64>,
@@ -135,14 +186,28 @@ pub struct ChangeStatusRequest {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateNodeRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub title: Option<String>,
+    #[schema(
+        max_length = 100000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub content: Option<String>,
+    #[schema(
+        max_length = 10000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub prompt: Option<String>,
     #[schema(value_type = Option<u8>, minimum = 1, maximum = 5)]
     pub priority: Option<Priority>,
     pub status: Option<NodeStatus>,
+    #[schema(schema_with = super::schemas::tags)]
     pub tags: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = super::schemas::metadata)]
     pub metadata: Option<Map<String, Value>>,
     pub expected_version: Option<u64>,
 }
@@ -160,6 +225,7 @@ pub enum BulkAction {
 pub struct BulkRequest {
     pub action: BulkAction,
     /// 1..=100 distinct workflow ids.
+    #[schema(schema_with = super::schemas::workflow_ids)]
     pub ids: Vec<String>,
 }
 

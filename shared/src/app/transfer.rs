@@ -20,6 +20,7 @@ pub const FORMAT_VERSION: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct ExportDocument {
     /// Always 1 for this layout.
+    #[schema(minimum = 1, maximum = 1)]
     pub format_version: u32,
     /// When the export was made; ignored on import.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,14 +33,24 @@ pub struct ExportDocument {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportedWorkflow {
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     #[serde(default)]
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub description: String,
     pub status: WorkflowStatus,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = super::schemas::settings)]
     pub settings: Map<String, Value>,
     #[serde(default)]
+    #[schema(schema_with = super::schemas::tags)]
     pub tags: Vec<String>,
 }
 
@@ -50,10 +61,23 @@ pub struct ExportedNode {
     pub id: String,
     #[serde(default)]
     pub parent_id: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub title: String,
     #[serde(default)]
+    #[schema(
+        max_length = 100000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub content: String,
     #[serde(default)]
+    #[schema(
+        max_length = 10000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub prompt: String,
     #[serde(default)]
     #[schema(value_type = u8, minimum = 1, maximum = 5)]
@@ -61,9 +85,10 @@ pub struct ExportedNode {
     #[serde(default)]
     pub status: NodeStatus,
     #[serde(default)]
+    #[schema(schema_with = super::schemas::tags)]
     pub tags: Vec<String>,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = super::schemas::metadata)]
     pub metadata: Map<String, Value>,
 }
 

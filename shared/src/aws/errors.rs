@@ -36,7 +36,12 @@ pub fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
         SdkError::ServiceError(service) => {
             let e = service.err();
             let code = e.code().unwrap_or("Unknown");
-            let message = format!("{code}: {}", e.message().unwrap_or(""));
+            let mut message = format!("{code}: {}", e.message().unwrap_or(""));
+            if e.code().is_none() {
+                // An answer the SDK could not read a code from: keep what came back for the log.
+                let raw: String = format!("{:?}", service.raw()).chars().take(600).collect();
+                message = format!("{message} (response: {raw})");
+            }
             if TRANSIENT_CODES.contains(&code) {
                 StoreError::Unavailable(message)
             } else {

@@ -102,9 +102,14 @@ fn first_unstorable(
             format!("must not nest more than {MAX_DEPTH} levels"),
         ));
     }
-    object
-        .iter()
-        .find_map(|(k, v)| unstorable(v, &format!("{path}.{k}"), depth))
+    object.iter().find_map(|(k, v)| {
+        // Top-level keys are checked by `object`; DynamoDB takes no empty key at any depth (the
+        // SDK cannot even read such an item back).
+        if depth > 1 && k.is_empty() {
+            return Some((path.to_string(), "keys must not be empty".to_string()));
+        }
+        unstorable(v, &format!("{path}.{k}"), depth)
+    })
 }
 
 fn unstorable(value: &Value, path: &str, depth: usize) -> Option<(String, String)> {
@@ -220,6 +225,18 @@ mod tests {
             ok = serde_json::json!({"k": ok});
         }
         assert!(check(|e| object(e, "metadata", ok.as_object().unwrap())).is_empty());
+    }
+
+    #[test]
+    fn nested_keys_must_not_be_empty() {
+        let nested: Map<String, Value> =
+            serde_json::from_str(r#"{"a": {"b": [{"": 1}]}}"#).unwrap();
+        assert_eq!(
+            check(|e| object(e, "metadata", &nested)),
+            ["metadata.a.b[0]: keys must not be empty"]
+        );
+        let fine: Map<String, Value> = serde_json::from_str(r#"{"a": {"b": 1}}"#).unwrap();
+        assert!(check(|e| object(e, "metadata", &fine)).is_empty());
     }
 
     #[test]

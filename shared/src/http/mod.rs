@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cursor;
 pub mod limits;
+pub mod openapi;
 pub mod pipeline;
 pub mod problem;
 pub mod request;

@@ -9,8 +9,18 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    /// An address like name@example.com (at most 254 characters; the domain has a dot; no `#`
+    /// or white space inside), stored trimmed and lower-cased.
+    #[schema(max_length = 254)]
     pub email: String,
+    /// At least 10 characters, at most 256 bytes, and hard to guess (zxcvbn score 3 of 4).
+    #[schema(min_length = 10)]
     pub password: String,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub display_name: String,
 }
 
@@ -94,6 +104,8 @@ pub struct SessionList {
 #[serde(deny_unknown_fields)]
 pub struct PasswordChangeRequest {
     pub current_password: String,
+    /// At least 10 characters, at most 256 bytes, and hard to guess (zxcvbn score 3 of 4).
+    #[schema(min_length = 10)]
     pub new_password: String,
 }
 
@@ -107,6 +119,8 @@ pub struct ResetRequestRequest {
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
     pub token: String,
+    /// At least 10 characters, at most 256 bytes, and hard to guess (zxcvbn score 3 of 4).
+    #[schema(min_length = 10)]
     pub new_password: String,
 }
 
@@ -150,6 +164,11 @@ pub struct TotpDisableRequest {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// Subset of what the owner's role allows: `workflows:read`, `workflows:write`, `admin`.
     pub scopes: Vec<Scope>,
