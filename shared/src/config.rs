@@ -21,6 +21,26 @@ pub struct AuthConfig {
     pub public_url: String,
 }
 
+/// The request gate's settings, as written in the template (parsed by
+/// [`crate::http::GateConfig::parse`]): comma-separated CIDRs and the JSON rate-limit rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GateSettings {
+    pub ip_allow_list: String,
+    pub ip_deny_list: String,
+    pub rate_limits: String,
+}
+
+impl GateSettings {
+    pub fn from_env() -> GateSettings {
+        let get = |k: &str| env::var(k).unwrap_or_default();
+        GateSettings {
+            ip_allow_list: get("IP_ALLOW_LIST"),
+            ip_deny_list: get("IP_DENY_LIST"),
+            rate_limits: get("RATE_LIMITS"),
+        }
+    }
+}
+
 impl AuthConfig {
     pub fn from_env() -> Result<AuthConfig, String> {
         Self::from_lookup(|k| env::var(k).ok())

@@ -37,30 +37,7 @@ pub struct Page<T> {
     pub next: Option<PageKey>,
 }
 
-/// Filters of the workflow list; all given ones must match.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct WorkflowFilter {
-    pub status: Option<WorkflowStatus>,
-    pub tag: Option<String>,
-    /// Lower-case words; each must start a word of the name.
-    pub name_words: Vec<String>,
-    pub created_after: Option<DateTime<Utc>>,
-    pub created_before: Option<DateTime<Utc>>,
-}
-
-impl WorkflowFilter {
-    /// Whether `w` passes the filters other than the creation time range (which lists apply
-    /// through their keys).
-    pub fn matches(&self, w: &Workflow) -> bool {
-        let text = crate::domain::workflow::search_text(&w.name);
-        self.status.is_none_or(|s| s == w.status)
-            && self.tag.as_ref().is_none_or(|t| w.tags.contains(t))
-            && self
-                .name_words
-                .iter()
-                .all(|word| text.contains(&format!(" {word}")))
-    }
-}
+pub use crate::domain::workflow::WorkflowFilter;
 
 /// A stored response to a request that carried an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq)]

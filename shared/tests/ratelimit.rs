@@ -17,6 +17,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use shared::app::ratelimit::MemoryFront;
 use shared::aws::dynamo::DynamoRateLimits;
 use shared::domain::ratelimit::{Algorithm, Decision, Limit, decide};
+use shared::http::limits::rate_limit_headers;
 use shared::ports::RateLimitStore;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -119,7 +120,7 @@ async fn exactly_the_capacity_under_concurrency(algorithm: Algorithm) {
         assert_eq!(d.retry_after, Some(wait), "{algorithm:?}");
         assert_eq!(d.remaining, 0, "{algorithm:?}");
         assert!(
-            d.headers(&limit, "default")
+            rate_limit_headers(d, &limit, "default")
                 .iter()
                 .any(|(h, _)| *h == "Retry-After")
         );

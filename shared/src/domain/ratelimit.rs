@@ -118,17 +118,6 @@ impl Limit {
         self.period
     }
 
-    /// The `RateLimit-Policy` field value (draft-ietf-httpapi-ratelimit-headers): the policy
-    /// `name`, its quota `q` and its window `w` in seconds (rounded up).
-    pub fn policy_header(&self, name: &str) -> String {
-        format!(
-            "{};q={};w={}",
-            sf_string(name),
-            self.capacity,
-            ceil_seconds(self.period)
-        )
-    }
-
     fn period_ms(&self) -> i64 {
         // At most MAX_PERIOD, so it fits.
         i64::try_from(self.period.as_millis()).unwrap_or(i64::MAX)
@@ -183,37 +172,6 @@ pub struct Decision {
     pub reset_after: Duration,
     /// For a refusal, the time until a request would be admitted.
     pub retry_after: Option<Duration>,
-}
-
-impl Decision {
-    /// The `RateLimit` field value (draft-ietf-httpapi-ratelimit-headers) for the policy
-    /// `name`: remaining quota `r` and seconds until it resets `t` (rounded up).
-    pub fn rate_limit_header(&self, name: &str) -> String {
-        format!(
-            "{};r={};t={}",
-            sf_string(name),
-            self.remaining,
-            ceil_seconds(self.reset_after)
-        )
-    }
-
-    /// The `Retry-After` value of a refusal: whole seconds, rounded up, at least 1.
-    pub fn retry_after_header(&self) -> Option<String> {
-        self.retry_after.map(|d| ceil_seconds(d).max(1).to_string())
-    }
-
-    /// Every rate limit header of a response: `RateLimit-Policy`, `RateLimit` and, for a
-    /// refusal, `Retry-After`.
-    pub fn headers(&self, limit: &Limit, policy: &str) -> Vec<(&'static str, String)> {
-        let mut h = vec![
-            ("RateLimit-Policy", limit.policy_header(policy)),
-            ("RateLimit", self.rate_limit_header(policy)),
-        ];
-        if let Some(v) = self.retry_after_header() {
-            h.push(("Retry-After", v));
-        }
-        h
-    }
 }
 
 /// Decides one request of a key whose stored state is `state`, at `now_ms` (epoch ms).
@@ -444,26 +402,6 @@ impl Window {
         let t = i64::try_from(t.max(0)).unwrap_or(i64::MAX).max(elapsed);
         (t < self.period).then_some(t)
     }
-}
-
-/// Whole seconds, rounded up.
-fn ceil_seconds(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-/// A structured field String (RFC 8941 §3.3.3): printable ASCII, `"` and `\` escaped; other
-/// characters are dropped.
-fn sf_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars().filter(|c| (' '..='~').contains(c)) {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
@@ -772,37 +710,5 @@ mod tests {
             serde_json::json!({"algorithm": "sliding_window", "window_start_ms": 60_000, "previous": 3, "current": 1})
         );
         assert_eq!(serde_json::from_value::<State>(json).unwrap(), s);
-    }
-
-    #[test]
-    fn headers_follow_the_ratelimit_draft() {
-        let l = limit(Algorithm::FixedWindow, 5, 60_000);
-        let mut s = None;
-        let ds = burst(&l, &mut s, 30_500, 6);
-        assert_eq!(
-            ds[0].headers(&l, "default"),
-            [
-                ("RateLimit-Policy", "\"default\";q=5;w=60".to_string()),
-                ("RateLimit", "\"default\";r=4;t=30".to_string()),
-            ]
-        );
-        // 29.5 s to wait: rounded up.
-        assert_eq!(ds[5].retry_after_header().as_deref(), Some("30"));
-        assert_eq!(
-            ds[5].headers(&l, "default")[2],
-            ("Retry-After", "30".to_string())
-        );
-        // Sub-second periods and waits round up to a whole second.
-        let l = limit(Algorithm::TokenBucket, 2, 300);
-        assert_eq!(l.policy_header("p"), "\"p\";q=2;w=1");
-        let d = Decision {
-            retry_after: Some(ms(1)),
-            ..decide(&l, None, 0)
-        };
-        assert_eq!(d.retry_after_header().as_deref(), Some("1"));
-        assert_eq!(
-            l.policy_header("a\"b\\c\u{e9}\n"),
-            "\"a\\\"b\\\\c\";q=2;w=1"
-        );
     }
 }

@@ -349,17 +349,7 @@ impl KeyRing {
     }
 }
 
-/// API keys are sent as bearer credentials `dwc_<user_id>.<key_id>.<secret>`.
-pub const API_KEY_PREFIX: &str = "dwc_";
-
-/// The parts of an API key: (user id, key id, secret).
-pub fn parse_api_key(credential: &str) -> Option<(&str, &str, &str)> {
-    let rest = credential.strip_prefix(API_KEY_PREFIX)?;
-    let mut parts = rest.splitn(3, '.');
-    let (user, key, secret) = (parts.next()?, parts.next()?, parts.next()?);
-    (ids::is_valid_id(user) && ids::is_valid_id(key) && !secret.is_empty())
-        .then_some((user, key, secret))
-}
+pub use crate::domain::credentials::{API_KEY_PREFIX, parse_api_key};
 
 /// Establishes the caller of every authenticated request: one read of the account (two
 /// items in one BatchGetItem for an API key) after a local signature check.

@@ -1,7 +1,7 @@
 //! The request gate every HTTP function runs first: IP allow/deny lists (CIDR), then rate
 //! limits per route and per source IP, per principal or per account, from configuration.
 //!
-//! Configuration (environment, read once at cold start):
+//! Configuration (environment, read once at cold start by [`crate::config::GateSettings`]):
 //! - `IP_ALLOW_LIST`, `IP_DENY_LIST`: comma-separated CIDRs (`10.0.0.0/8, 2001:db8::/32`) or
 //!   addresses. A deny match refuses (403); a non-empty allow list refuses everything outside
 //!   it. Both apply before anything else, including authentication.
@@ -17,7 +17,7 @@
 //! per-instance [`crate::app::ratelimit::MemoryFront`] answers known refusals locally.
 
 use super::Problem;
-use crate::domain::ratelimit::{Algorithm, Limit};
+use crate::domain::ratelimit::{Algorithm, Decision, Limit};
 use crate::ports::RateLimitStore;
 use http::StatusCode;
 use ipnet::IpNet;
@@ -120,13 +120,8 @@ fn nets(var: &str, list: &str) -> Result<Vec<IpNet>, String> {
 }
 
 impl GateConfig {
-    pub fn from_env() -> Result<GateConfig, String> {
-        let get = |k: &str| std::env::var(k).unwrap_or_default();
-        GateConfig::parse(
-            &get("IP_ALLOW_LIST"),
-            &get("IP_DENY_LIST"),
-            &get("RATE_LIMITS"),
-        )
+    pub fn from_settings(s: &crate::config::GateSettings) -> Result<GateConfig, String> {
+        GateConfig::parse(&s.ip_allow_list, &s.ip_deny_list, &s.rate_limits)
     }
 
     pub fn parse(allow: &str, deny: &str, rules: &str) -> Result<GateConfig, String> {
@@ -271,7 +266,7 @@ impl Gate {
                 )
                 .with("limit", json!(rule.limit.capacity()))
                 .with("policy", json!(rule.name));
-                for (name, value) in decision.headers(&rule.limit, &rule.name) {
+                for (name, value) in rate_limit_headers(&decision, &rule.limit, &rule.name) {
                     if let Ok(n) = http::HeaderName::from_bytes(name.as_bytes()) {
                         p = p.with_header(n, value);
                     }
@@ -299,9 +294,97 @@ pub fn source_ip(req: &lambda_http::Request) -> Option<String> {
     }
 }
 
+/// Every rate limit header of an answer (draft-ietf-httpapi-ratelimit-headers):
+/// `RateLimit-Policy` (the policy's name, quota `q` and window `w` in seconds), `RateLimit`
+/// (remaining quota `r` and seconds `t` until it resets) and, for a refusal, `Retry-After`
+/// (whole seconds, at least 1). Seconds are rounded up.
+pub fn rate_limit_headers(
+    decision: &Decision,
+    limit: &Limit,
+    policy: &str,
+) -> Vec<(&'static str, String)> {
+    let name = sf_string(policy);
+    let mut h = vec![
+        (
+            "RateLimit-Policy",
+            format!(
+                "{name};q={};w={}",
+                limit.capacity(),
+                ceil_seconds(limit.period())
+            ),
+        ),
+        (
+            "RateLimit",
+            format!(
+                "{name};r={};t={}",
+                decision.remaining,
+                ceil_seconds(decision.reset_after)
+            ),
+        ),
+    ];
+    if let Some(wait) = decision.retry_after {
+        h.push(("Retry-After", ceil_seconds(wait).max(1).to_string()));
+    }
+    h
+}
+
+/// Whole seconds, rounded up.
+fn ceil_seconds(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// A structured field String (RFC 8941 §3.3.3): printable ASCII, `"` and `\` escaped; other
+/// characters are dropped.
+fn sf_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars().filter(|c| (' '..='~').contains(c)) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_follow_the_ratelimit_draft() {
+        use crate::domain::ratelimit::decide;
+        let l = Limit::new(Algorithm::FixedWindow, 5, Duration::from_secs(60)).unwrap();
+        let mut state = None;
+        let mut ds = Vec::new();
+        for _ in 0..6 {
+            let d = decide(&l, state, 30_500);
+            if d.allowed {
+                state = Some(d.new_state);
+            }
+            ds.push(d);
+        }
+        assert_eq!(
+            rate_limit_headers(&ds[0], &l, "default"),
+            [
+                ("RateLimit-Policy", "\"default\";q=5;w=60".to_string()),
+                ("RateLimit", "\"default\";r=4;t=30".to_string()),
+            ]
+        );
+        // 29.5 s to wait: rounded up.
+        assert_eq!(
+            rate_limit_headers(&ds[5], &l, "default")[2],
+            ("Retry-After", "30".to_string())
+        );
+        // Sub-second periods and waits round up to a whole second; names are sf-strings.
+        let l = Limit::new(Algorithm::TokenBucket, 2, Duration::from_millis(300)).unwrap();
+        let mut d = decide(&l, None, 0);
+        d.retry_after = Some(Duration::from_millis(1));
+        let h = rate_limit_headers(&d, &l, "a\"b\\c\u{e9}\n");
+        assert_eq!(h[0].1, "\"a\\\"b\\\\c\";q=2;w=1");
+        assert_eq!(h[2], ("Retry-After", "1".to_string()));
+    }
 
     #[test]
     fn configuration_parses_and_explains_mistakes() {

@@ -7,7 +7,7 @@ use super::pipeline::{self, Pipeline, Routes};
 use super::{Authenticator, Gate, GateConfig, KeyRing};
 use crate::app::ratelimit::MemoryFront;
 use crate::aws::dynamo::{DynamoAccounts, DynamoRateLimits};
-use crate::config::Config;
+use crate::config::{Config, GateSettings};
 use crate::ports::SystemClock;
 use aws_config::SdkConfig;
 use lambda_http::{Error, service_fn};
@@ -27,7 +27,7 @@ impl HttpWiring {
     pub async fn from_env() -> Result<HttpWiring, Error> {
         lambda_http::tracing::init_default_subscriber();
         let config = Config::from_env()?;
-        let gate_config = GateConfig::from_env()?;
+        let gate_config = GateConfig::from_settings(&GateSettings::from_env())?;
         let sdk = crate::aws::sdk_config().await?;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let accounts = Arc::new(DynamoAccounts::new(

@@ -9,7 +9,7 @@ pub mod signer;
 use crate::app::AppError;
 use crate::crypto::{self, totp};
 use crate::domain::account::{self, Account, AccountStatus, ApiKey, Mfa, Session};
-use crate::domain::{Principal, Role, ids};
+use crate::domain::{Principal, Role, credentials, ids};
 use crate::ports::{AccountStore, Clock, Email, Mailer, OneTimeToken, StoreError, TokenPurpose};
 use chrono::{DateTime, Duration, Utc};
 use dto::*;
@@ -405,7 +405,11 @@ impl Identity {
             access_token: access,
             token_type: "Bearer".into(),
             expires_in: signer::ACCESS_TOKEN_SECONDS,
-            refresh_token: format!("{}.{}.{secret}", session.user_id, session.session_id),
+            refresh_token: credentials::refresh_token(
+                &session.user_id,
+                &session.session_id,
+                secret,
+            ),
             session_id: session.session_id.clone(),
         })
     }
@@ -414,15 +418,11 @@ impl Identity {
     /// copied: the whole session ends, for the thief and the owner alike.
     pub async fn refresh(&self, body: RefreshRequest) -> Result<TokenPair, AppError> {
         const INVALID: &str = "refresh token is not valid; log in again";
-        let mut parts = body.refresh_token.splitn(3, '.');
-        let (Some(user_id), Some(session_id), Some(secret)) =
-            (parts.next(), parts.next(), parts.next())
+        let Some((user_id, session_id, secret)) =
+            credentials::parse_refresh_token(&body.refresh_token)
         else {
             return Err(AppError::Unauthorized(INVALID));
         };
-        if !ids::is_valid_id(user_id) || !ids::is_valid_id(session_id) {
-            return Err(AppError::Unauthorized(INVALID));
-        }
         let now = self.now();
         let mut session = match self.accounts.get_session(user_id, session_id).await? {
             Some(s) if s.expires_at > now => s,
@@ -770,12 +770,7 @@ impl Identity {
             secret_hash: crypto::sha256_hex(&secret),
         };
         self.accounts.put_api_key(&key).await?;
-        let api_key = format!(
-            "{}{}.{}.{secret}",
-            crate::http::auth::API_KEY_PREFIX,
-            key.user_id,
-            key.key_id
-        );
+        let api_key = credentials::api_key(&key.user_id, &key.key_id, &secret);
         Ok(CreatedApiKey {
             key: key.into(),
             api_key,
