@@ -1,0 +1,264 @@
+//! Sign-in and sessions: login (with the second factor when MFA is on), refresh-token rotation
+//! with reuse detection, logout and the session list.
+
+use super::*;
+
+impl Identity {
+    pub async fn login(&self, body: LoginRequest, client: &Client) -> Result<TokenPair, AppError> {
+        let now = self.now();
+        let account = match account::normalize_email(&body.email) {
+            Ok(email) => self.accounts.find_account_by_email(&email).await?,
+            Err(_) => None,
+        };
+        let Some(mut account) = account else {
+            // As slow as a wrong password, so the answer does not tell which emails exist.
+            crypto::verify_password(&body.password, crypto::decoy_password_hash());
+            return Err(AppError::Unauthorized(WRONG_CREDENTIALS));
+        };
+        if let Some(until) = account.locked(now) {
+            return Err(AppError::Locked {
+                retry_after_s: (until - now).num_seconds().max(1),
+            });
+        }
+        let password_ok = body.password.len() <= account::MAX_PASSWORD_BYTES
+            && crypto::verify_password(&body.password, &account.password_hash);
+        let second = if password_ok && account.mfa.enabled {
+            match self.second_factor(
+                &mut account,
+                body.totp_code.as_deref(),
+                body.recovery_code.as_deref(),
+                now,
+            ) {
+                Err(AppError::MfaRequired) => return Err(AppError::MfaRequired),
+                other => other,
+            }
+        } else {
+            Ok(())
+        };
+        if !password_ok || second.is_err() {
+            self.accounts
+                .record_login_failure(&account.user_id, now)
+                .await?;
+            return Err(second
+                .err()
+                .filter(|_| password_ok)
+                .unwrap_or(AppError::Unauthorized(WRONG_CREDENTIALS)));
+        }
+        match account.status {
+            AccountStatus::Active => {}
+            AccountStatus::Pending => {
+                return Err(AppError::Forbidden(
+                    "confirm your email address first (see the email we sent)",
+                ));
+            }
+            AccountStatus::Suspended => {
+                return Err(AppError::Forbidden("this account is suspended"));
+            }
+        }
+        if account.failed_logins > 0 || account.last_failed_at.is_some() || account.mfa.enabled {
+            // Versioned: of two logins with one TOTP code at once, one gets a conflict.
+            account.clear_failures();
+            self.save(&mut account).await?;
+        }
+        self.start_session(&account, client).await
+    }
+
+    /// Checks a TOTP or recovery code and uses it up (the account is saved by the caller).
+    pub(super) fn second_factor(
+        &self,
+        account: &mut Account,
+        totp_code: Option<&str>,
+        recovery_code: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        match (totp_code, recovery_code) {
+            (Some(code), _) => {
+                let secret = account.mfa.secret.as_deref().unwrap_or_default();
+                match totp::matching_step(secret, code.trim(), now.timestamp().max(0) as u64) {
+                    Some(step) if step > account.mfa.last_step => {
+                        account.mfa.last_step = step;
+                        Ok(())
+                    }
+                    Some(_) => Err(AppError::Unauthorized(
+                        "this code was used already; wait for the next one",
+                    )),
+                    None => Err(AppError::Unauthorized("the code is wrong")),
+                }
+            }
+            (None, Some(code)) => {
+                let hash = recovery_hash(&account.user_id, code);
+                let before = account.mfa.recovery_hashes.len();
+                account
+                    .mfa
+                    .recovery_hashes
+                    .retain(|h| !crypto::constant_time_eq(h, &hash));
+                if account.mfa.recovery_hashes.len() < before {
+                    Ok(())
+                } else {
+                    Err(AppError::Unauthorized("the recovery code is wrong or used"))
+                }
+            }
+            (None, None) => Err(AppError::MfaRequired),
+        }
+    }
+
+    pub(super) async fn start_session(
+        &self,
+        account: &Account,
+        client: &Client,
+    ) -> Result<TokenPair, AppError> {
+        let now = self.now();
+        let secret = new_secret()?;
+        let session = Session {
+            session_id: ids::new_id(),
+            user_id: account.user_id.clone(),
+            device: client.device.chars().take(MAX_DEVICE_CHARS).collect(),
+            ip: client.ip.clone(),
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + REFRESH_TOKEN_LIFETIME,
+            refresh_hash: crypto::sha256_hex(&secret),
+            used_hashes: vec![],
+        };
+        self.accounts.put_session(&session).await?;
+        self.pair(account.role, &session, &secret).await
+    }
+
+    pub(super) async fn pair(
+        &self,
+        role: Role,
+        session: &Session,
+        secret: &str,
+    ) -> Result<TokenPair, AppError> {
+        let access = self
+            .signer
+            .access_token(&session.user_id, &session.session_id, role, self.now())
+            .await?;
+        Ok(TokenPair {
+            access_token: access,
+            token_type: "Bearer".into(),
+            expires_in: signer::ACCESS_TOKEN_SECONDS,
+            refresh_token: credentials::refresh_token(
+                &session.user_id,
+                &session.session_id,
+                secret,
+            ),
+            session_id: session.session_id.clone(),
+        })
+    }
+
+    /// Exchanges a refresh token for a new pair. A token shown a second time means it was
+    /// copied: the whole session ends, for the thief and the owner alike.
+    pub async fn refresh(&self, body: RefreshRequest) -> Result<TokenPair, AppError> {
+        const INVALID: &str = "refresh token is not valid; log in again";
+        let Some((user_id, session_id, secret)) =
+            credentials::parse_refresh_token(&body.refresh_token)
+        else {
+            return Err(AppError::Unauthorized(INVALID));
+        };
+        let now = self.now();
+        let mut session = match self.accounts.get_session(user_id, session_id).await? {
+            Some(s) if s.expires_at > now => s,
+            _ => return Err(AppError::Unauthorized(INVALID)),
+        };
+        let hash = crypto::sha256_hex(secret);
+        if !crypto::constant_time_eq(&hash, &session.refresh_hash) {
+            if session
+                .used_hashes
+                .iter()
+                .any(|h| crypto::constant_time_eq(h, &hash))
+            {
+                self.revoke_reused(&session).await?;
+                return Err(AppError::Unauthorized(
+                    "refresh token reused: the session is revoked; log in again",
+                ));
+            }
+            return Err(AppError::Unauthorized(INVALID));
+        }
+        let account = self.accounts.get_account(user_id).await?;
+        let account = match account {
+            // A session from before a password change, reset or "end everything" is over, even if
+            // deleting it did not finish.
+            Some(a)
+                if a.status == AccountStatus::Active
+                    && session.created_at >= a.tokens_valid_after =>
+            {
+                a
+            }
+            _ => return Err(AppError::Unauthorized(INVALID)),
+        };
+        let next = new_secret()?;
+        session.used_hashes.push(hash.clone());
+        let excess = session
+            .used_hashes
+            .len()
+            .saturating_sub(account::REMEMBERED_REFRESH_TOKENS);
+        session.used_hashes.drain(..excess);
+        session.refresh_hash = crypto::sha256_hex(&next);
+        session.last_used_at = now;
+        session.expires_at = now + REFRESH_TOKEN_LIFETIME;
+        match self.accounts.rotate_session(&session, &hash).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                // Another request exchanged the same token first: the token was used twice.
+                self.revoke_reused(&session).await?;
+                return Err(AppError::Unauthorized(
+                    "refresh token reused: the session is revoked; log in again",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.pair(account.role, &session, &next).await
+    }
+
+    pub(super) async fn revoke_reused(&self, session: &Session) -> Result<(), AppError> {
+        tracing::warn!(user_id = %session.user_id, session_id = %session.session_id, "refresh token reuse: session revoked");
+        self.accounts
+            .delete_session(&session.user_id, &session.session_id)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn logout(&self, principal: &Principal) -> Result<(), AppError> {
+        let sid = principal
+            .session_id
+            .as_deref()
+            .ok_or(AppError::Forbidden("API keys have no session to end"))?;
+        self.accounts
+            .delete_session(&principal.user_id, sid)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn sessions(&self, principal: &Principal) -> Result<SessionList, AppError> {
+        require_session(principal)?;
+        let now = self.now();
+        let mut items: Vec<SessionView> = self
+            .accounts
+            .list_sessions(&principal.user_id)
+            .await?
+            .into_iter()
+            .filter(|s| s.expires_at > now)
+            .map(|s| SessionView::of(s, principal.session_id.as_deref()))
+            .collect();
+        items.sort_by_key(|s| std::cmp::Reverse(s.last_used_at));
+        Ok(SessionList { items })
+    }
+
+    pub async fn end_session(
+        &self,
+        principal: &Principal,
+        session_id: &str,
+    ) -> Result<(), AppError> {
+        require_session(principal)?;
+        if self
+            .accounts
+            .delete_session(&principal.user_id, session_id)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(AppError::NotFound("session"))
+        }
+    }
+}
