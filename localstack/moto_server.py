@@ -112,9 +112,11 @@ class TouchedItems:
         self.items = []  # (table, hash_key, range_key, item before the write or None), in order
         self.streams = {}  # id(table) -> (table, records list, length before the transaction)
 
-    def remember(self, table, hash_key, range_key, current):
-        # update_item changes the stored Item in place, so the before-image must be a copy.
-        self.items.append((table, hash_key, range_key, fast_copy(current)))
+    def remember(self, table, hash_key, range_key, current, mutated_in_place):
+        # update_item changes the stored Item in place, so its before-image must be a copy; Put
+        # and Delete replace or remove the Item object, which stays as it was.
+        before = fast_copy(current) if mutated_in_place else current
+        self.items.append((table, hash_key, range_key, before))
         shard = table.stream_shard
         if shard is not None and id(table) not in self.streams:
             self.streams[id(table)] = (table, shard.items, len(shard.items))
@@ -191,7 +193,7 @@ def apply_transaction_item(backend, op_type, op, seen, touched):
     if op_type == "ConditionCheck":
         return
     # The condition held under the write lock, so the write itself needs no second check.
-    touched.remember(table, hash_key, range_key, current)
+    touched.remember(table, hash_key, range_key, current, mutated_in_place=op_type == "Update")
     if op_type == "Put":
         backend.put_item(table_name, op["Item"], overwrite=True)
     elif op_type == "Delete":

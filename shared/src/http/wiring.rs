@@ -8,7 +8,7 @@ use super::{Authenticator, Gate, GateConfig, KeyRing};
 use crate::app::ratelimit::MemoryFront;
 use crate::aws::dynamo::{DynamoAccounts, DynamoRateLimits};
 use crate::config::{Config, GateSettings};
-use crate::ports::SystemClock;
+use crate::ports::{Clock, SystemClock};
 use aws_config::SdkConfig;
 use lambda_http::{Error, service_fn};
 use std::sync::Arc;
@@ -34,9 +34,10 @@ impl HttpWiring {
             dynamo.clone(),
             config.table_name.clone(),
         ));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let keys = KeyRing::lazy(
             accounts.clone(),
-            Arc::new(SystemClock),
+            clock.clone(),
             &config.jwt_issuer,
             &config.jwt_audience,
         )?;
@@ -50,7 +51,7 @@ impl HttpWiring {
                 keys,
                 accounts: accounts.clone(),
             }),
-            clock: Arc::new(SystemClock),
+            clock,
         };
         Ok(HttpWiring {
             config,

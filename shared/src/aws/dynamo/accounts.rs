@@ -233,14 +233,6 @@ impl DynamoAccounts {
         }
     }
 
-    async fn get(
-        &self,
-        key: Item,
-        projection: Option<&[&str]>,
-    ) -> Result<Option<Item>, StoreError> {
-        self.table.get(key, projection).await
-    }
-
     /// Puts `item`, conditional on `condition` (with `e`'s names and values); a failed
     /// condition is `on_fail`.
     async fn put(
@@ -318,7 +310,8 @@ impl AccountStore for DynamoAccounts {
 
     fn get_account<'a>(&'a self, user_id: &'a str) -> Fut<'a, Option<Account>> {
         Box::pin(async move {
-            self.get(account_key(user_id), None)
+            self.table
+                .get(account_key(user_id), None)
                 .await?
                 .map(from_item)
                 .transpose()
@@ -327,7 +320,7 @@ impl AccountStore for DynamoAccounts {
 
     fn find_account_by_email<'a>(&'a self, email: &'a str) -> Fut<'a, Option<Account>> {
         Box::pin(async move {
-            let Some(guard) = self.get(email_key(email), None).await? else {
+            let Some(guard) = self.table.get(email_key(email), None).await? else {
                 return Ok(None);
             };
             let Some(AttributeValue::S(user_id)) = guard.get("user_id") else {
@@ -339,7 +332,8 @@ impl AccountStore for DynamoAccounts {
 
     fn account_state<'a>(&'a self, user_id: &'a str) -> Fut<'a, Option<AccountState>> {
         Box::pin(async move {
-            self.get(account_key(user_id), Some(&STATE_FIELDS))
+            self.table
+                .get(account_key(user_id), Some(&STATE_FIELDS))
                 .await?
                 .map(state_from)
                 .transpose()
@@ -529,7 +523,8 @@ impl AccountStore for DynamoAccounts {
         session_id: &'a str,
     ) -> Fut<'a, Option<Session>> {
         Box::pin(async move {
-            self.get(session_key(user_id, session_id), None)
+            self.table
+                .get(session_key(user_id, session_id), None)
                 .await?
                 .map(from_item)
                 .transpose()

@@ -241,8 +241,6 @@ impl DynamoStore {
         self.table.name()
     }
 
-    /// Shares `workflow` with `user_id` in one transaction: the workflow's `shares` map (owner
-    /// or admin, not deleted) and the share entry that lists it for the user.
     /// Gives a workflow item an empty `shares` map if it has none.
     async fn add_shares_map(&self, workflow_id: &str) -> Result<(), StoreError> {
         let mut e = Expr::default();
@@ -263,6 +261,8 @@ impl DynamoStore {
             .map(|_| ())
     }
 
+    /// Shares `workflow` with `user_id` in one transaction: the workflow's `shares` map (owner
+    /// or admin, not deleted) and the share entry that lists it for the user.
     async fn try_put_share(
         &self,
         actor: &Principal,
@@ -335,7 +335,6 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// Runs one transaction, retrying when it was cancelled only by concurrent transactions.
     /// Runs a transaction whose actions play `roles`, explaining a cancellation by the failed
     /// condition of highest precedence.
     async fn transact_roles(
@@ -383,14 +382,6 @@ impl DynamoStore {
                 None => None,
             }),
         })
-    }
-
-    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        self.table.batch_get(keys).await
-    }
-
-    async fn get_item(&self, key: Item) -> Result<Option<Item>, StoreError> {
-        self.table.get(key, None).await
     }
 
     /// One page of a workflow's partition.
@@ -505,7 +496,7 @@ impl WorkflowStore for DynamoStore {
 
     fn get_workflow<'a>(&'a self, id: &'a str) -> Fut<'a, Option<Workflow>> {
         Box::pin(async move {
-            match self.get_item(workflow_key(id)).await? {
+            match self.table.get(workflow_key(id), None).await? {
                 Some(item) => workflow_from(item),
                 None => Ok(None),
             }
@@ -518,6 +509,7 @@ impl WorkflowStore for DynamoStore {
                 return Ok(vec![]);
             }
             let items = self
+                .table
                 .batch_get(ids.iter().map(|id| workflow_key(id)).collect())
                 .await?;
             let mut out = Vec::with_capacity(items.len());
@@ -811,6 +803,7 @@ impl WorkflowStore for DynamoStore {
     ) -> Fut<'a, (Option<Workflow>, Option<Node>)> {
         Box::pin(async move {
             let items = self
+                .table
                 .batch_get(vec![
                     workflow_key(workflow_id),
                     node_key(workflow_id, node_id),
@@ -859,7 +852,7 @@ impl WorkflowStore for DynamoStore {
                         return Err(StoreError::BadPageKey);
                     }
                     let (workflow, page) = tokio::join!(
-                        self.get_item(workflow_key(workflow_id)),
+                        self.table.get(workflow_key(workflow_id), None),
                         self.query_partition(workflow_id, Some(limit as i32), Some(start_key(key)))
                     );
                     let workflow = match workflow? {
@@ -1047,7 +1040,7 @@ impl WorkflowStore for DynamoStore {
         now: DateTime<Utc>,
     ) -> Fut<'a, Option<IdempotencyRecord>> {
         Box::pin(async move {
-            match self.get_item(idempotency_key(owner_id, key)).await? {
+            match self.table.get(idempotency_key(owner_id, key), None).await? {
                 Some(item) => {
                     let record = idempotency_from(&item)?;
                     Ok((record.expires_at > now).then_some(record))
