@@ -24,7 +24,7 @@ use shared::domain::Role;
 use shared::domain::account::{Account, AccountStatus};
 use shared::http::Problem;
 use shared::ports::{
-    AccountStore, Email, KeyVault, Mailer, OneTimeToken, StoreError, TokenPurpose,
+    AccountStates, Accounts, Email, KeyVault, Mailer, OneTimeToken, StoreError, TokenPurpose,
 };
 use std::collections::HashMap;
 

@@ -10,7 +10,7 @@ mod routes;
 
 use lambda_http::{Body, Request, Response};
 use shared::http::pipeline::{self, Pipeline};
-use shared::ports::{AccountStore, WorkflowStore};
+use shared::ports::{Accounts, WorkflowStore};
 use std::sync::Arc;
 
 /// What the handler needs from the world, built once per cold start.
@@ -18,7 +18,7 @@ use std::sync::Arc;
 pub struct Api {
     pub store: Arc<dyn WorkflowStore>,
     /// Accounts: who a workflow is shared with.
-    pub accounts: Arc<dyn AccountStore>,
+    pub accounts: Arc<dyn Accounts>,
     /// Gate, authenticator and clock.
     pub pipeline: Pipeline,
 }

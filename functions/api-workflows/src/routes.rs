@@ -4,10 +4,11 @@
 use crate::{Api, Route};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use shared::app::requests::*;
-use shared::app::shares::{self, ShareList, ShareRequest};
-use shared::app::transfer::{self, ExportDocument};
-use shared::app::{Outcome, bulk, nodes, workflows};
+use shared::app::Outcome;
+use shared::app::workflows::requests::*;
+use shared::app::workflows::shares::{self, ShareList, ShareRequest};
+use shared::app::workflows::transfer::{self, ExportDocument};
+use shared::app::workflows::{self, bulk, nodes};
 use shared::domain::{Node, Principal, Workflow, WorkflowStatistics, WorkflowStatus};
 use shared::http::pipeline::{Access, Call, Reply, Routes};
 use shared::http::request::{self as rq, json_body};

@@ -13,6 +13,7 @@ pub mod principal;
 pub mod quality;
 pub mod ratelimit;
 pub mod statistics;
+pub mod time;
 pub mod tree;
 pub mod validate;
 pub mod workflow;

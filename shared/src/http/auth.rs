@@ -5,12 +5,12 @@
 //! [`KeyRing`] keeps a verifier over the signing keys in the table: loaded at cold start,
 //! reloaded at most once a minute when a token names a `kid` it does not know (a key rotated
 //! in since). [`Authenticator`] turns the `Authorization` header (an access token or an API
-//! key) into a [`Principal`] with the account's current role, refusing accounts that are
-//! suspended and tokens issued before the account's `tokens_valid_after`.
+//! key) into a [`Principal`]; the account rules it applies (status, token cutoff, key secret)
+//! are the use case [`crate::app::auth::callers`].
 
-use crate::domain::account::AccountStatus;
+use crate::app::auth::callers::{self, CallerError};
 use crate::domain::{Principal, ids};
-use crate::ports::{AccountState, AccountStore, Clock, PublicKey, SigningKeyStore};
+use crate::ports::{AccountStates, Clock, PublicKey, SigningKeyStore};
 use chrono::{DateTime, Utc};
 use http::HeaderValue;
 use jsonwebtoken::jwk::JwkSet;
@@ -283,7 +283,7 @@ impl KeyRing {
     pub fn fixed(verifier: JwtVerifier) -> KeyRing {
         KeyRing {
             store: None,
-            clock: Arc::new(crate::ports::SystemClock),
+            clock: Arc::new(crate::clock::SystemClock),
             issuer: String::new(),
             audience: String::new(),
             verifier: RwLock::new(Arc::new(verifier)),
@@ -351,11 +351,13 @@ impl KeyRing {
 
 pub use crate::domain::credentials::{API_KEY_PREFIX, parse_api_key};
 
-/// Establishes the caller of every authenticated request: one read of the account (two
-/// items in one BatchGetItem for an API key) after a local signature check.
+/// Establishes the caller of every authenticated request: the `Authorization` header read
+/// and, for an access token, its signature checked here; the account rules applied by
+/// [`crate::app::auth::callers`] (one read of the account, two items in one BatchGetItem for an
+/// API key).
 pub struct Authenticator {
     pub keys: KeyRing,
-    pub accounts: Arc<dyn AccountStore>,
+    pub accounts: Arc<dyn AccountStates>,
 }
 
 impl Authenticator {
@@ -365,64 +367,18 @@ impl Authenticator {
         now: DateTime<Utc>,
     ) -> Result<Principal, AuthError> {
         let credential = bearer(authorization)?;
-        if credential.starts_with(API_KEY_PREFIX) {
-            return self.api_key(credential, now).await;
-        }
-        let claims = self.keys.verify_token(credential).await?;
-        let state = self
-            .accounts
-            .account_state(&claims.sub)
-            .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
-        let (role, cutoff) = usable(state)?;
-        if claims.iat < cutoff.timestamp() {
-            return Err(AuthError::Invalid("revoked: sign in again"));
-        }
-        Ok(Principal {
-            user_id: claims.sub,
-            role,
-            scopes: None,
-            session_id: claims.sid,
+        let caller = if credential.starts_with(API_KEY_PREFIX) {
+            let (user_id, key_id, secret) =
+                parse_api_key(credential).ok_or(AuthError::Invalid("malformed API key"))?;
+            callers::from_api_key(self.accounts.as_ref(), user_id, key_id, secret, now).await
+        } else {
+            let claims = self.keys.verify_token(credential).await?;
+            callers::from_access_token(self.accounts.as_ref(), claims.sub, claims.sid, claims.iat)
+                .await
+        };
+        caller.map_err(|e| match e {
+            CallerError::Refused(why) => AuthError::Invalid(why),
+            CallerError::Unavailable(cause) => AuthError::Unavailable(cause),
         })
-    }
-
-    async fn api_key(&self, credential: &str, now: DateTime<Utc>) -> Result<Principal, AuthError> {
-        let (user_id, key_id, secret) =
-            parse_api_key(credential).ok_or(AuthError::Invalid("malformed API key"))?;
-        let (key, state) = self
-            .accounts
-            .api_key_with_state(user_id, key_id)
-            .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
-        let key = key.ok_or(AuthError::Invalid("unknown API key"))?;
-        if !crate::crypto::constant_time_eq(&crate::crypto::sha256_hex(secret), &key.secret_hash) {
-            return Err(AuthError::Invalid("unknown API key"));
-        }
-        if key.expires_at.is_some_and(|t| t <= now) {
-            return Err(AuthError::Invalid("API key expired"));
-        }
-        let (role, cutoff) = usable(state)?;
-        // Keys made before a password change, reset or "end everything" end with the tokens.
-        if key.created_at < cutoff {
-            return Err(AuthError::Invalid(
-                "API key revoked: the account's credentials were reset",
-            ));
-        }
-        Ok(Principal {
-            user_id: user_id.to_string(),
-            role,
-            scopes: Some(key.scopes),
-            session_id: None,
-        })
-    }
-}
-
-/// The role and token cutoff of an account that may act now.
-fn usable(state: Option<AccountState>) -> Result<(crate::domain::Role, DateTime<Utc>), AuthError> {
-    let state = state.ok_or(AuthError::Invalid("account no longer exists"))?;
-    match state.status {
-        AccountStatus::Active => Ok((state.role, state.tokens_valid_after)),
-        AccountStatus::Suspended => Err(AuthError::Invalid("account suspended")),
-        AccountStatus::Pending => Err(AuthError::Invalid("email not verified")),
     }
 }

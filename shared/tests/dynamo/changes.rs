@@ -6,7 +6,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, SecondsFormat};
 use serde_json::json;
 use shared::domain::{Settings, WorkflowStatus};
-use shared::ports::{ChangeOutcome, WorkflowChange, WorkflowFilter, WorkflowStore, WorkflowUpdate};
+use shared::ports::{
+    ChangeOutcome, Nodes, WorkflowChange, WorkflowFilter, WorkflowUpdate, Workflows,
+};
 
 fn edit(w: &shared::domain::Workflow, update: WorkflowUpdate) -> WorkflowChange {
     WorkflowChange {

@@ -6,7 +6,7 @@ use crate::support::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use shared::domain::{Settings, WorkflowStatus};
-use shared::ports::{StoreError, WorkflowFilter, WorkflowStore};
+use shared::ports::{Idempotency, Nodes, StoreError, WorkflowFilter, Workflows};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use crate::support::*;
 use chrono::{DateTime, Duration, Utc};
 use shared::domain::{Workflow, WorkflowStatus, ids};
-use shared::ports::{PageKey, StoreError, WorkflowFilter, WorkflowStore};
+use shared::ports::{Nodes, PageKey, StoreError, WorkflowFilter, Workflows};
 
 /// Stores `names` for `owner`, one second apart from `start`, in scrambled order; returns them
 /// newest first.
@@ -240,7 +240,7 @@ async fn list_workflows_bounds_creation_time_strictly() {
 }
 
 fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
-    shared::ports::truncate_to_millis(t)
+    shared::domain::time::truncate_to_millis(t)
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use crate::support::*;
 use serde_json::json;
 use shared::domain::{Node, NodeStatus, Settings, WorkflowStatus, ids};
-use shared::ports::{NodeDeletion, StoreError, WorkflowStore};
+use shared::ports::{Idempotency, NodeDeletion, Nodes, StoreError, Workflows};
 
 fn plan(nodes: &[&Node]) -> Vec<NodeDeletion> {
     nodes

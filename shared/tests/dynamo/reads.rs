@@ -5,7 +5,7 @@
 use crate::support::*;
 use serde_json::json;
 use shared::domain::{Node, NodeFields, WorkflowStatus, ids};
-use shared::ports::{PageKey, StoreError, WorkflowFilter, WorkflowStore};
+use shared::ports::{Idempotency, Nodes, PageKey, StoreError, WorkflowFilter, Workflows};
 use std::collections::BTreeMap;
 
 #[tokio::test]

@@ -6,11 +6,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
 use shared::aws::dynamo::DynamoStore;
+use shared::clock::SystemClock;
+use shared::domain::time::truncate_to_millis;
 use shared::domain::{Node, NodeFields, NodeStatus, Priority, Settings, Workflow, WorkflowStatus};
 use shared::domain::{ids, workflow::search_text};
 use shared::ports::{
-    Clock, IdempotencyRecord, StoreError, SystemClock, WorkflowChange, WorkflowFilter,
-    WorkflowStore, WorkflowUpdate, truncate_to_millis,
+    Clock, IdempotencyRecord, Nodes, StoreError, WorkflowChange, WorkflowFilter, WorkflowUpdate,
+    Workflows,
 };
 use std::collections::HashMap;
 

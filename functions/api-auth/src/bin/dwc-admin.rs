@@ -5,7 +5,8 @@
 //! with the operator's AWS credentials against the table named by `TABLE_NAME`.
 
 use shared::aws::dynamo::DynamoAccounts;
-use shared::ports::{Clock, SystemClock};
+use shared::clock::SystemClock;
+use shared::ports::Clock;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: TABLE_NAME=<table> dwc-admin promote <email>";

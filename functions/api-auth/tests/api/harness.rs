@@ -33,7 +33,7 @@ impl TestClock {
 
 impl Clock for TestClock {
     fn now(&self) -> DateTime<Utc> {
-        shared::ports::truncate_to_millis(
+        shared::domain::time::truncate_to_millis(
             Utc::now() + Duration::milliseconds(self.0.load(Ordering::SeqCst)),
         )
     }

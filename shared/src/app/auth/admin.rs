@@ -5,7 +5,7 @@ use super::dto::*;
 use crate::app::AppError;
 use crate::domain::account::{Account, AccountStatus};
 use crate::domain::{Principal, Role};
-use crate::ports::{AccountFilter, AccountStore, Page, PageKey};
+use crate::ports::{AccountFilter, Accounts, Page, PageKey};
 
 fn require_admin(principal: &Principal) -> Result<(), AppError> {
     if principal.is_admin() {
@@ -147,7 +147,7 @@ impl Identity {
 /// Makes the account with `email` an admin: how the first admin of a deployment is made
 /// (`dwc-admin promote <email>`, README). The account must have verified its email.
 pub async fn promote(
-    accounts: &dyn AccountStore,
+    accounts: &(impl Accounts + ?Sized),
     email: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Account, AppError> {

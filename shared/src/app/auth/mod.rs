@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod api_keys;
+pub mod callers;
 pub mod dto;
 mod mfa;
 mod passwords;

@@ -176,7 +176,7 @@ mod tests {
     use serde_json::json;
 
     fn workflow() -> Workflow {
-        let now = crate::ports::truncate_to_millis(Utc::now());
+        let now = crate::domain::time::truncate_to_millis(Utc::now());
         Workflow {
             id: crate::domain::ids::new_id(),
             owner_id: "u1".into(),

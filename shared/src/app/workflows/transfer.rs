@@ -4,11 +4,12 @@
 
 use super::idempotency::{self, IdempotencyKey, Outcome};
 use super::requests::CreatedWorkflow;
-use super::workflows::{NewWorkflow, new_tree, read_created, store_created};
-use super::{AppError, visible};
+use super::visible;
+use super::{NewWorkflow, new_tree, read_created, store_created};
+use crate::app::AppError;
 use crate::domain::error::Errors;
 use crate::domain::{NodeStatus, Principal, Priority, Settings, WorkflowStatus};
-use crate::ports::WorkflowStore;
+use crate::ports::{Idempotency, Workflows};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -47,10 +48,10 @@ pub struct ExportedWorkflow {
     pub description: String,
     pub status: WorkflowStatus,
     #[serde(default)]
-    #[schema(schema_with = super::schemas::settings)]
+    #[schema(schema_with = crate::app::schemas::settings)]
     pub settings: Map<String, Value>,
     #[serde(default)]
-    #[schema(schema_with = super::schemas::tags)]
+    #[schema(schema_with = crate::app::schemas::tags)]
     pub tags: Vec<String>,
 }
 
@@ -85,17 +86,17 @@ pub struct ExportedNode {
     #[serde(default)]
     pub status: NodeStatus,
     #[serde(default)]
-    #[schema(schema_with = super::schemas::tags)]
+    #[schema(schema_with = crate::app::schemas::tags)]
     pub tags: Vec<String>,
     #[serde(default)]
-    #[schema(schema_with = super::schemas::metadata)]
+    #[schema(schema_with = crate::app::schemas::metadata)]
     pub metadata: Map<String, Value>,
 }
 
 super::requests::node_fields!(ExportedNode);
 
 pub async fn export(
-    store: &dyn WorkflowStore,
+    store: &(impl Workflows + ?Sized),
     principal: &Principal,
     id: &str,
     now: DateTime<Utc>,
@@ -140,7 +141,7 @@ pub struct Import<'a> {
 }
 
 pub async fn import(
-    store: &dyn WorkflowStore,
+    store: &(impl Workflows + Idempotency + ?Sized),
     req: Import<'_>,
 ) -> Result<Outcome<CreatedWorkflow>, AppError> {
     super::require_write(req.principal)?;

@@ -1,9 +1,10 @@
 //! Bulk status actions: every id gets its own result; partial success is reported, not hidden.
 
 use super::requests::*;
-use super::{AppError, require_write};
+use super::require_write;
+use crate::app::AppError;
 use crate::domain::{Access, Principal, WorkflowStatus, ids};
-use crate::ports::{ChangeOutcome, WorkflowChange, WorkflowStore, WorkflowUpdate};
+use crate::ports::{ChangeOutcome, WorkflowChange, WorkflowUpdate, Workflows};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
@@ -37,7 +38,7 @@ pub fn validate(body: &BulkRequest) -> Result<(), AppError> {
 /// and applies the legal changes together; a change that loses a race is reported as a
 /// conflict.
 pub async fn apply(
-    store: &dyn WorkflowStore,
+    store: &(impl Workflows + ?Sized),
     principal: &Principal,
     body: BulkRequest,
     now: DateTime<Utc>,

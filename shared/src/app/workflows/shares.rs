@@ -1,10 +1,11 @@
 //! Sharing a workflow with other users as `viewer` or `editor`. Only the owner (or an admin)
 //! shares and unshares; everyone who can see the workflow can see who it is shared with.
 
-use super::{AppError, visible};
+use super::visible;
+use crate::app::AppError;
 use crate::domain::account::{self, AccountStatus};
 use crate::domain::{Principal, ShareAccess, Workflow, ids};
-use crate::ports::{AccountStore, WorkflowStore};
+use crate::ports::{Accounts, Shares, Workflows};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -60,7 +61,7 @@ fn owner_or_admin(principal: &Principal, w: &Workflow) -> Result<(), AppError> {
 }
 
 pub async fn list(
-    store: &dyn WorkflowStore,
+    store: &(impl Workflows + ?Sized),
     principal: &Principal,
     workflow_id: &str,
 ) -> Result<ShareList, AppError> {
@@ -69,8 +70,8 @@ pub async fn list(
 }
 
 pub async fn share(
-    store: &dyn WorkflowStore,
-    accounts: &dyn AccountStore,
+    store: &(impl Workflows + Shares + ?Sized),
+    accounts: &(impl Accounts + ?Sized),
     principal: &Principal,
     workflow_id: &str,
     body: ShareRequest,
@@ -124,7 +125,7 @@ pub async fn share(
 }
 
 pub async fn unshare(
-    store: &dyn WorkflowStore,
+    store: &(impl Shares + ?Sized),
     principal: &Principal,
     workflow_id: &str,
     user_id: &str,

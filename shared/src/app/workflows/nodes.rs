@@ -1,14 +1,15 @@
 //! Use cases of nodes: add, read, list, change, delete (optionally with the subtree).
 
+use super::expected_version;
 use super::idempotency::{self, IdempotencyKey, Outcome};
 use super::requests::*;
-use super::workflows::expected_version;
-use super::{AppError, changeable, require_write, visible, workflow_rejection};
+use super::{changeable, require_write, visible, workflow_rejection};
+use crate::app::AppError;
 use crate::domain::error::Errors;
 use crate::domain::metrics::ContentMetrics;
 use crate::domain::quality::QualityScores;
 use crate::domain::{Node, Principal, ids, node, tree, validate};
-use crate::ports::{NodeDeletion, Page, StoreError, WorkflowStore};
+use crate::ports::{Idempotency, NodeDeletion, Nodes, Page, StoreError, Workflows};
 use chrono::{DateTime, Utc};
 
 pub struct AddNode<'a> {
@@ -19,7 +20,10 @@ pub struct AddNode<'a> {
     pub now: DateTime<Utc>,
 }
 
-pub async fn add(store: &dyn WorkflowStore, req: AddNode<'_>) -> Result<Outcome<Node>, AppError> {
+pub async fn add(
+    store: &(impl Workflows + Nodes + Idempotency + ?Sized),
+    req: AddNode<'_>,
+) -> Result<Outcome<Node>, AppError> {
     require_write(req.principal)?;
     let mut errors = Errors::default();
     req.body.fields().validate(&mut errors, "");
@@ -64,7 +68,7 @@ pub async fn add(store: &dyn WorkflowStore, req: AddNode<'_>) -> Result<Outcome<
 }
 
 pub async fn get(
-    store: &dyn WorkflowStore,
+    store: &(impl Nodes + ?Sized),
     principal: &Principal,
     workflow_id: &str,
     node_id: &str,
@@ -75,7 +79,7 @@ pub async fn get(
 }
 
 pub async fn list(
-    store: &dyn WorkflowStore,
+    store: &(impl Nodes + ?Sized),
     principal: &Principal,
     workflow_id: &str,
     limit: u32,
@@ -98,7 +102,7 @@ pub struct UpdateNode<'a> {
 }
 
 /// Reads the node, applies the patch, and writes it back only if nobody wrote in between.
-pub async fn update(store: &dyn WorkflowStore, req: UpdateNode<'_>) -> Result<Node, AppError> {
+pub async fn update(store: &(impl Nodes + ?Sized), req: UpdateNode<'_>) -> Result<Node, AppError> {
     require_write(req.principal)?;
     let expected = expected_version(req.if_match, req.body.expected_version)?
         .ok_or(AppError::PreconditionRequired)?;
@@ -176,7 +180,10 @@ pub struct DeleteNode<'a> {
 /// Deletes a node; one with children only with `cascade`, and then its whole subtree, deepest
 /// first. Each node is deleted only if it still has the children that were read, so a child
 /// added concurrently is never orphaned (the request then answers 409 and can be repeated).
-pub async fn delete(store: &dyn WorkflowStore, req: DeleteNode<'_>) -> Result<(), AppError> {
+pub async fn delete(
+    store: &(impl Workflows + Nodes + ?Sized),
+    req: DeleteNode<'_>,
+) -> Result<(), AppError> {
     require_write(req.principal)?;
     let (plan, parent_id) = if req.cascade {
         let (workflow, nodes) = store

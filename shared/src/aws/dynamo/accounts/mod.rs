@@ -43,6 +43,11 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
+mod api_keys;
+mod sessions;
+mod signing_keys;
+mod tokens;
+
 const ACCOUNT_SK: &str = "#ACCOUNT";
 const ACCOUNTS_INDEX_PK: &str = "ACCOUNTS";
 const SIGNING_KEYS_PK: &str = "SIGNING_KEYS";
@@ -269,7 +274,7 @@ impl DynamoAccounts {
     }
 }
 
-impl AccountStore for DynamoAccounts {
+impl Accounts for DynamoAccounts {
     fn create_account<'a>(&'a self, account: &'a Account, token: &'a OneTimeToken) -> Fut<'a, ()> {
         Box::pin(async move {
             let guard = {
@@ -307,7 +312,6 @@ impl AccountStore for DynamoAccounts {
             }
         })
     }
-
     fn get_account<'a>(&'a self, user_id: &'a str) -> Fut<'a, Option<Account>> {
         Box::pin(async move {
             self.table
@@ -317,7 +321,6 @@ impl AccountStore for DynamoAccounts {
                 .transpose()
         })
     }
-
     fn find_account_by_email<'a>(&'a self, email: &'a str) -> Fut<'a, Option<Account>> {
         Box::pin(async move {
             let Some(guard) = self.table.get(email_key(email), None).await? else {
@@ -329,17 +332,6 @@ impl AccountStore for DynamoAccounts {
             self.get_account(user_id).await
         })
     }
-
-    fn account_state<'a>(&'a self, user_id: &'a str) -> Fut<'a, Option<AccountState>> {
-        Box::pin(async move {
-            self.table
-                .get(account_key(user_id), Some(&STATE_FIELDS))
-                .await?
-                .map(state_from)
-                .transpose()
-        })
-    }
-
     fn update_account<'a>(&'a self, account: &'a Account) -> Fut<'a, ()> {
         Box::pin(async move {
             let mut e = Expr::default();
@@ -357,7 +349,6 @@ impl AccountStore for DynamoAccounts {
             .await
         })
     }
-
     fn record_login_failure<'a>(&'a self, user_id: &'a str, now: DateTime<Utc>) -> Fut<'a, ()> {
         Box::pin(async move {
             let mut e = Expr::default();
@@ -376,7 +367,6 @@ impl AccountStore for DynamoAccounts {
                 .map(|_| ())
         })
     }
-
     fn delete_account<'a>(&'a self, account: &'a Account) -> Fut<'a, ()> {
         Box::pin(async move {
             // The account and its guard together, so the email is free exactly when the
@@ -416,7 +406,6 @@ impl AccountStore for DynamoAccounts {
             Ok(())
         })
     }
-
     fn list_accounts<'a>(
         &'a self,
         filter: &'a AccountFilter,
@@ -477,110 +466,18 @@ impl AccountStore for DynamoAccounts {
             Ok(Page { items, next })
         })
     }
+}
 
-    fn put_token<'a>(&'a self, token: &'a OneTimeToken) -> Fut<'a, ()> {
-        Box::pin(async move {
-            self.put(
-                token_item(token),
-                None,
-                Expr::default(),
-                StoreError::Conflict,
-            )
-            .await
-        })
-    }
-
-    fn take_token<'a>(&'a self, hash: &'a str) -> Fut<'a, Option<OneTimeToken>> {
-        Box::pin(async move {
-            let out = self
-                .table
-                .client
-                .delete_item()
-                .table_name(self.table.name())
-                .set_key(Some(token_key(hash)))
-                .return_values(ReturnValue::AllOld)
-                .send()
-                .await
-                .map_err(classify)?;
-            out.attributes
-                .map(|item| token_from(&item, hash))
-                .transpose()
-        })
-    }
-
-    fn put_session<'a>(&'a self, session: &'a Session) -> Fut<'a, ()> {
-        Box::pin(async move {
-            let mut item = to_item(session, session_key(&session.user_id, &session.session_id))?;
-            item.insert("type".into(), s("session"));
-            self.put(item, None, Expr::default(), StoreError::Conflict)
-                .await
-        })
-    }
-
-    fn get_session<'a>(
-        &'a self,
-        user_id: &'a str,
-        session_id: &'a str,
-    ) -> Fut<'a, Option<Session>> {
+impl AccountStates for DynamoAccounts {
+    fn account_state<'a>(&'a self, user_id: &'a str) -> Fut<'a, Option<AccountState>> {
         Box::pin(async move {
             self.table
-                .get(session_key(user_id, session_id), None)
+                .get(account_key(user_id), Some(&STATE_FIELDS))
                 .await?
-                .map(from_item)
+                .map(state_from)
                 .transpose()
         })
     }
-
-    fn rotate_session<'a>(&'a self, session: &'a Session, expected_hash: &'a str) -> Fut<'a, ()> {
-        Box::pin(async move {
-            let mut item = to_item(session, session_key(&session.user_id, &session.session_id))?;
-            item.insert("type".into(), s("session"));
-            let mut e = Expr::default();
-            let condition = format!("{} = {}", e.name("refresh_hash"), e.s(expected_hash));
-            self.put(item, Some(condition), e, StoreError::Conflict)
-                .await
-        })
-    }
-
-    fn list_sessions<'a>(&'a self, user_id: &'a str) -> Fut<'a, Vec<Session>> {
-        Box::pin(async move {
-            self.query_user(user_id, "SESSION#")
-                .await?
-                .into_iter()
-                .map(from_item)
-                .collect()
-        })
-    }
-
-    fn delete_session<'a>(&'a self, user_id: &'a str, session_id: &'a str) -> Fut<'a, bool> {
-        Box::pin(async move { self.delete(session_key(user_id, session_id)).await })
-    }
-
-    fn put_api_key<'a>(&'a self, key: &'a ApiKey) -> Fut<'a, ()> {
-        Box::pin(async move {
-            let mut item = to_item(key, api_key_key(&key.user_id, &key.key_id))?;
-            item.insert("type".into(), s("api_key"));
-            let mut e = Expr::default();
-            let condition = format!("attribute_not_exists({})", e.name(PK));
-            self.put(item, Some(condition), e, StoreError::Duplicate)
-                .await
-        })
-    }
-
-    fn list_api_keys<'a>(&'a self, user_id: &'a str) -> Fut<'a, Vec<ApiKey>> {
-        Box::pin(async move {
-            self.query_user(user_id, "APIKEY#")
-                .await?
-                .into_iter()
-                .map(from_item)
-                .collect()
-        })
-    }
-
-    fn delete_api_key<'a>(&'a self, user_id: &'a str, key_id: &'a str) -> Fut<'a, bool> {
-        Box::pin(async move { self.delete(api_key_key(user_id, key_id)).await })
-    }
-
     fn api_key_with_state<'a>(
         &'a self,
         user_id: &'a str,
@@ -602,77 +499,6 @@ impl AccountStore for DynamoAccounts {
                 }
             }
             Ok((key, state))
-        })
-    }
-}
-
-impl SigningKeyStore for DynamoAccounts {
-    fn signing_keys<'a>(&'a self, now: DateTime<Utc>) -> Fut<'a, Vec<StoredSigningKey>> {
-        Box::pin(async move {
-            let mut e = Expr::default();
-            let condition = format!("{} = {}", e.name(PK), e.s(SIGNING_KEYS_PK));
-            let out = self
-                .table
-                .client
-                .query()
-                .table_name(self.table.name())
-                .key_condition_expression(condition)
-                .set_expression_attribute_names(e.names_opt())
-                .set_expression_attribute_values(e.values_opt())
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(classify)?;
-            let mut keys = out
-                .items
-                .unwrap_or_default()
-                .iter()
-                .map(signing_key_from)
-                .collect::<Result<Vec<_>, _>>()?;
-            keys.retain(|k| k.expires_at.is_none_or(|t| t > now));
-            keys.sort_by_key(|k| std::cmp::Reverse(k.public.created_at));
-            Ok(keys)
-        })
-    }
-
-    fn put_signing_key<'a>(&'a self, key: &'a StoredSigningKey) -> Fut<'a, ()> {
-        Box::pin(async move {
-            let mut e = Expr::default();
-            let condition = format!("attribute_not_exists({})", e.name(PK));
-            self.put(
-                signing_key_item(key),
-                Some(condition),
-                e,
-                StoreError::Duplicate,
-            )
-            .await
-        })
-    }
-
-    fn retire_signing_key<'a>(&'a self, kid: &'a str, expires_at: DateTime<Utc>) -> Fut<'a, ()> {
-        Box::pin(async move {
-            let mut e = Expr::default();
-            let update = format!(
-                "SET {} = {}, {} = {}",
-                e.name("retired"),
-                e.value(AttributeValue::Bool(true)),
-                e.name(EXPIRES_AT),
-                e.n(expires_at.timestamp())
-            );
-            let condition = format!("attribute_exists({})", e.name(PK));
-            self.table
-                .client
-                .update_item()
-                .table_name(self.table.name())
-                .set_key(Some(signing_key_key(kid)))
-                .update_expression(update)
-                .condition_expression(condition)
-                .set_expression_attribute_names(e.names_opt())
-                .set_expression_attribute_values(e.values_opt())
-                .send()
-                .await
-                .map_err(classify)?;
-            Ok(())
         })
     }
 }

@@ -1,7 +1,7 @@
 //! `Idempotency-Key`: the same key with the same request replays the first response; the same
 //! key with another request is refused (DESIGN.md §6). Keys are per user and kept 24 hours.
 
-use super::AppError;
+use crate::app::AppError;
 use crate::ports::{IdempotencyRecord, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;

@@ -1,15 +1,26 @@
-//! Use cases of workflows: create, read, list, change, delete, statistics.
+//! The workflows area: workflows (create, read, list, change, delete, statistics, here), their
+//! nodes, shares, bulk changes, export and import, and `Idempotency-Key` replays; with the
+//! access rules every one of them applies ([`visible`], [`changeable`], [`require_write`]).
 
-use super::idempotency::{self, IdempotencyKey, Outcome};
-use super::requests::*;
-use super::{AppError, require_write, visible, workflow_rejection};
+pub mod bulk;
+pub mod idempotency;
+pub mod nodes;
+pub mod requests;
+pub mod shares;
+pub mod transfer;
+
+use crate::app::AppError;
 use crate::domain::error::Errors;
 use crate::domain::tree::{self, Draft};
+use crate::domain::{Access, Role};
 use crate::domain::{
     Node, Principal, Settings, Workflow, WorkflowStatistics, WorkflowStatus, ids, workflow,
 };
-use crate::ports::{Page, WorkflowChange, WorkflowFilter, WorkflowStore, WorkflowUpdate};
+use crate::ports::StoreError;
+use crate::ports::{Idempotency, Page, WorkflowChange, WorkflowFilter, WorkflowUpdate, Workflows};
 use chrono::{DateTime, Utc};
+use idempotency::{IdempotencyKey, Outcome};
+use requests::*;
 
 pub struct CreateWorkflow<'a> {
     pub principal: &'a Principal,
@@ -166,7 +177,7 @@ fn build_tree<T>(
 }
 
 pub async fn create(
-    store: &dyn WorkflowStore,
+    store: &(impl Workflows + Idempotency + ?Sized),
     req: CreateWorkflow<'_>,
 ) -> Result<Outcome<CreatedWorkflow>, AppError> {
     let created = new_workflow(req.principal, req.body, req.now)?;
@@ -183,7 +194,7 @@ pub async fn create(
 /// Stores a new workflow with its nodes and the idempotency record, or answers the replay of
 /// an earlier request with the same key (create and import).
 pub(crate) async fn store_created(
-    store: &dyn WorkflowStore,
+    store: &(impl Workflows + Idempotency + ?Sized),
     principal: &Principal,
     created: CreatedWorkflow,
     idempotency: Option<&IdempotencyKey>,
@@ -213,7 +224,7 @@ pub(crate) async fn store_created(
 
 /// A created workflow as it is now, for a replay whose response was too large to keep.
 pub(crate) async fn read_created(
-    store: &dyn WorkflowStore,
+    store: &(impl Workflows + ?Sized),
     principal: &Principal,
     id: String,
 ) -> Result<CreatedWorkflow, AppError> {
@@ -226,7 +237,7 @@ pub(crate) async fn read_created(
 }
 
 pub async fn get(
-    store: &dyn WorkflowStore,
+    store: &(impl Workflows + ?Sized),
     principal: &Principal,
     id: &str,
 ) -> Result<Workflow, AppError> {
@@ -235,7 +246,7 @@ pub async fn get(
 
 /// Validates list parameters and returns a page of the caller's workflows.
 pub async fn list(
-    store: &dyn WorkflowStore,
+    store: &(impl Workflows + ?Sized),
     principal: &Principal,
     query: ListWorkflowsQuery,
 ) -> Result<Page<Workflow>, AppError> {
@@ -300,7 +311,7 @@ pub struct UpdateWorkflow<'a> {
 }
 
 pub async fn update(
-    store: &dyn WorkflowStore,
+    store: &(impl Workflows + ?Sized),
     req: UpdateWorkflow<'_>,
 ) -> Result<Workflow, AppError> {
     require_write(req.principal)?;
@@ -393,7 +404,7 @@ pub struct ChangeStatus<'a> {
 /// One status transition, conditional on the current status being a legal source, so the
 /// check and the write cannot race. Deleting is the transition to `deleted`.
 pub async fn change_status(
-    store: &dyn WorkflowStore,
+    store: &(impl Workflows + ?Sized),
     req: ChangeStatus<'_>,
 ) -> Result<Workflow, AppError> {
     require_write(req.principal)?;
@@ -430,7 +441,7 @@ pub async fn change_status(
 }
 
 pub async fn statistics(
-    store: &dyn WorkflowStore,
+    store: &(impl Workflows + ?Sized),
     principal: &Principal,
     id: &str,
 ) -> Result<WorkflowStatistics, AppError> {
@@ -440,6 +451,79 @@ pub async fn statistics(
         .ok_or(AppError::NotFound("workflow"))?;
     visible(Some(workflow), principal)?;
     Ok(WorkflowStatistics::of(&nodes))
+}
+
+/// The workflow if the caller may see it: it exists, is not deleted, and is theirs, shared with
+/// them, or they are an admin. Anything else looks the same to the caller as a workflow that
+/// never existed.
+pub(crate) fn visible(
+    workflow: Option<Workflow>,
+    principal: &Principal,
+) -> Result<Workflow, AppError> {
+    access(workflow, principal).map(|(w, _)| w)
+}
+
+/// The workflow if the caller may change it: visible, and with write access (else 403).
+pub(crate) fn changeable(
+    workflow: Option<Workflow>,
+    principal: &Principal,
+) -> Result<Workflow, AppError> {
+    match access(workflow, principal)? {
+        (w, Access::Write) => Ok(w),
+        (_, Access::Read) => Err(read_only(principal)),
+    }
+}
+
+fn access(
+    workflow: Option<Workflow>,
+    principal: &Principal,
+) -> Result<(Workflow, Access), AppError> {
+    match workflow {
+        Some(w) if w.status != crate::domain::WorkflowStatus::Deleted => {
+            match principal.access(&w.owner_id, &w.shares) {
+                Some(a) => Ok((w, a)),
+                None => Err(AppError::NotFound("workflow")),
+            }
+        }
+        _ => Err(AppError::NotFound("workflow")),
+    }
+}
+
+/// Refuses a change up front when the caller's role or key scopes allow none at all.
+pub(crate) fn require_write(principal: &Principal) -> Result<(), AppError> {
+    if principal.can_write() {
+        Ok(())
+    } else {
+        Err(read_only(principal))
+    }
+}
+
+fn read_only(principal: &Principal) -> AppError {
+    AppError::Forbidden(
+        if principal.scopes.is_some() && principal.role != Role::Viewer {
+            "this API key's scopes do not include workflows:write"
+        } else if principal.role == Role::Viewer {
+            "the viewer role can read but not change workflows"
+        } else {
+            "this workflow is shared with you read-only"
+        },
+    )
+}
+
+/// Maps a failed conditional workflow write: not visible -> 404, read-only -> 403; otherwise
+/// `conflict` explains.
+pub(crate) fn workflow_rejection(
+    err: StoreError,
+    principal: &Principal,
+    conflict: impl FnOnce(Workflow) -> AppError,
+) -> AppError {
+    match err {
+        StoreError::WorkflowRejected(current) => match changeable(current.map(|b| *b), principal) {
+            Ok(w) => conflict(w),
+            Err(e) => e,
+        },
+        other => other.into(),
+    }
 }
 
 #[cfg(test)]

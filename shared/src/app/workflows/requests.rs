@@ -34,10 +34,10 @@ pub struct CreateWorkflowRequest {
     pub description: String,
     /// `max_nodes` (1..=10000, default 1000), `timeout_s` (1..=900), `model`, and free keys.
     #[serde(default)]
-    #[schema(schema_with = super::schemas::settings)]
+    #[schema(schema_with = crate::app::schemas::settings)]
     pub settings: Map<String, Value>,
     #[serde(default)]
-    #[schema(schema_with = super::schemas::tags)]
+    #[schema(schema_with = crate::app::schemas::tags)]
     pub tags: Vec<String>,
     /// Nodes created with the workflow in the same transaction (at most 98). A node names its
     /// parent by the parent's `ref`.
@@ -81,10 +81,10 @@ pub struct NewNodeInTree {
     #[serde(default)]
     pub status: NodeStatus,
     #[serde(default)]
-    #[schema(schema_with = super::schemas::tags)]
+    #[schema(schema_with = crate::app::schemas::tags)]
     pub tags: Vec<String>,
     #[serde(default)]
-    #[schema(schema_with = super::schemas::metadata)]
+    #[schema(schema_with = crate::app::schemas::metadata)]
     pub metadata: Map<String, Value>,
 }
 
@@ -120,10 +120,10 @@ pub struct CreateNodeRequest {
     #[serde(default)]
     pub status: NodeStatus,
     #[serde(default)]
-    #[schema(schema_with = super::schemas::tags)]
+    #[schema(schema_with = crate::app::schemas::tags)]
     pub tags: Vec<String>,
     #[serde(default)]
-    #[schema(schema_with = super::schemas::metadata)]
+    #[schema(schema_with = crate::app::schemas::metadata)]
     pub metadata: Map<String, Value>,
 }
 
@@ -165,9 +165,9 @@ pub struct UpdateWorkflowRequest {
         pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
     )]
     pub description: Option<String>,
-    #[schema(schema_with = super::schemas::settings)]
+    #[schema(schema_with = crate::app::schemas::settings)]
     pub settings: Option<Map<String, Value>>,
-    #[schema(schema_with = super::schemas::tags)]
+    #[schema(schema_with = crate::app::schemas::tags)]
     pub tags: Option<Vec<String>>,
     /// The version the change is based on, when `If-Match` is not sent.
     pub expected_version: Option<u64>,
@@ -205,9 +205,9 @@ pub struct UpdateNodeRequest {
     #[schema(value_type = Option<u8>, minimum = 1, maximum = 5)]
     pub priority: Option<Priority>,
     pub status: Option<NodeStatus>,
-    #[schema(schema_with = super::schemas::tags)]
+    #[schema(schema_with = crate::app::schemas::tags)]
     pub tags: Option<Vec<String>>,
-    #[schema(schema_with = super::schemas::metadata)]
+    #[schema(schema_with = crate::app::schemas::metadata)]
     pub metadata: Option<Map<String, Value>>,
     pub expected_version: Option<u64>,
 }
@@ -225,7 +225,7 @@ pub enum BulkAction {
 pub struct BulkRequest {
     pub action: BulkAction,
     /// 1..=100 distinct workflow ids.
-    #[schema(schema_with = super::schemas::workflow_ids)]
+    #[schema(schema_with = crate::app::schemas::workflow_ids)]
     pub ids: Vec<String>,
 }
 

@@ -1,0 +1,59 @@
+//! [`Shares`] over the table: the `shares` map on the workflow and the share entry that lists
+//! it for its user, in one transaction.
+
+use super::*;
+
+impl Shares for DynamoStore {
+    fn put_share<'a>(
+        &'a self,
+        actor: &'a Principal,
+        workflow: &'a Workflow,
+        user_id: &'a str,
+        access: ShareAccess,
+    ) -> Fut<'a, Workflow> {
+        Box::pin(async move {
+            match self.try_put_share(actor, workflow, user_id, access).await {
+                // An item written without a `shares` map (before sharing existed) has no path
+                // to set a share in: give it an empty map (only if it still has none) and try
+                // once more. DynamoDB says so only in the message of a ValidationException.
+                Err(StoreError::Internal(m)) if m.contains("document path") => {
+                    self.add_shares_map(&workflow.id).await?;
+                    self.try_put_share(actor, workflow, user_id, access).await
+                }
+                other => other,
+            }
+        })
+    }
+    fn delete_share<'a>(
+        &'a self,
+        actor: &'a Principal,
+        workflow_id: &'a str,
+        user_id: &'a str,
+    ) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut e = Expr::default();
+            let share = e.path(&["shares", user_id]);
+            let condition = format!(
+                "{} AND attribute_exists({share})",
+                writable_by(&mut e, actor, true)
+            );
+            let workflow_update = UpdateParts {
+                key: workflow_key(workflow_id),
+                update: format!("REMOVE {share}"),
+                condition,
+                expr: e,
+            };
+            let delete = Delete::builder()
+                .table_name(self.table.name())
+                .set_key(Some(share_key(workflow_id, user_id)))
+                .build()
+                .map_err(build)?;
+            let actions = vec![
+                workflow_update.action(self.table.name())?,
+                TransactWriteItem::builder().delete(delete).build(),
+            ];
+            self.transact_roles(actions, &[Role::Workflow, Role::Node])
+                .await
+        })
+    }
+}
