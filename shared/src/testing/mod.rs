@@ -1,5 +1,9 @@
-//! Test support (feature `testing`): a throw-away ES256 key pair that mints access tokens the
-//! way the identity service does, and the JWKS that verifies them.
+//! Test support (feature `testing`): in-memory fakes of every port ([`workflows`],
+//! [`accounts`]), and a throw-away ES256 key pair that mints access tokens the way the identity
+//! service does, with the JWKS that verifies them.
+
+pub mod accounts;
+pub mod workflows;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,0 +1,1 @@
+//! Workflow use cases over [`shared::testing::workflows`].
