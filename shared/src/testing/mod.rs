@@ -10,6 +10,37 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
+/// A clock that stands still until a test moves it.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
+
+impl ManualClock {
+    /// A clock at `now` (truncated to milliseconds, as the system clock is).
+    pub fn at(now: chrono::DateTime<chrono::Utc>) -> ManualClock {
+        ManualClock(std::sync::Mutex::new(
+            crate::domain::time::truncate_to_millis(now),
+        ))
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut now = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *now += by;
+    }
+}
+
+impl crate::ports::Clock for ManualClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 pub const ISSUER: &str = "https://auth.test.local";
 pub const AUDIENCE: &str = "document-workflow-chain";
 
