@@ -35,8 +35,8 @@ pub enum AccountStatus {
     Suspended,
 }
 
-/// An account as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An account.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Account {
     pub user_id: String,
     /// Normalised (trimmed, lower case): the login name.
@@ -46,12 +46,9 @@ pub struct Account {
     pub status: AccountStatus,
     /// argon2id PHC string.
     pub password_hash: String,
-    #[serde(default)]
     pub mfa: Mfa,
     /// Failed logins in a row; counted by the store atomically (concurrent failures all count).
-    #[serde(default)]
     pub failed_logins: u32,
-    #[serde(default)]
     pub last_failed_at: Option<DateTime<Utc>>,
     /// Access tokens issued before this instant are refused (password change, "end all
     /// sessions", suspension).
@@ -62,20 +59,16 @@ pub struct Account {
 }
 
 /// TOTP state of an account.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Mfa {
     pub enabled: bool,
     /// Base32 secret in use once enabled.
-    #[serde(default)]
     pub secret: Option<String>,
     /// Secret handed out by setup, waiting for a first good code.
-    #[serde(default)]
     pub pending_secret: Option<String>,
     /// SHA-256 (hex) of the recovery codes not used yet.
-    #[serde(default)]
     pub recovery_hashes: Vec<String>,
     /// Highest time step a code was accepted for: a code is good once.
-    #[serde(default)]
     pub last_step: u64,
 }
 
@@ -102,7 +95,7 @@ pub fn lock_for(failures: u32) -> Option<Duration> {
 }
 
 /// A signed-in device: one refresh token chain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Session {
     pub session_id: String,
     pub user_id: String,
@@ -112,12 +105,10 @@ pub struct Session {
     pub created_at: DateTime<Utc>,
     pub last_used_at: DateTime<Utc>,
     /// Epoch seconds when stored: the table's TTL attribute removes the session after it.
-    #[serde(with = "chrono::serde::ts_seconds")]
     pub expires_at: DateTime<Utc>,
     /// SHA-256 (hex) of the current refresh secret.
     pub refresh_hash: String,
     /// SHA-256 (hex) of refresh secrets already exchanged: one shown again is a stolen token.
-    #[serde(default)]
     pub used_hashes: Vec<String>,
 }
 
@@ -125,7 +116,7 @@ pub struct Session {
 pub const REMEMBERED_REFRESH_TOKENS: usize = 50;
 
 /// An API key as stored: the secret itself is never kept.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiKey {
     pub key_id: String,
     pub user_id: String,
@@ -133,7 +124,6 @@ pub struct ApiKey {
     pub scopes: Vec<Scope>,
     pub created_at: DateTime<Utc>,
     /// Epoch seconds when stored: the table's TTL removes an expired key.
-    #[serde(default, with = "chrono::serde::ts_seconds_option")]
     pub expires_at: Option<DateTime<Utc>>,
     pub secret_hash: String,
 }
@@ -294,12 +284,21 @@ mod tests {
         let t = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
             .unwrap()
             .to_utc();
-        let mut a: Account = serde_json::from_value(serde_json::json!({
-            "user_id": "u", "email": "u@example.com", "display_name": "U", "role": "editor",
-            "status": "active", "password_hash": "", "tokens_valid_after": t,
-            "created_at": t, "updated_at": t, "version": 1
-        }))
-        .unwrap();
+        let mut a = Account {
+            user_id: "u".into(),
+            email: "u@example.com".into(),
+            display_name: "U".into(),
+            role: Role::Editor,
+            status: AccountStatus::Active,
+            password_hash: String::new(),
+            mfa: Mfa::default(),
+            failed_logins: 0,
+            last_failed_at: None,
+            tokens_valid_after: t,
+            created_at: t,
+            updated_at: t,
+            version: 1,
+        };
         assert_eq!(a.locked(t), None);
         a.failed_logins = FREE_FAILURES - 1;
         a.last_failed_at = Some(t);

@@ -1,10 +1,23 @@
-//! Conversions between domain values and table items.
+//! The stored shape of every item, and conversions between domain values and table items.
+//!
+//! Each stored value has its own item struct here ([`Stored`]): the attribute names below are
+//! the table's schema, so renaming a field of an API body (the domain types are also the
+//! response bodies) does not rename an attribute of items already written. Enumerations
+//! (statuses, roles, scopes, share access) are stored by their API names, which are part of
+//! the public contract and do not change without a new API version.
 
 use super::keys::*;
-use crate::domain::{Node, ShareAccess, Workflow, workflow::search_text};
+use crate::domain::account::{Account, AccountStatus, ApiKey, Mfa, Session};
+use crate::domain::{
+    ContentMetrics, Node, NodeStatus, Priority, QualityScores, Role, Scope, Settings, ShareAccess,
+    Workflow, WorkflowStatus, workflow::search_text,
+};
 use crate::ports::{IdempotencyRecord, PageKey, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -21,6 +34,162 @@ fn s(v: impl Into<String>) -> AttributeValue {
 fn internal(e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(e.to_string())
 }
+
+/// A domain value with a stored shape of its own.
+pub trait Stored: Sized {
+    type Item: Serialize + DeserializeOwned;
+    fn to_stored(&self) -> Self::Item;
+    fn from_stored(item: Self::Item) -> Self;
+}
+
+/// The item of `value`, with its keys.
+pub fn to_item<T: Stored>(value: &T, keys: Item) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(value.to_stored()).map_err(internal)?;
+    item.extend(keys);
+    Ok(item)
+}
+
+/// The value an item holds (attributes other than the stored shape's, such as keys, ignored).
+pub fn from_item<T: Stored>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item::<_, T::Item>(item)
+        .map(T::from_stored)
+        .map_err(internal)
+}
+
+/// Defines the stored shape of a domain struct whose fields map one to one: the item struct
+/// `$item` with the attribute names listed, and the [`Stored`] conversions. A field marked
+/// `[stored]` holds a value with a stored shape of its own (its item type is given).
+macro_rules! stored {
+    ($(#[$m:meta])* $domain:ident as $item:ident {
+        $( $(#[$attr:meta])* $field:ident: $ty:ty $([$nested:ident])? ),* $(,)?
+    }) => {
+        #[derive(Serialize, Deserialize)]
+        $(#[$m])*
+        pub struct $item {
+            $( $(#[$attr])* pub $field: $ty, )*
+        }
+
+        impl Stored for $domain {
+            type Item = $item;
+            fn to_stored(&self) -> $item {
+                $item { $( $field: stored!(@to self.$field $(, $nested)?), )* }
+            }
+            fn from_stored(item: $item) -> $domain {
+                $domain { $( $field: stored!(@from item.$field $(, $nested)?), )* }
+            }
+        }
+    };
+    (@to $v:expr) => { $v.clone() };
+    (@to $v:expr, $n:ident) => { Stored::to_stored(&$v) };
+    (@from $v:expr) => { $v };
+    (@from $v:expr, $n:ident) => { Stored::from_stored($v) };
+}
+
+stored!(Workflow as WorkflowItem {
+    id: String,
+    owner_id: String,
+    name: String,
+    description: String,
+    status: WorkflowStatus,
+    settings: Settings,
+    tags: Vec<String>,
+    node_count: u64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: u64,
+    #[serde(default)]
+    shares: BTreeMap<String, ShareAccess>,
+});
+
+stored!(Node as NodeItem {
+    id: String,
+    workflow_id: String,
+    parent_id: Option<String>,
+    title: String,
+    content: String,
+    prompt: String,
+    priority: Priority,
+    status: NodeStatus,
+    tags: Vec<String>,
+    metadata: Map<String, Value>,
+    metrics: MetricsItem [stored],
+    quality: QualityItem [stored],
+    child_count: u64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: u64,
+});
+
+stored!(ContentMetrics as MetricsItem {
+    words: u64,
+    characters: u64,
+    sentences: u64,
+    paragraphs: u64,
+    reading_minutes: f64,
+});
+
+stored!(QualityScores as QualityItem {
+    readability: u8,
+    length: u8,
+    structure: u8,
+    overall: u8,
+});
+
+stored!(Account as AccountItem {
+    user_id: String,
+    email: String,
+    display_name: String,
+    role: Role,
+    status: AccountStatus,
+    password_hash: String,
+    #[serde(default)]
+    mfa: MfaItem [stored],
+    #[serde(default)]
+    failed_logins: u32,
+    #[serde(default)]
+    last_failed_at: Option<DateTime<Utc>>,
+    tokens_valid_after: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: u64,
+});
+
+stored!(#[derive(Default)] Mfa as MfaItem {
+    enabled: bool,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    pending_secret: Option<String>,
+    #[serde(default)]
+    recovery_hashes: Vec<String>,
+    #[serde(default)]
+    last_step: u64,
+});
+
+stored!(Session as SessionItem {
+    session_id: String,
+    user_id: String,
+    device: String,
+    ip: String,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    #[serde(with = "chrono::serde::ts_seconds")]
+    expires_at: DateTime<Utc>,
+    refresh_hash: String,
+    #[serde(default)]
+    used_hashes: Vec<String>,
+});
+
+stored!(ApiKey as ApiKeyItem {
+    key_id: String,
+    user_id: String,
+    name: String,
+    scopes: Vec<Scope>,
+    created_at: DateTime<Utc>,
+    #[serde(default, with = "chrono::serde::ts_seconds_option")]
+    expires_at: Option<DateTime<Utc>>,
+    secret_hash: String,
+});
 
 pub fn workflow_key(id: &str) -> Item {
     HashMap::from([(PK.into(), s(workflow_pk(id))), (SK.into(), s(WORKFLOW_SK))])
@@ -42,8 +211,7 @@ pub fn idempotency_key(owner_id: &str, key: &str) -> Item {
 
 /// The item of a workflow; `listed` puts it in its owner's list (GSI1).
 pub fn workflow_item(w: &Workflow, listed: bool) -> Result<Item, StoreError> {
-    let mut item: Item = serde_dynamo::to_item(w).map_err(internal)?;
-    item.extend(workflow_key(&w.id));
+    let mut item = to_item(w, workflow_key(&w.id))?;
     item.insert("type".into(), s("workflow"));
     item.insert(SEARCH_TEXT.into(), s(search_text(&w.name)));
     if listed {
@@ -84,8 +252,7 @@ pub fn share_entry(w: &Workflow, user_id: &str, access: ShareAccess) -> Item {
 }
 
 pub fn node_item(n: &Node) -> Result<Item, StoreError> {
-    let mut item: Item = serde_dynamo::to_item(n).map_err(internal)?;
-    item.extend(node_key(&n.workflow_id, &n.id));
+    let mut item = to_item(n, node_key(&n.workflow_id, &n.id))?;
     item.insert("type".into(), s("node"));
     Ok(item)
 }
@@ -112,11 +279,11 @@ pub fn workflow_from(item: Item) -> Result<Option<Workflow>, StoreError> {
     if item.contains_key(IMPORT_PENDING) {
         return Ok(None);
     }
-    serde_dynamo::from_item(item).map(Some).map_err(internal)
+    from_item(item).map(Some)
 }
 
 pub fn node_from(item: Item) -> Result<Node, StoreError> {
-    serde_dynamo::from_item(item).map_err(internal)
+    from_item(item)
 }
 
 pub fn is_node(item: &Item) -> bool {
@@ -232,5 +399,167 @@ mod tests {
             expires_at: DateTime::from_timestamp(1_900_000_000, 0).unwrap(),
         };
         assert_eq!(idempotency_from(&idempotency_item(&r)).unwrap(), r);
+    }
+
+    fn attribute_names(item: &Item) -> Vec<&str> {
+        let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The table's schema: changing one of these names needs a data migration, not a rename.
+    #[test]
+    fn stored_attribute_names_are_the_tables_schema() {
+        let w = workflow();
+        assert_eq!(
+            attribute_names(&workflow_item(&w, false).unwrap()),
+            [
+                "PK",
+                "SK",
+                "created_at",
+                "description",
+                "id",
+                "name",
+                "node_count",
+                "owner_id",
+                "search_text",
+                "settings",
+                "shares",
+                "status",
+                "tags",
+                "type",
+                "updated_at",
+                "version"
+            ]
+        );
+        let n = Node::new(
+            crate::domain::ids::new_id(),
+            w.id.clone(),
+            None,
+            crate::domain::NodeFields {
+                title: "t".into(),
+                content: "Some words.".into(),
+                prompt: String::new(),
+                priority: Priority::default(),
+                status: NodeStatus::default(),
+                tags: vec![],
+                metadata: Map::new(),
+            },
+            w.created_at,
+        );
+        let item = node_item(&n).unwrap();
+        assert_eq!(
+            attribute_names(&item),
+            [
+                "PK",
+                "SK",
+                "child_count",
+                "content",
+                "created_at",
+                "id",
+                "metadata",
+                "metrics",
+                "parent_id",
+                "priority",
+                "prompt",
+                "quality",
+                "status",
+                "tags",
+                "title",
+                "type",
+                "updated_at",
+                "version",
+                "workflow_id"
+            ]
+        );
+        let AttributeValue::M(metrics) = &item["metrics"] else {
+            panic!("metrics is a map")
+        };
+        assert_eq!(
+            attribute_names(metrics),
+            [
+                "characters",
+                "paragraphs",
+                "reading_minutes",
+                "sentences",
+                "words"
+            ]
+        );
+        assert_eq!(node_from(item).unwrap(), n);
+    }
+
+    #[test]
+    fn accounts_sessions_and_keys_round_trip_through_their_items() {
+        let t = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+        let account = Account {
+            user_id: "u".into(),
+            email: "u@example.com".into(),
+            display_name: "U".into(),
+            role: Role::Editor,
+            status: AccountStatus::Active,
+            password_hash: "$argon2id$x".into(),
+            mfa: Mfa {
+                enabled: true,
+                secret: Some("S".into()),
+                pending_secret: None,
+                recovery_hashes: vec!["h".into()],
+                last_step: 7,
+            },
+            failed_logins: 2,
+            last_failed_at: Some(t),
+            tokens_valid_after: t,
+            created_at: t,
+            updated_at: t,
+            version: 3,
+        };
+        let item = to_item(&account, HashMap::new()).unwrap();
+        assert_eq!(
+            attribute_names(&item),
+            [
+                "created_at",
+                "display_name",
+                "email",
+                "failed_logins",
+                "last_failed_at",
+                "mfa",
+                "password_hash",
+                "role",
+                "status",
+                "tokens_valid_after",
+                "updated_at",
+                "user_id",
+                "version"
+            ]
+        );
+        assert_eq!(from_item::<Account>(item).unwrap(), account);
+
+        let session = Session {
+            session_id: "s".into(),
+            user_id: "u".into(),
+            device: "d".into(),
+            ip: "192.0.2.1".into(),
+            created_at: t,
+            last_used_at: t,
+            expires_at: t,
+            refresh_hash: "r".into(),
+            used_hashes: vec!["old".into()],
+        };
+        let item = to_item(&session, HashMap::new()).unwrap();
+        // The table's TTL reads epoch seconds.
+        assert_eq!(item["expires_at"], AttributeValue::N("1900000000".into()));
+        assert_eq!(from_item::<Session>(item).unwrap(), session);
+
+        let key = ApiKey {
+            key_id: "k".into(),
+            user_id: "u".into(),
+            name: "ci".into(),
+            scopes: vec![Scope::WorkflowsRead],
+            created_at: t,
+            expires_at: Some(t),
+            secret_hash: "h".into(),
+        };
+        let item = to_item(&key, HashMap::new()).unwrap();
+        assert_eq!(item["expires_at"], AttributeValue::N("1900000000".into()));
+        assert_eq!(from_item::<ApiKey>(item).unwrap(), key);
     }
 }

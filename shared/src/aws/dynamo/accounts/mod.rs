@@ -29,7 +29,7 @@
 //! | signing keys | Query | `PK = SIGNING_KEYS` |
 
 use super::expr::Expr;
-use super::items::{EXPIRES_AT, Item, page_key, start_key};
+use super::items::{EXPIRES_AT, Item, from_item, page_key, start_key, to_item};
 use super::keys::{GSI1, GSI1PK, GSI1SK, PK, SK};
 use super::table::{Table, TxError, reason_code};
 use crate::aws::errors::{build, classify};
@@ -98,16 +98,6 @@ fn signing_key_key(kid: &str) -> Item {
     key(SIGNING_KEYS_PK.into(), format!("KEY#{kid}"))
 }
 
-fn to_item<T: serde::Serialize>(value: &T, keys: Item) -> Result<Item, StoreError> {
-    let mut item: Item = serde_dynamo::to_item(value).map_err(internal)?;
-    item.extend(keys);
-    Ok(item)
-}
-
-fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
-    serde_dynamo::from_item(item).map_err(internal)
-}
-
 fn account_item(a: &Account) -> Result<Item, StoreError> {
     let mut item = to_item(a, account_key(&a.user_id))?;
     item.insert(GSI1PK.into(), s(ACCOUNTS_INDEX_PK));
@@ -165,7 +155,7 @@ fn state_from(item: Item) -> Result<AccountState, StoreError> {
         status: AccountStatus,
         tokens_valid_after: DateTime<Utc>,
     }
-    let st: State = from_item(item)?;
+    let st: State = serde_dynamo::from_item(item).map_err(internal)?;
     Ok(AccountState {
         role: st.role,
         status: st.status,
