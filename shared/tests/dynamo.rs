@@ -22,5 +22,7 @@ mod lists;
 mod nodes;
 #[path = "dynamo/reads.rs"]
 mod reads;
+#[path = "dynamo/shares.rs"]
+mod shares;
 #[path = "dynamo/support.rs"]
 mod support;

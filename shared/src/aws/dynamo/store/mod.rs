@@ -245,8 +245,8 @@ impl DynamoStore {
         self.table.name()
     }
 
-    /// Gives a workflow item an empty `shares` map if it has none.
-    async fn add_shares_map(&self, workflow_id: &str) -> Result<(), StoreError> {
+    /// Gives the workflow an empty `shares` map if it exists and has none; whether it did.
+    async fn add_shares_map(&self, workflow_id: &str) -> Result<bool, StoreError> {
         let mut e = Expr::default();
         let update = format!(
             "SET {} = {}",
@@ -258,11 +258,9 @@ impl DynamoStore {
             e.name(PK),
             e.name("shares")
         );
-        // Already there (a concurrent share added it) is as good as added.
         self.table
             .update_if(workflow_key(workflow_id), update, condition, e)
             .await
-            .map(|_| ())
     }
 
     /// Shares `workflow` with `user_id` in one transaction: the workflow's `shares` map (owner
@@ -275,7 +273,11 @@ impl DynamoStore {
         access: ShareAccess,
     ) -> Result<Workflow, StoreError> {
         let mut e = Expr::default();
-        let condition = writable_by(&mut e, actor, true);
+        let condition = format!(
+            "{} AND attribute_exists({})",
+            writable_by(&mut e, actor, true),
+            e.name("shares")
+        );
         let update = format!(
             "SET {} = {}",
             e.path(&["shares", user_id]),

@@ -12,18 +12,19 @@ impl Shares for DynamoStore {
         access: ShareAccess,
     ) -> Fut<'a, Workflow> {
         Box::pin(async move {
-            match self.try_put_share(actor, workflow, user_id, access).await {
-                // An item written without a `shares` map (before sharing existed) has no path
-                // to set a share in: give it an empty map (only if it still has none) and try
-                // once more. DynamoDB says so only in the message of a ValidationException.
-                Err(StoreError::Internal(m)) if m.contains("document path") => {
-                    self.add_shares_map(&workflow.id).await?;
-                    self.try_put_share(actor, workflow, user_id, access).await
-                }
-                other => other,
+            let first = self.try_put_share(actor, workflow, user_id, access).await;
+            // The condition requires a `shares` map to set the share in. An item written before
+            // sharing existed has none: give it an empty one (only if it still has none) and
+            // try once more. Any other rejection stands.
+            if matches!(first, Err(StoreError::WorkflowRejected(Some(_))))
+                && self.add_shares_map(&workflow.id).await?
+            {
+                return self.try_put_share(actor, workflow, user_id, access).await;
             }
+            first
         })
     }
+
     fn delete_share<'a>(
         &'a self,
         actor: &'a Principal,
