@@ -79,6 +79,25 @@ impl Config {
     }
 }
 
+/// Whether an HTTPS endpoint is configured for AWS clients (`AWS_ENDPOINT_URL` or a
+/// service's `AWS_ENDPOINT_URL_*`): then the system's root certificates are trusted.
+pub fn custom_https_endpoint() -> bool {
+    custom_https_endpoint_in(env::vars())
+}
+
+fn custom_https_endpoint_in(vars: impl Iterator<Item = (String, String)>) -> bool {
+    vars.filter(|(k, _)| k == "AWS_ENDPOINT_URL" || k.starts_with("AWS_ENDPOINT_URL_"))
+        .any(|(_, v)| v.trim().to_ascii_lowercase().starts_with("https://"))
+}
+
+/// The table of a command-line tool run by an operator (`TABLE_NAME`).
+pub fn table_name() -> Result<String, String> {
+    env::var("TABLE_NAME")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| "TABLE_NAME is not set".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +108,31 @@ mod tests {
             Config::from_lookup(|k| (k != "JWT_AUDIENCE").then(|| "x".to_string())).unwrap_err();
         assert!(err.contains("JWT_AUDIENCE"));
         assert!(Config::from_lookup(|_| Some("x".into())).is_ok());
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn only_https_custom_endpoints_use_the_system_roots() {
+        assert!(!custom_https_endpoint_in(vars(&[])));
+        assert!(!custom_https_endpoint_in(vars(&[(
+            "AWS_ENDPOINT_URL",
+            "http://127.0.0.1:5000"
+        )])));
+        assert!(custom_https_endpoint_in(vars(&[(
+            "AWS_ENDPOINT_URL",
+            "https://localhost.localstack.cloud:4566"
+        )])));
+        assert!(custom_https_endpoint_in(vars(&[(
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            "HTTPS://proxy"
+        )])));
+        assert!(!custom_https_endpoint_in(vars(&[("OTHER", "https://x")])));
     }
 }

@@ -23,7 +23,7 @@ const AWS_TRUST_ROOTS: &[u8] = include_bytes!("aws-trust-roots.pem");
 /// `AWS_ENDPOINT_URL` (a proxy, LocalStack with TLS), the system store is used as before.
 pub async fn sdk_config() -> Result<SdkConfig, String> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if !custom_https_endpoint(std::env::vars()) {
+    if !crate::config::custom_https_endpoint() {
         let trust = TrustStore::empty()
             .with_native_roots(false)
             .with_pem_certificate(AWS_TRUST_ROOTS);
@@ -40,41 +40,9 @@ pub async fn sdk_config() -> Result<SdkConfig, String> {
     Ok(loader.load().await)
 }
 
-/// Whether `AWS_ENDPOINT_URL` or a per-service `AWS_ENDPOINT_URL_<SERVICE>` names an HTTPS endpoint.
-fn custom_https_endpoint(vars: impl Iterator<Item = (String, String)>) -> bool {
-    vars.filter(|(k, _)| k == "AWS_ENDPOINT_URL" || k.starts_with("AWS_ENDPOINT_URL_"))
-        .any(|(_, v)| v.trim().to_ascii_lowercase().starts_with("https://"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vars(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<Vec<_>>()
-            .into_iter()
-    }
-
-    #[test]
-    fn only_https_custom_endpoints_use_the_system_roots() {
-        assert!(!custom_https_endpoint(vars(&[])));
-        assert!(!custom_https_endpoint(vars(&[(
-            "AWS_ENDPOINT_URL",
-            "http://127.0.0.1:5000"
-        )])));
-        assert!(custom_https_endpoint(vars(&[(
-            "AWS_ENDPOINT_URL",
-            "https://localhost.localstack.cloud:4566"
-        )])));
-        assert!(custom_https_endpoint(vars(&[(
-            "AWS_ENDPOINT_URL_DYNAMODB",
-            "HTTPS://proxy"
-        )])));
-        assert!(!custom_https_endpoint(vars(&[("OTHER", "https://x")])));
-    }
 
     #[test]
     fn the_compiled_in_roots_parse() {

@@ -22,9 +22,12 @@ async fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     }
-    let Some(table) = std::env::var("TABLE_NAME").ok().filter(|t| !t.is_empty()) else {
-        eprintln!("TABLE_NAME is not set\n{USAGE}");
-        return ExitCode::from(2);
+    let table = match shared::config::table_name() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
     };
     let sdk = match shared::aws::sdk_config().await {
         Ok(c) => c,
