@@ -178,9 +178,93 @@ pub mod totp {
     }
 }
 
+/// ECDSA P-256 signatures in the fixed 64-byte form (`r || s`, big-endian). A signature and
+/// its twin with `s` replaced by `n - s` both verify; only the low-S one is accepted, so a token
+/// has one valid signature and cannot be altered into another valid token.
+pub mod ecdsa {
+    /// Half the order of P-256, rounded down: `s` above it is "high".
+    const HALF_ORDER: [u8; 32] = [
+        0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31,
+        0x92, 0xa8,
+    ];
+    /// The order of P-256.
+    const ORDER: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+
+    /// Whether `signature` is 64 bytes with `s <= n / 2`.
+    pub fn is_low_s(signature: &[u8]) -> bool {
+        signature.len() == 64 && signature[32..] <= HALF_ORDER[..]
+    }
+
+    /// Replaces a high `s` by `n - s` (the same signature's low-S twin); other input is left
+    /// as it is.
+    pub fn normalize_s(signature: &mut [u8]) {
+        if signature.len() == 64 && !is_low_s(signature) {
+            twin(signature);
+        }
+    }
+
+    /// Replaces `s` by `n - s`: the other signature of the same message and key (for a
+    /// 64-byte signature with `0 < s < n`).
+    pub fn twin(signature: &mut [u8]) {
+        if signature.len() != 64 {
+            return;
+        }
+        let s = &mut signature[32..];
+        let mut borrow = 0i16;
+        for i in (0..32).rev() {
+            let mut d = i16::from(ORDER[i]) - i16::from(s[i]) - borrow;
+            borrow = i16::from(d < 0);
+            if d < 0 {
+                d += 256;
+            }
+            s[i] = d as u8;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_high_s_signature_becomes_its_low_s_twin_and_both_verify() {
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
+            UnparsedPublicKey,
+        };
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let public = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, pair.public_key().as_ref());
+        let (mut high, mut low) = (0, 0);
+        for i in 0..64 {
+            let message = format!("message {i}");
+            let signature = pair.sign(&rng, message.as_bytes()).unwrap();
+            let mut normalized = signature.as_ref().to_vec();
+            ecdsa::normalize_s(&mut normalized);
+            assert!(ecdsa::is_low_s(&normalized));
+            public.verify(message.as_bytes(), &normalized).unwrap();
+            if ecdsa::is_low_s(signature.as_ref()) {
+                low += 1;
+                assert_eq!(normalized, signature.as_ref());
+            } else {
+                high += 1;
+                assert_ne!(normalized, signature.as_ref());
+                public
+                    .verify(message.as_bytes(), signature.as_ref())
+                    .unwrap();
+            }
+        }
+        // About half of all signatures are high-S: 64 of one kind would be a broken test.
+        assert!(high > 0 && low > 0, "high {high}, low {low}");
+        assert!(!ecdsa::is_low_s(&[0u8; 63]));
+    }
 
     #[test]
     fn passwords_hash_and_verify() {

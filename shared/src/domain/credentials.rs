@@ -1,12 +1,18 @@
 //! The formats of the credentials this product hands out, in one place: what the identity
 //! service writes and what the request pipeline reads.
 //!
+//! - access token: an ES256 JWT with `sub`, `sid` (its session), `role`, `iss`, `aud`, `iat`
+//!   (with milliseconds, as a fraction), `nbf` and `exp` ([`ACCESS_TOKEN_SECONDS`] after `iat`),
+//!   signed with a low-S signature;
 //! - API key: `dwc_<user_id>.<key_id>.<secret>` (sent as a bearer credential);
 //! - refresh token: `<user_id>.<session_id>.<secret>`.
 //!
 //! Ids are ULIDs; only a hash of the secret is stored.
 
 use super::ids;
+
+/// Lifetime of an access token (its `exp` is this after its `iat`, never more).
+pub const ACCESS_TOKEN_SECONDS: i64 = 15 * 60;
 
 /// What distinguishes an API key from an access token in `Authorization: Bearer ...`.
 pub const API_KEY_PREFIX: &str = "dwc_";

@@ -52,15 +52,32 @@ pub enum AuthError {
 }
 
 /// What a verified access token says.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct TokenClaims {
     pub sub: String,
     /// The session the token was issued for.
     #[serde(default)]
     pub sid: Option<String>,
-    /// Issued at (epoch seconds).
+    /// Issued at (epoch seconds; the identity service adds milliseconds as a fraction).
     #[serde(default)]
-    pub iat: i64,
+    pub iat: f64,
+    /// Expires at (epoch seconds).
+    pub exp: i64,
+}
+
+impl TokenClaims {
+    /// `iat` in epoch milliseconds.
+    pub fn issued_at_ms(&self) -> i64 {
+        (self.iat * 1000.0).round() as i64
+    }
+
+    /// Refuses a token issued later than `now` plus the clock skew allowed.
+    pub fn check_issued_by(&self, now: DateTime<Utc>) -> Result<(), AuthError> {
+        if self.issued_at_ms() > now.timestamp_millis() + CLOCK_SKEW_SECONDS as i64 * 1000 {
+            return Err(AuthError::Invalid("issued in the future"));
+        }
+        Ok(())
+    }
 }
 
 impl JwtVerifier {
@@ -139,6 +156,7 @@ impl JwtVerifier {
         if header.alg != Algorithm::ES256 {
             return Err(AuthError::Invalid("algorithm not allowed"));
         }
+        check_form(token)?;
         let key = match &header.kid {
             Some(kid) => {
                 if self.expiry.get(kid).is_some_and(|t| *t <= Utc::now()) {
@@ -169,11 +187,47 @@ impl JwtVerifier {
                     _ => "invalid",
                 })
             })?;
-        if !ids::is_valid_user_id(&data.claims.sub) {
+        let claims = data.claims;
+        if !ids::is_valid_user_id(&claims.sub) {
             return Err(AuthError::Invalid("bad subject"));
         }
-        Ok(data.claims)
+        if !claims.iat.is_finite() || claims.iat < 0.0 {
+            return Err(AuthError::Invalid("bad issue time"));
+        }
+        let issued_ms = claims.issued_at_ms();
+        if claims.exp.saturating_sub(issued_ms.div_euclid(1000)) > ACCESS_TOKEN_SECONDS {
+            return Err(AuthError::Invalid("lifetime longer than an access token's"));
+        }
+        Ok(claims)
     }
+}
+
+/// What the JWT library does not check: no `crit` header (this service understands no
+/// extension, so any critical one is refused, RFC 7515 §4.1.11) and a low-S signature (its
+/// high-S twin verifies too; only one form is accepted).
+fn check_form(token: &str) -> Result<(), AuthError> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let malformed = AuthError::Invalid("malformed");
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed);
+    };
+    let header: serde_json::Map<String, serde_json::Value> = URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(malformed.clone())?;
+    if header.contains_key("crit") {
+        return Err(AuthError::Invalid("unsupported critical header"));
+    }
+    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| malformed)?;
+    if !crate::crypto::ecdsa::is_low_s(&signature) {
+        return Err(AuthError::Invalid("signature not in low-S form"));
+    }
+    Ok(())
 }
 
 /// The credential of an `Authorization: Bearer <credential>` header.
@@ -349,7 +403,7 @@ impl KeyRing {
     }
 }
 
-pub use crate::domain::credentials::{API_KEY_PREFIX, parse_api_key};
+pub use crate::domain::credentials::{ACCESS_TOKEN_SECONDS, API_KEY_PREFIX, parse_api_key};
 
 /// Establishes the caller of every authenticated request: the `Authorization` header read
 /// and, for an access token, its signature checked here; the account rules applied by
@@ -373,12 +427,101 @@ impl Authenticator {
             callers::from_api_key(self.accounts.as_ref(), user_id, key_id, secret, now).await
         } else {
             let claims = self.keys.verify_token(credential).await?;
-            callers::from_access_token(self.accounts.as_ref(), claims.sub, claims.sid, claims.iat)
+            claims.check_issued_by(now)?;
+            let issued_at_ms = claims.issued_at_ms();
+            callers::from_access_token(self.accounts.as_ref(), claims.sub, claims.sid, issued_at_ms)
                 .await
         };
         caller.map_err(|e| match e {
             CallerError::Refused(why) => AuthError::Invalid(why),
             CallerError::Unavailable(cause) => AuthError::Unavailable(cause),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestKeys;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
+
+    fn claims_at(iat: f64, exp: i64) -> serde_json::Value {
+        let mut c = TestKeys::claims("01ARZ3NDEKTSV4RRFFQ69G5FAV");
+        c["iat"] = json!(iat);
+        c["exp"] = json!(exp);
+        c
+    }
+
+    #[test]
+    fn a_token_issued_now_for_its_lifetime_verifies_with_millisecond_iat() {
+        let keys = TestKeys::generate("k1");
+        let now = Utc::now();
+        let iat = now.timestamp_millis() as f64 / 1000.0;
+        let token = keys.sign(&claims_at(iat, now.timestamp() + ACCESS_TOKEN_SECONDS));
+        let claims = keys.verifier().verify_token(&token).unwrap();
+        assert_eq!(claims.issued_at_ms(), now.timestamp_millis());
+    }
+
+    #[test]
+    fn a_lifetime_longer_than_an_access_tokens_is_refused() {
+        let keys = TestKeys::generate("k1");
+        let now = Utc::now().timestamp();
+        let token = keys.sign(&claims_at(now as f64, now + ACCESS_TOKEN_SECONDS + 1));
+        assert_eq!(
+            keys.verifier().verify_token(&token),
+            Err(AuthError::Invalid("lifetime longer than an access token's"))
+        );
+    }
+
+    #[test]
+    fn an_issue_time_in_the_future_beyond_the_leeway_is_refused() {
+        let keys = TestKeys::generate("k1");
+        let later = Utc::now().timestamp() + CLOCK_SKEW_SECONDS as i64 + 30;
+        let token = keys.sign(&claims_at(later as f64, later + 60));
+        let claims = keys.verifier().verify_token(&token).unwrap();
+        assert_eq!(
+            claims.check_issued_by(Utc::now()),
+            Err(AuthError::Invalid("issued in the future"))
+        );
+        // Within the leeway is a clock a little ahead, not a forgery.
+        let soon = Utc::now().timestamp() + 5;
+        let token = keys.sign(&claims_at(soon as f64, soon + 60));
+        let claims = keys.verifier().verify_token(&token).unwrap();
+        assert_eq!(claims.check_issued_by(Utc::now()), Ok(()));
+    }
+
+    #[test]
+    fn a_critical_header_is_refused() {
+        let keys = TestKeys::generate("k1");
+        let claims = TestKeys::claims("01ARZ3NDEKTSV4RRFFQ69G5FAV");
+        let plain = json!({"alg": "ES256", "kid": "k1", "typ": "JWT"});
+        assert!(
+            keys.verifier()
+                .verify_token(&keys.sign_with_header(&plain, &claims))
+                .is_ok()
+        );
+        let critical = json!({"alg": "ES256", "kid": "k1", "crit": ["exp"]});
+        assert_eq!(
+            keys.verifier()
+                .verify_token(&keys.sign_with_header(&critical, &claims)),
+            Err(AuthError::Invalid("unsupported critical header"))
+        );
+    }
+
+    #[test]
+    fn the_high_s_twin_of_a_valid_signature_is_refused() {
+        let keys = TestKeys::generate("k1");
+        let token = keys.token("01ARZ3NDEKTSV4RRFFQ69G5FAV");
+        assert!(keys.verifier().verify_token(&token).is_ok());
+        let (signed, signature) = token.rsplit_once('.').unwrap();
+        let mut twin = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        crate::crypto::ecdsa::twin(&mut twin);
+        let twin = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(twin));
+        assert_eq!(
+            keys.verifier().verify_token(&twin),
+            Err(AuthError::Invalid("signature not in low-S form"))
+        );
     }
 }

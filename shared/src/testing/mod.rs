@@ -90,12 +90,38 @@ impl TestKeys {
         json!({"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 900})
     }
 
-    /// Signs `claims` with this key (ES256, with `kid`).
+    /// Signs `claims` with this key (ES256, with `kid`, a low-S signature as the identity
+    /// service makes).
     pub fn sign(&self, claims: &Value) -> String {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8))
-            .expect("sign a token")
+        let token = jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&self.pkcs8))
+            .expect("sign a token");
+        let (signed, signature) = token.rsplit_once('.').expect("a JWS");
+        let mut signature = URL_SAFE_NO_PAD.decode(signature).expect("base64url");
+        crate::crypto::ecdsa::normalize_s(&mut signature);
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    /// Signs `claims` under a header of the test's choosing (extensions such as `crit` that the
+    /// JWT library does not write), with a low-S signature.
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &self.pkcs8)
+            .expect("read the key back");
+        let signed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let mut signature = pair
+            .sign(&rng, signed.as_bytes())
+            .expect("sign")
+            .as_ref()
+            .to_vec();
+        crate::crypto::ecdsa::normalize_s(&mut signature);
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
 
     /// A valid access token for `sub`.

@@ -827,7 +827,9 @@ async fn tokens_issued_before_tokens_valid_after_are_refused() {
     let id = h.create_named(&alice, "Plan").await;
     let old = h.keys.token(&alice);
     h.send_bearer("GET", &wf(&id), &old, None).await.ok(200);
-    let cutoff = chrono::Utc::now() + chrono::Duration::hours(1);
+    // Later than the old token's issue time by less than a second: the cutoff is compared to
+    // the millisecond.
+    let cutoff = chrono::Utc::now() + chrono::Duration::milliseconds(500);
     h.set_account(&alice, |a| a.tokens_valid_after = cutoff)
         .await;
 
@@ -847,9 +849,9 @@ async fn tokens_issued_before_tokens_valid_after_are_refused() {
         .problem(401, "unauthorized");
     assert_eq!(h.items().await.len(), 1, "a revoked token wrote");
 
-    // A token issued after the cutoff is good.
+    // A token issued at the cutoff is good.
     let mut claims = TestKeys::claims(&alice);
-    claims["iat"] = json!(cutoff.timestamp() + 1);
+    claims["iat"] = json!(cutoff.timestamp_millis() as f64 / 1000.0);
     let fresh = h.keys.sign(&claims);
     h.send_bearer("GET", &wf(&id), &fresh, None).await.ok(200);
 }

@@ -22,19 +22,20 @@ pub enum CallerError {
 }
 
 /// The caller of a verified access token: `user_id` from `sub`, `session_id` from `sid`,
-/// `issued_at` from `iat` (epoch seconds).
+/// `issued_at_ms` from `iat` (epoch milliseconds: a token issued before a password change in
+/// the same second does not survive it).
 pub async fn from_access_token(
     accounts: &(impl AccountStates + ?Sized),
     user_id: String,
     session_id: Option<String>,
-    issued_at: i64,
+    issued_at_ms: i64,
 ) -> Result<Principal, CallerError> {
     let state = accounts
         .account_state(&user_id)
         .await
         .map_err(|e| CallerError::Unavailable(e.to_string()))?;
     let (role, cutoff) = usable(state)?;
-    if issued_at < cutoff.timestamp() {
+    if issued_at_ms < cutoff.timestamp_millis() {
         return Err(CallerError::Refused("revoked: sign in again"));
     }
     Ok(Principal {

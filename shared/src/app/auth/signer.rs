@@ -10,8 +10,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
-/// Lifetime of an access token.
-pub const ACCESS_TOKEN_SECONDS: i64 = 15 * 60;
+pub use crate::domain::credentials::ACCESS_TOKEN_SECONDS;
 /// How often a signing instance looks for a newer key.
 pub const KEY_CHECK_INTERVAL: Duration = Duration::minutes(10);
 /// How long a new key is published before it signs: every verifier that meets its `kid`
@@ -43,9 +42,28 @@ struct AccessClaims<'a> {
     role: &'a str,
     iss: &'a str,
     aud: &'a str,
-    iat: i64,
+    /// Epoch seconds with milliseconds, so a token issued before a password change in the same
+    /// second is told apart from one issued after it.
+    iat: f64,
     nbf: i64,
     exp: i64,
+}
+
+/// The token with its signature's low-S twin (verifiers refuse high-S signatures).
+fn low_s(token: String) -> Result<String, StoreError> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (signed, signature) = token
+        .rsplit_once('.')
+        .ok_or_else(|| StoreError::Internal("signing: no signature".into()))?;
+    let mut bytes = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|e| StoreError::Internal(format!("signing: {e}")))?;
+    if crypto::ecdsa::is_low_s(&bytes) {
+        return Ok(token);
+    }
+    crypto::ecdsa::normalize_s(&mut bytes);
+    Ok(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 fn crypto_error(e: crypto::CryptoError) -> StoreError {
@@ -86,19 +104,20 @@ impl Signer {
         let (kid, key) = self.current(now).await?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(kid);
-        let iat = now.timestamp();
+        let seconds = now.timestamp();
         let claims = AccessClaims {
             sub: user_id,
             sid,
             role: role.as_str(),
             iss: &self.issuer,
             aud: &self.audience,
-            iat,
-            nbf: iat,
-            exp: iat + ACCESS_TOKEN_SECONDS,
+            iat: now.timestamp_millis() as f64 / 1000.0,
+            nbf: seconds,
+            exp: seconds + ACCESS_TOKEN_SECONDS,
         };
-        jsonwebtoken::encode(&header, &claims, &key)
-            .map_err(|e| StoreError::Internal(format!("signing: {e}")))
+        let token = jsonwebtoken::encode(&header, &claims, &key)
+            .map_err(|e| StoreError::Internal(format!("signing: {e}")))?;
+        low_s(token)
     }
 
     /// The key to sign with: the newest one stored (made on first use of a fresh deployment).
