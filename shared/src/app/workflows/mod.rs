@@ -340,7 +340,7 @@ pub async fn update(
     let settings = match &body.settings {
         None => None,
         Some(patch) => {
-            let current = get(store, req.principal, req.id).await?;
+            let current = changeable(store.get_workflow(req.id).await?, req.principal)?;
             if current.version != expected {
                 return Err(AppError::VersionConflict {
                     current_version: current.version,

@@ -78,6 +78,19 @@ pub async fn get(
     node.ok_or(AppError::NotFound("node"))
 }
 
+/// The node, if the caller may change its workflow (a read-only caller learns nothing more, such
+/// as a version or a child count, before its 403).
+async fn get_changeable(
+    store: &(impl Nodes + ?Sized),
+    principal: &Principal,
+    workflow_id: &str,
+    node_id: &str,
+) -> Result<Node, AppError> {
+    let (workflow, node) = store.get_node(workflow_id, node_id).await?;
+    changeable(workflow, principal)?;
+    node.ok_or(AppError::NotFound("node"))
+}
+
 pub async fn list(
     store: &(impl Nodes + ?Sized),
     principal: &Principal,
@@ -106,7 +119,7 @@ pub async fn update(store: &(impl Nodes + ?Sized), req: UpdateNode<'_>) -> Resul
     require_write(req.principal)?;
     let expected = expected_version(req.if_match, req.body.expected_version)?
         .ok_or(AppError::PreconditionRequired)?;
-    let current = get(store, req.principal, req.workflow_id, req.node_id).await?;
+    let current = get_changeable(store, req.principal, req.workflow_id, req.node_id).await?;
     if current.version != expected {
         return Err(AppError::VersionConflict {
             current_version: current.version,
@@ -203,7 +216,7 @@ pub async fn delete(
             .collect::<Vec<_>>();
         (plan, parent_id)
     } else {
-        let node = get(store, req.principal, req.workflow_id, req.node_id).await?;
+        let node = get_changeable(store, req.principal, req.workflow_id, req.node_id).await?;
         if node.child_count > 0 {
             return Err(AppError::NodeHasChildren {
                 child_count: node.child_count,
