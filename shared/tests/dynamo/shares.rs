@@ -21,7 +21,7 @@ async fn a_share_sets_the_map_and_lists_the_workflow_for_its_user() {
 
     assert_eq!(got.shares.get("bob"), Some(&ShareAccess::Viewer));
     assert_eq!(e.get(&w.id).await.unwrap().shares, got.shares);
-    assert_eq!(e.listed("bob").await, [w.id.clone()]);
+    assert_eq!(e.listed("bob").await, std::slice::from_ref(&w.id));
 
     e.store
         .delete_share(&ed("ann"), &w.id, "bob")
@@ -60,7 +60,7 @@ async fn a_workflow_stored_without_a_shares_map_can_be_shared() {
         e.raw_workflow(&w.id).await["shares"],
         AttributeValue::M([("bob".to_string(), s("editor"))].into())
     );
-    assert_eq!(e.listed("bob").await, [w.id.clone()]);
+    assert_eq!(e.listed("bob").await, std::slice::from_ref(&w.id));
 }
 
 #[tokio::test]
@@ -82,7 +82,7 @@ async fn only_the_owner_or_an_admin_shares_and_a_refusal_changes_nothing() {
         .put_share(&admin, &w, "eve", ShareAccess::Viewer)
         .await
         .unwrap();
-    assert_eq!(e.listed("eve").await, [w.id.clone()]);
+    assert_eq!(e.listed("eve").await, std::slice::from_ref(&w.id));
 }
 
 #[tokio::test]
