@@ -109,6 +109,13 @@ pub fn open(
     Ok(plain.to_vec())
 }
 
+/// HMAC-SHA256 of `data` under `key`, hex.
+pub fn hmac_sha256_hex(key: &[u8], data: &str) -> String {
+    use aws_lc_rs::hmac;
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data.as_bytes());
+    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A new P-256 key pair: (PKCS#8 private key, x, y) with the coordinates base64url.
 pub fn generate_p256() -> Result<(Vec<u8>, String, String), CryptoError> {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};

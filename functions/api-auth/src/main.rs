@@ -16,13 +16,14 @@ async fn main() -> Result<(), Error> {
     let vault = Arc::new(KmsVault::new(&w.sdk, auth_config.kms_key_id));
     let signer = Signer::new(
         w.accounts.clone(),
-        vault,
+        vault.clone(),
         &w.config.jwt_issuer,
         &w.config.jwt_audience,
     );
     let identity = Identity {
         accounts: w.accounts.clone(),
         signer: Arc::new(signer),
+        vault,
         mailer: Arc::new(SesMailer::new(&w.sdk, auth_config.mail_from)),
         clock: w.pipeline.clock.clone(),
         public_url: auth_config.public_url,

@@ -62,11 +62,16 @@ pub struct Account {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Mfa {
     pub enabled: bool,
-    /// Base32 secret in use once enabled.
+    /// The data key the secrets below are sealed under, as the key service encrypted it
+    /// (base64); `None` only on accounts from before secrets were sealed, whose secret is in
+    /// clear and whose recovery hashes are salted SHA-256.
+    pub data_key: Option<String>,
+    /// The TOTP secret in use once enabled: AES-256-GCM under the data key (base64 of nonce
+    /// and ciphertext).
     pub secret: Option<String>,
-    /// Secret handed out by setup, waiting for a first good code.
+    /// The secret handed out by setup, waiting for a first good code, sealed the same way.
     pub pending_secret: Option<String>,
-    /// SHA-256 (hex) of the recovery codes not used yet.
+    /// HMAC-SHA256 under the data key (hex) of the recovery codes not used yet.
     pub recovery_hashes: Vec<String>,
     /// Highest time step a code was accepted for: a code is good once.
     pub last_step: u64,

@@ -807,11 +807,12 @@ pub fn identity_over<S>(
 where
     S: AccountStore + SigningKeyStore + 'static,
 {
-    let signer = Signer::new(store.clone(), vault, super::ISSUER, super::AUDIENCE)
+    let signer = Signer::new(store.clone(), vault.clone(), super::ISSUER, super::AUDIENCE)
         .with_activation_delay(chrono::Duration::zero());
     Identity {
         accounts: store,
         signer: Arc::new(signer),
+        vault,
         mailer,
         clock,
         public_url: PUBLIC_URL.into(),

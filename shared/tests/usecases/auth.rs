@@ -1156,11 +1156,11 @@ async fn totp_setup_needs_the_password_and_enable_a_right_code() {
             .otpauth_uri
             .contains(&format!("secret={}", setup.secret))
     );
+    // Sealed under a data key from the vault: the secret is not stored in clear.
     let stored = w.stored(&a);
-    assert_eq!(
-        stored.mfa.pending_secret.as_deref(),
-        Some(setup.secret.as_str())
-    );
+    assert!(stored.mfa.data_key.is_some());
+    let pending = stored.mfa.pending_secret.clone().unwrap();
+    assert!(!pending.contains(&setup.secret));
     assert!(!stored.mfa.enabled);
 
     assert_field(
@@ -1183,7 +1183,7 @@ async fn totp_setup_needs_the_password_and_enable_a_right_code() {
     assert_eq!(codes.len(), 10);
     let mfa = w.stored(&a).mfa;
     assert!(mfa.enabled);
-    assert_eq!(mfa.secret.as_deref(), Some(setup.secret.as_str()));
+    assert_eq!(mfa.secret.as_deref(), Some(pending.as_str()));
     assert_eq!(mfa.pending_secret, None);
     assert_eq!(mfa.last_step, w.now().timestamp() as u64 / 30);
     assert_eq!(mfa.recovery_hashes.len(), 10);
@@ -1209,6 +1209,34 @@ async fn totp_setup_needs_the_password_and_enable_a_right_code() {
         ),
         "{r:?}"
     );
+}
+
+/// Accounts from before secrets were sealed keep working: a clear secret and salted SHA-256
+/// recovery hashes, no data key.
+#[tokio::test]
+async fn an_account_with_an_unsealed_secret_still_signs_in_with_codes() {
+    let w = world();
+    let mut a = w.editor("legacy");
+    let secret = totp::new_secret().unwrap();
+    a.mfa = Mfa {
+        enabled: true,
+        data_key: None,
+        secret: Some(secret.clone()),
+        pending_secret: None,
+        recovery_hashes: vec![shared::crypto::sha256_hex(&format!(
+            "{}:abcdefghij",
+            a.user_id
+        ))],
+        last_step: 0,
+    };
+    w.store.insert_account(a.clone());
+    w.login_totp(&a.email, PASSWORD, &code(&secret, w.now(), 0))
+        .await
+        .unwrap();
+    let mut body = login_request(&a.email, PASSWORD);
+    body.recovery_code = Some("ABCDE-FGHIJ".into());
+    w.id.login(body, &client()).await.unwrap();
+    assert!(w.stored(&a).mfa.recovery_hashes.is_empty());
 }
 
 #[tokio::test]

@@ -110,7 +110,7 @@ impl Harness {
         let clock = Arc::new(TestClock::default());
         let accounts = Arc::new(DynamoAccounts::new(client.clone(), table.clone()));
         let vault = Arc::new(KmsVault::new(&sdk, alias));
-        let signer = Signer::new(accounts.clone(), vault, ISSUER, AUDIENCE)
+        let signer = Signer::new(accounts.clone(), vault.clone(), ISSUER, AUDIENCE)
             .with_activation_delay(Duration::zero());
         // A deployment's first key, made before the verifiers load (as after the first login).
         signer
@@ -128,6 +128,7 @@ impl Harness {
         let identity = Identity {
             accounts: accounts.clone(),
             signer: Arc::new(signer),
+            vault,
             mailer: Arc::new(SesMailer::new(&sdk, MAIL_FROM)),
             clock: clock.clone(),
             public_url: "https://app.example.com".into(),

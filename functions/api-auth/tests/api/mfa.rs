@@ -107,11 +107,68 @@ async fn setup_gives_an_otpauth_uri_and_enable_needs_a_right_code() {
         h.get("/api/v3/auth/me", &u.access).await.ok(200)["mfa_enabled"],
         true
     );
-    // Stored as hashes only.
-    let stored = h.accounts_item(&u.user_id).await.to_string();
+    // The secret is stored sealed under a KMS data key, the recovery codes as keyed hashes:
+    // neither the secret, nor a code, nor a code's unkeyed hash is in the item.
+    let item = h.accounts_item(&u.user_id).await;
+    let stored = item.to_string();
+    assert!(
+        !stored.contains(secret),
+        "the TOTP secret is stored in clear"
+    );
+    assert!(
+        item["mfa"]["data_key"]
+            .as_str()
+            .is_some_and(|k| !k.is_empty())
+    );
     for c in &codes {
-        assert!(!stored.contains(c.as_str().unwrap()));
+        let c = c.as_str().unwrap();
+        assert!(!stored.contains(c));
+        let plain = c.replace('-', "");
+        for unkeyed in [
+            shared::crypto::sha256_hex(&format!("{}:{plain}", u.user_id)),
+            shared::crypto::sha256_hex(&plain),
+        ] {
+            assert!(
+                !stored.contains(&unkeyed),
+                "a recovery code's unkeyed hash is stored"
+            );
+        }
     }
+}
+
+#[tokio::test]
+async fn wrong_codes_count_toward_the_lock_everywhere_a_code_is_checked() {
+    let h = Harness::new().await;
+    let u = h.sign_up("mfa4").await;
+    let (secret, _) = enable(&h, &u).await;
+    let wrong = if code(&secret, &h, 1) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for _ in 0..5 {
+        h.post(
+            "/api/v3/auth/mfa/totp/disable",
+            Some(&u.access),
+            json!({"password": PASSWORD, "totp_code": wrong}),
+        )
+        .await
+        .problem(401, "unauthorized");
+    }
+    assert_eq!(h.accounts_item(&u.user_id).await["failed_logins"], 5);
+    // Locked now: even the right code is refused until the lock has passed.
+    let r = h
+        .post(
+            "/api/v3/auth/mfa/totp/disable",
+            Some(&u.access),
+            json!({"password": PASSWORD, "totp_code": code(&secret, &h, 1)}),
+        )
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(
+        h.get("/api/v3/auth/me", &u.access).await.ok(200)["mfa_enabled"],
+        true
+    );
 }
 
 #[tokio::test]

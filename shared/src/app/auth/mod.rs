@@ -16,7 +16,9 @@ use crate::app::AppError;
 use crate::crypto::{self, totp};
 use crate::domain::account::{self, Account, AccountStatus, ApiKey, Mfa, Session};
 use crate::domain::{Principal, Role, credentials, ids};
-use crate::ports::{AccountStore, Clock, Email, Mailer, OneTimeToken, StoreError, TokenPurpose};
+use crate::ports::{
+    AccountStore, Clock, Email, KeyVault, Mailer, OneTimeToken, StoreError, TokenPurpose,
+};
 use chrono::{DateTime, Duration, Utc};
 use dto::*;
 pub use signer::Signer;
@@ -31,6 +33,8 @@ const MAX_DEVICE_CHARS: usize = 200;
 pub struct Identity {
     pub accounts: Arc<dyn AccountStore>,
     pub signer: Arc<Signer>,
+    /// The key service that seals MFA secrets (the signer's too).
+    pub vault: Arc<dyn KeyVault>,
     pub mailer: Arc<dyn Mailer>,
     pub clock: Arc<dyn Clock>,
     /// Base URL of the links in emails (the web app or the API).
@@ -242,11 +246,4 @@ fn new_recovery_code() -> Result<String, AppError> {
         .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
         .collect();
     Ok(format!("{}-{}", &chars[..5], &chars[5..]))
-}
-
-/// Recovery codes are stored salted with the user id, so one brute-force pass over the code
-/// space does not open every account's codes at once.
-fn recovery_hash(user_id: &str, code: &str) -> String {
-    let code = code.trim().to_lowercase().replace([' ', '-'], "");
-    crypto::sha256_hex(&format!("{user_id}:{code}"))
 }

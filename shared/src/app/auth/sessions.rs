@@ -23,13 +23,21 @@ impl Identity {
         let password_ok = body.password.len() <= account::MAX_PASSWORD_BYTES
             && crypto::verify_password(&body.password, &account.password_hash);
         let second = if password_ok && account.mfa.enabled {
-            match self.second_factor(
-                &mut account,
-                body.totp_code.as_deref(),
-                body.recovery_code.as_deref(),
-                now,
-            ) {
-                Err(AppError::MfaRequired) => return Err(AppError::MfaRequired),
+            match self
+                .second_factor(
+                    &mut account,
+                    body.totp_code.as_deref(),
+                    body.recovery_code.as_deref(),
+                    now,
+                )
+                .await
+            {
+                // Not the caller's doing: nothing to count.
+                Err(
+                    e @ (AppError::MfaRequired | AppError::Unavailable(_) | AppError::Internal(_)),
+                ) => {
+                    return Err(e);
+                }
                 other => other,
             }
         } else {
@@ -61,45 +69,6 @@ impl Identity {
             self.save(&mut account).await?;
         }
         self.start_session(&account, client).await
-    }
-
-    /// Checks a TOTP or recovery code and uses it up (the account is saved by the caller).
-    pub(super) fn second_factor(
-        &self,
-        account: &mut Account,
-        totp_code: Option<&str>,
-        recovery_code: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<(), AppError> {
-        match (totp_code, recovery_code) {
-            (Some(code), _) => {
-                let secret = account.mfa.secret.as_deref().unwrap_or_default();
-                match totp::matching_step(secret, code.trim(), now.timestamp().max(0) as u64) {
-                    Some(step) if step > account.mfa.last_step => {
-                        account.mfa.last_step = step;
-                        Ok(())
-                    }
-                    Some(_) => Err(AppError::Unauthorized(
-                        "this code was used already; wait for the next one",
-                    )),
-                    None => Err(AppError::Unauthorized("the code is wrong")),
-                }
-            }
-            (None, Some(code)) => {
-                let hash = recovery_hash(&account.user_id, code);
-                let before = account.mfa.recovery_hashes.len();
-                account
-                    .mfa
-                    .recovery_hashes
-                    .retain(|h| !crypto::constant_time_eq(h, &hash));
-                if account.mfa.recovery_hashes.len() < before {
-                    Ok(())
-                } else {
-                    Err(AppError::Unauthorized("the recovery code is wrong or used"))
-                }
-            }
-            (None, None) => Err(AppError::MfaRequired),
-        }
     }
 
     pub(super) async fn start_session(

@@ -157,6 +157,8 @@ stored!(Account as AccountItem {
 stored!(#[derive(Default)] Mfa as MfaItem {
     enabled: bool,
     #[serde(default)]
+    data_key: Option<String>,
+    #[serde(default)]
     secret: Option<String>,
     #[serde(default)]
     pending_secret: Option<String>,
@@ -500,6 +502,7 @@ mod tests {
             password_hash: "$argon2id$x".into(),
             mfa: Mfa {
                 enabled: true,
+                data_key: Some("K".into()),
                 secret: Some("S".into()),
                 pending_secret: None,
                 recovery_hashes: vec!["h".into()],
