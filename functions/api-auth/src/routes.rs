@@ -76,6 +76,15 @@ impl Routes for Route {
         }
     }
 
+    /// Everything but the public documents: the identity API answers with tokens, keys,
+    /// secrets and account data.
+    fn no_store(self) -> bool {
+        !matches!(
+            self,
+            Route::Health | Route::OpenApi | Route::Jwks | Route::WellKnownJwks
+        )
+    }
+
     /// Calls the handler of the route: one arm per template route, no catch-all.
     async fn dispatch(self, api: &Api, call: &Call<'_>) -> Reply {
         use Route::*;

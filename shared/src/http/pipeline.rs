@@ -45,6 +45,12 @@ pub trait Routes: Sized + Copy + Send + Sync + 'static {
 
     fn access(self) -> Access;
 
+    /// Whether the route's answers may carry secrets (tokens, keys, TOTP secrets, recovery
+    /// codes, account data): they are sent with `Cache-Control: no-store`, errors included.
+    fn no_store(self) -> bool {
+        false
+    }
+
     /// Answers one routed request; `call.principal()` is set for authenticated routes.
     fn dispatch(self, api: &Self::Api, call: &Call<'_>) -> impl Future<Output = Reply> + Send;
 
@@ -119,9 +125,18 @@ pub fn route_key(req: &Request) -> Option<&str> {
 /// for bad input, and logs one line per request.
 pub async fn handle<R: Routes>(api: &R::Api, req: Request) -> Response<Body> {
     let started = Instant::now();
-    let response = run::<R>(api, &req)
+    let mut response = run::<R>(api, &req)
         .await
         .unwrap_or_else(Problem::into_response);
+    if route_key(&req)
+        .and_then(R::from_key)
+        .is_some_and(R::no_store)
+    {
+        response.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        );
+    }
     tracing::info!(
         method = %req.method(),
         path = %req.uri().path(),

@@ -219,6 +219,23 @@ async fn an_admin_resets_a_users_mfa() {
     h.send("DELETE", &path, Some(&u.access), None)
         .await
         .problem(403, "forbidden");
+    // An admin's API key cannot: turning off someone's second factor or ending their sessions
+    // needs a signed-in admin.
+    let admin_key = h.api_key(&admin, &["admin"]).await;
+    h.send("DELETE", &path, Some(&admin_key), None)
+        .await
+        .problem(403, "forbidden");
+    h.send(
+        "DELETE",
+        &format!("/api/v3/admin/users/{}/sessions", u.user_id),
+        Some(&admin_key),
+        None,
+    )
+    .await
+    .problem(403, "forbidden");
+    h.login(&u.email, PASSWORD)
+        .await
+        .problem(401, "mfa-required");
     let r = h.send("DELETE", &path, Some(&admin.access), None).await;
     assert_eq!(r.ok(200)["mfa_enabled"], false);
     h.login(&u.email, PASSWORD).await.ok(200);
@@ -277,4 +294,33 @@ async fn ending_all_sessions_and_deleting_a_user() {
     assert!(left.is_empty(), "{left:?}");
     // The email is free again.
     h.register(&u.email).await.ok(201);
+}
+
+#[tokio::test]
+async fn a_pending_account_cannot_be_reactivated_past_its_email_check() {
+    let h = Harness::new().await;
+    let admin = h.admin("boss").await;
+    let email = unique_email("unconfirmed");
+    h.register(&email).await.ok(201);
+    let users = h
+        .get(&format!("/api/v3/admin/users?q={email}"), &admin.access)
+        .await;
+    let user_id = users.ok(200)["items"][0]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for action in ["reactivate", "suspend"] {
+        h.post(
+            &format!("/api/v3/admin/users/{user_id}/{action}"),
+            Some(&admin.access),
+            json!({}),
+        )
+        .await
+        .problem(409, "account-pending");
+    }
+    let r = h
+        .get(&format!("/api/v3/admin/users/{user_id}"), &admin.access)
+        .await;
+    assert_eq!(r.ok(200)["status"], "pending");
+    h.login(&email, PASSWORD).await.problem(403, "forbidden");
 }

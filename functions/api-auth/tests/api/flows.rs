@@ -463,3 +463,52 @@ async fn unauthenticated_and_unknown_requests() {
     let health = h.send("GET", "/api/v3/auth/health", None, None).await;
     assert_eq!(health.ok(200)["service"], "api-auth");
 }
+
+#[tokio::test]
+async fn answers_that_carry_secrets_are_not_kept_by_caches() {
+    let h = Harness::new().await;
+    let u = h.sign_up("nostore").await;
+    let no_store = |what: &str, r: &Reply| {
+        assert_eq!(
+            r.header("cache-control"),
+            Some("no-store"),
+            "{what}: {}",
+            r.text
+        );
+    };
+    let login = h.login(&u.email, PASSWORD).await;
+    no_store("login", &login);
+    let refresh_token = login.ok(200)["refresh_token"].as_str().unwrap().to_string();
+    no_store(
+        "refresh",
+        &h.post(
+            "/api/v3/auth/refresh",
+            None,
+            json!({"refresh_token": refresh_token}),
+        )
+        .await,
+    );
+    no_store(
+        "API key",
+        &h.post(
+            "/api/v3/auth/api-keys",
+            Some(&u.access),
+            json!({"name": "ci", "scopes": ["workflows:read"]}),
+        )
+        .await,
+    );
+    no_store(
+        "TOTP setup",
+        &h.post(
+            "/api/v3/auth/mfa/totp/setup",
+            Some(&u.access),
+            json!({"password": PASSWORD}),
+        )
+        .await,
+    );
+    no_store("me", &h.get("/api/v3/auth/me", &u.access).await);
+    no_store("a refused login", &h.login(&u.email, "wrong").await);
+    // Public documents stay cacheable.
+    let jwks = h.send("GET", "/.well-known/jwks.json", None, None).await;
+    assert_eq!(jwks.header("cache-control"), Some("public, max-age=300"));
+}

@@ -1,7 +1,7 @@
 //! The admin's use cases over accounts (`/api/v3/admin`), and the first-admin bootstrap.
 
-use super::Identity;
 use super::dto::*;
+use super::{Identity, require_session};
 use crate::app::AppError;
 use crate::domain::account::{Account, AccountStatus};
 use crate::domain::{Principal, Role};
@@ -69,6 +69,14 @@ impl Identity {
         let mut account = self.target(principal, user_id).await?;
         not_self(principal, user_id)?;
         match (suspended, account.status) {
+            // Suspending and reactivating are for accounts that were active: reactivating a
+            // pending one would skip the proof of its address.
+            (_, AccountStatus::Pending) => {
+                return Err(AppError::Conflict {
+                    slug: "account-pending",
+                    detail: "the account has not confirmed its email address yet; it activates through the link sent to it (or delete it)",
+                });
+            }
             (true, AccountStatus::Suspended) | (false, AccountStatus::Active) => {}
             (true, _) => {
                 account.status = AccountStatus::Suspended;
@@ -105,6 +113,8 @@ impl Identity {
         principal: &Principal,
         user_id: &str,
     ) -> Result<UserView, AppError> {
+        // Turning off someone's second factor needs a signed-in admin, not a script's key.
+        require_session(principal)?;
         let mut account = self.target(principal, user_id).await?;
         if account.mfa.enabled || account.mfa.pending_secret.is_some() {
             account.mfa = Default::default();
@@ -118,6 +128,7 @@ impl Identity {
         principal: &Principal,
         user_id: &str,
     ) -> Result<(), AppError> {
+        require_session(principal)?;
         let mut account = self.target(principal, user_id).await?;
         self.end_everything(&mut account).await
     }
