@@ -243,7 +243,12 @@ impl Gate {
             .iter()
             .filter(|r| r.per == per && r.matches(method, path))
         {
-            let key = format!("{}|{}:{subject}", rule.name, per.as_str());
+            let key = format!(
+                "{}|{}:{}",
+                rule.name,
+                per.as_str(),
+                subject_key(per, subject)
+            );
             let decision = match store.check(&key, &rule.limit, now_ms).await {
                 Ok(d) => d,
                 Err(e) => {
@@ -291,6 +296,29 @@ pub fn source_ip(req: &lambda_http::Request) -> Option<String> {
         RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
         #[allow(unreachable_patterns)]
         _ => None,
+    }
+}
+
+/// What a counter is keyed by, as written to the table: an IPv6 client by its /64 (one
+/// subscriber's network; its addresses are free to pick), an account by a hash of the email
+/// attempted (known or not, no address is stored in clear), a principal by its user id.
+pub fn subject_key(per: Per, subject: &str) -> String {
+    match per {
+        Per::Ip => match subject.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+            Ok(IpAddr::V6(v6)) => v6
+                .to_ipv4_mapped()
+                .map_or_else(String::new, |v4| v4.to_string()),
+            Ok(IpAddr::V4(v4)) => v4.to_string(),
+            Err(_) => subject.to_string(),
+        },
+        Per::Account => {
+            crate::crypto::sha256_hex(&format!("rate-limit:{subject}"))[..32].to_string()
+        }
+        Per::Principal => subject.to_string(),
     }
 }
 
@@ -351,6 +379,24 @@ fn sf_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_and_emails_never_in_clear() {
+        let a = subject_key(Per::Ip, "2001:db8:1:2:aaaa::1");
+        assert_eq!(a, "2001:db8:1:2::/64");
+        assert_eq!(subject_key(Per::Ip, "2001:db8:1:2:ffff:ffff:ffff:ffff"), a);
+        assert_ne!(subject_key(Per::Ip, "2001:db8:1:3::1"), a);
+        assert_eq!(subject_key(Per::Ip, "198.51.100.7"), "198.51.100.7");
+        assert_eq!(subject_key(Per::Ip, "::ffff:198.51.100.7"), "198.51.100.7");
+        let account = subject_key(Per::Account, "ann@example.com");
+        assert!(!account.contains("ann") && account.len() == 32, "{account}");
+        assert_eq!(account, subject_key(Per::Account, "ann@example.com"));
+        assert_ne!(account, subject_key(Per::Account, "bob@example.com"));
+        assert_eq!(
+            subject_key(Per::Principal, "01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+            "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+        );
+    }
 
     #[test]
     fn headers_follow_the_ratelimit_draft() {

@@ -288,8 +288,8 @@ impl Harness {
         serde_dynamo::from_item(out.item.unwrap()).unwrap()
     }
 
-    /// Every item in the table but rate limit counters and signing keys (tests only).
-    pub async fn stored_items(&self) -> Vec<Value> {
+    /// Every item in the table (tests only: the table is small).
+    pub async fn all_items(&self) -> Vec<Value> {
         let out = self
             .client
             .scan()
@@ -301,6 +301,14 @@ impl Harness {
             .unwrap_or_default()
             .into_iter()
             .map(|i| serde_dynamo::from_item::<_, Value>(i).unwrap())
+            .collect()
+    }
+
+    /// Every item in the table but rate limit counters and signing keys (tests only).
+    pub async fn stored_items(&self) -> Vec<Value> {
+        self.all_items()
+            .await
+            .into_iter()
             .filter(|v| {
                 let pk = v["PK"].as_str().unwrap_or_default();
                 !pk.starts_with("RL#") && pk != "SIGNING_KEYS"

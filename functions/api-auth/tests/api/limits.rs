@@ -110,6 +110,55 @@ async fn login_is_limited_per_account_whatever_the_address() {
     // Other accounts are not affected.
     let other = h.sign_up("free").await;
     h.login(&other.email, PASSWORD).await.ok(200);
+    // An address nobody registered is counted too, and no counter names an address in clear.
+    let ghost = unique_email("ghost");
+    h.login(&ghost, "wrong guess here")
+        .await
+        .problem(401, "unauthorized");
+    let counters: Vec<String> = h
+        .all_items()
+        .await
+        .into_iter()
+        .filter(|i| i["PK"].as_str().unwrap_or_default().starts_with("RL#"))
+        .map(|i| i.to_string())
+        .collect();
+    assert!(counters.len() >= 3, "{counters:?}");
+    for email in [&u.email, &other.email, &ghost] {
+        assert!(
+            !counters.iter().any(|c| c.contains(email.as_str())),
+            "{email} stored in clear: {counters:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_ipv6_client_is_counted_by_its_64() {
+    let rules = format!(
+        "[{}]",
+        rule(
+            "POST /api/v3/auth/password/reset-request",
+            "ip",
+            "fixed_window",
+            2
+        )
+    );
+    let h = Harness::with_gate("", "", &rules).await;
+    let from = |ip: &'static str| {
+        h.send_from(
+            ip,
+            "POST",
+            "/api/v3/auth/password/reset-request",
+            None,
+            Some(json!({"email": "nobody@example.com"})),
+        )
+    };
+    from("2001:db8:5:6::1").await.ok(202);
+    from("2001:db8:5:6::2").await.ok(202);
+    // A new address in the same /64 is the same client.
+    from("2001:db8:5:6:ffff::9")
+        .await
+        .problem(429, "rate-limited");
+    from("2001:db8:5:7::1").await.ok(202);
 }
 
 #[tokio::test]
