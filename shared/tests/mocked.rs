@@ -3,8 +3,7 @@
 //! ones (retried, then reported), and keys DynamoDB leaves unprocessed (asked for again).
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
-use aws_sdk_dynamodb::operation::get_item::GetItemError;
+use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemError, BatchGetItemOutput};
 use aws_sdk_dynamodb::operation::transact_write_items::{
     TransactWriteItemsError, TransactWriteItemsOutput,
 };
@@ -51,6 +50,7 @@ fn account() -> (Account, OneTimeToken) {
         hash: "h".into(),
         purpose: TokenPurpose::VerifyEmail,
         user_id: account.user_id.clone(),
+        created_at: now,
         expires_at: now,
         password_hash: None,
         display_name: None,
@@ -187,8 +187,8 @@ async fn unprocessed_keys_are_asked_for_again() {
 
 #[tokio::test]
 async fn dynamodb_throttling_is_503_with_retry_after() {
-    let throttled = mock!(aws_sdk_dynamodb::Client::get_item).then_error(|| {
-        GetItemError::ProvisionedThroughputExceededException(
+    let throttled = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_error(|| {
+        BatchGetItemError::ProvisionedThroughputExceededException(
             ProvisionedThroughputExceededException::builder()
                 .message("slow down")
                 .meta(wire("ProvisionedThroughputExceededException"))
@@ -199,7 +199,7 @@ async fn dynamodb_throttling_is_503_with_retry_after() {
         .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()));
     let accounts = DynamoAccounts::new(client, TABLE);
     let err = accounts
-        .account_state("01ARZ3NDEKTSV4RRFFQ69G5FAV")
+        .session_state("01ARZ3NDEKTSV4RRFFQ69G5FAV", "01ARZ3NDEKTSV4RRFFQ69G5FAW")
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");

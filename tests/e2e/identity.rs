@@ -40,14 +40,14 @@ async fn register_verify_mfa_refresh_share_and_suspend() {
             &[],
         )
         .await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.status, 202, "{}", r.text);
     let token = localstack::testing::emailed_token(&email, "confirm").await;
     let r = s
         .send_as(
             "POST",
             "/api/v3/auth/verify-email",
             None,
-            Some(json!({"token": token})),
+            Some(json!({"token": token, "password": PASSWORD})),
             &[],
         )
         .await;

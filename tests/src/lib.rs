@@ -113,14 +113,14 @@ impl Stack {
                 &[],
             )
             .await;
-        assert_eq!(r.status, 201, "register {email}: {}", r.text);
+        assert_eq!(r.status, 202, "register {email}: {}", r.text);
         let token = localstack::testing::emailed_token(&email, "confirm").await;
         let r = self
             .send_as(
                 "POST",
                 "/api/v3/auth/verify-email",
                 None,
-                Some(json!({"token": token})),
+                Some(json!({"token": token, "password": PASSWORD})),
                 &[],
             )
             .await;

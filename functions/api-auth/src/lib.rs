@@ -15,10 +15,17 @@ use shared::ports::SigningKeyStore;
 use std::sync::Arc;
 
 /// What the handler needs from the world, built once per cold start.
+/// How long register, login and reset-request take at least (see `routes::at_least`): above
+/// what sending an email takes, so the answers' timing does not tell which addresses have
+/// accounts.
+pub const ANSWER_FLOOR: std::time::Duration = std::time::Duration::from_millis(300);
+
 #[derive(Clone)]
 pub struct Api {
     pub identity: Arc<Identity>,
     pub keys: Arc<dyn SigningKeyStore>,
+    /// [`ANSWER_FLOOR`] in a deployment.
+    pub answer_floor: std::time::Duration,
     /// Gate, authenticator and clock.
     pub pipeline: Pipeline,
 }

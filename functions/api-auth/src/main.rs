@@ -32,6 +32,7 @@ async fn main() -> Result<(), Error> {
     serve::<Route>(Api {
         identity: Arc::new(identity),
         keys: w.accounts,
+        answer_floor: api_auth::ANSWER_FLOOR,
         pipeline: w.pipeline,
     })
     .await

@@ -15,6 +15,7 @@ use shared::http::request::{self as rq, json_body};
 use shared::http::response::{json, no_content, raw_json};
 use shared::http::{Per, Problem, cursor};
 use shared::ports::AccountFilter;
+use std::time::Instant;
 
 impl Routes for Route {
     type Api = Api;
@@ -133,6 +134,14 @@ async fn limit_account(api: &Api, call: &Call<'_>, email: &str) -> Result<(), Pr
         .await
 }
 
+/// Waits until `api.answer_floor` has passed since `started`. Register, login and reset-request
+/// send email for some addresses and not for others (a link, a notice, a lock warning); each
+/// answers no sooner than the floor, so how long an answer takes does not tell whether an
+/// address has an account.
+async fn at_least(api: &Api, started: Instant) {
+    tokio::time::sleep_until((started + api.answer_floor).into()).await;
+}
+
 /// Where a sign-in comes from, as recorded on its session.
 fn client(call: &Call<'_>) -> Client {
     Client {
@@ -182,20 +191,22 @@ pub async fn jwks(api: &Api) -> Reply {
     Ok(r)
 }
 
-/// Create an account; a verification email goes to the address.
+/// Register: the same answer for every address; an email to it says how to go on (a link that
+/// activates the account with this password, or a notice that the address has an account).
 #[utoipa::path(post, path = "/api/v3/auth/register", tag = "accounts", security(()), request_body = RegisterRequest,
-    responses((status = 201, body = RegisterResponse), (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 202, body = RegisterResponse), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn register(api: &Api, call: &Call<'_>) -> Reply {
     let body: RegisterRequest = json_body(call.req)?;
     limit_account(api, call, &body.email).await?;
-    Ok(json(
-        StatusCode::CREATED,
-        &api.identity.register(body).await?,
-    ))
+    let started = Instant::now();
+    let answer = api.identity.register(body).await;
+    at_least(api, started).await;
+    Ok(json(StatusCode::ACCEPTED, &answer?))
 }
 
-/// Activate an account with the token from its verification email.
-#[utoipa::path(post, path = "/api/v3/auth/verify-email", tag = "accounts", security(()), request_body = TokenRequest,
+/// Activate an account with the token from its verification email and the password chosen
+/// at registration.
+#[utoipa::path(post, path = "/api/v3/auth/verify-email", tag = "accounts", security(()), request_body = VerifyEmailRequest,
     responses((status = 200, body = UserView), (status = 422, body = Problem)))]
 pub async fn verify_email(api: &Api, call: &Call<'_>) -> Reply {
     ok(&api.identity.verify_email(json_body(call.req)?).await?)
@@ -207,7 +218,10 @@ pub async fn verify_email(api: &Api, call: &Call<'_>) -> Reply {
 pub async fn login(api: &Api, call: &Call<'_>) -> Reply {
     let body: LoginRequest = json_body(call.req)?;
     limit_account(api, call, &body.email).await?;
-    ok(&api.identity.login(body, &client(call)).await?)
+    let started = Instant::now();
+    let answer = api.identity.login(body, &client(call)).await;
+    at_least(api, started).await;
+    ok(&answer?)
 }
 
 /// Exchange a refresh token for a new pair; a reused one ends its session.
@@ -223,7 +237,10 @@ pub async fn refresh(api: &Api, call: &Call<'_>) -> Reply {
 pub async fn reset_request(api: &Api, call: &Call<'_>) -> Reply {
     let body: ResetRequestRequest = json_body(call.req)?;
     limit_account(api, call, &body.email).await?;
-    api.identity.request_reset(body).await?;
+    let started = Instant::now();
+    let answer = api.identity.request_reset(body).await;
+    at_least(api, started).await;
+    answer?;
     Ok(json(
         StatusCode::ACCEPTED,
         &serde_json::json!({"message": "if the email has an account, a reset link is on its way"}),

@@ -14,8 +14,8 @@
 //!   so the SDK also parses the wire JSON into items, as it does in production.
 //!
 //! `verify_token` isolates `JwtVerifier::verify`, the ES256 share of every authenticated request.
-//! Every request also reads the caller's account state (one more replayed GetItem), as in
-//! production.
+//! Every request also reads the caller's account state and session (one more replayed
+//! BatchGetItem), as in production.
 //!
 //! Not measured: building the request from the API Gateway event, and the `request` log line
 //! (no tracing subscriber is installed here; `main.rs` installs one).
@@ -26,6 +26,7 @@
 
 use api_workflows::{Api, handle};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
@@ -159,8 +160,9 @@ impl Fixture {
 
     /// The handler's dependencies with `client` as the table; the rest as in `main.rs`.
     fn api(&self, client: Client) -> Api {
-        // Every request also reads the caller's account state (one GetItem with a projection).
+        // Every request also reads the caller's account state and session (one BatchGetItem).
         let state: Item = HashMap::from([
+            ("SK".to_string(), AttributeValue::S("#ACCOUNT".into())),
             ("role".to_string(), AttributeValue::S("editor".into())),
             ("status".to_string(), AttributeValue::S("active".into())),
             (
@@ -168,9 +170,13 @@ impl Fixture {
                 AttributeValue::S("2020-01-01T00:00:00Z".into()),
             ),
         ]);
-        let account = mock!(Client::get_item).then_output(move || {
-            GetItemOutput::builder()
-                .set_item(Some(state.clone()))
+        let session: Item = HashMap::from([(
+            "SK".to_string(),
+            AttributeValue::S(format!("SESSION#{}", shared::testing::session_of(USER))),
+        )]);
+        let account = mock!(Client::batch_get_item).then_output(move || {
+            BatchGetItemOutput::builder()
+                .responses(TABLE, vec![state.clone(), session.clone()])
                 .build()
         });
         let accounts = Arc::new(DynamoAccounts::new(

@@ -52,7 +52,7 @@ async fn run() -> Result<(), String> {
     );
     println!("  localstack/mail.sh you@example.com     # prints the token");
     println!(
-        "  curl -s -X POST {url}/api/v3/auth/verify-email -H 'Content-Type: application/json' -d '{{\"token\": \"<token>\"}}'"
+        "  curl -s -X POST {url}/api/v3/auth/verify-email -H 'Content-Type: application/json' -d '{{\"token\": \"<token>\", \"password\": \"a long passphrase 2026\"}}'"
     );
     println!(
         "  TOKEN=$(curl -s -X POST {url}/api/v3/auth/login -H 'Content-Type: application/json' -d '{{\"email\": \"you@example.com\", \"password\": \"a long passphrase 2026\"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"

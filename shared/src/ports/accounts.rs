@@ -35,6 +35,9 @@ pub struct OneTimeToken {
     pub hash: String,
     pub purpose: TokenPurpose,
     pub user_id: String,
+    /// When it was sent: a reset link sent before the account's `tokens_valid_after` (a later
+    /// reset or password change) no longer works.
+    pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     /// For email verification: the password hash and display name of the registration that
     /// asked for this token, applied when it is used (so a link sets the password of whoever
@@ -113,8 +116,13 @@ pub trait Accounts: Send + Sync {
 
 /// What every authenticated request reads of its account: one small read each.
 pub trait AccountStates: Send + Sync {
-    /// The state every authenticated request checks (one small read).
-    fn account_state<'a>(&'a self, user_id: &'a str) -> Fut<'a, Option<AccountState>>;
+    /// The state of an account and whether its session `session_id` still exists (one read
+    /// of two items): an access token counts only while its session does.
+    fn session_state<'a>(
+        &'a self,
+        user_id: &'a str,
+        session_id: &'a str,
+    ) -> Fut<'a, (Option<AccountState>, bool)>;
     /// An API key with its account's state, in one read.
     fn api_key_with_state<'a>(
         &'a self,

@@ -44,7 +44,7 @@ pub const OPERATIONS: &[&str] = &[
     "record_login_failure",
     "delete_account",
     "list_accounts",
-    "account_state",
+    "session_state",
     "api_key_with_state",
     "put_session",
     "get_session",
@@ -440,9 +440,16 @@ impl Accounts for MemoryAccounts {
 }
 
 impl AccountStates for MemoryAccounts {
-    fn account_state<'a>(&'a self, user_id: &'a str) -> Fut<'a, Option<AccountState>> {
-        self.call("account_state", move |s| {
-            Ok(s.accounts.get(user_id).map(state_of))
+    fn session_state<'a>(
+        &'a self,
+        user_id: &'a str,
+        session_id: &'a str,
+    ) -> Fut<'a, (Option<AccountState>, bool)> {
+        self.call("session_state", move |s| {
+            let session = s
+                .sessions
+                .contains_key(&(user_id.to_string(), session_id.to_string()));
+            Ok((s.accounts.get(user_id).map(state_of), session))
         })
     }
 

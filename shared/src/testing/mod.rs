@@ -41,6 +41,11 @@ impl crate::ports::Clock for ManualClock {
     }
 }
 
+/// The session id the test tokens of `user_id` name.
+pub fn session_of(user_id: &str) -> String {
+    format!("test-session-{user_id}")
+}
+
 pub const ISSUER: &str = "https://auth.test.local";
 pub const AUDIENCE: &str = "document-workflow-chain";
 
@@ -84,10 +89,11 @@ impl TestKeys {
             .expect("test JWKS is valid")
     }
 
-    /// The claims of a valid token for `sub`, valid for 15 minutes.
+    /// The claims of a valid token for `sub` in its session [`session_of`], valid for 15
+    /// minutes. (The session must exist for the token to count.)
     pub fn claims(sub: &str) -> Value {
         let now = chrono::Utc::now().timestamp();
-        json!({"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 900})
+        json!({"sub": sub, "sid": session_of(sub), "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 900})
     }
 
     /// Signs `claims` with this key (ES256, with `kid`, a low-S signature as the identity

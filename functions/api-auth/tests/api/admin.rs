@@ -30,7 +30,7 @@ async fn only_admins_use_the_admin_api_and_the_first_user_is_no_admin() {
     );
     // `dwc-admin promote` makes an admin of a verified account.
     let unverified = unique_email("nv");
-    h.register(&unverified).await.ok(201);
+    h.register(&unverified).await.ok(202);
     let e = shared::app::auth::admin::promote(h.accounts.as_ref(), &unverified, chrono::Utc::now())
         .await;
     assert!(e.is_err());
@@ -293,7 +293,7 @@ async fn ending_all_sessions_and_deleting_a_user() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
     // The email is free again.
-    h.register(&u.email).await.ok(201);
+    h.register(&u.email).await.ok(202);
 }
 
 #[tokio::test]
@@ -301,7 +301,7 @@ async fn a_pending_account_cannot_be_reactivated_past_its_email_check() {
     let h = Harness::new().await;
     let admin = h.admin("boss").await;
     let email = unique_email("unconfirmed");
-    h.register(&email).await.ok(201);
+    h.register(&email).await.ok(202);
     let users = h
         .get(&format!("/api/v3/admin/users?q={email}"), &admin.access)
         .await;

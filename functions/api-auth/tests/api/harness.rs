@@ -101,6 +101,12 @@ impl Harness {
         Harness::with_gate("", "", "").await
     }
 
+    /// The same with the answer floor of a deployment (or another).
+    pub fn with_answer_floor(mut self, floor: std::time::Duration) -> Harness {
+        self.api.answer_floor = floor;
+        self
+    }
+
     /// With IP lists and rate limit rules as the function reads them from its environment.
     pub async fn with_gate(allow: &str, deny: &str, rules: &str) -> Harness {
         let (client, table) = localstack::testing::fresh_table("auth").await;
@@ -138,6 +144,8 @@ impl Harness {
         let api = Api {
             identity: Arc::new(identity),
             keys: accounts.clone(),
+            // Tests of the floor set it (`with_answer_floor`); the rest do not wait for it.
+            answer_floor: std::time::Duration::ZERO,
             pipeline: Pipeline {
                 auth: Arc::new(Authenticator {
                     keys,
@@ -237,11 +245,15 @@ impl Harness {
     /// Registers, verifies through the emailed token and logs in.
     pub async fn sign_up(&self, name: &str) -> User {
         let email = unique_email(name);
-        self.register(&email).await.ok(201);
+        self.register(&email).await.ok(202);
         let token = self.mailed_token(&email, "confirm").await;
-        self.post("/api/v3/auth/verify-email", None, json!({"token": token}))
-            .await
-            .ok(200);
+        self.post(
+            "/api/v3/auth/verify-email",
+            None,
+            json!({"token": token, "password": PASSWORD}),
+        )
+        .await
+        .ok(200);
         let r = self.login(&email, PASSWORD).await;
         user_from(&email, r.ok(200))
     }

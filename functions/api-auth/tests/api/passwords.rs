@@ -178,3 +178,117 @@ async fn reset_tokens_are_single_use_expire_and_survive_a_weak_password() {
     .await
     .problem(422, "validation-failed");
 }
+
+/// Register, login and reset-request send mail for some addresses and not for others; each
+/// takes at least the floor, whatever the address, so timing does not tell which exist.
+#[tokio::test]
+async fn answers_that_may_send_mail_take_the_floor_whatever_the_address() {
+    let floor = api_auth::ANSWER_FLOOR;
+    let h = Harness::new().await.with_answer_floor(floor);
+    let u = h.sign_up("timing").await;
+    let ghost = unique_email("ghost");
+    let long = "x".repeat(300);
+    for (what, path, body) in [
+        (
+            "reset, known",
+            "/api/v3/auth/password/reset-request",
+            json!({"email": u.email}),
+        ),
+        (
+            "reset, unknown",
+            "/api/v3/auth/password/reset-request",
+            json!({"email": ghost}),
+        ),
+        (
+            "login, unknown",
+            "/api/v3/auth/login",
+            json!({"email": ghost, "password": PASSWORD}),
+        ),
+        (
+            "login, too long",
+            "/api/v3/auth/login",
+            json!({"email": u.email, "password": long}),
+        ),
+        (
+            "register, taken",
+            "/api/v3/auth/register",
+            json!({"email": u.email, "password": PASSWORD, "display_name": "X"}),
+        ),
+        (
+            "register, new",
+            "/api/v3/auth/register",
+            json!({"email": unique_email("new"), "password": PASSWORD, "display_name": "X"}),
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let r = h.post(path, None, body).await;
+        let took = started.elapsed();
+        assert!(r.status < 500, "{what}: {}", r.text);
+        assert!(
+            took >= floor,
+            "{what} answered in {took:?}, under the floor {floor:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reset_or_a_password_change_ends_every_outstanding_reset_link() {
+    let h = Harness::new().await;
+    let u = h.sign_up("links").await;
+    let request = || {
+        h.post(
+            "/api/v3/auth/password/reset-request",
+            None,
+            json!({"email": u.email}),
+        )
+    };
+    let reset_links = || async {
+        localstack::testing::emails_to(&u.email)
+            .await
+            .into_iter()
+            .filter(|(subject, _)| subject.contains("reset your password"))
+            .filter_map(|(_, body)| localstack::testing::token_in(&body))
+            .collect::<Vec<_>>()
+    };
+    let reset = |token: String, password: &'static str| {
+        h.post(
+            "/api/v3/auth/password/reset",
+            None,
+            json!({"token": token, "new_password": password}),
+        )
+    };
+    request().await.ok(202);
+    h.clock.advance(Duration::milliseconds(1));
+    request().await.ok(202);
+    let links = reset_links().await;
+    assert_eq!(links.len(), 2);
+    h.clock.advance(Duration::milliseconds(1));
+    let r = reset(links[0].clone(), NEW_PASSWORD).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    // The other link was sent before the reset: it is over.
+    reset(links[1].clone(), "yet another passphrase 2027")
+        .await
+        .problem(422, "validation-failed");
+    h.login(&u.email, NEW_PASSWORD).await.ok(200);
+
+    // A link sent before a password change is over after it.
+    let access = h.login(&u.email, NEW_PASSWORD).await.ok(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    request().await.ok(202);
+    let link = reset_links().await.pop().unwrap();
+    h.clock.advance(Duration::milliseconds(1));
+    let r = h
+        .post(
+            "/api/v3/auth/password/change",
+            Some(&access),
+            json!({"current_password": NEW_PASSWORD, "new_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    reset(link, "yet another passphrase 2027")
+        .await
+        .problem(422, "validation-failed");
+    h.login(&u.email, PASSWORD).await.ok(200);
+}

@@ -14,11 +14,11 @@ use lambda_http::Body;
 use serde_json::Value;
 use shared::aws::dynamo::{DynamoAccounts, DynamoStore};
 use shared::clock::SystemClock;
-use shared::domain::account::{Account, AccountStatus, ApiKey};
+use shared::domain::account::{Account, AccountStatus, ApiKey, Session};
 use shared::domain::{Role, Scope, ids};
 use shared::http::pipeline::Pipeline;
 use shared::http::{Authenticator, Gate, KeyRing};
-use shared::ports::{Accounts, ApiKeys, OneTimeToken, TokenPurpose};
+use shared::ports::{Accounts, ApiKeys, OneTimeToken, Sessions, TokenPurpose};
 use shared::testing::TestKeys;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -178,12 +178,28 @@ impl Harness {
                 hash: format!("seed-{user}"),
                 purpose: TokenPurpose::VerifyEmail,
                 user_id: user.to_string(),
+                created_at: now,
                 expires_at: now,
                 password_hash: None,
                 display_name: None,
             };
             self.accounts
                 .create_account(&account, &token)
+                .await
+                .unwrap();
+            // The session the test tokens of `user` name (`TestKeys::claims`).
+            self.accounts
+                .put_session(&Session {
+                    session_id: shared::testing::session_of(user),
+                    user_id: user.to_string(),
+                    device: "tests".into(),
+                    ip: "192.0.2.1".into(),
+                    created_at: now,
+                    last_used_at: now,
+                    expires_at: now + chrono::Duration::days(1),
+                    refresh_hash: String::new(),
+                    used_hashes: vec![],
+                })
                 .await
                 .unwrap();
         }

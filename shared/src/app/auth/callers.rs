@@ -21,7 +21,9 @@ pub enum CallerError {
     Unavailable(String),
 }
 
-/// The caller of a verified access token: `user_id` from `sub`, `session_id` from `sid`,
+/// The caller of a verified access token: `user_id` from `sub`, `session_id` from `sid` (a
+/// token counts only while its session exists: logout, "end this session", a reused refresh
+/// token and "end every session" end its access tokens at once),
 /// `issued_at_ms` from `iat` (epoch milliseconds: a token issued before a password change in
 /// the same second does not survive it).
 pub async fn from_access_token(
@@ -30,11 +32,15 @@ pub async fn from_access_token(
     session_id: Option<String>,
     issued_at_ms: i64,
 ) -> Result<Principal, CallerError> {
-    let state = accounts
-        .account_state(&user_id)
+    let sid = session_id.ok_or(CallerError::Refused("no session: sign in again"))?;
+    let (state, session) = accounts
+        .session_state(&user_id, &sid)
         .await
         .map_err(|e| CallerError::Unavailable(e.to_string()))?;
     let (role, cutoff) = usable(state)?;
+    if !session {
+        return Err(CallerError::Refused("session ended: sign in again"));
+    }
     if issued_at_ms < cutoff.timestamp_millis() {
         return Err(CallerError::Refused("revoked: sign in again"));
     }
@@ -42,7 +48,7 @@ pub async fn from_access_token(
         user_id,
         role,
         scopes: None,
-        session_id,
+        session_id: Some(sid),
     })
 }
 

@@ -24,19 +24,20 @@ pub struct RegisterRequest {
     pub display_name: String,
 }
 
+/// The same for every address (new, pending or taken): what happened is told to the inbox.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RegisterResponse {
-    pub user_id: String,
     pub email: String,
-    pub status: AccountStatus,
     pub message: String,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TokenRequest {
+pub struct VerifyEmailRequest {
     /// The token from the email.
     pub token: String,
+    /// The password chosen at registration: the link activates the account only with it.
+    pub password: String,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

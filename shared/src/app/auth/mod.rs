@@ -91,6 +91,7 @@ impl Identity {
                 hash: token_hash(purpose, &secret),
                 purpose,
                 user_id: account.user_id.clone(),
+                created_at: self.now(),
                 expires_at: self.now() + lifetime,
                 password_hash: registration.then(|| account.password_hash.clone()),
                 display_name: registration.then(|| account.display_name.clone()),
@@ -129,7 +130,8 @@ impl Identity {
         }
     }
 
-    /// Uses up the emailed token and reads the account it names.
+    /// Uses up the emailed token and reads the account it names. A reset link sent before the
+    /// account's credentials last changed (a reset or a password change) is over.
     async fn redeem(
         &self,
         purpose: TokenPurpose,
@@ -141,6 +143,9 @@ impl Identity {
             .get_account(&token.user_id)
             .await?
             .ok_or_else(bad_token)?;
+        if purpose == TokenPurpose::ResetPassword && token.created_at < account.tokens_valid_after {
+            return Err(bad_token());
+        }
         Ok((token, account))
     }
 
@@ -170,9 +175,7 @@ impl Identity {
                 retry_after_s: (until - now).num_seconds().max(1),
             });
         }
-        if password.len() <= account::MAX_PASSWORD_BYTES
-            && crypto::verify_password(password, &account.password_hash)
-        {
+        if password_matches(password, &account.password_hash) {
             return Ok(());
         }
         self.accounts
@@ -219,13 +222,14 @@ impl Identity {
     }
 }
 
-fn registered(account: &Account) -> RegisterResponse {
-    RegisterResponse {
-        user_id: account.user_id.clone(),
-        email: account.email.clone(),
-        status: account.status,
-        message: "check your inbox: the email we sent has a link that activates the account".into(),
+/// Checks `password` against `hash`; one too long to be a password is checked against the decoy
+/// instead, so the answer costs the same whether or not there is an account.
+fn password_matches(password: &str, hash: &str) -> bool {
+    if password.len() > account::MAX_PASSWORD_BYTES {
+        crypto::verify_password(password, crypto::decoy_password_hash());
+        return false;
     }
+    crypto::verify_password(password, hash)
 }
 
 /// Password, MFA and key management need a signed-in person, not an API key.

@@ -12,16 +12,16 @@ impl Identity {
         };
         let Some(mut account) = account else {
             // As slow as a wrong password, so the answer does not tell which emails exist.
-            crypto::verify_password(&body.password, crypto::decoy_password_hash());
+            password_matches(&body.password, crypto::decoy_password_hash());
             return Err(AppError::Unauthorized(WRONG_CREDENTIALS));
         };
-        if let Some(until) = account.locked(now) {
-            return Err(AppError::Locked {
-                retry_after_s: (until - now).num_seconds().max(1),
-            });
+        if account.locked(now).is_some() {
+            // Refused like a wrong password, so a lock does not tell that the account exists;
+            // its owner was told by email when the lock began.
+            password_matches(&body.password, crypto::decoy_password_hash());
+            return Err(AppError::Unauthorized(WRONG_CREDENTIALS));
         }
-        let password_ok = body.password.len() <= account::MAX_PASSWORD_BYTES
-            && crypto::verify_password(&body.password, &account.password_hash);
+        let password_ok = password_matches(&body.password, &account.password_hash);
         let second = if password_ok && account.mfa.enabled {
             match self
                 .second_factor(
@@ -47,6 +47,9 @@ impl Identity {
             self.accounts
                 .record_login_failure(&account.user_id, now)
                 .await?;
+            if let Some(lock) = account::lock_for(account.failed_logins + 1) {
+                self.send_lock_notice(&account, now + lock).await;
+            }
             return Err(second
                 .err()
                 .filter(|_| password_ok)
@@ -69,6 +72,20 @@ impl Identity {
             self.save(&mut account).await?;
         }
         self.start_session(&account, client).await
+    }
+
+    /// Tells the owner that sign-in is paused. A failure is logged, not answered: the answer
+    /// to a wrong password must not depend on whether the account exists.
+    async fn send_lock_notice(&self, account: &Account, until: DateTime<Utc>) {
+        let text = format!(
+            "Hello,\n\nafter {} failed sign-ins in a row, signing in to your account is paused until {} UTC; until then even the right password is refused. If it was you, wait and try again, or reset your password at {}/reset-password. If it was not you, someone is guessing your password: resetting it is a good idea.\n",
+            account.failed_logins + 1,
+            until.format("%Y-%m-%d %H:%M:%S"),
+            self.public_url
+        );
+        if let Err(e) = self.send(&account.email, "sign-in paused", text).await {
+            tracing::warn!(error = %e, "lock notice not sent");
+        }
     }
 
     pub(super) async fn start_session(

@@ -30,7 +30,7 @@
 
 use super::expr::Expr;
 use super::items::{EXPIRES_AT, Item, from_item, page_key, start_key, to_item};
-use super::keys::{GSI1, GSI1PK, GSI1SK, PK, SK};
+use super::keys::{GSI1, GSI1PK, GSI1SK, PK, SK, sort_time};
 use super::table::{Table, TxError, reason_code};
 use crate::aws::errors::{build, classify};
 use crate::domain::Role;
@@ -111,6 +111,7 @@ fn token_item(t: &OneTimeToken) -> Item {
     item.insert("type".into(), s("token"));
     item.insert("purpose".into(), s(t.purpose.as_str()));
     item.insert("user_id".into(), s(t.user_id.as_str()));
+    item.insert("created_at".into(), s(sort_time(t.created_at)));
     item.insert(
         EXPIRES_AT.into(),
         AttributeValue::N(t.expires_at.timestamp().to_string()),
@@ -142,6 +143,12 @@ fn token_from(item: &Item, hash: &str) -> Result<OneTimeToken, StoreError> {
         hash: hash.to_string(),
         purpose,
         user_id: text("user_id")?,
+        // A token stored before `created_at` was: as old as can be (a reset link then asks
+        // for a new one if the credentials changed since, which is the safe side).
+        created_at: text("created_at")
+            .ok()
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map_or(DateTime::UNIX_EPOCH, |t| t.to_utc()),
         expires_at: DateTime::from_timestamp(expires, 0).unwrap_or_default(),
         password_hash: text("password_hash").ok(),
         display_name: text("display_name").ok(),
@@ -162,8 +169,6 @@ fn state_from(item: Item) -> Result<AccountState, StoreError> {
         tokens_valid_after: st.tokens_valid_after,
     })
 }
-
-const STATE_FIELDS: [&str; 3] = ["role", "status", "tokens_valid_after"];
 
 fn signing_key_item(k: &StoredSigningKey) -> Item {
     let mut item = signing_key_key(&k.public.kid);
@@ -459,13 +464,27 @@ impl Accounts for DynamoAccounts {
 }
 
 impl AccountStates for DynamoAccounts {
-    fn account_state<'a>(&'a self, user_id: &'a str) -> Fut<'a, Option<AccountState>> {
+    fn session_state<'a>(
+        &'a self,
+        user_id: &'a str,
+        session_id: &'a str,
+    ) -> Fut<'a, (Option<AccountState>, bool)> {
         Box::pin(async move {
-            self.table
-                .get(account_key(user_id), Some(&STATE_FIELDS))
-                .await?
-                .map(state_from)
-                .transpose()
+            let found = self
+                .table
+                .batch_get(vec![account_key(user_id), session_key(user_id, session_id)])
+                .await?;
+            let mut state = None;
+            let mut session = false;
+            for item in found {
+                match item.get(SK) {
+                    Some(AttributeValue::S(sk)) if sk == ACCOUNT_SK => {
+                        state = Some(state_from(item)?)
+                    }
+                    _ => session = true,
+                }
+            }
+            Ok((state, session))
         })
     }
     fn api_key_with_state<'a>(
