@@ -525,6 +525,29 @@ async fn strangers_get_404_on_every_shares_route() {
     unshare(&h, &alice, &missing, &bob)
         .await
         .problem(404, "not-found");
+    // Sharing by email with a workflow that does not exist, or one that is not the caller's,
+    // tells nothing about the address: an account's and an unknown one's answers are equal.
+    h.account(&bob).await;
+    for workflow in [&missing, &id] {
+        let mut answers: Vec<(u16, Value)> = Vec::new();
+        for email in [
+            format!("{bob}@example.com"),
+            "nobody-at-all@example.com".into(),
+        ] {
+            let r = h
+                .send(
+                    "POST",
+                    &shares_uri(workflow),
+                    Some(&carol),
+                    Some(json!({"email": email, "access": "viewer"})),
+                    &[],
+                )
+                .await;
+            answers.push((r.status, r.body));
+        }
+        assert_eq!(answers[0], answers[1], "{workflow}");
+        assert_eq!(answers[0].0, 404, "{workflow}: {:?}", answers[0]);
+    }
     assert_eq!(snapshot(&h).await, before, "a stranger's attempts wrote");
 }
 

@@ -77,19 +77,30 @@ pub async fn share(
     body: ShareRequest,
 ) -> Result<ShareList, AppError> {
     super::require_write(principal)?;
-    let account = match (&body.email, &body.user_id) {
-        (Some(email), None) => {
-            let email = account::normalize_email(email)?;
-            accounts.find_account_by_email(&email).await?
-        }
-        (None, Some(id)) if ids::is_valid_id(id) => accounts.get_account(id).await?,
-        (None, Some(_)) => None,
+    // The request's own shape first; then the workflow: only its owner (or an admin) learns
+    // anything about the user named, and only after the workflow is found theirs.
+    enum Target {
+        Email(String),
+        Id(String),
+        Malformed,
+    }
+    let target = match (&body.email, &body.user_id) {
+        (Some(email), None) => Target::Email(account::normalize_email(email)?),
+        (None, Some(id)) if ids::is_valid_id(id) => Target::Id(id.clone()),
+        (None, Some(_)) => Target::Malformed,
         _ => {
             return Err(AppError::field(
                 "email",
                 "send exactly one of email and user_id",
             ));
         }
+    };
+    let w = visible(store.get_workflow(workflow_id).await?, principal)?;
+    owner_or_admin(principal, &w)?;
+    let account = match &target {
+        Target::Email(email) => accounts.find_account_by_email(email).await?,
+        Target::Id(id) => accounts.get_account(id).await?,
+        Target::Malformed => None,
     };
     let field = if body.email.is_some() {
         "email"
@@ -99,8 +110,6 @@ pub async fn share(
     let account = account
         .filter(|a| a.status == AccountStatus::Active)
         .ok_or_else(|| AppError::field(field, "names no active user"))?;
-    let w = visible(store.get_workflow(workflow_id).await?, principal)?;
-    owner_or_admin(principal, &w)?;
     if account.user_id == w.owner_id {
         return Err(AppError::field(
             field,
