@@ -171,10 +171,24 @@ pub fn validate_display_name(raw: &str) -> Result<String, DomainError> {
             "display_name",
             format!("must be at most {MAX_DISPLAY_NAME_CHARS} characters"),
         );
-    } else if name.chars().any(char::is_control) {
-        errors.push("display_name", "must not contain control characters");
+    } else if !display_name_pattern().is_match(&name) {
+        errors.push(
+            "display_name",
+            "may hold letters, marks, digits, spaces and . - ' only, with at least one letter or digit",
+        );
     }
     errors.into_result(name)
+}
+
+/// Letters, combining marks, digits, spaces and `.` `-` `'` `’`, with a letter or digit: a
+/// name, and nothing that reads as a link, a line break or reordered text (no format
+/// characters such as U+202E, no separators such as U+2028, no `:` or `/`).
+fn display_name_pattern() -> &'static regex::Regex {
+    static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| {
+        regex::Regex::new(r"^[\p{L}\p{M}\p{N}'’.\- ]*[\p{L}\p{N}][\p{L}\p{M}\p{N}'’.\- ]*$")
+            .unwrap_or_else(|_| unreachable!("the pattern is a constant"))
+    })
 }
 
 /// Checks a new password with zxcvbn (against common passwords, patterns and the user's own
@@ -282,6 +296,39 @@ mod tests {
             check_password_strength("password", "correct horse battery staple 42", &[]).is_ok()
         );
         assert!(check_password_strength("password", &"x".repeat(300), &[]).is_err());
+    }
+
+    #[test]
+    fn display_names_are_names_and_nothing_that_reads_as_a_link_or_reorders_text() {
+        for good in [
+            "Ann",
+            "J. R. R. Tolkien",
+            "Zoë O’Brien-Smith",
+            "José Ñúñez",
+            "Nguyễn Văn A",
+            "Ann 2",
+            "李小龍",
+            "Ελένη",
+            "محمد",
+            "देवनागरी",
+            "e\u{301}lise",
+        ] {
+            assert!(validate_display_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "Ann. URGENT: your account was breached; log in at https://evil.example/x",
+            "evil\u{2028}line",
+            "abc\u{202E}gnp.exe",
+            "zero\u{200B}width",
+            "tab\there",
+            "<b>Ann</b>",
+            "ann@example.com",
+            "...",
+            "- -",
+            "😀",
+        ] {
+            assert!(validate_display_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -670,3 +670,47 @@ async fn logout_and_revocation_end_the_access_token_at_once() {
         .await
         .ok(200);
 }
+
+/// The review mailed a display name verbatim from the service's address ("... log in at
+/// https://evil.example/x") and accepted U+2028 and U+202E in names.
+#[tokio::test]
+async fn names_that_read_as_links_or_reorder_text_are_refused_and_no_email_carries_a_name() {
+    let h = Harness::new().await;
+    for bad in [
+        "Ann. URGENT: your account was breached; log in at https://evil.example/x",
+        "Ann\u{2028}Smith",
+        "abc\u{202E}gnp.exe",
+    ] {
+        let r = h
+            .post(
+                "/api/v3/auth/register",
+                None,
+                json!({"email": unique_email("name"), "password": PASSWORD, "display_name": bad}),
+            )
+            .await;
+        assert_eq!(
+            r.problem(422, "validation-failed")["errors"][0]["field"],
+            "display_name",
+            "{bad:?}"
+        );
+    }
+    assert!(h.stored_items().await.is_empty());
+    // Security emails carry no text of the user's choosing.
+    let u = h.sign_up("named").await;
+    h.register(&u.email).await.ok(202);
+    h.post(
+        "/api/v3/auth/password/reset-request",
+        None,
+        json!({"email": u.email}),
+    )
+    .await
+    .ok(202);
+    let mails = localstack::testing::emails_to(&u.email).await;
+    assert_eq!(mails.len(), 3, "{mails:?}");
+    for (subject, body) in mails {
+        assert!(
+            !subject.contains("Test User") && !body.contains("Test User"),
+            "{subject}: {body}"
+        );
+    }
+}

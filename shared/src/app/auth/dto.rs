@@ -16,6 +16,9 @@ pub struct RegisterRequest {
     /// At least 10 characters, at most 256 bytes, and hard to guess (zxcvbn score 3 of 4).
     #[schema(min_length = 10)]
     pub password: String,
+    /// Letters, combining marks, digits, spaces and `.` `-` `'` `’` only, with at least one
+    /// letter or digit (Unicode classes L, M and N; the pattern here is the wider shape that
+    /// JSON Schema tools without Unicode classes can read).
     #[schema(
         min_length = 1,
         max_length = 100,

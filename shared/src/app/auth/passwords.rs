@@ -35,9 +35,10 @@ impl Identity {
         let (token, secret) =
             self.email_token(&account, TokenPurpose::ResetPassword, RESET_TOKEN_LIFETIME)?;
         self.accounts.put_token(&token).await?;
+        // No text of the user's choosing in a security email (the name included).
         let text = format!(
-            "Hello {},\n\nsomeone asked to reset the password of this account. If it was you, open\n{}/reset-password?token={secret}\n\nor send this token with your new password to POST /api/v3/auth/password/reset:\n{secret}\n\nThe token works once, for one hour. If it was not you, ignore this email.\n",
-            account.display_name, self.public_url
+            "Hello,\n\nsomeone asked to reset the password of this account. If it was you, open\n{}/reset-password?token={secret}\n\nor send this token with your new password to POST /api/v3/auth/password/reset:\n{secret}\n\nThe token works once, for one hour. If it was not you, ignore this email.\n",
+            self.public_url
         );
         self.send(&account.email, "reset your password", text).await
     }
