@@ -195,14 +195,11 @@ impl State {
             ));
         }
         let prefix = filter.email_prefix.as_deref().filter(|p| !p.is_empty());
+        // The adapter refuses a key from a list with another prefix before DynamoDB would.
         if let (Some(p), Some((email, _))) = (prefix, &start)
             && !email.starts_with(p)
         {
-            return Err(StoreError::Internal(
-                "ValidationException: The provided starting key is outside query boundaries \
-                 based on provided conditions"
-                    .into(),
-            ));
+            return Err(StoreError::BadPageKey);
         }
         let mut index: Vec<&Account> = self
             .accounts

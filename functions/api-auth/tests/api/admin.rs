@@ -324,3 +324,30 @@ async fn a_pending_account_cannot_be_reactivated_past_its_email_check() {
     assert_eq!(r.ok(200)["status"], "pending");
     h.login(&email, PASSWORD).await.problem(403, "forbidden");
 }
+
+#[tokio::test]
+async fn a_cursor_of_one_search_is_refused_by_another_not_a_server_error() {
+    let h = Harness::new().await;
+    let admin = h.admin("boss").await;
+    for name in ["ann", "anna", "annie"] {
+        h.sign_up(name).await;
+    }
+    let page = h
+        .get("/api/v3/admin/users?q=ann&limit=1", &admin.access)
+        .await;
+    let cursor = page.ok(200)["next_cursor"].as_str().unwrap().to_string();
+    let r = h
+        .get(
+            &format!("/api/v3/admin/users?q=boss&limit=1&cursor={cursor}"),
+            &admin.access,
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    // The same cursor with its own search goes on.
+    h.get(
+        &format!("/api/v3/admin/users?q=ann&limit=1&cursor={cursor}"),
+        &admin.access,
+    )
+    .await
+    .ok(200);
+}

@@ -414,7 +414,13 @@ impl Accounts for DynamoAccounts {
                     && k.0.get(SK).map(String::as_str) == Some(ACCOUNT_SK)
                     && k.0.get(PK).is_some_and(|pk| pk.starts_with("USER#"))
                     && k.0.contains_key(GSI1SK);
-                if !ok {
+                // A key from a list with another prefix lies outside this query: DynamoDB would
+                // refuse it as a ValidationException.
+                let in_range = filter
+                    .email_prefix
+                    .as_deref()
+                    .is_none_or(|p| k.0.get(GSI1SK).is_some_and(|sk| sk.starts_with(p)));
+                if !ok || !in_range {
                     return Err(StoreError::BadPageKey);
                 }
             }
