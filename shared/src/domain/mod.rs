@@ -12,6 +12,7 @@ pub mod node;
 pub mod principal;
 pub mod quality;
 pub mod ratelimit;
+pub mod run;
 pub mod statistics;
 pub mod time;
 pub mod tree;
