@@ -66,6 +66,48 @@ pub struct IllegalTransition<S: fmt::Debug + fmt::Display> {
     pub allowed: Vec<S>,
 }
 
+/// A status machine: its statuses, their names and the legal moves; the checks follow.
+pub trait StatusMachine: Copy + PartialEq + fmt::Debug + fmt::Display + Sized + 'static {
+    /// Every status.
+    const STATUSES: &'static [Self];
+
+    fn as_str(self) -> &'static str;
+
+    /// The only legal targets from this status.
+    fn allowed_targets(self) -> &'static [Self];
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::STATUSES.iter().copied().find(|v| v.as_str() == s)
+    }
+
+    fn can_become(self, target: Self) -> bool {
+        self.allowed_targets().contains(&target)
+    }
+
+    /// Every status from which `target` is reachable in one step (the condition of the store's
+    /// conditional write).
+    fn sources_of(target: Self) -> Vec<Self> {
+        Self::STATUSES
+            .iter()
+            .copied()
+            .filter(|s| s.can_become(target))
+            .collect()
+    }
+
+    /// Checks one transition; an illegal one names the allowed targets.
+    fn transition(self, target: Self) -> Result<Self, IllegalTransition<Self>> {
+        if self.can_become(target) {
+            Ok(target)
+        } else {
+            Err(IllegalTransition {
+                from: self,
+                to: target,
+                allowed: self.allowed_targets().to_vec(),
+            })
+        }
+    }
+}
+
 /// Status of a run.
 ///
 /// ```text
@@ -99,7 +141,17 @@ impl RunStatus {
         Self::Cancelled,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    /// Nothing happens any more without a client's request: `succeeded`, `failed` (which a
+    /// retry may still restart) and `cancelled`. These set `finished_at`.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+impl StatusMachine for RunStatus {
+    const STATUSES: &'static [RunStatus] = &Self::ALL;
+
+    fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
             Self::Running => "running",
@@ -110,12 +162,7 @@ impl RunStatus {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
-    /// The only legal targets from this status.
-    pub fn allowed_targets(self) -> &'static [RunStatus] {
+    fn allowed_targets(self) -> &'static [RunStatus] {
         use RunStatus::*;
         match self {
             Queued => &[Running, Paused, Cancelled],
@@ -123,38 +170,6 @@ impl RunStatus {
             Paused => &[Running, Cancelled],
             Failed => &[Running],
             Succeeded | Cancelled => &[],
-        }
-    }
-
-    pub fn can_become(self, target: RunStatus) -> bool {
-        self.allowed_targets().contains(&target)
-    }
-
-    /// Every status from which `target` is reachable in one step (the condition of the store's
-    /// conditional write).
-    pub fn sources_of(target: RunStatus) -> Vec<RunStatus> {
-        Self::ALL
-            .into_iter()
-            .filter(|s| s.can_become(target))
-            .collect()
-    }
-
-    /// Nothing happens any more without a client's request: `succeeded`, `failed` (which a
-    /// retry may still restart) and `cancelled`. These set `finished_at`.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
-    }
-
-    /// Checks one transition; an illegal one names the allowed targets.
-    pub fn transition(self, target: RunStatus) -> Result<RunStatus, IllegalTransition<RunStatus>> {
-        if self.can_become(target) {
-            Ok(target)
-        } else {
-            Err(IllegalTransition {
-                from: self,
-                to: target,
-                allowed: self.allowed_targets().to_vec(),
-            })
         }
     }
 }
@@ -204,21 +219,6 @@ impl StepStatus {
         Self::Skipped,
     ];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::WaitingApproval => "waiting_approval",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
     /// The status a new step starts in.
     pub fn initial(approval: bool) -> StepStatus {
         if approval {
@@ -226,29 +226,6 @@ impl StepStatus {
         } else {
             Self::Pending
         }
-    }
-
-    /// The only legal targets from this status.
-    pub fn allowed_targets(self) -> &'static [StepStatus] {
-        use StepStatus::*;
-        match self {
-            WaitingApproval => &[Pending, Skipped],
-            Pending => &[Running, Skipped],
-            Running => &[Succeeded, Failed, Skipped, Pending],
-            Failed => &[Pending],
-            Succeeded | Skipped => &[],
-        }
-    }
-
-    pub fn can_become(self, target: StepStatus) -> bool {
-        self.allowed_targets().contains(&target)
-    }
-
-    pub fn sources_of(target: StepStatus) -> Vec<StepStatus> {
-        Self::ALL
-            .into_iter()
-            .filter(|s| s.can_become(target))
-            .collect()
     }
 
     /// No attempt is running or due: `succeeded`, `failed` (a run retry may restart it) and
@@ -261,19 +238,30 @@ impl StepStatus {
     pub fn is_done(self) -> bool {
         matches!(self, Self::Succeeded | Self::Skipped)
     }
+}
 
-    pub fn transition(
-        self,
-        target: StepStatus,
-    ) -> Result<StepStatus, IllegalTransition<StepStatus>> {
-        if self.can_become(target) {
-            Ok(target)
-        } else {
-            Err(IllegalTransition {
-                from: self,
-                to: target,
-                allowed: self.allowed_targets().to_vec(),
-            })
+impl StatusMachine for StepStatus {
+    const STATUSES: &'static [StepStatus] = &Self::ALL;
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::WaitingApproval => "waiting_approval",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    fn allowed_targets(self) -> &'static [StepStatus] {
+        use StepStatus::*;
+        match self {
+            WaitingApproval => &[Pending, Skipped],
+            Pending => &[Running, Skipped],
+            Running => &[Succeeded, Failed, Skipped, Pending],
+            Failed => &[Pending],
+            Succeeded | Skipped => &[],
         }
     }
 }
