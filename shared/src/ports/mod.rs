@@ -2,9 +2,11 @@
 //! implement them; tests may implement them too.
 
 mod accounts;
+mod runs;
 mod workflows;
 
 pub use accounts::*;
+pub use runs::*;
 pub use workflows::*;
 
 use crate::domain::{Node, Workflow};
