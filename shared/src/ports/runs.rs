@@ -68,9 +68,12 @@ pub trait Runs: Send + Sync {
         expected_attempts: u32,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Fut<'a, bool>;
-    /// Applies a step's outcome ([`StepCommit`]); [`super::StoreError::Conflict`] when the
-    /// attempt lost its claim or the run moved on, and nothing is written.
-    fn commit_step<'a>(&'a self, commit: &'a StepCommit) -> Fut<'a, ()>;
+    /// Applies a step's outcome ([`StepCommit`]) in one transaction: `Ok(true)` when written;
+    /// `Ok(false)` when the attempt lost its claim (the stored step is no longer `running` at
+    /// `attempt`: another worker owns it), and nothing is written;
+    /// [`super::StoreError::Conflict`] when only the run moved on (another step committed
+    /// meanwhile): read the run again and commit once more.
+    fn commit_step<'a>(&'a self, commit: &'a StepCommit) -> Fut<'a, bool>;
 }
 
 /// The message that asks the worker to run (an attempt of) one step.
