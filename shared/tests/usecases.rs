@@ -6,5 +6,9 @@
 
 #[path = "usecases/auth.rs"]
 mod auth;
+#[path = "usecases/runs.rs"]
+mod runs;
+#[path = "usecases/worker.rs"]
+mod worker;
 #[path = "usecases/workflows.rs"]
 mod workflows;

@@ -1,7 +1,7 @@
 //! In-memory fakes of the workflow ports.
 //!
-//! [`MemoryWorkflowStore`] implements [`Workflows`], [`Nodes`], [`Shares`] and [`Idempotency`]
-//! as the DynamoDB adapter ([`crate::aws::dynamo::DynamoStore`]) does: the same conditions on
+//! [`MemoryWorkflowStore`] implements [`Workflows`], [`Nodes`], [`Shares`], [`Idempotency`] and
+//! [`Runs`] as the DynamoDB adapter ([`crate::aws::dynamo::DynamoStore`]) does: the same conditions on
 //! every write (who may write, not deleted, version, source status, `max_nodes`, parent, child
 //! counts, idempotency keys), the same counters, the same errors carrying the current item, and
 //! page keys of the same shape (so a key of one list is refused by another, as DynamoDB's are).
@@ -12,12 +12,16 @@
 //! "pending import" path) is one atomic write here, and a page ends (`next: None`) as soon as
 //! nothing follows it, as the emulator does, where DynamoDB itself may hand out one more key
 //! that leads to an empty page.
+//!
+//! Runs and steps keep to their port's documented conditions ([`Runs`]); every write of a run
+//! and its steps is one atomic write here, whatever its size.
 
+use crate::domain::run::{Run, Step, StepStatus};
 use crate::domain::time::truncate_to_millis;
 use crate::domain::{Node, Principal, ShareAccess, Workflow, WorkflowStatus};
 use crate::ports::{
-    ChangeOutcome, Fut, Idempotency, IdempotencyRecord, NodeDeletion, Nodes, Page, PageKey, Shares,
-    StoreError, WorkflowChange, WorkflowFilter, Workflows,
+    ChangeOutcome, Fut, Idempotency, IdempotencyRecord, NodeDeletion, Nodes, Page, PageKey, Runs,
+    Shares, StepCommit, StoreError, WorkflowChange, WorkflowFilter, Workflows,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -35,6 +39,7 @@ const GSI1PK: &str = "GSI1PK";
 const GSI1SK: &str = "GSI1SK";
 const WORKFLOW_SK: &str = "#WORKFLOW";
 const NODE_SK_PREFIX: &str = "NODE#";
+const RUN_SK_PREFIX: &str = "RUN#";
 const SHARE_PK_PREFIX: &str = "SHARE#";
 
 fn workflow_pk(id: &str) -> String {
@@ -51,6 +56,12 @@ fn sort_time(t: DateTime<Utc>) -> String {
 
 fn owner_sk(created_at: DateTime<Utc>, id: &str) -> String {
     format!("WF#{}#{id}", sort_time(created_at))
+}
+
+/// The sort key of a run in its workflow's list: newest first means backwards by creation
+/// time, then id.
+fn run_sk(run: &Run) -> String {
+    format!("{RUN_SK_PREFIX}{}#{}", sort_time(run.created_at), run.id)
 }
 
 fn owner_sk_after(t: Option<DateTime<Utc>>) -> String {
@@ -86,6 +97,12 @@ pub enum Method {
     PutShare,
     DeleteShare,
     GetIdempotency,
+    CreateRun,
+    GetRun,
+    ListRuns,
+    UpdateRun,
+    ClaimStep,
+    CommitStep,
 }
 
 /// A workflow item: the workflow, and whether it is in its owner's list (the adapter's `GSI1`
@@ -114,6 +131,10 @@ struct Tables {
     shares: BTreeMap<(String, String), ShareEntry>,
     /// (owner id, key) -> record, expired or not (the table's TTL removes them late).
     idempotency: BTreeMap<(String, String), IdempotencyRecord>,
+    /// run id -> run (run ids are ULIDs: unique across workflows).
+    runs: BTreeMap<String, Run>,
+    /// run id -> step id -> step.
+    steps: BTreeMap<String, BTreeMap<String, Step>>,
 }
 
 type Hook = Box<dyn FnOnce(&MemoryWorkflowStore) + Send>;
@@ -272,6 +293,47 @@ impl MemoryWorkflowStore {
             .insert(node.id.clone(), node);
     }
 
+    /// A stored run with its steps (in plan order), if the run is `workflow_id`'s.
+    pub fn run(&self, workflow_id: &str, run_id: &str) -> Option<(Run, Vec<Step>)> {
+        self.lock().tables.get_run(workflow_id, run_id)
+    }
+
+    /// Every stored run, in id order.
+    pub fn runs(&self) -> Vec<Run> {
+        self.lock().tables.runs.values().cloned().collect()
+    }
+
+    /// One stored step.
+    pub fn step(&self, run_id: &str, step_id: &str) -> Option<Step> {
+        self.lock()
+            .tables
+            .steps
+            .get(run_id)
+            .and_then(|s| s.get(step_id))
+            .cloned()
+    }
+
+    /// Changes a stored run as a concurrent writer would, bypassing every condition (the
+    /// caller bumps `version` if the change should count as a write of the run).
+    pub fn edit_run(&self, run_id: &str, edit: impl FnOnce(&mut Run)) {
+        if let Some(r) = self.lock().tables.runs.get_mut(run_id) {
+            edit(r);
+        }
+    }
+
+    /// Changes a stored step as a concurrent writer would, bypassing every condition.
+    pub fn edit_step(&self, run_id: &str, step_id: &str, edit: impl FnOnce(&mut Step)) {
+        if let Some(s) = self
+            .lock()
+            .tables
+            .steps
+            .get_mut(run_id)
+            .and_then(|s| s.get_mut(step_id))
+        {
+            edit(s);
+        }
+    }
+
     /// Runs the hook of `method`, if any, then `op` on the tables, unless a failure is due.
     fn call<T>(
         &self,
@@ -302,6 +364,22 @@ fn writable_by(w: &Workflow, actor: &Principal, owner_only: bool) -> bool {
         || w.owner_id == actor.user_id
         || (!owner_only && w.shares.get(&actor.user_id) == Some(&ShareAccess::Editor));
     who && w.status != WorkflowStatus::Deleted
+}
+
+/// Writes a node's own fields over the stored node: identity, parent, `child_count` and
+/// `created_at` stay as stored.
+fn write_node_fields(stored: &mut Node, node: &Node) {
+    stored.title = node.title.clone();
+    stored.content = node.content.clone();
+    stored.prompt = node.prompt.clone();
+    stored.priority = node.priority;
+    stored.status = node.status;
+    stored.tags = node.tags.clone();
+    stored.metadata = node.metadata.clone();
+    stored.metrics = node.metrics;
+    stored.quality = node.quality;
+    stored.updated_at = node.updated_at;
+    stored.version = node.version;
 }
 
 /// DynamoDB refuses a transaction that names one item twice.
@@ -709,18 +787,7 @@ impl Tables {
         if stored.version != expected_version {
             return Err(StoreError::NodeRejected(Some(Box::new(stored.clone()))));
         }
-        // Only the node's own fields: identity, parent and `child_count` stay as stored.
-        stored.title = node.title.clone();
-        stored.content = node.content.clone();
-        stored.prompt = node.prompt.clone();
-        stored.priority = node.priority;
-        stored.status = node.status;
-        stored.tags = node.tags.clone();
-        stored.metadata = node.metadata.clone();
-        stored.metrics = node.metrics;
-        stored.quality = node.quality;
-        stored.updated_at = node.updated_at;
-        stored.version = node.version;
+        write_node_fields(stored, node);
         Ok(())
     }
 
@@ -830,6 +897,251 @@ impl Tables {
         self.shares
             .remove(&(workflow_id.to_string(), user_id.to_string()));
         Ok(())
+    }
+}
+
+/// Runs and steps: the conditions of [`Runs`].
+impl Tables {
+    fn create_run(
+        &mut self,
+        actor: &Principal,
+        run: &Run,
+        steps: &[Step],
+        new_nodes: &[Node],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        let workflow_id = &run.workflow_id;
+        if steps.iter().any(|s| s.run_id != run.id) {
+            return Err(StoreError::Internal("a step of another run".into()));
+        }
+        if new_nodes.iter().any(|n| &n.workflow_id != workflow_id) {
+            return Err(StoreError::Internal("a node of another workflow".into()));
+        }
+        distinct(steps.iter().map(|s| s.id.as_str()))?;
+        distinct(new_nodes.iter().map(|n| n.id.as_str()))?;
+        if let Some(r) = idempotency {
+            self.check_idempotency(r)?;
+        }
+        let added = new_nodes.len() as u64;
+        match self.workflows.get(workflow_id) {
+            Some(s)
+                if writable_by(&s.workflow, actor, false)
+                    && s.workflow.node_count.saturating_add(added)
+                        <= s.workflow.settings.max_nodes() => {}
+            _ => return Err(self.rejected(workflow_id)),
+        }
+        if self.runs.contains_key(&run.id) {
+            return Err(StoreError::Conflict);
+        }
+        let new_ids: HashSet<&str> = new_nodes.iter().map(|n| n.id.as_str()).collect();
+        let parent_missing = new_nodes.iter().any(|n| {
+            n.parent_id
+                .as_deref()
+                .is_some_and(|p| !new_ids.contains(p) && self.node(workflow_id, p).is_none())
+        });
+        if parent_missing {
+            return Err(StoreError::ParentMissing);
+        }
+        if let Some(existing) = new_nodes.iter().find_map(|n| self.node(workflow_id, &n.id)) {
+            return Err(StoreError::NodeRejected(Some(Box::new(existing.clone()))));
+        }
+        // Everything holds: write it all.
+        if let Some(s) = self.workflows.get_mut(workflow_id) {
+            s.workflow.node_count += added;
+        }
+        let nodes = self.nodes.entry(workflow_id.clone()).or_default();
+        for n in new_nodes {
+            // `child_count` is the store's: a new node's children are the new nodes under it.
+            let mut n = n.clone();
+            n.child_count = new_nodes
+                .iter()
+                .filter(|c| c.parent_id.as_deref() == Some(n.id.as_str()))
+                .count() as u64;
+            nodes.insert(n.id.clone(), n);
+        }
+        for n in new_nodes {
+            if let Some(p) = n.parent_id.as_deref()
+                && !new_ids.contains(p)
+                && let Some(parent) = nodes.get_mut(p)
+            {
+                parent.child_count += 1;
+            }
+        }
+        self.runs.insert(run.id.clone(), run.clone());
+        self.steps.insert(
+            run.id.clone(),
+            steps.iter().map(|s| (s.id.clone(), s.clone())).collect(),
+        );
+        if let Some(r) = idempotency {
+            self.put_idempotency(r);
+        }
+        Ok(())
+    }
+
+    fn get_run(&self, workflow_id: &str, run_id: &str) -> Option<(Run, Vec<Step>)> {
+        let run = self
+            .runs
+            .get(run_id)
+            .filter(|r| r.workflow_id == workflow_id)?;
+        let mut steps: Vec<Step> = self
+            .steps
+            .get(run_id)
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default();
+        steps.sort_by(|a, b| (a.position, &a.id).cmp(&(b.position, &b.id)));
+        Some((run.clone(), steps))
+    }
+
+    fn list_runs(
+        &self,
+        workflow_id: &str,
+        limit: u32,
+        after: Option<&PageKey>,
+    ) -> Result<Page<Run>, StoreError> {
+        let pk = workflow_pk(workflow_id);
+        let start = match after {
+            None => None,
+            Some(key) => {
+                let ok = key.0.len() == 2
+                    && key.0.get(PK) == Some(&pk)
+                    && key
+                        .0
+                        .get(SK)
+                        .is_some_and(|sk| sk.starts_with(RUN_SK_PREFIX));
+                if !ok {
+                    return Err(StoreError::BadPageKey);
+                }
+                key.0.get(SK).cloned()
+            }
+        };
+        if limit == 0 {
+            return Err(StoreError::Internal("a query limit of 0".into()));
+        }
+        let mut index: Vec<(String, &Run)> = self
+            .runs
+            .values()
+            .filter(|r| r.workflow_id == workflow_id)
+            .map(|r| (run_sk(r), r))
+            .collect();
+        // Backwards, newest first.
+        index.sort_by(|a, b| b.0.cmp(&a.0));
+        if let Some(start) = &start {
+            index.retain(|(sk, _)| sk < start);
+        }
+        let more = index.len() > limit as usize;
+        index.truncate(limit as usize);
+        let next = match (more, index.last()) {
+            (true, Some((sk, _))) => Some(PageKey(BTreeMap::from([
+                (PK.to_string(), pk.clone()),
+                (SK.to_string(), sk.clone()),
+            ]))),
+            _ => None,
+        };
+        let items = index.into_iter().map(|(_, r)| r.clone()).collect();
+        Ok(Page { items, next })
+    }
+
+    fn stored_step(&self, step: &Step) -> Option<&Step> {
+        self.steps.get(&step.run_id).and_then(|s| s.get(&step.id))
+    }
+
+    fn put_step(&mut self, step: &Step) {
+        self.steps
+            .entry(step.run_id.clone())
+            .or_default()
+            .insert(step.id.clone(), step.clone());
+    }
+
+    fn update_run(
+        &mut self,
+        run: &Run,
+        expected_version: u64,
+        steps: &[(Step, StepStatus)],
+    ) -> Result<(), StoreError> {
+        if steps.iter().any(|(s, _)| s.run_id != run.id) {
+            return Err(StoreError::Internal("a step of another run".into()));
+        }
+        distinct(steps.iter().map(|(s, _)| s.id.as_str()))?;
+        match self.runs.get(&run.id) {
+            Some(r) if r.version == expected_version && r.workflow_id == run.workflow_id => {}
+            _ => return Err(StoreError::Conflict),
+        }
+        let steps_hold = steps
+            .iter()
+            .all(|(s, status)| self.stored_step(s).is_some_and(|st| st.status == *status));
+        if !steps_hold {
+            return Err(StoreError::Conflict);
+        }
+        let mut run = run.clone();
+        run.version = expected_version + 1;
+        self.runs.insert(run.id.clone(), run);
+        for (s, _) in steps {
+            self.put_step(s);
+        }
+        Ok(())
+    }
+
+    fn claim_step(
+        &mut self,
+        step: &Step,
+        from: StepStatus,
+        expected_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let holds = self.stored_step(step).is_some_and(|stored| {
+            // A running attempt's lease, or a scheduled retry's due time, must have passed.
+            let due = match stored.lease_until {
+                Some(until) if from == StepStatus::Running || stored.is_scheduled_retry() => {
+                    until <= now
+                }
+                _ => true,
+            };
+            stored.status == from && stored.attempts == expected_attempts && due
+        });
+        if holds {
+            self.put_step(step);
+        }
+        holds
+    }
+
+    fn commit_step(&mut self, c: &StepCommit) -> Result<bool, StoreError> {
+        if c.step.run_id != c.run.id {
+            return Err(StoreError::Internal("a step of another run".into()));
+        }
+        if let Some(n) = &c.node
+            && n.workflow_id != c.run.workflow_id
+        {
+            return Err(StoreError::Internal("a node of another workflow".into()));
+        }
+        let claimed = self
+            .stored_step(&c.step)
+            .is_some_and(|s| s.status == StepStatus::Running && s.attempts == c.attempt);
+        if !claimed {
+            return Ok(false);
+        }
+        match self.runs.get(&c.run.id) {
+            Some(r) if r.version == c.run_version && r.workflow_id == c.run.workflow_id => {}
+            _ => return Err(StoreError::Conflict),
+        }
+        if let Some(n) = &c.node
+            && self.node(&n.workflow_id, &n.id).is_none()
+        {
+            return Err(StoreError::NodeRejected(None));
+        }
+        // Everything holds: write it all.
+        self.put_step(&c.step);
+        if let Some(n) = &c.node
+            && let Some(stored) = self
+                .nodes
+                .get_mut(&n.workflow_id)
+                .and_then(|nodes| nodes.get_mut(&n.id))
+        {
+            write_node_fields(stored, n);
+        }
+        let mut run = c.run.clone();
+        run.version = c.run_version + 1;
+        self.runs.insert(run.id.clone(), run);
+        Ok(true)
     }
 }
 
@@ -996,5 +1308,72 @@ impl Idempotency for MemoryWorkflowStore {
                     .cloned())
             })
         })
+    }
+}
+
+impl Runs for MemoryWorkflowStore {
+    fn create_run<'a>(
+        &'a self,
+        actor: &'a Principal,
+        run: &'a Run,
+        steps: &'a [Step],
+        new_nodes: &'a [Node],
+        idempotency: Option<&'a IdempotencyRecord>,
+    ) -> Fut<'a, ()> {
+        Box::pin(async move {
+            self.call(Method::CreateRun, |t| {
+                t.create_run(actor, run, steps, new_nodes, idempotency)
+            })
+        })
+    }
+
+    fn get_run<'a>(
+        &'a self,
+        workflow_id: &'a str,
+        run_id: &'a str,
+    ) -> Fut<'a, Option<(Run, Vec<Step>)>> {
+        Box::pin(async move { self.call(Method::GetRun, |t| Ok(t.get_run(workflow_id, run_id))) })
+    }
+
+    fn list_runs<'a>(
+        &'a self,
+        workflow_id: &'a str,
+        limit: u32,
+        after: Option<&'a PageKey>,
+    ) -> Fut<'a, Page<Run>> {
+        Box::pin(
+            async move { self.call(Method::ListRuns, |t| t.list_runs(workflow_id, limit, after)) },
+        )
+    }
+
+    fn update_run<'a>(
+        &'a self,
+        run: &'a Run,
+        expected_version: u64,
+        steps: &'a [(Step, StepStatus)],
+    ) -> Fut<'a, ()> {
+        Box::pin(async move {
+            self.call(Method::UpdateRun, |t| {
+                t.update_run(run, expected_version, steps)
+            })
+        })
+    }
+
+    fn claim_step<'a>(
+        &'a self,
+        step: &'a Step,
+        from: StepStatus,
+        expected_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> Fut<'a, bool> {
+        Box::pin(async move {
+            self.call(Method::ClaimStep, |t| {
+                Ok(t.claim_step(step, from, expected_attempts, now))
+            })
+        })
+    }
+
+    fn commit_step<'a>(&'a self, commit: &'a StepCommit) -> Fut<'a, bool> {
+        Box::pin(async move { self.call(Method::CommitStep, |t| t.commit_step(commit)) })
     }
 }

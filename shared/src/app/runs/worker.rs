@@ -1,0 +1,361 @@
+//! One attempt of one step, as the worker runs it for each queue message.
+//!
+//! Exactly one document per step: the attempt first claims the step (a conditional write that
+//! sets it `running` with a lease), then generates, then commits the node's content, the step's
+//! result and the run's progress in one write conditional on still holding that claim. A
+//! duplicate or late message finds the step claimed or done and changes nothing; a worker that
+//! dies mid-step leaves a lease that expires, and the message, delivered again, fails that
+//! attempt as a timeout and schedules the next within the retry policy. Steps that become ready
+//! are queued after the commit, and again whenever a message of a done step comes back (so a
+//! queue outage right after a commit loses nothing: the claims make repeats harmless).
+
+use crate::app::AppError;
+use crate::domain::run::{
+    self, ModelRef, RetryDecision, Run, RunStatus, Step, StepError, StepStatus, Usage,
+};
+use crate::domain::{ContentMetrics, Node, NodeStatus, QualityScores};
+use crate::ports::{
+    Generation, Nodes, Runs, StepCommit, StepMessage, StoreError, TaskQueue, TextGenerator,
+};
+use chrono::{DateTime, Utc};
+use std::time::{Duration, Instant};
+
+/// How many times a commit is tried again when only the run moved on (parallel steps).
+const COMMIT_ATTEMPTS: usize = 8;
+/// A step's model call may take this long when the workflow does not say (`settings.timeout_s`).
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(120);
+/// The lease outlives the call by this much, so a slow commit is not taken for a lost worker.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+const MAX_TOKENS: u32 = 1024;
+
+/// What the worker needs from the world.
+pub struct Worker<'a, S: ?Sized, Q: ?Sized, G: ?Sized> {
+    pub store: &'a S,
+    pub queue: &'a Q,
+    pub generator: &'a G,
+    /// The model when neither the run nor the workflow names one (the template's default).
+    pub default_model: &'a str,
+}
+
+/// What became of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The step succeeded and was committed.
+    Succeeded,
+    /// The attempt failed; another is scheduled after `delay_s` seconds.
+    Retrying { delay_s: u64 },
+    /// The attempt failed and the step (with its run) has failed.
+    Failed,
+    /// Nothing to do: the message is stale or a duplicate (the reason says which).
+    Dropped(&'static str),
+    /// The step is held by a live attempt or not yet due: deliver the message again later.
+    Later,
+}
+
+impl<S, Q, G> Worker<'_, S, Q, G>
+where
+    S: Runs + Nodes + ?Sized,
+    Q: TaskQueue + ?Sized,
+    G: TextGenerator + ?Sized,
+{
+    /// Runs the attempt `message` asks for. `deadline` is the invocation's; `random_unit`
+    /// (0..1) draws the retry jitter.
+    pub async fn execute(
+        &self,
+        message: &StepMessage,
+        now: DateTime<Utc>,
+        deadline: Option<Instant>,
+        random_unit: f64,
+    ) -> Result<Outcome, AppError> {
+        let Some((mut run, steps)) = self
+            .store
+            .get_run(&message.workflow_id, &message.run_id)
+            .await?
+        else {
+            return Ok(Outcome::Dropped("run not found"));
+        };
+        let Some(step) = steps.iter().find(|s| s.id == message.step_id).cloned() else {
+            return Ok(Outcome::Dropped("step not found"));
+        };
+        match run.status {
+            RunStatus::Running => {}
+            RunStatus::Queued => {
+                let version = run.version;
+                run.transition(RunStatus::Running, now).map_err(internal)?;
+                match self.store.update_run(&run, version, &[]).await {
+                    Ok(()) => run.version += 1,
+                    // Another message started it: read it as it is now.
+                    Err(StoreError::Conflict) => {
+                        return Box::pin(self.execute(message, now, deadline, random_unit)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            RunStatus::Paused => return Ok(Outcome::Dropped("run paused")),
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled => {
+                return Ok(Outcome::Dropped("run over"));
+            }
+        }
+        match step.status {
+            StepStatus::Succeeded | StepStatus::Skipped => {
+                // A repeat of a done step: make sure what it made ready is queued.
+                self.enqueue_ready(&run, &steps).await?;
+                Ok(Outcome::Dropped("step done"))
+            }
+            StepStatus::Failed => Ok(Outcome::Dropped("step failed")),
+            StepStatus::WaitingApproval => Ok(Outcome::Dropped("step waits for approval")),
+            StepStatus::Running if step.lease_until.is_some_and(|t| t > now) => Ok(Outcome::Later),
+            StepStatus::Running => self.expire(run, steps, step, now, random_unit).await,
+            StepStatus::Pending if step.lease_until.is_some_and(|t| t > now) => Ok(Outcome::Later),
+            StepStatus::Pending => {
+                self.attempt(run, steps, step, now, deadline, random_unit)
+                    .await
+            }
+        }
+    }
+
+    /// The attempt's worker was lost: it fails as a timeout, within the retry policy.
+    async fn expire(
+        &self,
+        run: Run,
+        steps: Vec<Step>,
+        step: Step,
+        now: DateTime<Utc>,
+        random_unit: f64,
+    ) -> Result<Outcome, AppError> {
+        let mut next = step.clone();
+        let policy = run.retry_policy(&run::RetryPolicy::default());
+        let decision = next
+            .expire_lease(now, &policy, random_unit)
+            .map_err(internal)?;
+        self.finish(run, steps, next, step.attempts, None, Some(decision), now)
+            .await
+    }
+
+    async fn attempt(
+        &self,
+        run: Run,
+        steps: Vec<Step>,
+        step: Step,
+        now: DateTime<Utc>,
+        deadline: Option<Instant>,
+        random_unit: f64,
+    ) -> Result<Outcome, AppError> {
+        let (workflow, node) = self.store.get_node(&run.workflow_id, &step.node_id).await?;
+        let (Some(workflow), Some(node)) = (workflow, node) else {
+            return Ok(Outcome::Dropped("node not found"));
+        };
+        let step_timeout = workflow
+            .settings
+            .0
+            .get("timeout_s")
+            .and_then(serde_json::Value::as_u64)
+            .map_or(DEFAULT_STEP_TIMEOUT, Duration::from_secs);
+        let mut next = step.clone();
+        next.lease_until = None;
+        let attempt = next
+            .start(now, step_timeout + LEASE_MARGIN)
+            .map_err(internal)?;
+        if !self
+            .store
+            .claim_step(&next, StepStatus::Pending, step.attempts, now)
+            .await?
+        {
+            return Ok(Outcome::Dropped("claimed by another attempt"));
+        }
+        let parent = match &step.parent_node_id {
+            Some(id) => self.store.get_node(&run.workflow_id, id).await?.1,
+            None => None,
+        };
+        let model = run
+            .model
+            .clone()
+            .or_else(|| {
+                workflow
+                    .settings
+                    .0
+                    .get("model")
+                    .and_then(|m| m.as_str())
+                    .map(String::from)
+            })
+            .unwrap_or_else(|| self.default_model.to_string());
+        let request = Generation {
+            model: match ModelRef::parse(&model) {
+                Ok(ModelRef::OpenAi(name) | ModelRef::Bedrock(name)) => name,
+                _ => model.clone(),
+            },
+            system: workflow
+                .settings
+                .0
+                .get("system_prompt")
+                .and_then(|v| v.as_str())
+                .map(String::from),
+            prompt: run::prompt_for(&node, parent.as_ref()),
+            max_tokens: MAX_TOKENS,
+            temperature: 0.7,
+            timeout: bounded(step_timeout, deadline),
+        };
+        let started = Instant::now();
+        let generated =
+            match tokio::time::timeout(request.timeout, self.generator.generate(&request, &|_| {}))
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(StepError::new(
+                    run::ErrorKind::Timeout,
+                    format!("no answer within {} s", request.timeout.as_secs()),
+                )),
+            };
+        let latency_ms = started.elapsed().as_millis() as u64;
+        let policy = run.retry_policy(&run::retry_policy(&workflow.settings));
+        let (node, decision) = match generated {
+            Ok(g) => {
+                next.succeed(
+                    now,
+                    Usage {
+                        model: Some(model),
+                        input_tokens: g.input_tokens,
+                        output_tokens: g.output_tokens,
+                        latency_ms,
+                    },
+                )
+                .map_err(internal)?;
+                (Some(written(node, g.text, now)), None)
+            }
+            Err(error) => {
+                next.latency_ms = latency_ms;
+                let decision = next
+                    .fail(now, error, &policy, random_unit)
+                    .map_err(internal)?;
+                (None, Some(decision))
+            }
+        };
+        self.finish(run, steps, next, attempt, node, decision, now)
+            .await
+    }
+
+    /// Commits the attempt's outcome and queues what follows from it.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        mut run: Run,
+        mut steps: Vec<Step>,
+        next: Step,
+        attempt: u32,
+        node: Option<Node>,
+        decision: Option<RetryDecision>,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, AppError> {
+        for _ in 0..COMMIT_ATTEMPTS {
+            if let Some(s) = steps.iter_mut().find(|s| s.id == next.id) {
+                *s = next.clone();
+            }
+            let run_version = run.version;
+            let mut written_run = run.clone();
+            written_run
+                .apply(&run::progress(&run, &steps), now)
+                .map_err(internal)?;
+            let commit = StepCommit {
+                step: next.clone(),
+                attempt,
+                node: node.clone(),
+                run: written_run.clone(),
+                run_version,
+            };
+            match self.store.commit_step(&commit).await {
+                Ok(true) => {
+                    written_run.version = run_version + 1;
+                    return self
+                        .after_commit(&written_run, &steps, &next, decision)
+                        .await;
+                }
+                Ok(false) => return Ok(Outcome::Dropped("claim lost before the commit")),
+                Err(StoreError::Conflict) => {
+                    let Some((r, s)) = self.store.get_run(&run.workflow_id, &run.id).await? else {
+                        return Ok(Outcome::Dropped("run not found"));
+                    };
+                    run = r;
+                    steps = s;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Unavailable(
+            "the run changed on every commit; the message will come again".into(),
+        ))
+    }
+
+    async fn after_commit(
+        &self,
+        run: &Run,
+        steps: &[Step],
+        step: &Step,
+        decision: Option<RetryDecision>,
+    ) -> Result<Outcome, AppError> {
+        match decision {
+            Some(RetryDecision::RetryAfter(delay)) => {
+                let (delay_s, _later) = run::queue_delay(delay);
+                // Longer waits than SQS allows are left to the scheduler's sweep of due steps.
+                self.send(run, step, delay_s).await?;
+                Ok(Outcome::Retrying {
+                    delay_s: delay.as_secs(),
+                })
+            }
+            Some(RetryDecision::GiveUp) => Ok(Outcome::Failed),
+            None => {
+                self.enqueue_ready(run, steps).await?;
+                Ok(Outcome::Succeeded)
+            }
+        }
+    }
+
+    /// Queues every step that may run now (a repeat finds it claimed and drops).
+    async fn enqueue_ready(&self, run: &Run, steps: &[Step]) -> Result<(), AppError> {
+        if run.status != RunStatus::Running {
+            return Ok(());
+        }
+        for step in run::ready_steps(steps, run::DEFAULT_MAX_PARALLEL) {
+            self.send(run, step, 0).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&self, run: &Run, step: &Step, delay_s: u32) -> Result<(), AppError> {
+        let message = StepMessage {
+            workflow_id: run.workflow_id.clone(),
+            run_id: run.id.clone(),
+            step_id: step.id.clone(),
+            attempt: step.attempts + 1,
+        };
+        self.queue
+            .enqueue(run.priority, &run.owner_id, &message, delay_s)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The node with `text` as its content, as any content change writes it.
+fn written(mut node: Node, text: String, now: DateTime<Utc>) -> Node {
+    node.metrics = ContentMetrics::of(&text);
+    node.quality = QualityScores::of(&text, &node.metrics);
+    node.content = text;
+    node.status = NodeStatus::Completed;
+    node.version += 1;
+    node.updated_at = now;
+    node
+}
+
+/// The step's timeout, shortened to end a little before the invocation's deadline.
+fn bounded(step: Duration, deadline: Option<Instant>) -> Duration {
+    match deadline {
+        Some(d) => step.min(
+            d.saturating_duration_since(Instant::now())
+                .saturating_sub(Duration::from_secs(2)),
+        ),
+        None => step,
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> AppError {
+    AppError::Internal(e.to_string())
+}
