@@ -22,6 +22,8 @@ mod lists;
 mod nodes;
 #[path = "dynamo/reads.rs"]
 mod reads;
+#[path = "dynamo/runs.rs"]
+mod runs;
 #[path = "dynamo/shares.rs"]
 mod shares;
 #[path = "dynamo/support.rs"]

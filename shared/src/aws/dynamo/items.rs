@@ -8,6 +8,7 @@
 
 use super::keys::*;
 use crate::domain::account::{Account, AccountStatus, ApiKey, Mfa, Session};
+use crate::domain::run::{ErrorKind, Run, RunStatus, Step, StepError, StepStatus};
 use crate::domain::{
     ContentMetrics, Node, NodeStatus, Priority, QualityScores, Role, Scope, Settings, ShareAccess,
     Workflow, WorkflowStatus, workflow::search_text,
@@ -84,6 +85,82 @@ macro_rules! stored {
     (@from $v:expr) => { $v };
     (@from $v:expr, $n:ident) => { Stored::from_stored($v) };
 }
+
+impl<T: Stored> Stored for Option<T> {
+    type Item = Option<T::Item>;
+    fn to_stored(&self) -> Self::Item {
+        self.as_ref().map(Stored::to_stored)
+    }
+    fn from_stored(item: Self::Item) -> Self {
+        item.map(T::from_stored)
+    }
+}
+
+/// Times compared in conditions (a step's lease) are written fixed-width, so that text order
+/// is time order.
+mod fixed_time {
+    use super::super::keys::sort_time;
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_some(&sort_time(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<DateTime<Utc>>::deserialize(d)
+    }
+}
+
+stored!(Run as RunItem {
+    id: String,
+    workflow_id: String,
+    owner_id: String,
+    status: RunStatus,
+    model: Option<String>,
+    priority: u8,
+    max_attempts: u32,
+    timeout_s: u64,
+    approval: bool,
+    steps_total: u32,
+    steps_succeeded: u32,
+    steps_failed: u32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    version: u64,
+    last_error: Option<StepErrorItem> [stored],
+});
+
+stored!(StepError as StepErrorItem {
+    kind: ErrorKind,
+    message: String,
+    retryable: bool,
+});
+
+stored!(Step as StepItem {
+    id: String,
+    run_id: String,
+    node_id: String,
+    parent_node_id: Option<String>,
+    position: u32,
+    depends_on: Option<String>,
+    status: StepStatus,
+    attempts: u32,
+    #[serde(with = "fixed_time", default)]
+    lease_until: Option<DateTime<Utc>>,
+    last_error: Option<StepErrorItem> [stored],
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    model: Option<String>,
+    input_tokens: u64,
+    output_tokens: u64,
+    latency_ms: u64,
+});
 
 stored!(Workflow as WorkflowItem {
     id: String,

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 mod nodes;
+mod runs;
 mod shares;
 mod workflows;
 

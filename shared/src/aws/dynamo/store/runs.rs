@@ -1,0 +1,388 @@
+//! [`Runs`] over the table. A run is one item that holds its steps as a list (at most 50
+//! steps of a few hundred bytes: far below the item limit), so reading a run is one GetItem,
+//! claiming a step one conditional UpdateItem on `steps[i]`, and committing a step one
+//! transaction of the run item (conditional on the claim and the run's version) with the node.
+//!
+//! | item | `PK` | `SK` | `GSI1PK` | `GSI1SK` |
+//! | --- | --- | --- | --- | --- |
+//! | run with its steps | `RUN#<run_id>` | `#RUN` | `RUNS#<workflow_id>` | `RUN#<created_at>#<run_id>` |
+
+use super::*;
+use crate::domain::run::{Run, StatusMachine, Step, StepStatus};
+
+const RUN_SK: &str = "#RUN";
+const STEPS: &str = "steps";
+
+fn run_key(run_id: &str) -> Item {
+    HashMap::from([
+        (PK.into(), s(format!("RUN#{run_id}"))),
+        (SK.into(), s(RUN_SK)),
+    ])
+}
+
+fn runs_pk(workflow_id: &str) -> String {
+    format!("RUNS#{workflow_id}")
+}
+
+fn step_value(step: &Step) -> Result<AttributeValue, StoreError> {
+    Ok(AttributeValue::M(to_item(step, HashMap::new())?))
+}
+
+/// The run item: the run's attributes, its steps, and its place in its workflow's list.
+fn run_item(run: &Run, steps: &[Step]) -> Result<Item, StoreError> {
+    let mut item = to_item(run, run_key(&run.id))?;
+    item.insert("type".into(), s("run"));
+    item.insert(
+        STEPS.into(),
+        AttributeValue::L(steps.iter().map(step_value).collect::<Result<_, _>>()?),
+    );
+    item.insert(GSI1PK.into(), s(runs_pk(&run.workflow_id)));
+    item.insert(
+        GSI1SK.into(),
+        s(format!("RUN#{}#{}", sort_time(run.created_at), run.id)),
+    );
+    Ok(item)
+}
+
+fn run_from(mut item: Item) -> Result<(Run, Vec<Step>), StoreError> {
+    let steps = match item.remove(STEPS) {
+        Some(AttributeValue::L(list)) => list
+            .into_iter()
+            .map(|v| match v {
+                AttributeValue::M(m) => from_item::<Step>(m),
+                _ => Err(StoreError::Internal("a step that is not a map".into())),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => Vec::new(),
+    };
+    Ok((from_item::<Run>(item)?, steps))
+}
+
+/// `SET` of every attribute of `run` (not its keys or steps).
+fn run_sets(e: &mut Expr, run: &Run) -> Result<Vec<String>, StoreError> {
+    Ok(to_item(run, HashMap::new())?
+        .into_iter()
+        .map(|(k, v)| format!("{} = {}", e.name(&k), e.value(v)))
+        .collect())
+}
+
+/// The path of step `i`'s attribute `field` (`#steps[i].#field`).
+fn step_path(e: &mut Expr, i: u32, field: &str) -> String {
+    format!("{}[{i}].{}", e.name(STEPS), e.name(field))
+}
+
+impl Runs for DynamoStore {
+    fn create_run<'a>(
+        &'a self,
+        actor: &'a Principal,
+        run: &'a Run,
+        steps: &'a [Step],
+        new_nodes: &'a [Node],
+        idempotency: Option<&'a IdempotencyRecord>,
+    ) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut actions = vec![self.put_new(run_item(run, steps)?)?];
+            let mut roles = vec![Role::Node];
+            if !new_nodes.is_empty() {
+                // Room for the new nodes: the limit as read, held by the condition.
+                let workflow = self
+                    .table
+                    .get(workflow_key(&run.workflow_id), None)
+                    .await?
+                    .map(workflow_from)
+                    .transpose()?
+                    .flatten()
+                    .ok_or(StoreError::WorkflowRejected(None))?;
+                let max = workflow.settings.max_nodes();
+                let n = new_nodes.len() as u64;
+                let Some(room) = max.checked_sub(n) else {
+                    return Err(StoreError::WorkflowRejected(Some(Box::new(workflow))));
+                };
+                let grow = counter_parts(
+                    workflow_key(&run.workflow_id),
+                    "node_count",
+                    n as i64,
+                    |e| {
+                        format!(
+                            "{} AND {} <= {} AND {} = {}",
+                            writable(e, actor),
+                            e.name("node_count"),
+                            e.n(room),
+                            e.path(&["settings", "max_nodes"]),
+                            e.n(max)
+                        )
+                    },
+                );
+                actions.insert(0, grow.action(self.table.name())?);
+                roles.insert(0, Role::Workflow);
+                let new_ids: Vec<&str> = new_nodes.iter().map(|n| n.id.as_str()).collect();
+                for node in new_nodes {
+                    let mut node = node.clone();
+                    node.child_count = new_nodes
+                        .iter()
+                        .filter(|c| c.parent_id.as_deref() == Some(node.id.as_str()))
+                        .count() as u64;
+                    match &node.parent_id {
+                        Some(parent) if !new_ids.contains(&parent.as_str()) => {
+                            let parent = counter_parts(
+                                node_key(&run.workflow_id, parent),
+                                "child_count",
+                                1,
+                                |e| format!("attribute_exists({})", e.name(PK)),
+                            );
+                            actions.push(parent.action(self.table.name())?);
+                            roles.push(Role::Parent);
+                        }
+                        _ => {}
+                    }
+                    actions.push(self.put_new(node_item(&node)?)?);
+                    roles.push(Role::Node);
+                }
+            } else {
+                let mut e = Expr::default();
+                let check = ConditionCheck::builder()
+                    .table_name(self.table.name())
+                    .set_key(Some(workflow_key(&run.workflow_id)))
+                    .condition_expression(writable(&mut e, actor))
+                    .set_expression_attribute_names(e.names_opt())
+                    .set_expression_attribute_values(e.values_opt())
+                    .return_values_on_condition_check_failure(ALL_OLD)
+                    .build()
+                    .map_err(build)?;
+                actions.insert(
+                    0,
+                    TransactWriteItem::builder().condition_check(check).build(),
+                );
+                roles.insert(0, Role::Workflow);
+            }
+            if let Some(r) = idempotency {
+                actions.push(self.put_idempotency(r)?);
+                roles.push(Role::Idempotency);
+            }
+            self.transact_roles(actions, &roles).await
+        })
+    }
+
+    fn get_run<'a>(
+        &'a self,
+        workflow_id: &'a str,
+        run_id: &'a str,
+    ) -> Fut<'a, Option<(Run, Vec<Step>)>> {
+        Box::pin(async move {
+            let Some(item) = self.table.get(run_key(run_id), None).await? else {
+                return Ok(None);
+            };
+            let (run, mut steps) = run_from(item)?;
+            if run.workflow_id != workflow_id {
+                return Ok(None);
+            }
+            steps.sort_by_key(|s| s.position);
+            Ok(Some((run, steps)))
+        })
+    }
+
+    fn list_runs<'a>(
+        &'a self,
+        workflow_id: &'a str,
+        limit: u32,
+        after: Option<&'a PageKey>,
+    ) -> Fut<'a, Page<Run>> {
+        Box::pin(async move {
+            let pk = runs_pk(workflow_id);
+            if let Some(k) = after {
+                let ok = k.0.len() == 4
+                    && k.0.get(GSI1PK) == Some(&pk)
+                    && k.0.get(SK).map(String::as_str) == Some(RUN_SK)
+                    && k.0.get(PK).is_some_and(|p| p.starts_with("RUN#"))
+                    && k.0.get(GSI1SK).is_some_and(|p| p.starts_with("RUN#"));
+                if !ok {
+                    return Err(StoreError::BadPageKey);
+                }
+            }
+            let mut e = Expr::default();
+            let condition = format!("{} = {}", e.name(GSI1PK), e.s(pk));
+            let out = self
+                .table
+                .client
+                .query()
+                .table_name(self.table.name())
+                .index_name(GSI1)
+                .key_condition_expression(condition)
+                .set_expression_attribute_names(e.names_opt())
+                .set_expression_attribute_values(e.values_opt())
+                .scan_index_forward(false)
+                .limit(limit as i32)
+                .set_exclusive_start_key(after.map(start_key))
+                .send()
+                .await
+                .map_err(classify)?;
+            let items = out
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| run_from(i).map(|(r, _)| r))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Page {
+                items,
+                next: page_key(out.last_evaluated_key.as_ref()),
+            })
+        })
+    }
+
+    fn update_run<'a>(
+        &'a self,
+        run: &'a Run,
+        expected_version: u64,
+        steps: &'a [(Step, StepStatus)],
+    ) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut written = run.clone();
+            written.version = expected_version + 1;
+            let mut e = Expr::default();
+            let mut sets = run_sets(&mut e, &written)?;
+            let mut conditions = vec![format!("{} = {}", e.name("version"), e.n(expected_version))];
+            for (step, status) in steps {
+                let path = format!("{}[{}]", e.name(STEPS), step.position);
+                sets.push(format!("{path} = {}", e.value(step_value(step)?)));
+                let id = step_path(&mut e, step.position, "id");
+                let st = step_path(&mut e, step.position, "status");
+                conditions.push(format!(
+                    "{id} = {} AND {st} = {}",
+                    e.s(step.id.as_str()),
+                    e.s(status.as_str())
+                ));
+            }
+            let held = self
+                .table
+                .update_if(
+                    run_key(&run.id),
+                    format!("SET {}", sets.join(", ")),
+                    conditions.join(" AND "),
+                    e,
+                )
+                .await?;
+            if held {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict)
+            }
+        })
+    }
+
+    fn claim_step<'a>(
+        &'a self,
+        step: &'a Step,
+        from: StepStatus,
+        expected_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> Fut<'a, bool> {
+        Box::pin(async move {
+            let mut e = Expr::default();
+            let id = step_path(&mut e, step.position, "id");
+            let status = step_path(&mut e, step.position, "status");
+            let attempts = step_path(&mut e, step.position, "attempts");
+            let lease = step_path(&mut e, step.position, "lease_until");
+            let condition = format!(
+                "{id} = {} AND {status} = {} AND {attempts} = {} AND (attribute_not_exists({lease}) OR attribute_type({lease}, {null}) OR {lease} <= {now})",
+                e.s(step.id.as_str()),
+                e.s(from.as_str()),
+                e.n(expected_attempts),
+                null = e.s("NULL"),
+                now = e.s(sort_time(now)),
+            );
+            let update = format!(
+                "SET {}[{}] = {}",
+                e.name(STEPS),
+                step.position,
+                e.value(step_value(step)?)
+            );
+            self.table
+                .update_if(run_key(&step.run_id), update, condition, e)
+                .await
+        })
+    }
+
+    fn commit_step<'a>(&'a self, commit: &'a StepCommit) -> Fut<'a, bool> {
+        Box::pin(async move {
+            let step = &commit.step;
+            let mut written = commit.run.clone();
+            written.version = commit.run_version + 1;
+            let mut e = Expr::default();
+            let mut sets = run_sets(&mut e, &written)?;
+            sets.push(format!(
+                "{}[{}] = {}",
+                e.name(STEPS),
+                step.position,
+                e.value(step_value(step)?)
+            ));
+            let id = step_path(&mut e, step.position, "id");
+            let status = step_path(&mut e, step.position, "status");
+            let attempts = step_path(&mut e, step.position, "attempts");
+            let condition = format!(
+                "{id} = {} AND {status} = {} AND {attempts} = {} AND {} = {}",
+                e.s(step.id.as_str()),
+                e.s(StepStatus::Running.as_str()),
+                e.n(commit.attempt),
+                e.name("version"),
+                e.n(commit.run_version),
+            );
+            let run_update = UpdateParts {
+                key: run_key(&step.run_id),
+                update: format!("SET {}", sets.join(", ")),
+                condition,
+                expr: e,
+            };
+            let mut actions = vec![run_update.action(self.table.name())?];
+            if let Some(node) = &commit.node {
+                let mut e = Expr::default();
+                let condition = format!("attribute_exists({})", e.name(PK));
+                let mut item = node_item(node)?;
+                let sets = NODE_OWN_FIELDS
+                    .iter()
+                    .filter_map(|f| item.remove(*f).map(|v| (f, v)))
+                    .map(|(f, v)| format!("{} = {}", e.name(f), e.value(v)))
+                    .collect::<Vec<_>>();
+                let update = UpdateParts {
+                    key: node_key(&node.workflow_id, &node.id),
+                    update: format!("SET {}", sets.join(", ")),
+                    condition,
+                    expr: e,
+                };
+                actions.push(update.action(self.table.name())?);
+            }
+            match self.table.transact(actions).await {
+                Ok(()) => Ok(true),
+                Err(TxError::Other(e)) => Err(e),
+                Err(TxError::Cancelled(reasons)) => {
+                    let Some(first) = reasons.first() else {
+                        return Err(StoreError::Internal("cancelled without reasons".into()));
+                    };
+                    if first.code() != Some("ConditionalCheckFailed") {
+                        return match reasons.get(1).and_then(|r| r.code()) {
+                            Some("ConditionalCheckFailed") => Err(StoreError::NodeRejected(None)),
+                            _ => Err(StoreError::Internal(format!(
+                                "commit cancelled: {:?}",
+                                reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                            ))),
+                        };
+                    }
+                    // The claim is gone unless the stored step is still this attempt.
+                    let Some(old) = first.item().cloned() else {
+                        return Err(StoreError::Conflict);
+                    };
+                    let (_, steps) = run_from(old)?;
+                    let held = steps.iter().any(|s| {
+                        s.id == step.id
+                            && s.status == StepStatus::Running
+                            && s.attempts == commit.attempt
+                    });
+                    if held {
+                        Err(StoreError::Conflict)
+                    } else {
+                        Ok(false)
+                    }
+                }
+            }
+        })
+    }
+}
