@@ -98,6 +98,42 @@ pub fn table_name() -> Result<String, String> {
         .ok_or_else(|| "TABLE_NAME is not set".to_string())
 }
 
+/// What the worker needs on top of the table: its queues and the default model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    pub table_name: String,
+    /// Queue URLs by priority: critical, high, normal, low.
+    pub queue_urls: [String; 4],
+    /// The model when neither a run nor its workflow names one (`builtin`, `openai:<model>`).
+    pub default_model: String,
+}
+
+impl WorkerConfig {
+    pub fn from_env() -> Result<WorkerConfig, String> {
+        Self::from_lookup(|k| env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<WorkerConfig, String> {
+        let required = |k: &str| {
+            get(k)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("environment variable {k} is required"))
+        };
+        Ok(WorkerConfig {
+            table_name: required("TABLE_NAME")?,
+            queue_urls: [
+                required("QUEUE_URL_CRITICAL")?,
+                required("QUEUE_URL_HIGH")?,
+                required("QUEUE_URL_NORMAL")?,
+                required("QUEUE_URL_LOW")?,
+            ],
+            default_model: get("DEFAULT_MODEL")
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "builtin".into()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,8 @@ pub mod dynamo;
 pub mod errors;
 pub mod kms;
 pub mod ses;
+#[cfg(feature = "sqs")]
+pub mod sqs;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
