@@ -10,10 +10,7 @@ use serde_json::Map;
 use shared::aws::dynamo::DynamoStore;
 use shared::aws::sqs::{QueueUrls, SqsQueue};
 use shared::domain::run::{self, PlanRequest, Run, RunOptions, RunStatus, StepStatus};
-use shared::domain::{
-    Node, NodeFields, NodeStatus, Principal, Priority, Role, Settings, Workflow, WorkflowStatus,
-    ids,
-};
+use shared::domain::{Node, NodeStatus, Principal, Role, Settings, Workflow, WorkflowStatus, ids};
 use shared::generators::Builtin;
 use shared::ports::{Nodes, Runs, StepMessage, TaskQueue, Workflows};
 use std::time::{Duration, Instant};
@@ -156,26 +153,7 @@ async fn a_chain_runs_through_the_queues_one_document_per_step() {
         now,
     );
     let steps = run::steps_from_plan(&r.id, &plan, &ids::new_ids(3), false);
-    let nodes: Vec<Node> = plan
-        .iter()
-        .map(|p| {
-            Node::new(
-                p.node_id.clone(),
-                workflow.id.clone(),
-                p.parent_node_id.clone(),
-                NodeFields {
-                    title: p.title.clone(),
-                    content: String::new(),
-                    prompt: String::new(),
-                    priority: Priority::default(),
-                    status: NodeStatus::Pending,
-                    tags: vec![],
-                    metadata: Map::new(),
-                },
-                now,
-            )
-        })
-        .collect();
+    let nodes: Vec<Node> = plan.iter().map(|p| p.new_node(&workflow.id, now)).collect();
     s.deps
         .store
         .create_run(&owner, &r, &steps, &nodes, None)

@@ -1,6 +1,7 @@
 //! What a use case can answer instead of a result. The HTTP layer maps each to one problem type.
 
-use crate::domain::{DomainError, FieldError, WorkflowStatus};
+use crate::domain::run::{IllegalTransition, StatusMachine};
+use crate::domain::{DomainError, FieldError};
 use crate::ports::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,11 +30,12 @@ pub enum AppError {
     NotFound(&'static str),
     #[error("version conflict")]
     VersionConflict { current_version: u64 },
+    /// A status machine (a workflow's, a run's, a step's) does not allow this move.
     #[error("illegal status transition")]
     IllegalTransition {
-        from: WorkflowStatus,
-        to: WorkflowStatus,
-        allowed: Vec<WorkflowStatus>,
+        from: &'static str,
+        to: &'static str,
+        allowed: Vec<&'static str>,
     },
     #[error("node limit reached")]
     NodeLimitReached { max_nodes: u64 },
@@ -55,6 +57,16 @@ pub enum AppError {
     Internal(String),
 }
 
+impl<S: StatusMachine> From<IllegalTransition<S>> for AppError {
+    fn from(e: IllegalTransition<S>) -> Self {
+        AppError::IllegalTransition {
+            from: e.from.as_str(),
+            to: e.to.as_str(),
+            allowed: e.allowed.iter().map(|s| s.as_str()).collect(),
+        }
+    }
+}
+
 impl AppError {
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         AppError::Validation(vec![FieldError::new(field, message)])
@@ -65,9 +77,11 @@ impl From<DomainError> for AppError {
     fn from(e: DomainError) -> Self {
         match e {
             DomainError::Validation(v) => AppError::Validation(v),
-            DomainError::IllegalTransition { from, to, allowed } => {
-                AppError::IllegalTransition { from, to, allowed }
-            }
+            DomainError::IllegalTransition { from, to, allowed } => AppError::IllegalTransition {
+                from: from.as_str(),
+                to: to.as_str(),
+                allowed: allowed.iter().map(|s| s.as_str()).collect(),
+            },
         }
     }
 }

@@ -56,6 +56,19 @@ pub struct NodeFields {
 }
 
 impl NodeFields {
+    /// A node to be written later (by a run's step): a title, no content yet, `pending`.
+    pub fn pending(title: impl Into<String>) -> NodeFields {
+        NodeFields {
+            title: title.into(),
+            content: String::new(),
+            prompt: String::new(),
+            priority: Priority::default(),
+            status: NodeStatus::Pending,
+            tags: vec![],
+            metadata: Map::new(),
+        }
+    }
+
     /// Checks every field, reporting paths under `prefix` (e.g. `nodes[3].`).
     pub fn validate(&self, errors: &mut Errors, prefix: &str) {
         validate::name(

@@ -972,6 +972,19 @@ pub struct StepPlan {
     pub creates_node: bool,
 }
 
+impl StepPlan {
+    /// The pending node this step writes, as a `continue` plan creates it with the run.
+    pub fn new_node(&self, workflow_id: &str, now: DateTime<Utc>) -> Node {
+        Node::new(
+            self.node_id.clone(),
+            workflow_id.to_string(),
+            self.parent_node_id.clone(),
+            crate::domain::NodeFields::pending(self.title.as_str()),
+            now,
+        )
+    }
+}
+
 /// The steps of a `pending` plan: every pending node of the workflow, each after its parent.
 /// Nodes are taken level by level (roots first), higher node priority first within a level,
 /// then in the given order, so dispatch by position spreads over independent branches.

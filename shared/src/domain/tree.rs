@@ -153,19 +153,11 @@ pub fn subtree_deepest_first<'a>(nodes: &'a [Node], root_id: &str) -> Vec<&'a No
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::node::{NodeFields, NodeStatus, Priority};
+    use crate::domain::node::NodeFields;
     use chrono::Utc;
 
     pub(crate) fn node(id: &str, parent: Option<&str>) -> Node {
-        let fields = NodeFields {
-            title: id.into(),
-            content: String::new(),
-            prompt: String::new(),
-            priority: Priority::default(),
-            status: NodeStatus::Pending,
-            tags: vec![],
-            metadata: Default::default(),
-        };
+        let fields = NodeFields::pending(id);
         Node::new(
             id.into(),
             "w".into(),

@@ -189,11 +189,7 @@ impl From<AppError> for Problem {
                     if allowed.is_empty() {
                         "none".to_string()
                     } else {
-                        allowed
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        allowed.join(", ")
                     }
                 ),
             )
@@ -262,7 +258,6 @@ impl From<AppError> for Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::WorkflowStatus;
 
     fn body(p: Problem) -> (u16, Value, Response<Body>) {
         let status = p.status;
@@ -275,9 +270,9 @@ mod tests {
     fn illegal_transition_names_allowed_targets() {
         let (status, v, r) = body(
             AppError::IllegalTransition {
-                from: WorkflowStatus::Cancelled,
-                to: WorkflowStatus::Active,
-                allowed: vec![WorkflowStatus::Deleted],
+                from: "cancelled",
+                to: "active",
+                allowed: vec!["deleted"],
             }
             .into(),
         );

@@ -2,14 +2,13 @@
 //! retries with their delays, permanent failures, and a lost worker's lease.
 
 use chrono::{DateTime, Duration, Utc};
-use serde_json::{Map, json};
+use serde_json::json;
 use shared::app::runs::worker::{Outcome, Worker};
 use shared::domain::run::{
     self, ErrorKind, PlanRequest, Run, RunOptions, RunStatus, Step, StepStatus,
 };
 use shared::domain::{
-    Node, NodeFields, NodeStatus, Principal, Priority, Role, Settings, Workflow, WorkflowStatus,
-    ids,
+    Node, NodeFields, NodeStatus, Principal, Role, Settings, Workflow, WorkflowStatus, ids,
 };
 use shared::ports::{Runs, StepMessage, TaskQueue, Workflows};
 use shared::testing::runs::{MemoryQueue, ScriptedGenerator};
@@ -91,23 +90,7 @@ impl World {
         let steps_of_run = run::steps_from_plan(&run.id, &plan, &step_ids, false);
         let nodes: Vec<Node> = plan
             .iter()
-            .map(|p| {
-                Node::new(
-                    p.node_id.clone(),
-                    self.workflow.id.clone(),
-                    p.parent_node_id.clone(),
-                    NodeFields {
-                        title: p.title.clone(),
-                        content: String::new(),
-                        prompt: String::new(),
-                        priority: Priority::default(),
-                        status: NodeStatus::Pending,
-                        tags: vec![],
-                        metadata: Map::new(),
-                    },
-                    self.now,
-                )
-            })
+            .map(|p| p.new_node(&self.workflow.id, self.now))
             .collect();
         self.store
             .create_run(&self.owner, &run, &steps_of_run, &nodes, None)
@@ -350,4 +333,275 @@ async fn a_paused_or_cancelled_run_drops_its_messages() {
         Outcome::Dropped("run paused")
     );
     assert_eq!(w.generator.calls(), 0);
+}
+
+// ----- starting and controlling runs -----
+
+use shared::app::AppError;
+use shared::app::runs::{Control, StartRun, control, start};
+use shared::domain::run::StartRunRequest;
+
+fn start_request(body: serde_json::Value) -> StartRunRequest {
+    serde_json::from_value(body).unwrap()
+}
+
+impl World {
+    async fn start(
+        &self,
+        who: &Principal,
+        body: serde_json::Value,
+    ) -> Result<(Run, Vec<Step>), AppError> {
+        start(
+            &self.store,
+            &self.queue,
+            StartRun {
+                principal: who,
+                workflow_id: &self.workflow.id,
+                body: start_request(body),
+                now: self.now,
+            },
+        )
+        .await
+    }
+
+    async fn control(&self, r: &Run, action: Control) -> Result<(Run, Vec<Step>), AppError> {
+        control(
+            &self.store,
+            &self.queue,
+            &self.owner,
+            &r.workflow_id,
+            &r.id,
+            action,
+            self.now,
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn starting_a_continue_run_writes_its_nodes_and_queues_the_first_step() {
+    let w = World::new(json!({})).await;
+    let (r, steps) = w
+        .start(
+            &w.owner,
+            json!({"plan": {"mode": "continue", "steps": 3}, "priority": 5}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.priority, steps.len()),
+        (RunStatus::Queued, 5, 3)
+    );
+    assert_eq!(w.store.nodes(&w.workflow.id).len(), 3);
+    let sent = w.queue.sent();
+    assert_eq!(sent.len(), 1, "a chain: one step at a time");
+    assert_eq!(
+        (sent[0].priority, sent[0].message.step_id.as_str()),
+        (5, steps[0].id.as_str())
+    );
+    assert_eq!(w.drain(w.now, 10).await, vec![Outcome::Succeeded; 3]);
+    assert_eq!(w.run(&r).0.status, RunStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_run_starts_only_on_an_active_workflow_by_someone_who_may_change_it() {
+    let w = World::new(json!({})).await;
+    let body = json!({"plan": {"mode": "continue", "steps": 1}});
+    let stranger = Principal::user(ids::new_id(), Role::Editor);
+    assert!(matches!(
+        w.start(&stranger, body.clone()).await,
+        Err(AppError::NotFound("workflow"))
+    ));
+    let viewer = Principal::user(w.owner.user_id.clone(), Role::Viewer);
+    assert!(matches!(
+        w.start(&viewer, body.clone()).await,
+        Err(AppError::Forbidden(_))
+    ));
+    let bad = w
+        .start(
+            &w.owner,
+            json!({"plan": {"mode": "continue", "steps": 51}, "priority": 9}),
+        )
+        .await;
+    match bad {
+        Err(AppError::Validation(errors)) => {
+            let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, ["plan.steps", "priority"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut draft = w.workflow.clone();
+    draft.status = WorkflowStatus::Draft;
+    draft.version += 1;
+    w.store
+        .edit_workflow(&w.workflow.id, |s| s.status = WorkflowStatus::Draft);
+    assert!(matches!(
+        w.start(&w.owner, body).await,
+        Err(AppError::Conflict {
+            slug: "workflow-not-active",
+            ..
+        })
+    ));
+    assert!(w.store.runs().is_empty());
+    assert!(w.store.nodes(&w.workflow.id).is_empty());
+    assert!(w.queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn independent_pending_nodes_run_in_parallel_and_parents_first() {
+    let w = World::new(json!({"max_parallel": 2})).await;
+    // Two roots and a child of the first, all pending.
+    let ids3 = ids::new_ids(3);
+    let node = |i: usize, parent: Option<usize>| {
+        Node::new(
+            ids3[i].clone(),
+            w.workflow.id.clone(),
+            parent.map(|p| ids3[p].clone()),
+            NodeFields::pending(format!("Node {i}")),
+            w.now,
+        )
+    };
+    use shared::ports::Nodes;
+    for n in [node(0, None), node(1, None), node(2, Some(0))] {
+        w.store.add_node(&w.owner, &n, None).await.unwrap();
+    }
+    let (r, steps) = w
+        .start(&w.owner, json!({"plan": {"mode": "pending"}}))
+        .await
+        .unwrap();
+    assert_eq!(steps.len(), 3);
+    let first: Vec<String> = w
+        .queue
+        .sent()
+        .into_iter()
+        .map(|s| s.message.step_id)
+        .collect();
+    assert_eq!(first.len(), 2, "both roots at once");
+    assert!(!first.contains(&steps.iter().find(|s| s.node_id == ids3[2]).unwrap().id));
+    let outcomes = w.drain(w.now, 10).await;
+    // A step queued again by the other branch's commit finds itself claimed or done: dropped.
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == Outcome::Succeeded)
+            .count(),
+        3,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Succeeded | Outcome::Dropped(_)))
+    );
+    assert_eq!(w.generator.calls(), 3);
+    assert_eq!(w.run(&r).0.status, RunStatus::Succeeded);
+    assert!(
+        w.store
+            .nodes(&w.workflow.id)
+            .iter()
+            .all(|n| n.status == NodeStatus::Completed)
+    );
+}
+
+#[tokio::test]
+async fn approval_gates_each_step_and_a_step_waits_for_its_parent() {
+    let w = World::new(json!({})).await;
+    let (r, steps) = w
+        .start(
+            &w.owner,
+            json!({"plan": {"mode": "continue", "steps": 2}, "approval": true}),
+        )
+        .await
+        .unwrap();
+    assert!(w.queue.sent().is_empty(), "nothing runs before an approve");
+    assert!(matches!(
+        w.control(
+            &r,
+            Control::Approve {
+                step_id: steps[1].id.clone()
+            }
+        )
+        .await,
+        Err(AppError::Conflict {
+            slug: "step-not-approvable",
+            ..
+        })
+    ));
+    w.control(
+        &r,
+        Control::Approve {
+            step_id: steps[0].id.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(w.drain(w.now, 5).await, vec![Outcome::Succeeded]);
+    assert_eq!(w.run(&r).1[1].status, StepStatus::WaitingApproval);
+    w.control(
+        &r,
+        Control::Approve {
+            step_id: steps[1].id.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(w.drain(w.now, 5).await, vec![Outcome::Succeeded]);
+    assert_eq!(w.run(&r).0.status, RunStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn pause_resume_and_cancel_follow_the_run_machine() {
+    let w = World::new(json!({})).await;
+    let (r, _) = w
+        .start(&w.owner, json!({"plan": {"mode": "continue", "steps": 2}}))
+        .await
+        .unwrap();
+    w.control(&r, Control::Pause).await.unwrap();
+    assert_eq!(
+        w.drain(w.now, 5).await,
+        vec![Outcome::Dropped("run paused")]
+    );
+    assert_eq!(w.generator.calls(), 0);
+    w.control(&r, Control::Resume).await.unwrap();
+    assert_eq!(w.drain(w.now, 1).await, vec![Outcome::Succeeded]);
+    let (cancelled, steps) = w.control(&r, Control::Cancel).await.unwrap();
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert_eq!(steps[1].status, StepStatus::Skipped);
+    assert_eq!(w.drain(w.now, 5).await, vec![Outcome::Dropped("run over")]);
+    match w.control(&r, Control::Resume).await {
+        Err(AppError::IllegalTransition { from, to, allowed }) => {
+            assert_eq!((from, to), ("cancelled", "running"));
+            assert!(allowed.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_run_is_retried_from_its_failed_step_without_running_the_others_again() {
+    let w = World::new(json!({})).await;
+    let (r, _) = w
+        .start(&w.owner, json!({"plan": {"mode": "continue", "steps": 3}}))
+        .await
+        .unwrap();
+    w.generator.push_ok("The first part.");
+    w.generator.push_err(ErrorKind::InvalidRequest, "refused");
+    assert_eq!(
+        w.drain(w.now, 5).await,
+        vec![Outcome::Succeeded, Outcome::Failed]
+    );
+    let (failed, steps) = w.run(&r);
+    assert_eq!(failed.status, RunStatus::Failed);
+    assert_eq!(steps[0].status, StepStatus::Succeeded);
+    w.control(&r, Control::Retry).await.unwrap();
+    assert_eq!(
+        w.drain(w.now, 5).await,
+        vec![Outcome::Succeeded, Outcome::Succeeded]
+    );
+    let (done, steps) = w.run(&r);
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(steps[0].attempts, 1, "the succeeded step never ran again");
+    assert_eq!(w.generator.calls(), 4);
+    let first = w.store.node(&w.workflow.id, &steps[0].node_id).unwrap();
+    assert_eq!(first.content, "The first part.");
 }

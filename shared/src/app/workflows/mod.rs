@@ -432,9 +432,14 @@ pub async fn change_status(
                 current_version: current.version,
             },
             _ => AppError::IllegalTransition {
-                from: current.status,
-                to: req.target,
-                allowed: current.status.allowed_targets().to_vec(),
+                from: current.status.as_str(),
+                to: req.target.as_str(),
+                allowed: current
+                    .status
+                    .allowed_targets()
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect(),
             },
         })
     })
