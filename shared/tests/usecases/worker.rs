@@ -605,3 +605,16 @@ async fn a_failed_run_is_retried_from_its_failed_step_without_running_the_others
     let first = w.store.node(&w.workflow.id, &steps[0].node_id).unwrap();
     assert_eq!(first.content, "The first part.");
 }
+
+#[tokio::test]
+async fn a_message_ahead_of_its_parent_step_generates_nothing() {
+    let w = World::new(json!({})).await;
+    let (r, steps) = w.start_chain(2).await;
+    let early = World::message(&r, &steps[1]);
+    assert_eq!(
+        w.worker().execute(&early, w.now, None, 0.5).await.unwrap(),
+        Outcome::Dropped("waits for its parent step")
+    );
+    assert_eq!(w.generator.calls(), 0);
+    assert_eq!(w.drain(w.now, 5).await, vec![Outcome::Succeeded; 2]);
+}

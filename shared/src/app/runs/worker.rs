@@ -107,6 +107,11 @@ where
             StepStatus::Running if step.lease_until.is_some_and(|t| t > now) => Ok(Outcome::Later),
             StepStatus::Running => self.expire(run, steps, step, now, random_unit).await,
             StepStatus::Pending if step.lease_until.is_some_and(|t| t > now) => Ok(Outcome::Later),
+            // A message ahead of its parent (a stray or forged one): the parent's commit queues
+            // this step when its text exists.
+            StepStatus::Pending if !parent_done(&step, &steps) => {
+                Ok(Outcome::Dropped("waits for its parent step"))
+            }
             StepStatus::Pending => {
                 self.attempt(run, steps, step, now, deadline, random_unit)
                     .await
@@ -332,6 +337,13 @@ where
             .await?;
         Ok(())
     }
+}
+
+/// Whether the step that writes `step`'s parent node (if it is in the run) is done.
+fn parent_done(step: &Step, steps: &[Step]) -> bool {
+    step.depends_on
+        .as_ref()
+        .is_none_or(|id| steps.iter().any(|s| &s.id == id && s.status.is_done()))
 }
 
 /// The node with `text` as its content, as any content change writes it.
