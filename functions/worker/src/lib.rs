@@ -6,7 +6,7 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use shared::app::runs::worker::{Outcome, Worker};
-use shared::ports::{Nodes, Runs, StepMessage, TaskQueue, TextGenerator};
+use shared::ports::{Nodes, Runs, StepMessage, TaskQueue, TextGenerator, Workflows};
 use std::time::Instant;
 
 /// What the handler needs from the world, built once per cold start.
@@ -24,7 +24,7 @@ pub async fn handle<S, Q, G>(
     deadline: Option<Instant>,
 ) -> SqsBatchResponse
 where
-    S: Runs + Nodes,
+    S: Runs + Nodes + Workflows,
     Q: TaskQueue,
     G: TextGenerator,
 {

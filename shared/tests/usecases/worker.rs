@@ -247,6 +247,11 @@ async fn a_permanent_error_fails_the_step_and_the_run_without_retrying() {
     assert_eq!(steps[1].status, StepStatus::Pending);
     assert_eq!(w.generator.calls(), 1);
     assert!(w.queue.sent().is_empty());
+    // A failed run sets its workflow to error.
+    assert_eq!(
+        w.store.workflow(&w.workflow.id).unwrap().status,
+        WorkflowStatus::Error
+    );
 }
 
 #[tokio::test]

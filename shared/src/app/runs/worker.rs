@@ -16,6 +16,7 @@ use crate::domain::run::{
 use crate::domain::{ContentMetrics, Node, NodeStatus, QualityScores};
 use crate::ports::{
     Generation, Nodes, Runs, StepCommit, StepMessage, StoreError, TaskQueue, TextGenerator,
+    WorkflowChange, WorkflowUpdate, Workflows,
 };
 use chrono::{DateTime, Utc};
 use std::time::{Duration, Instant};
@@ -54,7 +55,7 @@ pub enum Outcome {
 
 impl<S, Q, G> Worker<'_, S, Q, G>
 where
-    S: Runs + Nodes + ?Sized,
+    S: Runs + Nodes + Workflows + ?Sized,
     Q: TaskQueue + ?Sized,
     G: TextGenerator + ?Sized,
 {
@@ -306,11 +307,37 @@ where
                     delay_s: delay.as_secs(),
                 })
             }
-            Some(RetryDecision::GiveUp) => Ok(Outcome::Failed),
+            Some(RetryDecision::GiveUp) => {
+                if run.status == RunStatus::Failed {
+                    self.mark_workflow_failed(run).await?;
+                }
+                Ok(Outcome::Failed)
+            }
             None => {
                 self.enqueue_ready(run, steps).await?;
                 Ok(Outcome::Succeeded)
             }
+        }
+    }
+
+    /// A run that fails sets its workflow to `error` (only an `active` one: a workflow paused,
+    /// completed or deleted meanwhile keeps its status).
+    async fn mark_workflow_failed(&self, run: &Run) -> Result<(), AppError> {
+        let change = WorkflowChange {
+            id: run.workflow_id.clone(),
+            actor: crate::domain::Principal::user("worker", crate::domain::Role::Admin),
+            expected_version: None,
+            allowed_from: vec![crate::domain::WorkflowStatus::Active],
+            max_nodes: None,
+            update: WorkflowUpdate {
+                status: Some(crate::domain::WorkflowStatus::Error),
+                ..WorkflowUpdate::default()
+            },
+            now: run.updated_at,
+        };
+        match self.store.change_workflow(&change).await {
+            Ok(_) | Err(StoreError::WorkflowRejected(_)) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
