@@ -186,13 +186,26 @@ async fn enqueue(
     ready: Vec<&Step>,
 ) -> Result<(), AppError> {
     for step in ready {
-        let message = StepMessage {
-            workflow_id: r.workflow_id.clone(),
-            run_id: r.id.clone(),
-            step_id: step.id.clone(),
-            attempt: step.attempts + 1,
-        };
-        queue.enqueue(r.priority, &r.owner_id, &message, 0).await?;
+        send(queue, r, step, 0).await?;
     }
+    Ok(())
+}
+
+/// Queues the next attempt of `step`, visible after `delay_s`, on its run's priority queue.
+pub(crate) async fn send(
+    queue: &(impl TaskQueue + ?Sized),
+    r: &Run,
+    step: &Step,
+    delay_s: u32,
+) -> Result<(), AppError> {
+    let message = StepMessage {
+        workflow_id: r.workflow_id.clone(),
+        run_id: r.id.clone(),
+        step_id: step.id.clone(),
+        attempt: step.attempts + 1,
+    };
+    queue
+        .enqueue(r.priority, &r.owner_id, &message, delay_s)
+        .await?;
     Ok(())
 }

@@ -353,16 +353,7 @@ where
     }
 
     async fn send(&self, run: &Run, step: &Step, delay_s: u32) -> Result<(), AppError> {
-        let message = StepMessage {
-            workflow_id: run.workflow_id.clone(),
-            run_id: run.id.clone(),
-            step_id: step.id.clone(),
-            attempt: step.attempts + 1,
-        };
-        self.queue
-            .enqueue(run.priority, &run.owner_id, &message, delay_s)
-            .await?;
-        Ok(())
+        super::send(self.queue, run, step, delay_s).await
     }
 }
 

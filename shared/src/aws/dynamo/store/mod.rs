@@ -235,6 +235,28 @@ fn counter_parts(
     }
 }
 
+/// Writes only a node's own fields (not `child_count`, which belongs to the store and may have
+/// changed since the node was read), under `condition`.
+fn node_own_fields_update(
+    node: &Node,
+    condition: impl FnOnce(&mut Expr) -> String,
+) -> Result<UpdateParts, StoreError> {
+    let mut e = Expr::default();
+    let condition = condition(&mut e);
+    let mut item = node_item(node)?;
+    let sets = NODE_OWN_FIELDS
+        .iter()
+        .filter_map(|f| item.remove(*f).map(|v| (f, v)))
+        .map(|(f, v)| format!("{} = {}", e.name(f), e.value(v)))
+        .collect::<Vec<_>>();
+    Ok(UpdateParts {
+        key: node_key(&node.workflow_id, &node.id),
+        update: format!("SET {}", sets.join(", ")),
+        condition,
+        expr: e,
+    })
+}
+
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore {
@@ -304,6 +326,25 @@ impl DynamoStore {
         let mut w = workflow.clone();
         w.shares.insert(user_id.to_string(), access);
         Ok(w)
+    }
+
+    /// A transaction action that only checks that `actor` may change the workflow.
+    fn workflow_check(
+        &self,
+        actor: &Principal,
+        workflow_id: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut e = Expr::default();
+        let check = ConditionCheck::builder()
+            .table_name(self.table.name())
+            .set_key(Some(workflow_key(workflow_id)))
+            .condition_expression(writable(&mut e, actor))
+            .set_expression_attribute_names(e.names_opt())
+            .set_expression_attribute_values(e.values_opt())
+            .return_values_on_condition_check_failure(ALL_OLD)
+            .build()
+            .map_err(build)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     fn put_new(&self, item: Item) -> Result<TransactWriteItem, StoreError> {

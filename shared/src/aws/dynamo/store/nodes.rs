@@ -124,40 +124,17 @@ impl Nodes for DynamoStore {
         expected_version: u64,
     ) -> Fut<'a, ()> {
         Box::pin(async move {
-            let mut e = Expr::default();
-            let condition = writable(&mut e, actor);
-            let check = ConditionCheck::builder()
-                .table_name(self.table.name())
-                .set_key(Some(workflow_key(&node.workflow_id)))
-                .condition_expression(condition)
-                .set_expression_attribute_names(e.names_opt())
-                .set_expression_attribute_values(e.values_opt())
-                .return_values_on_condition_check_failure(ALL_OLD)
-                .build()
-                .map_err(build)?;
-            // Only the node's own fields are written: `child_count` belongs to the store and may
-            // have changed since the node was read (a child added meanwhile).
-            let mut e = Expr::default();
-            let condition = format!(
-                "attribute_exists({}) AND {} = {}",
-                e.name(PK),
-                e.name("version"),
-                e.n(expected_version)
-            );
-            let mut item = node_item(node)?;
-            let sets = NODE_OWN_FIELDS
-                .iter()
-                .filter_map(|f| item.remove(*f).map(|v| (f, v)))
-                .map(|(f, v)| format!("{} = {}", e.name(f), e.value(v)))
-                .collect::<Vec<_>>();
-            let update = UpdateParts {
-                key: node_key(&node.workflow_id, &node.id),
-                update: format!("SET {}", sets.join(", ")),
-                condition,
-                expr: e,
-            };
+            // Only the node's own fields are written, if the stored node is at the version read.
+            let update = node_own_fields_update(node, |e| {
+                format!(
+                    "attribute_exists({}) AND {} = {}",
+                    e.name(PK),
+                    e.name("version"),
+                    e.n(expected_version)
+                )
+            })?;
             let actions = vec![
-                TransactWriteItem::builder().condition_check(check).build(),
+                self.workflow_check(actor, &node.workflow_id)?,
                 update.action(self.table.name())?,
             ];
             self.transact_roles(actions, &[Role::Workflow, Role::Node])

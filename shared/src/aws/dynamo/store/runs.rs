@@ -139,20 +139,7 @@ impl Runs for DynamoStore {
                     roles.push(Role::Node);
                 }
             } else {
-                let mut e = Expr::default();
-                let check = ConditionCheck::builder()
-                    .table_name(self.table.name())
-                    .set_key(Some(workflow_key(&run.workflow_id)))
-                    .condition_expression(writable(&mut e, actor))
-                    .set_expression_attribute_names(e.names_opt())
-                    .set_expression_attribute_values(e.values_opt())
-                    .return_values_on_condition_check_failure(ALL_OLD)
-                    .build()
-                    .map_err(build)?;
-                actions.insert(
-                    0,
-                    TransactWriteItem::builder().condition_check(check).build(),
-                );
+                actions.insert(0, self.workflow_check(actor, &run.workflow_id)?);
                 roles.insert(0, Role::Workflow);
             }
             if let Some(r) = idempotency {
@@ -334,20 +321,8 @@ impl Runs for DynamoStore {
             };
             let mut actions = vec![run_update.action(self.table.name())?];
             if let Some(node) = &commit.node {
-                let mut e = Expr::default();
-                let condition = format!("attribute_exists({})", e.name(PK));
-                let mut item = node_item(node)?;
-                let sets = NODE_OWN_FIELDS
-                    .iter()
-                    .filter_map(|f| item.remove(*f).map(|v| (f, v)))
-                    .map(|(f, v)| format!("{} = {}", e.name(f), e.value(v)))
-                    .collect::<Vec<_>>();
-                let update = UpdateParts {
-                    key: node_key(&node.workflow_id, &node.id),
-                    update: format!("SET {}", sets.join(", ")),
-                    condition,
-                    expr: e,
-                };
+                let update =
+                    node_own_fields_update(node, |e| format!("attribute_exists({})", e.name(PK)))?;
                 actions.push(update.action(self.table.name())?);
             }
             match self.table.transact(actions).await {
