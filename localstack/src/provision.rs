@@ -1,5 +1,5 @@
-//! Creates the template's resources in the emulator: its DynamoDB tables, KMS keys (one per
-//! alias) and SES email identities.
+//! Creates the template's resources in the emulator: its DynamoDB tables, SQS queues (dead-letter
+//! queues first), KMS keys (one per alias) and SES email identities.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -16,8 +16,10 @@ use aws_sdk_dynamodb::types::{
 use crate::Error;
 use crate::resolve::Resolver;
 use crate::template::{
-    EMAIL_IDENTITY_TYPE, KMS_ALIAS_TYPE, KeySchema, Projection, StreamViewType, TableSpec, Template,
+    EMAIL_IDENTITY_TYPE, KMS_ALIAS_TYPE, KeySchema, Projection, QueueSpec, StreamViewType,
+    TableSpec, Template,
 };
+use aws_sdk_sqs::types::QueueAttributeName;
 
 /// Region used when neither the environment nor the AWS profile names one.
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -327,16 +329,9 @@ where
     }
 }
 
-/// Creates a KMS key for each `AWS::KMS::Alias` of the template, under the alias name the
-/// functions get through `!Ref` (see [`Resolver`]), and each `AWS::SES::EmailIdentity`. What
-/// exists already is left as it is. Returns one line per resource.
-pub async fn provision_services(
-    template: &Template,
-    resolver: &Resolver,
-    endpoint_url: &str,
-) -> Result<Vec<String>, Error> {
-    // The emulator, with the same dummy credentials the functions get when none are set (the
-    // SDK would otherwise look for instance credentials).
+/// The SDK configuration for the emulator at `endpoint_url`, with the same dummy credentials the
+/// functions get when none are set (the SDK would otherwise look for instance credentials).
+pub async fn emulator_sdk_config(endpoint_url: &str) -> aws_config::SdkConfig {
     let mut loader = config_loader().endpoint_url(endpoint_url);
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
         loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -347,10 +342,164 @@ pub async fn provision_services(
             "local-emulator",
         ));
     }
-    let sdk = loader.load().await;
+    loader.load().await
+}
+
+/// The region of an SDK configuration ([`DEFAULT_REGION`] when it has none).
+pub fn region_of(sdk: &aws_config::SdkConfig) -> String {
+    sdk.region()
+        .map_or(DEFAULT_REGION, |r| r.as_ref())
+        .to_owned()
+}
+
+/// Creates every `AWS::SQS::Queue` of the template under the names [`Resolver`] gives them
+/// (logical id plus suffix), dead-letter queues first so that each `RedrivePolicy` can name its
+/// target's ARN. A queue that exists already is left as it is. Returns one line per queue.
+pub async fn provision_queues(
+    sqs: &aws_sdk_sqs::Client,
+    template: &Template,
+    resolver: &Resolver,
+) -> Result<Vec<String>, Error> {
+    let mut lines = Vec::new();
+    // Logical id -> ARN, as the emulator reports it, of the queues made or found so far.
+    let mut arns: Vec<(String, String)> = Vec::new();
+    for spec in template.queues() {
+        let name = resolver
+            .name(&spec.logical_id)
+            .unwrap_or_default()
+            .to_owned();
+        let failed = |operation: &str, message: String| Error::Service {
+            service: "SQS",
+            resource: name.clone(),
+            message: format!("{operation}: {message}"),
+        };
+        let existing = sqs.get_queue_url().queue_name(&name).send().await;
+        let (url, line) = match existing {
+            Ok(out) => (
+                out.queue_url.unwrap_or_default(),
+                format!("queue {name}: already exists (left as it is)"),
+            ),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_queue_does_not_exist()) =>
+            {
+                let dlq_arn = match &spec.redrive {
+                    Some(redrive) => Some(
+                        arns.iter()
+                            .find(|(id, _)| *id == redrive.dead_letter_queue)
+                            .map(|(_, arn)| arn.clone())
+                            .ok_or_else(|| {
+                                failed(
+                                    "RedrivePolicy",
+                                    format!(
+                                        "dead-letter queue `{}` was not created first",
+                                        redrive.dead_letter_queue
+                                    ),
+                                )
+                            })?,
+                    ),
+                    None => None,
+                };
+                let created = sqs
+                    .create_queue()
+                    .queue_name(&name)
+                    .set_attributes(Some(queue_attributes(&spec, dlq_arn.as_deref())))
+                    .send()
+                    .await
+                    .map_err(|e| failed("CreateQueue", sdk_message(&e)))?;
+                (
+                    created.queue_url.unwrap_or_default(),
+                    format!("queue {name}: created"),
+                )
+            }
+            Err(e) => return Err(failed("GetQueueUrl", sdk_message(&e))),
+        };
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| failed("GetQueueAttributes", sdk_message(&e)))?
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .ok_or_else(|| failed("GetQueueAttributes", "no QueueArn".into()))?;
+        arns.push((spec.logical_id.clone(), arn));
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+/// CreateQueue's attributes for `spec`; `dead_letter_arn` is its redrive target's ARN.
+pub fn queue_attributes(
+    spec: &QueueSpec,
+    dead_letter_arn: Option<&str>,
+) -> std::collections::HashMap<QueueAttributeName, String> {
+    let mut attributes = std::collections::HashMap::new();
+    let numbers = [
+        (
+            QueueAttributeName::VisibilityTimeout,
+            spec.visibility_timeout_s,
+        ),
+        (
+            QueueAttributeName::MessageRetentionPeriod,
+            spec.message_retention_s,
+        ),
+        (QueueAttributeName::DelaySeconds, spec.delay_s),
+        (
+            QueueAttributeName::ReceiveMessageWaitTimeSeconds,
+            spec.receive_wait_s,
+        ),
+    ];
+    for (key, value) in numbers {
+        if let Some(value) = value {
+            attributes.insert(key, value.to_string());
+        }
+    }
+    if let Some(sse) = spec.sqs_managed_sse {
+        attributes.insert(QueueAttributeName::SqsManagedSseEnabled, sse.to_string());
+    }
+    if spec.fifo {
+        attributes.insert(QueueAttributeName::FifoQueue, "true".into());
+    }
+    if let (Some(redrive), Some(arn)) = (&spec.redrive, dead_letter_arn) {
+        attributes.insert(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({
+                "deadLetterTargetArn": arn,
+                "maxReceiveCount": redrive.max_receive_count,
+            })
+            .to_string(),
+        );
+    }
+    attributes
+}
+
+/// What a service said (`Code: message`), or the chain of causes of a transport error.
+pub(crate) fn sdk_message<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: fmt::Debug,
+{
+    match aws_error("", "", err) {
+        Error::Aws { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+/// Creates the template's queues (see [`provision_queues`]), a KMS key for each
+/// `AWS::KMS::Alias` of the template, under the alias name the functions get through `!Ref`
+/// (see [`Resolver`]), and each `AWS::SES::EmailIdentity`. What exists already is left as it is.
+/// Returns one line per resource.
+pub async fn provision_services(
+    template: &Template,
+    resolver: &Resolver,
+    endpoint_url: &str,
+) -> Result<Vec<String>, Error> {
+    let sdk = emulator_sdk_config(endpoint_url).await;
     let kms = aws_sdk_kms::Client::new(&sdk);
     let ses = aws_sdk_sesv2::Client::new(&sdk);
-    let mut lines = Vec::new();
+    let mut lines = provision_queues(&aws_sdk_sqs::Client::new(&sdk), template, resolver).await?;
     for r in template.resources() {
         match r.resource_type.as_str() {
             KMS_ALIAS_TYPE => {

@@ -7,6 +7,10 @@ use crate::template::{ResourceKind, Template};
 use serde_yaml_ng::Value;
 use std::collections::HashMap;
 
+/// The account of everything in the emulator: moto's default, which it puts in every ARN and
+/// queue URL for the dummy credentials the local stack uses.
+pub const EMULATOR_ACCOUNT: &str = "123456789012";
+
 /// Local stand-ins for the pseudo parameters and resource names.
 #[derive(Debug, Clone)]
 pub struct Resolver {
@@ -15,6 +19,9 @@ pub struct Resolver {
     /// Logical id -> physical name (locally: the logical id, plus a suffix for isolated tests).
     names: HashMap<String, String>,
     tables: Vec<String>,
+    queues: Vec<String>,
+    /// The emulator's base URL: queue URLs are `{endpoint}/{account}/{name}`, as moto forms them.
+    endpoint: Option<String>,
     pub region: String,
     pub account: String,
     pub stack: String,
@@ -42,6 +49,10 @@ impl Resolver {
                 let name = match r.resource_type.as_str() {
                     // An alias name must start with `alias/`; `!Ref` of an alias is its name.
                     crate::template::KMS_ALIAS_TYPE => format!("alias/{}{suffix}", r.logical_id),
+                    // SQS requires a FIFO queue's name to end in `.fifo`.
+                    _ if matches!(&r.kind, ResourceKind::Queue(q) if q.fifo) => {
+                        format!("{}{suffix}.fifo", r.logical_id)
+                    }
                     _ => format!("{}{suffix}", r.logical_id),
                 };
                 (r.logical_id.clone(), name)
@@ -53,15 +64,55 @@ impl Resolver {
             .filter(|r| matches!(r.kind, ResourceKind::Table(_)))
             .map(|r| r.logical_id.clone())
             .collect();
+        let queues = template
+            .resources()
+            .iter()
+            .filter(|r| matches!(r.kind, ResourceKind::Queue(_)))
+            .map(|r| r.logical_id.clone())
+            .collect();
         Resolver {
             template_source: template.source().to_owned(),
             parameters,
             names,
             tables,
+            queues,
+            endpoint: None,
             region: region.to_owned(),
-            account: "000000000000".to_owned(),
+            account: EMULATOR_ACCOUNT.to_owned(),
             stack: "local".to_owned(),
         }
+    }
+
+    /// Queue URLs point at the emulator at `endpoint_url` (without it, at SQS's public endpoint
+    /// of the region).
+    pub fn with_endpoint(mut self, endpoint_url: &str) -> Resolver {
+        self.endpoint = Some(endpoint_url.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// The URL of queue `logical_id` (what `!Ref` of it gives), if it is a queue.
+    pub fn queue_url(&self, logical_id: &str) -> Option<String> {
+        if !self.queues.iter().any(|q| q == logical_id) {
+            return None;
+        }
+        let name = self.names.get(logical_id)?;
+        let base = match &self.endpoint {
+            Some(endpoint) => endpoint.clone(),
+            None => format!("https://sqs.{}.amazonaws.com", self.region),
+        };
+        Some(format!("{base}/{}/{name}", self.account))
+    }
+
+    /// The ARN of queue `logical_id`, if it is a queue.
+    pub fn queue_arn(&self, logical_id: &str) -> Option<String> {
+        if !self.queues.iter().any(|q| q == logical_id) {
+            return None;
+        }
+        let name = self.names.get(logical_id)?;
+        Some(format!(
+            "arn:aws:sqs:{}:{}:{name}",
+            self.region, self.account
+        ))
     }
 
     /// The local physical name of a resource.
@@ -159,6 +210,10 @@ impl Resolver {
         if let Some(v) = self.parameters.get(name) {
             return Ok(v.clone());
         }
+        // `!Ref` of a queue is its URL.
+        if let Some(url) = self.queue_url(name) {
+            return Ok(url);
+        }
         self.names
             .get(name)
             .cloned()
@@ -180,6 +235,17 @@ impl Resolver {
             return match attribute {
                 "Arn" => Ok(arn),
                 "StreamArn" => Ok(format!("{arn}/stream/local")),
+                _ => Err(self.error(
+                    context,
+                    format!("!GetAtt {resource}.{attribute}: not supported locally"),
+                )),
+            };
+        }
+        if let Some(arn) = self.queue_arn(resource) {
+            return match attribute {
+                "Arn" => Ok(arn),
+                "QueueName" => Ok(name.clone()),
+                "QueueUrl" => Ok(self.queue_url(resource).unwrap_or_default()),
                 _ => Err(self.error(
                     context,
                     format!("!GetAtt {resource}.{attribute}: not supported locally"),
@@ -249,6 +315,11 @@ Resources:
       AttributeDefinitions: [{AttributeName: PK, AttributeType: S}]
       KeySchema: [{AttributeName: PK, KeyType: HASH}]
       BillingMode: PAY_PER_REQUEST
+  Jobs:
+    Type: AWS::SQS::Queue
+  Ordered:
+    Type: AWS::SQS::Queue
+    Properties: { FifoQueue: true }
 "#;
 
     fn resolver(suffix: &str) -> Resolver {
@@ -282,12 +353,12 @@ Resources:
         let r = resolver("-t1");
         assert_eq!(
             r.string("x", &yaml("!GetAtt Table.Arn")).unwrap(),
-            "arn:aws:dynamodb:eu-west-1:000000000000:table/Table-t1"
+            "arn:aws:dynamodb:eu-west-1:123456789012:table/Table-t1"
         );
         assert_eq!(
             r.string("x", &yaml("{'Fn::GetAtt': [Table, Arn]}"))
                 .unwrap(),
-            "arn:aws:dynamodb:eu-west-1:000000000000:table/Table-t1"
+            "arn:aws:dynamodb:eu-west-1:123456789012:table/Table-t1"
         );
         assert!(r.string("x", &yaml(r#"!Sub "${Unknown}""#)).is_err());
         assert_eq!(
@@ -296,7 +367,7 @@ Resources:
                 &yaml(r#"!Sub "${Table}|${AWS::AccountId}|${!Literal}""#)
             )
             .unwrap(),
-            "Table-t1|000000000000|${Literal}"
+            "Table-t1|123456789012|${Literal}"
         );
         assert_eq!(
             r.string("x", &yaml(r#"!Sub ["${A}-${Issuer}", {A: !Ref Table}]"#))
@@ -305,5 +376,33 @@ Resources:
         );
         assert!(r.string("x", &yaml("!GetAtt Table.Nope")).is_err());
         assert!(r.string("x", &yaml("!Select [0, [a]]")).is_err());
+    }
+
+    #[test]
+    fn queues_resolve_to_the_emulators_url_arn_and_name() {
+        let r = resolver("-t2").with_endpoint("http://127.0.0.1:5400/");
+        assert_eq!(
+            r.string("x", &yaml("!Ref Jobs")).unwrap(),
+            "http://127.0.0.1:5400/123456789012/Jobs-t2"
+        );
+        assert_eq!(
+            r.string("x", &yaml("!GetAtt Jobs.Arn")).unwrap(),
+            "arn:aws:sqs:eu-west-1:123456789012:Jobs-t2"
+        );
+        assert_eq!(
+            r.string("x", &yaml("!GetAtt Jobs.QueueName")).unwrap(),
+            "Jobs-t2"
+        );
+        assert_eq!(
+            r.string("x", &yaml("!Ref Ordered")).unwrap(),
+            "http://127.0.0.1:5400/123456789012/Ordered-t2.fifo"
+        );
+        assert!(r.string("x", &yaml("!GetAtt Jobs.Nope")).is_err());
+        // Without an emulator: SQS's own endpoint of the region.
+        assert_eq!(
+            resolver("").string("x", &yaml("!Ref Jobs")).unwrap(),
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/Jobs"
+        );
+        assert_eq!(r.queue_url("Table"), None);
     }
 }

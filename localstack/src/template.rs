@@ -8,13 +8,17 @@
 
 mod function;
 mod node;
+mod queue;
 mod table;
 
 use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::Value;
 
-pub use function::{EventSource, FunctionEvent, FunctionSpec, HttpRoute};
+pub use function::{
+    DEFAULT_SQS_BATCH_SIZE, EventSource, FunctionEvent, FunctionSpec, HttpRoute, SqsEventSpec,
+};
+pub use queue::{QueueSpec, Redrive};
 pub use table::{
     AttributeDefinition, AttributeType, BillingMode, GlobalSecondaryIndex, KeySchema, Projection,
     StreamViewType, TableSpec,
@@ -32,6 +36,7 @@ pub const TABLE_TYPE: &str = "AWS::DynamoDB::Table";
 pub const FUNCTION_TYPE: &str = "AWS::Serverless::Function";
 pub const KMS_ALIAS_TYPE: &str = "AWS::KMS::Alias";
 pub const EMAIL_IDENTITY_TYPE: &str = "AWS::SES::EmailIdentity";
+pub const QUEUE_TYPE: &str = "AWS::SQS::Queue";
 
 /// A parsed template: its resources in document order.
 #[derive(Debug, Clone)]
@@ -67,6 +72,7 @@ pub struct Resource {
 pub enum ResourceKind {
     Table(TableSpec),
     Function(FunctionSpec),
+    Queue(QueueSpec),
     /// Any other type; the local stack does not create it (yet).
     Other,
 }
@@ -146,11 +152,48 @@ impl Template {
                 });
             }
         }
-        Ok(Template {
+        let template = Template {
             source: source.to_owned(),
             parameters,
             resources: parsed,
-        })
+        };
+        template.check_queue_references()?;
+        Ok(template)
+    }
+
+    /// Every dead-letter queue and every `SQS` event names a queue of this template.
+    fn check_queue_references(&self) -> Result<(), Error> {
+        let is_queue = |id: &str| {
+            self.resource(id)
+                .is_some_and(|r| matches!(r.kind, ResourceKind::Queue(_)))
+        };
+        let error = |resource: &str, property: String, target: &str| Error::Property {
+            template: self.source.clone(),
+            resource: resource.to_owned(),
+            property,
+            message: format!("`{target}` is not an AWS::SQS::Queue of this template"),
+        };
+        for queue in self.queues() {
+            if let Some(redrive) = &queue.redrive
+                && !is_queue(&redrive.dead_letter_queue)
+            {
+                return Err(error(
+                    &queue.logical_id,
+                    "Properties.RedrivePolicy.deadLetterTargetArn".into(),
+                    &redrive.dead_letter_queue,
+                ));
+            }
+        }
+        for (function, event, spec) in self.sqs_events() {
+            if !is_queue(&spec.queue) {
+                return Err(error(
+                    &function,
+                    format!("Properties.Events.{event}.Properties.Queue"),
+                    &spec.queue,
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn parameters(&self) -> &[Parameter] {
@@ -192,6 +235,65 @@ impl Template {
             .collect()
     }
 
+    /// Every `AWS::SQS::Queue`, dead-letter queues before the queues that send to them (the
+    /// order they can be created in), else in template order.
+    pub fn queues(&self) -> Vec<QueueSpec> {
+        let all: Vec<QueueSpec> = self
+            .resources
+            .iter()
+            .filter_map(|r| match &r.kind {
+                ResourceKind::Queue(spec) => Some(spec.clone()),
+                _ => None,
+            })
+            .collect();
+        // Depth first: each queue after the chain of dead-letter queues it sends to.
+        fn visit(
+            queue: &QueueSpec,
+            all: &[QueueSpec],
+            ordered: &mut Vec<QueueSpec>,
+            seen: &mut Vec<String>,
+        ) {
+            if seen.contains(&queue.logical_id) {
+                return;
+            }
+            seen.push(queue.logical_id.clone());
+            if let Some(redrive) = &queue.redrive
+                && let Some(target) = all
+                    .iter()
+                    .find(|q| q.logical_id == redrive.dead_letter_queue)
+            {
+                visit(target, all, ordered, seen);
+            }
+            ordered.push(queue.clone());
+        }
+        let mut ordered = Vec::with_capacity(all.len());
+        let mut seen = Vec::new();
+        for queue in &all {
+            visit(queue, &all, &mut ordered, &mut seen);
+        }
+        ordered
+    }
+
+    /// Every `Type: SQS` event of every function: (function, event name, properties), in
+    /// template order.
+    pub fn sqs_events(&self) -> Vec<(String, String, SqsEventSpec)> {
+        self.resources
+            .iter()
+            .filter_map(|r| match &r.kind {
+                ResourceKind::Function(spec) => Some(spec),
+                _ => None,
+            })
+            .flat_map(|f| {
+                f.events.iter().filter_map(|e| match &e.source {
+                    EventSource::Sqs(sqs) => {
+                        Some((f.logical_id.clone(), e.name.clone(), sqs.clone()))
+                    }
+                    _ => None,
+                })
+            })
+            .collect()
+    }
+
     /// Every `Type: HttpApi` event of every function, in template order.
     pub fn http_routes(&self) -> Vec<HttpRoute> {
         self.resources
@@ -225,6 +327,7 @@ impl Template {
         match &mut resource.kind {
             ResourceKind::Table(spec) => spec.logical_id = to.to_owned(),
             ResourceKind::Function(spec) => spec.logical_id = to.to_owned(),
+            ResourceKind::Queue(spec) => spec.logical_id = to.to_owned(),
             ResourceKind::Other => {}
         }
         Ok(())
@@ -242,6 +345,7 @@ impl Resource {
         let kind = match resource_type.as_str() {
             TABLE_TYPE => ResourceKind::Table(TableSpec::parse(logical_id, &node)?),
             FUNCTION_TYPE => ResourceKind::Function(FunctionSpec::parse(logical_id, &node)?),
+            QUEUE_TYPE => ResourceKind::Queue(QueueSpec::parse(logical_id, &node)?),
             _ => ResourceKind::Other,
         };
         let properties = match value {

@@ -86,6 +86,32 @@ pub async fn emulator_config() -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// An SQS client for the emulator at `AWS_ENDPOINT_URL` (see [`emulator_client`]).
+pub async fn sqs_client() -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&emulator_config().await)
+}
+
+/// Creates `template`'s queues in the emulator at `AWS_ENDPOINT_URL`, each named by its logical
+/// id followed by `suffix` (dead-letter queues first, as [`crate::provision::provision_queues`]
+/// does), and returns the resolver that names them: its `queue_url` and `queue_arn` are the
+/// emulator's. A gateway started by [`crate::gateway::start_dev`] with the same suffix does this
+/// itself, so each test stack gets queues of its own.
+pub async fn provision_queues(template: &Template, suffix: &str) -> crate::resolve::Resolver {
+    let endpoint =
+        emulator_endpoint(std::env::var(ENDPOINT_ENV).ok()).unwrap_or_else(|e| panic!("{e}"));
+    let resolver = crate::resolve::Resolver::new(
+        template,
+        &Default::default(),
+        suffix,
+        &crate::provision::region_of(&emulator_config().await),
+    )
+    .with_endpoint(&endpoint);
+    crate::provision::provision_queues(&sqs_client().await, template, &resolver)
+        .await
+        .unwrap_or_else(|e| panic!("provision_queues: {e}"));
+    resolver
+}
+
 /// A new KMS key in the emulator, by a new alias (`alias/{prefix}-{ULID}`), as the template's
 /// `SigningKeysKeyAlias` is locally.
 pub async fn fresh_kms_alias(prefix: &str) -> String {

@@ -7,3 +7,4 @@ mod identity;
 mod instances;
 mod isolation;
 mod routes;
+mod runs;

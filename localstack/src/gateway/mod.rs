@@ -5,15 +5,18 @@
 //! - [`pool`]: a function's instances: started on demand up to a concurrency limit, reused
 //!   when idle, replaced when they crash or time out.
 //! - [`http_api`]: the API Gateway HTTP API (payload format 2.0) event source.
+//! - [`sqs`]: the SQS event source (Lambda's event source mapping: long polls a queue, invokes
+//!   the function with batches, deletes what succeeded).
 //!
 //! Event sources are modules of their own over [`pool::FunctionPool::invoke`], so others
-//! (WebSocket API, SQS, schedules, the table's stream) plug in beside the HTTP one.
+//! (WebSocket API, schedules, the table's stream) plug in beside these.
 
 pub mod http_api;
 pub mod instance;
 pub mod logs;
 pub mod pool;
 mod server;
+pub mod sqs;
 
 use crate::Error;
 use crate::resolve::Resolver;
@@ -155,30 +158,36 @@ pub async fn start_dev(mut config: GatewayConfig) -> Result<(Gateway, Vec<String
         &config.parameters,
         &config.name_suffix,
         &config.region,
-    );
+    )
+    .with_endpoint(&config.endpoint_url);
     let provisioned =
         crate::provision::provision_services(&config.template, &resolver, &config.endpoint_url)
             .await?;
     Ok((Gateway::start(config).await?, provisioned))
 }
 
-/// A running gateway. Dropping it stops the HTTP server and every function instance.
+/// A running gateway. Dropping it stops the HTTP server, the SQS pollers (and the invocations
+/// they started) and every function instance.
 pub struct Gateway {
     addr: SocketAddr,
     functions: Arc<HashMap<String, Arc<FunctionPool>>>,
     server: tokio::task::JoinHandle<()>,
+    pollers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Gateway {
-    /// Resolves every function's environment, binds the HTTP API and starts serving. Function
-    /// instances start on the first request that needs them.
+    /// Resolves every function's environment, binds the HTTP API and starts serving, and starts
+    /// polling the queues of the functions' SQS events (the queues must exist: [`start_dev`]
+    /// creates them). Function instances start on the first request or batch that needs them.
     pub async fn start(config: GatewayConfig) -> Result<Gateway, Error> {
         let resolver = Resolver::new(
             &config.template,
             &config.parameters,
             &config.name_suffix,
             &config.region,
-        );
+        )
+        .with_endpoint(&config.endpoint_url);
+        let sqs_sources = sqs::SqsSource::from_template(&config.template, &resolver)?;
         let mut functions = HashMap::new();
         for spec in config.template.functions() {
             let binary = config.bin_dir.join(&spec.binary);
@@ -205,6 +214,18 @@ impl Gateway {
             functions.clone(),
             config.logs.clone(),
         ));
+        let pollers = if sqs_sources.is_empty() {
+            Vec::new()
+        } else {
+            let sdk = crate::provision::emulator_sdk_config(&config.endpoint_url).await;
+            sqs::start(
+                sqs_sources,
+                &functions,
+                aws_sdk_sqs::Client::new(&sdk),
+                &config.region,
+                &config.logs,
+            )?
+        };
         let server = tokio::spawn(server::serve(listener, move |req| {
             let state = state.clone();
             async move { state.handle(req).await }
@@ -213,6 +234,7 @@ impl Gateway {
             addr,
             functions,
             server,
+            pollers,
         })
     }
 
@@ -238,6 +260,9 @@ impl Gateway {
 impl Drop for Gateway {
     fn drop(&mut self) {
         self.server.abort();
+        for poller in &self.pollers {
+            poller.abort();
+        }
         for pool in self.functions.values() {
             pool.stop_all();
         }

@@ -41,8 +41,32 @@ pub struct FunctionEvent {
 pub enum EventSource {
     /// `Type: HttpApi`: an API Gateway HTTP API route.
     HttpApi { method: String, path: String },
+    /// `Type: SQS`: an event source mapping that polls a queue of the template.
+    Sqs(SqsEventSpec),
     /// An event type the local stack does not handle yet, by its `Type`.
     Other { event_type: String },
+}
+
+/// SAM's defaults for an `SQS` event that does not say.
+pub const DEFAULT_SQS_BATCH_SIZE: u64 = 10;
+
+/// The properties of a `Type: SQS` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsEventSpec {
+    /// The queue's logical id (`Queue: !GetAtt <queue>.Arn`).
+    pub queue: String,
+    /// `BatchSize`: records per invocation (SAM's default 10; more needs a batching window).
+    pub batch_size: u64,
+    /// `MaximumBatchingWindowInSeconds` (0 when absent).
+    pub maximum_batching_window_s: u64,
+    /// `FunctionResponseTypes` has `ReportBatchItemFailures`: the function's answer lists the
+    /// records that failed, and only those stay on the queue.
+    pub report_batch_item_failures: bool,
+    /// `ScalingConfig.MaximumConcurrency`: invocations at once from this source (none: no limit
+    /// of its own).
+    pub maximum_concurrency: Option<u64>,
+    /// `Enabled` (true when absent).
+    pub enabled: bool,
 }
 
 /// One route of the HTTP API: `method path` invokes `function`.
@@ -115,13 +139,16 @@ impl FunctionSpec {
                 method: method.clone(),
                 path: path.clone(),
             }),
-            EventSource::Other { .. } => None,
+            EventSource::Sqs(_) | EventSource::Other { .. } => None,
         })
     }
 }
 
 fn parse_event_source(event: &Node<'_>) -> Result<EventSource, Error> {
     let event_type = event.required("Type")?.str()?;
+    if event_type == "SQS" {
+        return parse_sqs(event).map(EventSource::Sqs);
+    }
     if event_type != "HttpApi" {
         return Ok(EventSource::Other {
             event_type: event_type.to_owned(),
@@ -163,4 +190,71 @@ fn parse_event_source(event: &Node<'_>) -> Result<EventSource, Error> {
             "an HttpApi event needs both `Method` and `Path`, or neither (the `$default` route)",
         )),
     }
+}
+
+fn parse_sqs(event: &Node<'_>) -> Result<SqsEventSpec, Error> {
+    let props = event.required("Properties")?;
+    for unsupported in ["FilterCriteria", "KmsKeyArn", "MetricsConfig"] {
+        if let Some(node) = props.field(unsupported)? {
+            return Err(node.error("not supported by the local gateway (localstack/)"));
+        }
+    }
+    let queue = super::queue::arn_of(&props.required("Queue")?)?;
+    let number = |key: &str| -> Result<Option<u64>, Error> {
+        props.field(key)?.map(|n| n.u64()).transpose()
+    };
+    let batch_size = number("BatchSize")?.unwrap_or(DEFAULT_SQS_BATCH_SIZE);
+    let maximum_batching_window_s = number("MaximumBatchingWindowInSeconds")?.unwrap_or(0);
+    if let Some(node) = props.field("BatchSize")? {
+        // Lambda's limits: 1..=10 without a batching window, up to 10,000 with one.
+        let limit = if maximum_batching_window_s > 0 {
+            10_000
+        } else {
+            10
+        };
+        if batch_size == 0 || batch_size > limit {
+            return Err(node.error(format!(
+                "must be 1 to {limit} (more than 10 needs MaximumBatchingWindowInSeconds), found {batch_size}"
+            )));
+        }
+    }
+    if maximum_batching_window_s > 300
+        && let Some(node) = props.field("MaximumBatchingWindowInSeconds")?
+    {
+        return Err(node.error(format!(
+            "must be 0 to 300 seconds, found {maximum_batching_window_s}"
+        )));
+    }
+    let mut report_batch_item_failures = false;
+    if let Some(types) = props.field("FunctionResponseTypes")? {
+        for item in types.list()? {
+            item.one_of(&[("ReportBatchItemFailures", ())])?;
+            report_batch_item_failures = true;
+        }
+    }
+    let maximum_concurrency = match props.field("ScalingConfig")? {
+        Some(scaling) => match scaling.field("MaximumConcurrency")? {
+            Some(node) => {
+                let n = node.u64()?;
+                if !(2..=1000).contains(&n) {
+                    return Err(node.error(format!("must be 2 to 1000, found {n}")));
+                }
+                Some(n)
+            }
+            None => None,
+        },
+        None => None,
+    };
+    let enabled = match props.field("Enabled")? {
+        Some(node) => node.bool()?,
+        None => true,
+    };
+    Ok(SqsEventSpec {
+        queue,
+        batch_size,
+        maximum_batching_window_s,
+        report_batch_item_failures,
+        maximum_concurrency,
+        enabled,
+    })
 }

@@ -67,8 +67,8 @@ fn the_repository_template_has_one_table_as_designed() {
 #[test]
 fn the_repository_template_has_every_route_once() {
     let routes = repository_template().http_routes();
-    // 20 of api-workflows, 30 of api-auth.
-    assert_eq!(routes.len(), 50, "{routes:#?}");
+    // 28 of api-workflows (8 of them chain runs), 30 of api-auth.
+    assert_eq!(routes.len(), 58, "{routes:#?}");
 
     let triples: Vec<_> = routes
         .iter()
@@ -90,6 +90,21 @@ fn the_repository_template_has_every_route_once() {
         ),
         route("ApiWorkflowsFunction", "GET", "/api/v3/openapi.json"),
         route("ApiWorkflowsFunction", "GET", "/health"),
+        route(
+            "ApiWorkflowsFunction",
+            "POST",
+            "/api/v3/workflows/{id}/runs",
+        ),
+        route(
+            "ApiWorkflowsFunction",
+            "GET",
+            "/api/v3/workflows/{id}/runs/{run_id}",
+        ),
+        route(
+            "ApiWorkflowsFunction",
+            "POST",
+            "/api/v3/workflows/{id}/runs/{run_id}/steps/{step_id}/approve",
+        ),
         route("ApiAuthFunction", "POST", "/api/v3/auth/login"),
         route("ApiAuthFunction", "GET", "/.well-known/jwks.json"),
         route("ApiAuthFunction", "PUT", "/api/v3/admin/users/{id}/role"),
@@ -243,10 +258,28 @@ fn an_inline_template_with_short_tags_parses() {
         functions[0].events[0],
         FunctionEvent {
             name: "Jobs".into(),
-            source: EventSource::Other {
-                event_type: "SQS".into(),
-            },
+            source: EventSource::Sqs(SqsEventSpec {
+                queue: "Queue".into(),
+                batch_size: DEFAULT_SQS_BATCH_SIZE,
+                maximum_batching_window_s: 0,
+                report_batch_item_failures: false,
+                maximum_concurrency: None,
+                enabled: true,
+            }),
         }
+    );
+    assert_eq!(
+        template.queues(),
+        [QueueSpec {
+            logical_id: "Queue".into(),
+            fifo: false,
+            visibility_timeout_s: None,
+            message_retention_s: None,
+            delay_s: None,
+            receive_wait_s: None,
+            sqs_managed_sse: None,
+            redrive: None,
+        }]
     );
     assert!(functions[1].events.is_empty());
 
@@ -403,4 +436,233 @@ fn functions_carry_their_binary_environment_and_limits() {
         ("Fn", 3, 128)
     );
     assert!(f.environment.is_empty());
+}
+
+#[test]
+fn the_repository_template_has_four_step_queues_each_with_a_dead_letter_queue() {
+    let template = repository_template();
+    let queues = template.queues();
+    let worker = template
+        .functions()
+        .into_iter()
+        .find(|f| f.logical_id == "WorkerFunction")
+        .expect("the worker");
+    assert_eq!(worker.binary, "worker");
+    let ids: Vec<&str> = queues.iter().map(|q| q.logical_id.as_str()).collect();
+    assert_eq!(queues.len(), 8, "{ids:?}");
+    for level in ["Critical", "High", "Normal", "Low"] {
+        let queue_id = format!("{level}StepQueue");
+        let dlq_id = format!("{level}StepDeadLetterQueue");
+        let position = |id: &str| ids.iter().position(|q| *q == id).expect(id);
+        assert!(position(&dlq_id) < position(&queue_id), "{ids:?}");
+        let queue = &queues[position(&queue_id)];
+        let dlq = &queues[position(&dlq_id)];
+        assert_eq!(
+            queue.redrive,
+            Some(Redrive {
+                dead_letter_queue: dlq_id.clone(),
+                max_receive_count: 5,
+            })
+        );
+        assert!(!queue.fifo && !dlq.fifo, "standard queues");
+        assert!(
+            queue.visibility_timeout_s.expect("a visibility timeout") >= 6 * worker.timeout_s,
+            "{queue_id}: visibility timeout under 6x the worker's timeout"
+        );
+        assert_eq!(dlq.message_retention_s, Some(14 * 24 * 3600));
+        assert_eq!(
+            (queue.sqs_managed_sse, dlq.sqs_managed_sse),
+            (Some(true), Some(true))
+        );
+    }
+
+    // One SQS event per queue, more concurrency for higher priorities.
+    let events: Vec<(String, u64, bool, Option<u64>)> = template
+        .sqs_events()
+        .into_iter()
+        .map(|(function, _, e)| {
+            assert_eq!(function, "WorkerFunction");
+            (
+                e.queue,
+                e.batch_size,
+                e.report_batch_item_failures,
+                e.maximum_concurrency,
+            )
+        })
+        .collect();
+    let expected = [
+        ("CriticalStepQueue", 20),
+        ("HighStepQueue", 10),
+        ("NormalStepQueue", 5),
+        ("LowStepQueue", 2),
+    ]
+    .map(|(q, c)| (q.to_owned(), 5, true, Some(c)));
+    assert_eq!(events, expected);
+
+    let names = |f: &FunctionSpec| -> Vec<String> {
+        f.environment.iter().map(|(k, _)| k.clone()).collect()
+    };
+    for variable in [
+        "TABLE_NAME",
+        "QUEUE_URL_CRITICAL",
+        "QUEUE_URL_HIGH",
+        "QUEUE_URL_NORMAL",
+        "QUEUE_URL_LOW",
+        "DEFAULT_MODEL",
+        "GENERATOR_URL",
+        "GENERATOR_API_KEY_CIPHERTEXT",
+        "KMS_KEY_ID",
+        "RUST_LOG",
+    ] {
+        assert!(names(&worker).iter().any(|n| n == variable), "{variable}");
+    }
+    let api = template
+        .functions()
+        .into_iter()
+        .find(|f| f.logical_id == "ApiWorkflowsFunction")
+        .expect("api-workflows");
+    for variable in [
+        "QUEUE_URL_CRITICAL",
+        "QUEUE_URL_HIGH",
+        "QUEUE_URL_NORMAL",
+        "QUEUE_URL_LOW",
+    ] {
+        assert!(names(&api).iter().any(|n| n == variable), "{variable}");
+    }
+    let defaults: Vec<(&str, Option<&str>)> = template
+        .parameters()
+        .iter()
+        .filter(|p| p.name.starts_with("DefaultModel") || p.name.starts_with("Generator"))
+        .map(|p| (p.name.as_str(), p.default.as_deref()))
+        .collect();
+    assert_eq!(
+        defaults,
+        [
+            ("DefaultModel", Some("builtin")),
+            ("GeneratorUrl", Some("")),
+            ("GeneratorApiKeyCiphertext", Some("")),
+        ]
+    );
+}
+
+const QUEUE_TEMPLATE: &str = r#"
+Resources:
+  Dlq:
+    Type: AWS::SQS::Queue
+  Main:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: "60"
+      RedrivePolicy: { deadLetterTargetArn: !GetAtt Dlq.Arn, maxReceiveCount: 3 }
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Jobs:
+          Type: SQS
+          Properties:
+            Queue: { "Fn::GetAtt": [Main, Arn] }
+            BatchSize: 50
+            MaximumBatchingWindowInSeconds: 2
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            ScalingConfig: { MaximumConcurrency: 3 }
+            Enabled: false
+"#;
+
+#[test]
+fn queues_and_sqs_events_parse_with_long_forms() {
+    let template = Template::from_yaml("inline.yaml", QUEUE_TEMPLATE).expect("parses");
+    let queues = template.queues();
+    assert_eq!(queues[1].visibility_timeout_s, Some(60));
+    assert_eq!(
+        queues[1].redrive.as_ref().map(|r| r.max_receive_count),
+        Some(3)
+    );
+    let events = template.sqs_events();
+    assert_eq!(
+        events,
+        [(
+            "Fn".to_owned(),
+            "Jobs".to_owned(),
+            SqsEventSpec {
+                queue: "Main".into(),
+                batch_size: 50,
+                maximum_batching_window_s: 2,
+                report_batch_item_failures: true,
+                maximum_concurrency: Some(3),
+                enabled: false,
+            }
+        )]
+    );
+
+    // Dead-letter queues come first whatever the template order.
+    let reversed = Template::from_yaml(
+        "inline.yaml",
+        "Resources:\n  Main:\n    Type: AWS::SQS::Queue\n    Properties:\n      RedrivePolicy: { deadLetterTargetArn: !GetAtt Dlq.Arn, maxReceiveCount: 3 }\n  Dlq:\n    Type: AWS::SQS::Queue\n",
+    )
+    .expect("parses");
+    let order: Vec<String> = reversed
+        .queues()
+        .into_iter()
+        .map(|q| q.logical_id)
+        .collect();
+    assert_eq!(order, ["Dlq", "Main"]);
+}
+
+#[test]
+fn queue_and_sqs_event_errors_are_clear() {
+    let event = |props: &str| {
+        format!(
+            "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n  T:\n    Type: AWS::SNS::Topic\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        Jobs:\n          Type: SQS\n          Properties: {props}\n"
+        )
+    };
+    let cases = [
+        (
+            event("{ Queue: !Ref Q }"),
+            "property `Properties.Events.Jobs.Properties.Queue`: expected `!GetAtt <queue>.Arn` naming a queue of this template, found `!Ref Q`",
+        ),
+        (
+            event("{ Queue: !GetAtt T.Arn }"),
+            "resource `Fn`, property `Properties.Events.Jobs.Properties.Queue`: `T` is not an AWS::SQS::Queue of this template",
+        ),
+        (
+            event("{ Queue: !GetAtt Q.Arn, ScalingConfig: { MaximumConcurrency: 1 } }"),
+            "property `Properties.Events.Jobs.Properties.ScalingConfig.MaximumConcurrency`: must be 2 to 1000, found 1",
+        ),
+        (
+            event("{ Queue: !GetAtt Q.Arn, BatchSize: 11 }"),
+            "property `Properties.Events.Jobs.Properties.BatchSize`: must be 1 to 10",
+        ),
+        (
+            event("{ Queue: !GetAtt Q.Arn, FunctionResponseTypes: [Everything] }"),
+            "expected one of ReportBatchItemFailures, found `Everything`",
+        ),
+        (
+            event("{ Queue: !GetAtt Q.Arn, FilterCriteria: {} }"),
+            "property `Properties.Events.Jobs.Properties.FilterCriteria`: not supported",
+        ),
+        (
+            event("{ BatchSize: 1 }"),
+            "property `Properties.Events.Jobs.Properties.Queue`: required, but missing",
+        ),
+        (
+            "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      RedrivePolicy: { deadLetterTargetArn: !GetAtt Gone.Arn, maxReceiveCount: 5 }\n".to_owned(),
+            "resource `Q`, property `Properties.RedrivePolicy.deadLetterTargetArn`: `Gone` is not an AWS::SQS::Queue of this template",
+        ),
+        (
+            "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: fixed\n".to_owned(),
+            "resource `Q`, property `Properties.QueueName`: not supported",
+        ),
+        (
+            "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      VisibilityTimeout: soon\n".to_owned(),
+            "property `Properties.VisibilityTimeout`: expected a whole number",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let message = error_of(&yaml);
+        assert!(
+            message.contains(expected),
+            "for\n{yaml}\nexpected {expected:?} in {message:?}"
+        );
+    }
 }
