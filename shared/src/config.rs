@@ -98,6 +98,27 @@ pub fn table_name() -> Result<String, String> {
         .ok_or_else(|| "TABLE_NAME is not set".to_string())
 }
 
+/// The run queues' URLs by priority (critical, high, normal, low), from `QUEUE_URL_CRITICAL`,
+/// `QUEUE_URL_HIGH`, `QUEUE_URL_NORMAL` and `QUEUE_URL_LOW`: the functions that queue steps
+/// (api-workflows, the worker).
+pub fn queue_urls() -> Result<[String; 4], String> {
+    queue_urls_from(|k| env::var(k).ok())
+}
+
+pub fn queue_urls_from(get: impl Fn(&str) -> Option<String>) -> Result<[String; 4], String> {
+    let required = |k: &str| {
+        get(k)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("environment variable {k} is required"))
+    };
+    Ok([
+        required("QUEUE_URL_CRITICAL")?,
+        required("QUEUE_URL_HIGH")?,
+        required("QUEUE_URL_NORMAL")?,
+        required("QUEUE_URL_LOW")?,
+    ])
+}
+
 /// What the worker needs on top of the table: its queues and the default model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerConfig {
@@ -106,6 +127,17 @@ pub struct WorkerConfig {
     pub queue_urls: [String; 4],
     /// The model when neither a run nor its workflow names one (`builtin`, `openai:<model>`).
     pub default_model: String,
+    /// Base URL of the OpenAI-compatible server that `openai:<model>` runs call
+    /// (`GENERATOR_URL`, e.g. `http://127.0.0.1:8088/v1`, `https://api.openai.com/v1`): http(s),
+    /// without a trailing `/`. `None`: such runs fail without a retry.
+    pub generator_url: Option<String>,
+    /// The generator's API key sealed with KMS (`GENERATOR_API_KEY_CIPHERTEXT`, base64 of a KMS
+    /// ciphertext; decrypted once per cold start). `None`: requests carry no key (a local
+    /// server). The key itself is never part of the configuration, so it cannot be logged.
+    pub generator_api_key_ciphertext: Option<Vec<u8>>,
+    /// The KMS key that sealed the API key (`KMS_KEY_ID`: id, ARN or alias); required with a
+    /// ciphertext.
+    pub kms_key_id: Option<String>,
 }
 
 impl WorkerConfig {
@@ -119,6 +151,23 @@ impl WorkerConfig {
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| format!("environment variable {k} is required"))
         };
+        let optional = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let ciphertext = optional("GENERATOR_API_KEY_CIPHERTEXT")
+            .map(|b64| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|_| "GENERATOR_API_KEY_CIPHERTEXT must be base64".to_string())
+            })
+            .transpose()?;
+        let kms_key_id = optional("KMS_KEY_ID");
+        if ciphertext.is_some() && kms_key_id.is_none() {
+            return Err("KMS_KEY_ID is required with GENERATOR_API_KEY_CIPHERTEXT".into());
+        }
         Ok(WorkerConfig {
             table_name: required("TABLE_NAME")?,
             queue_urls: [
@@ -130,7 +179,28 @@ impl WorkerConfig {
             default_model: get("DEFAULT_MODEL")
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "builtin".into()),
+            generator_url: optional("GENERATOR_URL")
+                .map(|u| generator_base_url(&u))
+                .transpose()?,
+            generator_api_key_ciphertext: ciphertext,
+            kms_key_id,
         })
+    }
+}
+
+/// An OpenAI-compatible base URL, checked (http or https, a host, no query) and without its
+/// trailing `/`, so `{base}/chat/completions` is the endpoint.
+pub fn generator_base_url(url: &str) -> Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    let shape = || format!("GENERATOR_URL must be an http(s) URL with a host, not {url:?}");
+    let uri: http::Uri = url.parse().map_err(|_| shape())?;
+    // Credentials in the URL would be logged with it: the key has a variable of its own.
+    let host_ok = uri
+        .authority()
+        .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
+    match uri.scheme_str() {
+        Some("http" | "https") if host_ok && uri.query().is_none() => Ok(url.to_string()),
+        _ => Err(shape()),
     }
 }
 
@@ -152,6 +222,57 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<Vec<_>>()
             .into_iter()
+    }
+
+    fn worker_env(extra: &[(&str, &str)]) -> Result<WorkerConfig, String> {
+        let mut env: std::collections::HashMap<String, String> = [
+            "TABLE_NAME",
+            "QUEUE_URL_CRITICAL",
+            "QUEUE_URL_HIGH",
+            "QUEUE_URL_NORMAL",
+            "QUEUE_URL_LOW",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), "x".to_string()))
+        .collect();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        WorkerConfig::from_lookup(|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn the_worker_reads_its_generator_settings() {
+        let c = worker_env(&[]).unwrap();
+        assert_eq!(c.default_model, "builtin");
+        assert_eq!(
+            (
+                c.generator_url,
+                c.generator_api_key_ciphertext,
+                c.kms_key_id
+            ),
+            (None, None, None)
+        );
+        let c = worker_env(&[
+            ("GENERATOR_URL", "http://127.0.0.1:8088/v1/"),
+            ("GENERATOR_API_KEY_CIPHERTEXT", "AQID"),
+            ("KMS_KEY_ID", "alias/dwc"),
+        ])
+        .unwrap();
+        assert_eq!(c.generator_url.as_deref(), Some("http://127.0.0.1:8088/v1"));
+        assert_eq!(c.generator_api_key_ciphertext, Some(vec![1, 2, 3]));
+        let empty = worker_env(&[("GENERATOR_URL", ""), ("GENERATOR_API_KEY_CIPHERTEXT", " ")]);
+        assert_eq!(empty.unwrap().generator_url, None);
+        for bad in [
+            "ftp://h/v1",
+            "localhost:8088",
+            "http://",
+            "https://h/v1?k=1",
+        ] {
+            let err = worker_env(&[("GENERATOR_URL", bad)]).unwrap_err();
+            assert!(err.contains("GENERATOR_URL"), "{bad}: {err}");
+        }
+        assert!(worker_env(&[("GENERATOR_API_KEY_CIPHERTEXT", "!!")]).is_err());
+        let err = worker_env(&[("GENERATOR_API_KEY_CIPHERTEXT", "AQID")]).unwrap_err();
+        assert!(err.contains("KMS_KEY_ID"));
     }
 
     #[test]

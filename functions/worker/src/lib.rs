@@ -6,6 +6,10 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use shared::app::runs::worker::{Outcome, Worker};
+use shared::aws::kms::KmsVault;
+use shared::config::WorkerConfig;
+use shared::generators::Generators;
+use shared::generators::openai::{OpenAi, open_api_key};
 use shared::ports::{Nodes, Runs, StepMessage, TaskQueue, TextGenerator, Workflows};
 use std::time::Instant;
 
@@ -15,6 +19,30 @@ pub struct Deps<S, Q, G> {
     pub queue: Q,
     pub generator: G,
     pub default_model: String,
+}
+
+/// The generators of `config`: `builtin` always, the OpenAI-compatible endpoint when
+/// `GENERATOR_URL` is set, with its API key opened from KMS (one `Decrypt` per cold start; the
+/// key is never logged).
+pub async fn generators(
+    config: &WorkerConfig,
+    sdk: &aws_config::SdkConfig,
+) -> Result<Generators, String> {
+    let Some(url) = &config.generator_url else {
+        return Ok(Generators::builtin_only());
+    };
+    let api_key = match (&config.generator_api_key_ciphertext, &config.kms_key_id) {
+        (Some(ciphertext), Some(key_id)) => {
+            open_api_key(&KmsVault::new(sdk, key_id.clone()), ciphertext).await?
+        }
+        _ => None,
+    };
+    tracing::info!(
+        generator_url = %url,
+        api_key = api_key.is_some(),
+        "OpenAI-compatible generator configured"
+    );
+    Ok(Generators::new(Some(OpenAi::new(url, api_key)?)))
 }
 
 /// Handles one batch of step messages; `deadline` is the invocation's.

@@ -4,15 +4,15 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::aws::dynamo::DynamoStore;
 use shared::aws::sqs::{QueueUrls, SqsQueue};
 use shared::config::WorkerConfig;
-use shared::generators::Builtin;
 use std::time::{Duration, Instant, SystemTime};
-use worker::{Deps, handle};
+use worker::{Deps, generators, handle};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = WorkerConfig::from_env()?;
     let sdk = shared::aws::sdk_config().await?;
+    let generator = generators(&config, &sdk).await?;
     let [critical, high, normal, low] = config.queue_urls;
     let deps = Deps {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name),
@@ -25,7 +25,7 @@ async fn main() -> Result<(), Error> {
                 low,
             },
         ),
-        generator: Builtin,
+        generator,
         default_model: config.default_model,
     };
     let deps = &deps;

@@ -6,23 +6,28 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use serde_json::Map;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use shared::aws::dynamo::DynamoStore;
 use shared::aws::sqs::{QueueUrls, SqsQueue};
-use shared::domain::run::{self, PlanRequest, Run, RunOptions, RunStatus, StepStatus};
-use shared::domain::{Node, NodeStatus, Principal, Role, Settings, Workflow, WorkflowStatus, ids};
+use shared::config::WorkerConfig;
+use shared::domain::run::ModelRef;
+use shared::domain::run::{RunStatus, StepStatus};
+use shared::domain::{NodeStatus, Principal, Role, ids};
 use shared::generators::Builtin;
-use shared::ports::{Nodes, Runs, StepMessage, TaskQueue, Workflows};
+use shared::ports::{Nodes, Runs, TaskQueue, TextGenerator, Workflows};
+use shared::testing::openai_server::{FakeOpenAi, Reply};
+use shared::testing::runs::{active_workflow, chain, message};
 use std::time::{Duration, Instant};
 use worker::{Deps, handle};
 
-struct Stack {
-    deps: Deps<DynamoStore, SqsQueue, Builtin>,
+struct Stack<G = Builtin> {
+    deps: Deps<DynamoStore, SqsQueue, G>,
     sqs: aws_sdk_sqs::Client,
     urls: Vec<String>,
 }
 
-async fn stack() -> Stack {
+async fn stack<G>(generator: G) -> Stack<G> {
     let (client, table) = localstack::testing::fresh_table("worker").await;
     let sdk = localstack::testing::emulator_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -45,7 +50,7 @@ async fn stack() -> Stack {
         deps: Deps {
             store: DynamoStore::new(client, table),
             queue,
-            generator: Builtin,
+            generator,
             default_model: "builtin".into(),
         },
         sqs,
@@ -53,7 +58,7 @@ async fn stack() -> Stack {
     }
 }
 
-impl Stack {
+impl<G: TextGenerator> Stack<G> {
     /// What the event source does: receive from every queue, hand the batch to the handler,
     /// delete what succeeded. The number of records handled.
     async fn deliver(&self) -> usize {
@@ -109,62 +114,22 @@ impl Stack {
 
 #[tokio::test]
 async fn a_chain_runs_through_the_queues_one_document_per_step() {
-    let s = stack().await;
+    let s = stack(Builtin).await;
     let now = shared::domain::time::truncate_to_millis(chrono::Utc::now());
     let owner = Principal::user(ids::new_id(), Role::Editor);
-    let workflow = Workflow {
-        id: ids::new_id(),
-        owner_id: owner.user_id.clone(),
-        name: "Chain".into(),
-        description: String::new(),
-        status: WorkflowStatus::Active,
-        settings: Settings::with_defaults(Map::new()),
-        tags: vec![],
-        node_count: 0,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-        shares: Default::default(),
-    };
+    let workflow = active_workflow(&owner, "Chain", now);
     s.deps
         .store
         .create_workflow(&workflow, &[], None)
         .await
         .unwrap();
-    let new_ids = ids::new_ids(3);
-    let plan = run::plan_continue(None, 3, &new_ids);
-    let options = RunOptions {
-        plan: PlanRequest::Continue {
-            from_node_id: None,
-            steps: 3,
-        },
-        model: None,
-        priority: 4,
-        max_attempts: 3,
-        timeout_s: 600,
-        approval: false,
-    };
-    let r = Run::new(
-        ids::new_id(),
-        workflow.id.clone(),
-        owner.user_id.clone(),
-        &options,
-        3,
-        now,
-    );
-    let steps = run::steps_from_plan(&r.id, &plan, &ids::new_ids(3), false);
-    let nodes: Vec<Node> = plan.iter().map(|p| p.new_node(&workflow.id, now)).collect();
+    let (r, steps, nodes) = chain(&workflow, 3, None, 4, now);
     s.deps
         .store
         .create_run(&owner, &r, &steps, &nodes, None)
         .await
         .unwrap();
-    let first = StepMessage {
-        workflow_id: workflow.id.clone(),
-        run_id: r.id.clone(),
-        step_id: steps[0].id.clone(),
-        attempt: 1,
-    };
+    let first = message(&r, &steps[0]);
     s.deps
         .queue
         .enqueue(r.priority, &owner.user_id, &first, 0)
@@ -220,4 +185,99 @@ async fn a_chain_runs_through_the_queues_one_document_per_step() {
         assert_eq!(&node.unwrap().content, before);
     }
     assert_eq!(s.deliver().await, 0);
+}
+
+/// Runs until `run_id` is over or 60 s have passed (polling, no sleeps).
+async fn deliver_until_over<G: TextGenerator>(s: &Stack<G>, workflow_id: &str, run_id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (run, _) = s
+            .deps
+            .store
+            .get_run(workflow_id, run_id)
+            .await
+            .unwrap()
+            .unwrap();
+        if run.status.is_terminal() || Instant::now() > deadline {
+            return;
+        }
+        s.deliver().await;
+    }
+}
+
+#[tokio::test]
+async fn an_openai_step_throttled_once_is_retried_and_succeeds() {
+    let server = FakeOpenAi::start().await;
+    server
+        .push(Reply::throttled(1))
+        .push(Reply::text("The model wrote this part.", 2));
+    // The API key sealed with the emulator's KMS and opened as a cold start does.
+    let sdk = localstack::testing::emulator_config().await;
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let key_id = kms
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let ciphertext = kms
+        .encrypt()
+        .key_id(&key_id)
+        .plaintext(aws_sdk_kms::primitives::Blob::new("sk-worker-test"))
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob
+        .unwrap()
+        .into_inner();
+    let env = |k: &str| match k {
+        "GENERATOR_URL" => Some(server.url()),
+        "GENERATOR_API_KEY_CIPHERTEXT" => Some(STANDARD.encode(&ciphertext)),
+        "KMS_KEY_ID" => Some(key_id.clone()),
+        "DEFAULT_MODEL" => None,
+        _ => Some("unused".into()),
+    };
+    let config = WorkerConfig::from_lookup(env).unwrap();
+    let s = stack(worker::generators(&config, &sdk).await.unwrap()).await;
+
+    let now = shared::domain::time::truncate_to_millis(chrono::Utc::now());
+    let owner = Principal::user(ids::new_id(), Role::Editor);
+    let workflow = active_workflow(&owner, "Model chain", now);
+    let store = &s.deps.store;
+    store.create_workflow(&workflow, &[], None).await.unwrap();
+    let (r, steps, nodes) = chain(
+        &workflow,
+        1,
+        Some(ModelRef::OpenAi("tiny-model".into())),
+        3,
+        now,
+    );
+    store
+        .create_run(&owner, &r, &steps, &nodes, None)
+        .await
+        .unwrap();
+    let first = message(&r, &steps[0]);
+    s.deps
+        .queue
+        .enqueue(r.priority, &owner.user_id, &first, 0)
+        .await
+        .unwrap();
+
+    deliver_until_over(&s, &workflow.id, &r.id).await;
+
+    let (run, steps) = store.get_run(&workflow.id, &r.id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?} {steps:?}");
+    assert_eq!(
+        (steps[0].status, steps[0].attempts),
+        (StepStatus::Succeeded, 2)
+    );
+    assert_eq!(server.calls(), 2);
+    for request in server.received() {
+        assert_eq!(request.body["model"], "tiny-model");
+        assert_eq!(request.authorization(), Some("Bearer sk-worker-test"));
+    }
+    let (_, node) = store.get_node(&workflow.id, &nodes[0].id).await.unwrap();
+    assert_eq!(node.unwrap().content, "The model wrote this part.");
 }

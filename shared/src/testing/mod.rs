@@ -3,6 +3,7 @@
 //! service does, with the JWKS that verifies them.
 
 pub mod accounts;
+pub mod openai_server;
 pub mod runs;
 pub mod workflows;
 
