@@ -2,7 +2,9 @@
 # (DESIGN.md §5); its tools live in localstack/.venv, installed on first use.
 #
 #   make test    start the emulator, lint the template, run every test, stop the emulator; then
-#                make conformance
+#                make model-smoke and make conformance
+#   make model-smoke  the local model server of make dev (localstack/model.sh): a streamed and a
+#                plain chat completion against SmolLM2 on the CPU (installed on first use)
 #   make conformance  the stack as make dev runs it, checked by schemathesis against both
 #                OpenAPI documents (localstack/conformance.py)
 #   make dev     the whole system: emulator + resources + local gateway on 127.0.0.1:3000 (Ctrl-C stops)
@@ -18,7 +20,7 @@ export MOTO_PORT
 TEMPLATE := infra/sam-template.yaml
 VENV_BIN := localstack/.venv/bin
 
-.PHONY: test conformance dev stop lint lint-template bench bench-coldstart bench-emulator test-steps
+.PHONY: test model-smoke conformance dev stop lint lint-template bench bench-coldstart bench-emulator test-steps
 
 # Tests create their own uniquely named tables, so the emulator starts empty (PROVISION_CMD=true).
 # with-emulator.sh stops the emulator afterwards unless it was already running (make dev), and
@@ -30,6 +32,7 @@ test: export AWS_SECRET_ACCESS_KEY = test
 test: export PROVISION_CMD = true
 test:
 	localstack/with-emulator.sh $(MAKE) --no-print-directory test-steps
+	localstack/model-smoke.sh
 	localstack/conformance.sh
 
 # The body of `make test`; expects the emulator to be running. The end-to-end tests run the
@@ -47,6 +50,10 @@ test-steps: lint-template
 dev:
 	localstack/dev.sh
 
+# The local model server that make dev starts (on its own port, MODEL_SMOKE_PORT, default 8098).
+model-smoke:
+	localstack/model-smoke.sh
+
 # schemathesis with every check against both OpenAPI documents of the running stack. One check is
 # left out by name (in localstack/conformance.py): `unsupported_method`, because an undeclared
 # method on a declared path is answered by API Gateway itself with 404 `{"message":"Not Found"}`
@@ -58,6 +65,7 @@ conformance:
 
 stop:
 	@if [ -f localstack/run/gateway.pid ]; then kill "$$(cat localstack/run/gateway.pid)" 2>/dev/null || true; rm -f localstack/run/gateway.pid; fi
+	localstack/model.sh stop
 	localstack/stop.sh
 
 lint: lint-template

@@ -9,6 +9,16 @@
 #   MOTO_PORT         the emulator's port (default 5000)
 #   AWS_ENDPOINT_URL  use an emulator that already runs there (LocalStack: http://127.0.0.1:4566)
 #                     instead of starting moto; its resources are created from the template
+#
+# Text generation (the template's DefaultModel and GeneratorUrl, passed as PARAMETER_OVERRIDES
+# before any the caller set, so the caller's win):
+#   (default)         a local OpenAI-compatible model server (localstack/model.sh: SmolLM2-135M on
+#                     the CPU, offline, installed on first use) on 127.0.0.1:$MODEL_PORT (default
+#                     8088); DefaultModel=openai:smollm2, stopped with the rest
+#   GENERATOR_URL     an OpenAI-compatible server of your own instead (Ollama:
+#                     http://127.0.0.1:11434/v1), with the model GENERATOR_MODEL (default: the
+#                     first one its /models lists)
+#   GENERATOR=builtin neither: the functions' built-in generator (the template's defaults)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=localstack/common.sh
@@ -35,12 +45,21 @@ if port_in_use "$PORT"; then
   die "port $PORT on 127.0.0.1 is taken by another program; choose another with PORT=..."
 fi
 
+generator=${GENERATOR:-local}
+generator_overrides=""
+case $generator in
+  builtin) ;;
+  local | openai) ;;
+  *) die "GENERATOR must be builtin or local (got '$generator'); for a server of your own set GENERATOR_URL" ;;
+esac
+
 say "Building the function binaries and the local gateway (cargo build --workspace --bins) ..."
 cargo build --workspace --bins
 
 external=${AWS_ENDPOINT_URL:-}
 started_moto=false
 if [[ -z $external ]] && ! running_pid >/dev/null; then started_moto=true; fi
+started_model=false
 gateway=""
 cleanup() {
   if [[ -n $gateway ]]; then
@@ -48,6 +67,9 @@ cleanup() {
     wait "$gateway" 2>/dev/null || true
   fi
   rm -f "$GATEWAY_PID_FILE" "$GATEWAY_PORT_FILE"
+  if [[ $started_model == true ]]; then
+    localstack/model.sh stop || true
+  fi
   if [[ $started_moto == true ]]; then
     localstack/stop.sh || true
   fi
@@ -67,6 +89,54 @@ else
   PROVISION_CMD=${PROVISION_CMD:-$BIN_DIR/provision} localstack/start.sh >/dev/null
   export AWS_ENDPOINT_URL="http://127.0.0.1:$(running_port)"
 fi
+
+# The first model of an OpenAI-compatible server's /models list (GENERATOR_URL without a model).
+first_model_of() {
+  "$PYTHON" - "$1/models" 2>/dev/null <<'PY'
+import json, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
+    print(json.load(r)["data"][0]["id"])
+PY
+}
+
+# True if the template (DWC_TEMPLATE, as the gateway reads it) declares parameter $1: the gateway
+# refuses overrides of unknown ones.
+template_has_parameter() {
+  sed -n '/^Parameters:/,/^[^[:space:]#]/p' "${DWC_TEMPLATE:-infra/sam-template.yaml}" | grep -q "^  $1:"
+}
+
+if [[ $generator != builtin ]] && ! { template_has_parameter DefaultModel && template_has_parameter GeneratorUrl; }; then
+  say "warning: infra/sam-template.yaml has no DefaultModel/GeneratorUrl parameters yet; using the built-in generator"
+  generator=builtin
+fi
+if [[ $generator != builtin && -z ${GENERATOR_URL:-} ]] && ! localstack/model.sh supported; then
+  say "warning: using the built-in generator (or set GENERATOR_URL to a model server of your own)"
+  generator=builtin
+fi
+if [[ $generator == builtin ]]; then
+  say "Generator: built-in (no model server; the template's defaults)"
+elif [[ -n ${GENERATOR_URL:-} ]]; then
+  generator_url=${GENERATOR_URL%/}
+  generator_model=${GENERATOR_MODEL:-}
+  if [[ -z $generator_model ]]; then
+    generator_model=$(first_model_of "$generator_url") ||
+      die "could not list the models of $generator_url/models; is the server running? (or set GENERATOR_MODEL)"
+  fi
+  say "Generator: $generator_url, model $generator_model (GENERATOR_URL)"
+  generator_overrides="DefaultModel=openai:$generator_model GeneratorUrl=$generator_url"
+else
+  if ! localstack/model.sh status 2>/dev/null; then started_model=true; fi
+  generator_url=$(localstack/model.sh start) ||
+    die "the local model server did not start (see above). Run with GENERATOR=builtin to do without it, or GENERATOR_URL=... for a server of your own"
+  say "Generator: local model server $generator_url, model smollm2 (SmolLM2-135M-Instruct on the CPU; GENERATOR=builtin to do without)"
+  generator_overrides="DefaultModel=openai:smollm2 GeneratorUrl=$generator_url"
+fi
+if [[ -n $generator_overrides ]]; then
+  # The caller's own overrides come last: the gateway keeps the last value of a repeated key.
+  PARAMETER_OVERRIDES="$generator_overrides${PARAMETER_OVERRIDES:+ $PARAMETER_OVERRIDES}"
+  export PARAMETER_OVERRIDES
+fi
+
 export PORT
 mkdir -p "$RUN_DIR"
 "$BIN_DIR/gateway" &
