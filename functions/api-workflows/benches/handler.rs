@@ -185,6 +185,7 @@ impl Fixture {
         ));
         Api {
             store: Arc::new(DynamoStore::new(client, TABLE)),
+            queue: Arc::new(shared::testing::runs::MemoryQueue::new()),
             accounts: accounts.clone(),
             pipeline: Pipeline {
                 auth: Arc::new(Authenticator {

@@ -1,4 +1,5 @@
-//! `api-workflows`: the HTTP API for workflows and their nodes under `/api/v3/workflows`.
+//! `api-workflows`: the HTTP API for workflows, their nodes and their runs under
+//! `/api/v3/workflows`.
 //!
 //! The function is its routes ([`Route`]: the template's route keys, and a handler each, in
 //! `routes`); the request pipeline
@@ -10,13 +11,15 @@ mod routes;
 
 use lambda_http::{Body, Request, Response};
 use shared::http::pipeline::{self, Pipeline};
-use shared::ports::{Accounts, WorkflowStore};
+use shared::ports::{Accounts, TaskQueue, WorkflowStore};
 use std::sync::Arc;
 
 /// What the handler needs from the world, built once per cold start.
 #[derive(Clone)]
 pub struct Api {
     pub store: Arc<dyn WorkflowStore>,
+    /// The priority queues that carry run steps to the worker.
+    pub queue: Arc<dyn TaskQueue>,
     /// Accounts: who a workflow is shared with.
     pub accounts: Arc<dyn Accounts>,
     /// Gate, authenticator and clock.
@@ -46,6 +49,14 @@ pub enum Route {
     ListShares,
     Share,
     Unshare,
+    StartRun,
+    ListRuns,
+    GetRun,
+    PauseRun,
+    ResumeRun,
+    CancelRun,
+    RetryRun,
+    ApproveStep,
 }
 
 impl AsRef<Pipeline> for Api {

@@ -16,6 +16,8 @@ use utoipa::OpenApi;
         routes::export_workflow, routes::import_workflow,
         routes::create_node, routes::list_nodes, routes::get_node, routes::update_node, routes::delete_node,
         routes::share, routes::list_shares, routes::unshare,
+        routes::start_run, routes::list_runs, routes::get_run, routes::pause_run, routes::resume_run,
+        routes::cancel_run, routes::retry_run, routes::approve_step,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -5,10 +5,12 @@ use crate::{Api, Route};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use shared::app::Outcome;
+use shared::app::runs::{self, Control, RunDetail};
 use shared::app::workflows::requests::*;
 use shared::app::workflows::shares::{self, ShareList, ShareRequest};
 use shared::app::workflows::transfer::{self, ExportDocument};
 use shared::app::workflows::{self, bulk, nodes};
+use shared::domain::run::{Run, StartRunRequest};
 use shared::domain::{Node, Principal, Workflow, WorkflowStatistics, WorkflowStatus};
 use shared::http::pipeline::{Access, Call, Reply, Routes};
 use shared::http::request::{self as rq, json_body};
@@ -49,6 +51,29 @@ impl Routes for Route {
             "DELETE /api/v3/workflows/{id}/shares/{user_id}",
             Route::Unshare,
         ),
+        ("POST /api/v3/workflows/{id}/runs", Route::StartRun),
+        ("GET /api/v3/workflows/{id}/runs", Route::ListRuns),
+        ("GET /api/v3/workflows/{id}/runs/{run_id}", Route::GetRun),
+        (
+            "POST /api/v3/workflows/{id}/runs/{run_id}/pause",
+            Route::PauseRun,
+        ),
+        (
+            "POST /api/v3/workflows/{id}/runs/{run_id}/resume",
+            Route::ResumeRun,
+        ),
+        (
+            "POST /api/v3/workflows/{id}/runs/{run_id}/cancel",
+            Route::CancelRun,
+        ),
+        (
+            "POST /api/v3/workflows/{id}/runs/{run_id}/retry",
+            Route::RetryRun,
+        ),
+        (
+            "POST /api/v3/workflows/{id}/runs/{run_id}/steps/{step_id}/approve",
+            Route::ApproveStep,
+        ),
     ];
 
     fn access(self) -> Access {
@@ -71,7 +96,15 @@ impl Routes for Route {
             | Route::DeleteNode
             | Route::ListShares
             | Route::Share
-            | Route::Unshare => Access::Authenticated,
+            | Route::Unshare
+            | Route::StartRun
+            | Route::ListRuns
+            | Route::GetRun
+            | Route::PauseRun
+            | Route::ResumeRun
+            | Route::CancelRun
+            | Route::RetryRun
+            | Route::ApproveStep => Access::Authenticated,
         }
     }
 
@@ -104,18 +137,32 @@ impl Routes for Route {
             Route::Share => share(api, p()?, &call.id("id")?, req).await,
             Route::ListShares => list_shares(api, p()?, &call.id("id")?).await,
             Route::Unshare => unshare(api, p()?, &call.id("id")?, &call.id("user_id")?).await,
+            Route::StartRun => start_run(api, p()?, &call.id("id")?, req).await,
+            Route::ListRuns => list_runs(api, p()?, &call.id("id")?, req).await,
+            Route::GetRun => get_run(api, p()?, &call.id("id")?, &call.id("run_id")?).await,
+            Route::PauseRun => pause_run(api, call).await,
+            Route::ResumeRun => resume_run(api, call).await,
+            Route::CancelRun => cancel_run(api, call).await,
+            Route::RetryRun => retry_run(api, call).await,
+            Route::ApproveStep => approve_step(api, call).await,
         }
     }
 }
 
 fn created<T: serde::Serialize>(outcome: Outcome<T>) -> Response<Body> {
+    answered(StatusCode::CREATED, outcome)
+}
+
+/// A creating request's answer: `status` with the new resource, or the replay of the first
+/// answer (marked `Idempotent-Replayed: true`).
+fn answered<T: serde::Serialize>(status: StatusCode, outcome: Outcome<T>) -> Response<Body> {
     match outcome {
-        Outcome::Created(value) => json(StatusCode::CREATED, &value),
-        Outcome::Replayed { status, body } => {
-            let mut r = raw_json(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
-                body,
-            );
+        Outcome::Created(value) => json(status, &value),
+        Outcome::Replayed {
+            status: first,
+            body,
+        } => {
+            let mut r = raw_json(StatusCode::from_u16(first).unwrap_or(status), body);
             r.headers_mut().insert(
                 "idempotent-replayed",
                 http::HeaderValue::from_static("true"),
@@ -486,4 +533,108 @@ pub async fn list_shares(api: &Api, p: &Principal, id: &str) -> Reply {
 pub async fn unshare(api: &Api, p: &Principal, id: &str, user_id: &str) -> Reply {
     shares::unshare(api.store.as_ref(), p, id, user_id).await?;
     Ok(no_content())
+}
+
+/// Start a run: generate the workflow's pending nodes (`{"plan": {"mode": "pending"}}`) or a
+/// chain of new ones (`{"plan": {"mode": "continue", "steps": N}}`). Answers at once with the
+/// queued run; poll it (or watch it over WebSocket) until it is over.
+#[utoipa::path(post, path = "/api/v3/workflows/{id}/runs", tag = "runs", request_body = StartRunRequest,
+    params(("id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Same key and body replay the first response; same key, other body: 422")),
+    responses((status = 202, body = RunDetail, description = "Queued"), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem, description = "The workflow is not active"),
+        (status = 422, body = Problem, description = "Invalid plan, model or prompt template; no pending node; over max_nodes")))]
+pub async fn start_run(api: &Api, p: &Principal, id: &str, req: &Request) -> Reply {
+    let idempotency = rq::idempotency_key(req)?;
+    let body = json_body(req)?;
+    let outcome = runs::start(
+        api.store.as_ref(),
+        api.queue.as_ref(),
+        runs::StartRun {
+            principal: p,
+            workflow_id: id,
+            body,
+            idempotency,
+            now: api.pipeline.clock.now(),
+        },
+    )
+    .await?;
+    Ok(answered(StatusCode::ACCEPTED, outcome))
+}
+
+/// A page of the workflow's runs, newest first (steps are in each run's own document).
+#[utoipa::path(get, path = "/api/v3/workflows/{id}/runs", tag = "runs",
+    params(("id" = String, Path), ("limit" = Option<u32>, Query, description = "1..=100, default 20"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListResponse<Run>), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn list_runs(api: &Api, p: &Principal, id: &str, req: &Request) -> Reply {
+    let q = rq::query(req, &["limit", "cursor"])?;
+    let limit = rq::limit(&q, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)?;
+    Ok(page(
+        runs::list(api.store.as_ref(), p, id, limit, rq::cursor(&q)?).await?,
+    ))
+}
+
+/// A run with every step: status, node, attempts, last error, times, model and tokens.
+#[utoipa::path(get, path = "/api/v3/workflows/{id}/runs/{run_id}", tag = "runs",
+    params(("id" = String, Path), ("run_id" = String, Path)),
+    responses((status = 200, body = RunDetail), (status = 404, body = Problem)))]
+pub async fn get_run(api: &Api, p: &Principal, id: &str, run_id: &str) -> Reply {
+    let detail = runs::get(api.store.as_ref(), p, id, run_id).await?;
+    Ok(json(StatusCode::OK, &detail))
+}
+
+/// Pause a queued or running run: steps under way finish, no new step starts.
+#[utoipa::path(post, path = "/api/v3/workflows/{id}/runs/{run_id}/pause", tag = "runs",
+    params(("id" = String, Path), ("run_id" = String, Path)),
+    responses((status = 200, body = RunDetail), (status = 404, body = Problem), (status = 409, body = Problem, description = "Not allowed from the run's status: the allowed ones are named")))]
+pub async fn pause_run(api: &Api, call: &Call<'_>) -> Reply {
+    control_run(api, call, Control::Pause).await
+}
+
+/// Resume a paused run (the workflow must be active).
+#[utoipa::path(post, path = "/api/v3/workflows/{id}/runs/{run_id}/resume", tag = "runs",
+    params(("id" = String, Path), ("run_id" = String, Path)),
+    responses((status = 200, body = RunDetail), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn resume_run(api: &Api, call: &Call<'_>) -> Reply {
+    control_run(api, call, Control::Resume).await
+}
+
+/// Cancel a run that is not over: its remaining steps are skipped.
+#[utoipa::path(post, path = "/api/v3/workflows/{id}/runs/{run_id}/cancel", tag = "runs",
+    params(("id" = String, Path), ("run_id" = String, Path)),
+    responses((status = 200, body = RunDetail), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn cancel_run(api: &Api, call: &Call<'_>) -> Reply {
+    control_run(api, call, Control::Cancel).await
+}
+
+/// Run a failed run again from its failed steps; steps that succeeded never run again.
+#[utoipa::path(post, path = "/api/v3/workflows/{id}/runs/{run_id}/retry", tag = "runs",
+    params(("id" = String, Path), ("run_id" = String, Path)),
+    responses((status = 200, body = RunDetail), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn retry_run(api: &Api, call: &Call<'_>) -> Reply {
+    control_run(api, call, Control::Retry).await
+}
+
+/// Let a step that waits for approval (runs started with `approval: true`) run.
+#[utoipa::path(post, path = "/api/v3/workflows/{id}/runs/{run_id}/steps/{step_id}/approve", tag = "runs",
+    params(("id" = String, Path), ("run_id" = String, Path), ("step_id" = String, Path)),
+    responses((status = 200, body = RunDetail), (status = 404, body = Problem), (status = 409, body = Problem, description = "The step does not wait for approval, or its parent is not done")))]
+pub async fn approve_step(api: &Api, call: &Call<'_>) -> Reply {
+    let step_id = call.id("step_id")?;
+    control_run(api, call, Control::Approve { step_id }).await
+}
+
+/// Pause, resume, cancel, retry and approve: the action applied, the run as it is now.
+async fn control_run(api: &Api, call: &Call<'_>, action: Control) -> Reply {
+    let detail = runs::control(
+        api.store.as_ref(),
+        api.queue.as_ref(),
+        call.principal()?,
+        &call.id("id")?,
+        &call.id("run_id")?,
+        action,
+        api.pipeline.clock.now(),
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &detail))
 }

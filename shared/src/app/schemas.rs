@@ -41,12 +41,34 @@ fn free_object(known: Value) -> Value {
     })
 }
 
-/// Workflow settings: `max_nodes`, `timeout_s`, `model`, and free keys.
+/// What `ModelRef::parse` accepts.
+pub const MODEL: &str = "^(builtin|openai:[A-Za-z0-9._:-]+|bedrock:[A-Za-z0-9._:/-]+)$";
+
+/// Workflow settings: the known keys of runs and nodes, and free keys. A `prompt_template` must
+/// also render (minijinja, with only the variables named), which JSON Schema cannot state.
 pub fn settings() -> RefOr<Schema> {
+    let positive_delay = json!({"type": "number", "exclusiveMinimum": 0, "maximum": 3600});
     schema(free_object(json!({
         "max_nodes": {"type": "integer", "minimum": 1, "maximum": 10000},
-        "timeout_s": {"type": "integer", "minimum": 1, "maximum": 900},
-        "model": name(100)
+        "timeout_s": {"type": "integer", "minimum": 1, "maximum": 900,
+            "description": "Limit of one step's model call in seconds (default 120)"},
+        "model": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": MODEL,
+            "description": "The runs' model: builtin, openai:<model> or bedrock:<model id>"},
+        "priority": {"type": "integer", "minimum": 1, "maximum": 5,
+            "description": "Priority of the runs that do not give one (default 3)"},
+        "max_parallel": {"type": "integer", "minimum": 1, "maximum": 16,
+            "description": "Steps of one run at once (default 4)"},
+        "retry": {"type": "object", "additionalProperties": false,
+            "description": "Retries of failed steps, as Step Functions' Retry",
+            "properties": {
+                "interval_s": positive_delay,
+                "backoff_rate": {"type": "number", "minimum": 1, "maximum": 10},
+                "max_attempts": {"type": "integer", "minimum": 1, "maximum": 10},
+                "max_delay_s": positive_delay
+            }},
+        "system_prompt": {"type": "string", "maxLength": 10000},
+        "prompt_template": {"type": "string", "maxLength": 10000,
+            "description": "minijinja; variables parent.title, parent.content, node.title, node.prompt, workflow.name; must render"}
     })))
 }
 

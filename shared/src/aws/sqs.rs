@@ -15,6 +15,18 @@ pub struct QueueUrls {
     pub low: String,
 }
 
+impl From<[String; 4]> for QueueUrls {
+    /// From the URLs in priority order: critical, high, normal, low.
+    fn from([critical, high, normal, low]: [String; 4]) -> Self {
+        QueueUrls {
+            critical,
+            high,
+            normal,
+            low,
+        }
+    }
+}
+
 impl QueueUrls {
     /// The queue of a priority (1..=5; anything else counts as normal).
     pub fn of(&self, priority: u8) -> &str {

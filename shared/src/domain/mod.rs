@@ -10,6 +10,7 @@ pub mod ids;
 pub mod metrics;
 pub mod node;
 pub mod principal;
+pub mod prompt;
 pub mod quality;
 pub mod ratelimit;
 pub mod run;

@@ -286,6 +286,9 @@ pub enum ErrorKind {
     InvalidRequest,
     /// The provider's content filter refused the prompt or the output.
     ContentFiltered,
+    /// The provider refused our credentials (HTTP 401/403): a configuration to fix, not a
+    /// moment to wait out.
+    Unauthorized,
     /// The run was cancelled during the attempt.
     Cancelled,
     /// A bug or a broken invariant on our side.
@@ -293,12 +296,13 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 8] = [
         Self::Throttled,
         Self::Timeout,
         Self::Upstream,
         Self::InvalidRequest,
         Self::ContentFiltered,
+        Self::Unauthorized,
         Self::Cancelled,
         Self::Internal,
     ];
@@ -581,9 +585,13 @@ pub struct StartRunRequest {
     /// `builtin`, `openai:<model>` or `bedrock:<model id>`; the workflow's `settings.model`
     /// (or the service default) when absent.
     #[serde(default)]
-    #[schema(max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^(builtin|openai:[A-Za-z0-9._:-]+|bedrock:[A-Za-z0-9._:/-]+)$"
+    )]
     pub model: Option<String>,
-    /// 1 (low) ..= 5 (critical); 3 when absent.
+    /// 1 (low) ..= 5 (critical); the workflow's `settings.priority` (or 3) when absent.
     #[serde(default)]
     #[schema(minimum = 1, maximum = 5)]
     pub priority: Option<u32>,
@@ -1344,6 +1352,17 @@ pub fn max_parallel(settings: &Settings) -> usize {
         .and_then(|n| usize::try_from(n).ok())
         .filter(|n| (1..=MAX_MAX_PARALLEL).contains(n))
         .unwrap_or(DEFAULT_MAX_PARALLEL)
+}
+
+/// `settings.priority` (the priority of the workflow's runs), or 3 when absent or invalid.
+pub fn default_priority(settings: &Settings) -> u8 {
+    settings
+        .0
+        .get("priority")
+        .and_then(Value::as_u64)
+        .and_then(|p| u8::try_from(p).ok())
+        .filter(|p| (MIN_PRIORITY..=MAX_PRIORITY).contains(p))
+        .unwrap_or(DEFAULT_PRIORITY)
 }
 
 /// `settings.retry`, or the default policy when absent or invalid.

@@ -125,8 +125,9 @@ impl std::fmt::Display for WorkflowStatus {
     }
 }
 
-/// Workflow settings: a JSON object with known keys (`max_nodes`, `timeout_s`, `model`) checked
-/// for type and range, and any other keys kept as given.
+/// Workflow settings: a JSON object with known keys checked for type and range (`max_nodes`,
+/// `timeout_s` of a step, `model`, `priority` of its runs, `max_parallel`, `retry`,
+/// `system_prompt`, `prompt_template`), and any other keys kept as given.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(transparent)]
 #[schema(value_type = Object)]
@@ -182,11 +183,23 @@ impl Settings {
             }
         }
         if let Some(v) = self.0.get("model") {
-            match v.as_str() {
-                Some(s) => validate::name(errors, &path("model"), s, MAX_MODEL_CHARS),
+            match v.as_str().map(super::run::ModelRef::parse) {
+                Some(Ok(_)) => {}
+                Some(Err(message)) => errors.push(path("model"), message),
                 None => errors.push(path("model"), "must be a string"),
             }
         }
+        if let Some(v) = self.0.get("priority") {
+            match v.as_u64() {
+                Some(p) if (1..=5).contains(&p) => {}
+                _ => errors.push(
+                    path("priority"),
+                    "must be an integer from 1 (low) to 5 (critical)",
+                ),
+            }
+        }
+        super::run::validate_settings(errors, field, self);
+        super::prompt::validate_settings(errors, field, self);
         validate::object(errors, field, &self.0);
     }
 }
@@ -337,8 +350,23 @@ mod tests {
     #[test]
     fn settings_known_keys_are_checked_free_keys_kept() {
         assert!(
-            errors_of(json!({"max_nodes": 5, "timeout_s": 30, "model": "gpt", "anything": [1, 2]}))
+            errors_of(json!({"max_nodes": 5, "timeout_s": 30, "model": "openai:gpt-4o-mini", "anything": [1, 2]}))
                 .is_empty()
+        );
+        // A model is a provider reference; runs' own keys are checked here too.
+        assert_eq!(errors_of(json!({"model": "gpt"})), ["settings.model"]);
+        assert_eq!(errors_of(json!({"priority": 6})), ["settings.priority"]);
+        assert_eq!(
+            errors_of(json!({"max_parallel": 0})),
+            ["settings.max_parallel"]
+        );
+        assert_eq!(
+            errors_of(json!({"retry": {"interval_s": 0}})),
+            ["settings.retry.interval_s"]
+        );
+        assert_eq!(
+            errors_of(json!({"prompt_template": "{{ nope }}"})),
+            ["settings.prompt_template"]
         );
         assert_eq!(errors_of(json!({"max_nodes": 0})), ["settings.max_nodes"]);
         assert_eq!(

@@ -101,7 +101,9 @@ pub trait TaskQueue: Send + Sync {
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generation {
-    /// The model as the generator names it (without the `openai:` or `bedrock:` prefix).
+    /// The model reference as a run names it (`builtin`, `openai:<model>`,
+    /// `bedrock:<model id>`): the provider's prefix routes the request
+    /// ([`crate::generators::Generators`]); each adapter strips its own.
     pub model: String,
     pub system: Option<String>,
     pub prompt: String,

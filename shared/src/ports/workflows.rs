@@ -174,7 +174,8 @@ pub trait Idempotency: Send + Sync {
     ) -> Fut<'a, Option<IdempotencyRecord>>;
 }
 
-/// Every workflow capability of one backend, for wiring one adapter into a function.
-pub trait WorkflowStore: Workflows + Nodes + Shares + Idempotency {}
+/// Every workflow capability of one backend (runs included), for wiring one adapter into a
+/// function.
+pub trait WorkflowStore: Workflows + Nodes + Shares + Idempotency + super::Runs {}
 
-impl<T: Workflows + Nodes + Shares + Idempotency + ?Sized> WorkflowStore for T {}
+impl<T: Workflows + Nodes + Shares + Idempotency + super::Runs + ?Sized> WorkflowStore for T {}

@@ -213,3 +213,76 @@ impl TextGenerator for ScriptedGenerator {
         })
     }
 }
+
+/// An `active` workflow of `owner` named `name`, made at `now`, with default settings (for the
+/// tests of workers and stores that start from a stored workflow).
+pub fn active_workflow(
+    owner: &crate::domain::Principal,
+    name: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> crate::domain::Workflow {
+    crate::domain::Workflow {
+        id: crate::domain::ids::new_id(),
+        owner_id: owner.user_id.clone(),
+        name: name.into(),
+        description: String::new(),
+        status: crate::domain::WorkflowStatus::Active,
+        settings: crate::domain::Settings::with_defaults(Default::default()),
+        tags: vec![],
+        node_count: 0,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        shares: Default::default(),
+    }
+}
+
+/// A `continue` run of `workflow` (by its owner) writing a chain of `n` new nodes under a new
+/// root, as starting one plans it: the run, its steps and the pending nodes to store with it.
+pub fn chain(
+    workflow: &crate::domain::Workflow,
+    n: u32,
+    model: Option<crate::domain::run::ModelRef>,
+    priority: u8,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (
+    crate::domain::run::Run,
+    Vec<crate::domain::run::Step>,
+    Vec<crate::domain::Node>,
+) {
+    use crate::domain::ids;
+    use crate::domain::run::{self, PlanRequest, Run, RunOptions};
+    let plan = run::plan_continue(None, n, &ids::new_ids(n as usize));
+    let options = RunOptions {
+        plan: PlanRequest::Continue {
+            from_node_id: None,
+            steps: n,
+        },
+        model,
+        priority,
+        max_attempts: 3,
+        timeout_s: 600,
+        approval: false,
+    };
+    let r = Run::new(
+        ids::new_id(),
+        workflow.id.clone(),
+        workflow.owner_id.clone(),
+        &options,
+        n,
+        now,
+    );
+    let steps = run::steps_from_plan(&r.id, &plan, &ids::new_ids(plan.len()), false);
+    let nodes = plan.iter().map(|p| p.new_node(&workflow.id, now)).collect();
+    (r, steps, nodes)
+}
+
+/// The message asking for the next attempt of `step`.
+pub fn message(run: &crate::domain::run::Run, step: &crate::domain::run::Step) -> StepMessage {
+    StepMessage {
+        workflow_id: run.workflow_id.clone(),
+        run_id: run.id.clone(),
+        step_id: step.id.clone(),
+        attempt: step.attempts + 1,
+    }
+}

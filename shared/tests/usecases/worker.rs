@@ -4,14 +4,12 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use shared::app::runs::worker::{Outcome, Worker};
-use shared::domain::run::{
-    self, ErrorKind, PlanRequest, Run, RunOptions, RunStatus, Step, StepStatus,
-};
+use shared::domain::run::{ErrorKind, Run, RunStatus, Step, StepStatus};
 use shared::domain::{
     Node, NodeFields, NodeStatus, Principal, Role, Settings, Workflow, WorkflowStatus, ids,
 };
-use shared::ports::{Runs, StepMessage, TaskQueue, Workflows};
-use shared::testing::runs::{MemoryQueue, ScriptedGenerator};
+use shared::ports::{Nodes, Runs, TaskQueue, Workflows};
+use shared::testing::runs::{MemoryQueue, ScriptedGenerator, active_workflow, chain, message};
 use shared::testing::workflows::MemoryWorkflowStore;
 
 struct World {
@@ -27,20 +25,9 @@ impl World {
     async fn new(settings: serde_json::Value) -> World {
         let now = shared::domain::time::truncate_to_millis(Utc::now());
         let owner = Principal::user(ids::new_id(), Role::Editor);
-        let workflow = Workflow {
-            id: ids::new_id(),
-            owner_id: owner.user_id.clone(),
-            name: "Chain".into(),
-            description: String::new(),
-            status: WorkflowStatus::Active,
-            settings: Settings::with_defaults(settings.as_object().cloned().unwrap_or_default()),
-            tags: vec![],
-            node_count: 0,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-            shares: Default::default(),
-        };
+        let mut workflow = active_workflow(&owner, "Chain", now);
+        workflow.settings =
+            Settings::with_defaults(settings.as_object().cloned().unwrap_or_default());
         let store = MemoryWorkflowStore::new();
         store.create_workflow(&workflow, &[], None).await.unwrap();
         World {
@@ -65,33 +52,7 @@ impl World {
     /// Starts a `continue` run of `steps` new chained nodes (a new root first) and queues its
     /// first step, as starting a run does.
     async fn start_chain(&self, steps: u32) -> (Run, Vec<Step>) {
-        let new_ids: Vec<String> = ids::new_ids(steps as usize);
-        let plan = run::plan_continue(None, steps, &new_ids);
-        let options = RunOptions {
-            plan: PlanRequest::Continue {
-                from_node_id: None,
-                steps,
-            },
-            model: None,
-            priority: 3,
-            max_attempts: 3,
-            timeout_s: 3600,
-            approval: false,
-        };
-        let run = Run::new(
-            ids::new_id(),
-            self.workflow.id.clone(),
-            self.owner.user_id.clone(),
-            &options,
-            steps,
-            self.now,
-        );
-        let step_ids = ids::new_ids(plan.len());
-        let steps_of_run = run::steps_from_plan(&run.id, &plan, &step_ids, false);
-        let nodes: Vec<Node> = plan
-            .iter()
-            .map(|p| p.new_node(&self.workflow.id, self.now))
-            .collect();
+        let (run, steps_of_run, nodes) = chain(&self.workflow, steps, None, 3, self.now);
         self.store
             .create_run(&self.owner, &run, &steps_of_run, &nodes, None)
             .await
@@ -102,23 +63,9 @@ impl World {
 
     async fn queue_step(&self, run: &Run, step: &Step, delay_s: u32) {
         self.queue
-            .enqueue(
-                run.priority,
-                &run.owner_id,
-                &World::message(run, step),
-                delay_s,
-            )
+            .enqueue(run.priority, &run.owner_id, &message(run, step), delay_s)
             .await
             .unwrap();
-    }
-
-    fn message(run: &Run, step: &Step) -> StepMessage {
-        StepMessage {
-            workflow_id: run.workflow_id.clone(),
-            run_id: run.id.clone(),
-            step_id: step.id.clone(),
-            attempt: step.attempts + 1,
-        }
     }
 
     /// Delivers every queued message at `at` until the queue is empty (at most `limit` rounds);
@@ -183,7 +130,7 @@ async fn a_chain_runs_step_by_step_and_writes_one_document_per_step() {
 async fn a_duplicate_message_finds_the_step_done_and_generates_nothing() {
     let w = World::new(json!({})).await;
     let (run, steps) = w.start_chain(1).await;
-    let message = World::message(&run, &steps[0]);
+    let message = message(&run, &steps[0]);
     w.queue.take();
     let first = w
         .worker()
@@ -258,7 +205,7 @@ async fn a_permanent_error_fails_the_step_and_the_run_without_retrying() {
 async fn a_lost_workers_lease_expires_and_the_message_again_retries_the_step() {
     let w = World::new(json!({"timeout_s": 30})).await;
     let (run, steps) = w.start_chain(1).await;
-    let message = World::message(&run, &steps[0]);
+    let message = message(&run, &steps[0]);
     w.queue.take();
     // A worker claims the step, then dies before it commits.
     let mut claimed = steps[0].clone();
@@ -325,7 +272,7 @@ async fn a_call_that_hangs_ends_at_the_step_timeout_and_is_retried() {
 async fn a_paused_or_cancelled_run_drops_its_messages() {
     let w = World::new(json!({})).await;
     let (run, steps) = w.start_chain(1).await;
-    let message = World::message(&run, &steps[0]);
+    let message = message(&run, &steps[0]);
     w.queue.take();
     let mut paused = run.clone();
     paused.transition(RunStatus::Paused, w.now).unwrap();
@@ -343,6 +290,7 @@ async fn a_paused_or_cancelled_run_drops_its_messages() {
 // ----- starting and controlling runs -----
 
 use shared::app::AppError;
+use shared::app::Outcome as Started;
 use shared::app::runs::{Control, StartRun, control, start};
 use shared::domain::run::StartRunRequest;
 
@@ -363,10 +311,15 @@ impl World {
                 principal: who,
                 workflow_id: &self.workflow.id,
                 body: start_request(body),
+                idempotency: None,
                 now: self.now,
             },
         )
         .await
+        .map(|o| match o {
+            Started::Created(d) => (d.run, d.steps),
+            replay => panic!("a replay without a key: {replay:?}"),
+        })
     }
 
     async fn control(&self, r: &Run, action: Control) -> Result<(Run, Vec<Step>), AppError> {
@@ -380,6 +333,7 @@ impl World {
             self.now,
         )
         .await
+        .map(|d| (d.run, d.steps))
     }
 }
 
@@ -615,11 +569,93 @@ async fn a_failed_run_is_retried_from_its_failed_step_without_running_the_others
 async fn a_message_ahead_of_its_parent_step_generates_nothing() {
     let w = World::new(json!({})).await;
     let (r, steps) = w.start_chain(2).await;
-    let early = World::message(&r, &steps[1]);
+    let early = message(&r, &steps[1]);
     assert_eq!(
         w.worker().execute(&early, w.now, None, 0.5).await.unwrap(),
         Outcome::Dropped("waits for its parent step")
     );
     assert_eq!(w.generator.calls(), 0);
     assert_eq!(w.drain(w.now, 5).await, vec![Outcome::Succeeded; 2]);
+}
+
+#[tokio::test]
+async fn the_prompt_template_and_system_prompt_shape_what_the_model_is_given() {
+    let w = World::new(json!({
+        "system_prompt": "Be terse.",
+        "prompt_template": "[{{ workflow.name }}] after {{ parent.title }}: {{ node.prompt }}"
+    }))
+    .await;
+    let (r, steps) = w.start_chain(2).await;
+    w.generator.push_ok("The first part.");
+    w.generator.push_ok("The second part.");
+    assert_eq!(
+        w.drain(w.now, 5).await,
+        vec![Outcome::Succeeded, Outcome::Succeeded]
+    );
+    let requests = w.generator.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        requests
+            .iter()
+            .all(|g| g.system.as_deref() == Some("Be terse."))
+    );
+    // The root has no parent: its variables are empty.
+    assert!(
+        requests[0].prompt.starts_with("[Chain] after : "),
+        "{}",
+        requests[0].prompt
+    );
+    let (_, first) = w
+        .store
+        .get_node(&r.workflow_id, &steps[0].node_id)
+        .await
+        .unwrap();
+    let first = first.unwrap();
+    assert!(
+        requests[1]
+            .prompt
+            .starts_with(&format!("[Chain] after {}: ", first.title)),
+        "{}",
+        requests[1].prompt
+    );
+    // node.prompt is the continuation of the parent's text.
+    assert!(
+        requests[1].prompt.contains("The first part."),
+        "{}",
+        requests[1].prompt
+    );
+}
+
+#[tokio::test]
+async fn a_workflow_paused_behind_the_runs_back_pauses_the_run_at_its_next_step() {
+    let w = World::new(json!({})).await;
+    let (r, _) = w.start_chain(2).await;
+    // Paused directly in the store (as a bulk change past the runs it reads would leave it).
+    w.store
+        .change_workflow(&shared::ports::WorkflowChange {
+            id: w.workflow.id.clone(),
+            actor: w.owner.clone(),
+            expected_version: None,
+            allowed_from: vec![WorkflowStatus::Active],
+            max_nodes: None,
+            update: shared::ports::WorkflowUpdate {
+                status: Some(WorkflowStatus::Paused),
+                ..Default::default()
+            },
+            now: w.now,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        w.drain(w.now, 5).await,
+        vec![Outcome::Dropped("workflow not active")]
+    );
+    assert_eq!(w.generator.calls(), 0);
+    let (run, _) = w
+        .store
+        .get_run(&r.workflow_id, &r.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Paused);
 }

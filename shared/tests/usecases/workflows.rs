@@ -671,7 +671,7 @@ async fn update_needs_the_version_merges_settings_and_bumps_the_version() {
     let w = e
         .create(
             &alice,
-            json!({"name": "Plan", "settings": {"model": "m1", "max_nodes": 5}, "nodes": [{"title": "1"}, {"title": "2"}]}),
+            json!({"name": "Plan", "settings": {"model": "openai:m1", "max_nodes": 5}, "nodes": [{"title": "1"}, {"title": "2"}]}),
         )
         .await
         .workflow;
@@ -716,7 +716,12 @@ async fn update_needs_the_version_merges_settings_and_bumps_the_version() {
         other => panic!("{other:?}"),
     }
     match e
-        .update(&alice, &w.id, Some(1), json!({"settings": {"model": "m2"}}))
+        .update(
+            &alice,
+            &w.id,
+            Some(1),
+            json!({"settings": {"model": "openai:m2"}}),
+        )
         .await
     {
         Err(AppError::VersionConflict { current_version }) => assert_eq!(current_version, 2),
@@ -1220,8 +1225,13 @@ async fn read_only_callers_are_refused_every_node_change_and_write_nothing() {
         "shared with you read-only",
     );
     assert_forbidden(
-        e.update(&bob, id, Some(7), json!({"settings": {"model": "m"}}))
-            .await,
+        e.update(
+            &bob,
+            id,
+            Some(7),
+            json!({"settings": {"model": "openai:m"}}),
+        )
+        .await,
         "shared with you read-only",
     );
     for (who, why) in [
@@ -1680,8 +1690,13 @@ async fn a_read_only_share_cannot_change_the_workflow() {
         why,
     );
     assert_forbidden(
-        e.update(&bob, &w.id, Some(1), json!({"settings": {"model": "x"}}))
-            .await,
+        e.update(
+            &bob,
+            &w.id,
+            Some(1),
+            json!({"settings": {"model": "openai:x"}}),
+        )
+        .await,
         why,
     );
     assert_forbidden(
@@ -1767,7 +1782,7 @@ async fn export_then_import_gives_the_same_tree_under_new_ids() {
     let c = e
         .create(
             &alice,
-            json!({"name": "Saga", "description": "d", "tags": ["t"], "settings": {"model": "m", "extra": {"k": [1, 2]}}, "nodes": [
+            json!({"name": "Saga", "description": "d", "tags": ["t"], "settings": {"model": "openai:m", "extra": {"k": [1, 2]}}, "nodes": [
                 {"ref": "a", "title": "A", "content": "Alpha text.", "priority": 4, "metadata": {"x": 1}},
                 {"ref": "b", "parent_ref": "a", "title": "B", "prompt": "continue", "status": "completed", "tags": ["n"]},
                 {"parent_ref": "b", "title": "C"},
@@ -2053,7 +2068,12 @@ async fn an_unavailable_store_is_unavailable_to_the_caller_and_nothing_is_writte
     e.store
         .before(Method::ChangeWorkflow, |s| s.fail_next("unreachable"));
     let r = e
-        .update(&alice, &w.id, Some(1), json!({"settings": {"model": "m"}}))
+        .update(
+            &alice,
+            &w.id,
+            Some(1),
+            json!({"settings": {"model": "openai:m"}}),
+        )
         .await;
     assert!(matches!(r, Err(AppError::Unavailable(_))), "{r:?}");
     assert_eq!(e.store.snapshot(), before);

@@ -20,6 +20,7 @@ use shared::http::pipeline::Pipeline;
 use shared::http::{Authenticator, Gate, KeyRing};
 use shared::ports::{Accounts, ApiKeys, OneTimeToken, Sessions, TokenPurpose};
 use shared::testing::TestKeys;
+use shared::testing::runs::MemoryQueue;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -64,6 +65,8 @@ pub struct Harness {
     /// Requests of the account store (authentication, share lookups).
     pub auth_counter: Counter,
     pub accounts: Arc<DynamoAccounts>,
+    /// What starting and controlling runs queued.
+    pub queue: Arc<MemoryQueue>,
     known: tokio::sync::Mutex<HashSet<String>>,
 }
 
@@ -128,8 +131,10 @@ impl Harness {
         );
         let accounts = Arc::new(DynamoAccounts::new(accounts_client, table.clone()));
         let keys = TestKeys::generate("test-key");
+        let queue = Arc::new(MemoryQueue::new());
         let api = Api {
             store: Arc::new(DynamoStore::new(client.clone(), table.clone())),
+            queue: queue.clone(),
             accounts: accounts.clone(),
             pipeline: Pipeline {
                 auth: Arc::new(Authenticator {
@@ -149,6 +154,7 @@ impl Harness {
             counter,
             auth_counter,
             accounts,
+            queue,
             known: Default::default(),
         }
     }

@@ -10,6 +10,7 @@ mod lists;
 mod nodes;
 mod openapi;
 mod round_trips;
+mod runs;
 mod sharing;
 mod transfer;
 mod workflows;

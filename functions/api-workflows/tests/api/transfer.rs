@@ -30,7 +30,7 @@ async fn export_import_export_round_trips() {
     let created = h
         .create(
             ALICE,
-            json!({"name": "Saga", "description": "d", "tags": ["t"], "settings": {"model": "m", "extra": {"k": [1, 2]}}, "nodes": [
+            json!({"name": "Saga", "description": "d", "tags": ["t"], "settings": {"model": "openai:m", "extra": {"k": [1, 2]}}, "nodes": [
                 {"ref": "a", "title": "A", "content": "Alpha text.", "priority": 4, "metadata": {"x": 1}},
                 {"ref": "b", "parent_ref": "a", "title": "B", "prompt": "continue", "status": "completed", "tags": ["n"]},
                 {"parent_ref": "b", "title": "C"},

@@ -9,12 +9,15 @@ use serde_json::{Value, json};
 async fn create_then_get_with_etag_and_stored_item() {
     let h = Harness::new().await;
     let created = h
-        .create(ALICE, json!({"name": "Quarterly report", "description": "Q3", "tags": ["finance"], "settings": {"model": "m1", "max_nodes": 50}}))
+        .create(ALICE, json!({"name": "Quarterly report", "description": "Q3", "tags": ["finance"], "settings": {"model": "openai:m1", "max_nodes": 50}}))
         .await;
     assert_eq!(created["status"], "draft");
     assert_eq!(created["version"], 1);
     assert_eq!(created["owner_id"], ALICE);
-    assert_eq!(created["settings"], json!({"model": "m1", "max_nodes": 50}));
+    assert_eq!(
+        created["settings"],
+        json!({"model": "openai:m1", "max_nodes": 50})
+    );
     assert_eq!(created["nodes"], json!([]));
     let id = created["id"].as_str().unwrap();
 
@@ -251,13 +254,13 @@ async fn patch_needs_the_version_and_exactly_one_of_two_writers_wins() {
             "PATCH",
             &uri,
             Some(ALICE),
-            Some(json!({"settings": {"model": "m2", "temperature": 0.3}})),
+            Some(json!({"settings": {"model": "openai:m2", "temperature": 0.3}})),
             &[("if-match", "\"2\"")],
         )
         .await;
     assert_eq!(
         r.ok(200)["settings"],
-        json!({"max_nodes": 1000, "model": "m2", "temperature": 0.3})
+        json!({"max_nodes": 1000, "model": "openai:m2", "temperature": 0.3})
     );
     let r = h
         .send(
@@ -270,7 +273,7 @@ async fn patch_needs_the_version_and_exactly_one_of_two_writers_wins() {
         .await;
     assert_eq!(
         r.ok(200)["settings"],
-        json!({"max_nodes": 1000, "model": "m2"})
+        json!({"max_nodes": 1000, "model": "openai:m2"})
     );
     assert_eq!(r.body["tags"], json!(["t"]));
     assert_eq!(r.body["version"], 4);

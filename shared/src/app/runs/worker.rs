@@ -10,10 +10,8 @@
 //! queue outage right after a commit loses nothing: the claims make repeats harmless).
 
 use crate::app::AppError;
-use crate::domain::run::{
-    self, ModelRef, RetryDecision, Run, RunStatus, Step, StepError, StepStatus, Usage,
-};
-use crate::domain::{ContentMetrics, Node, NodeStatus, QualityScores};
+use crate::domain::run::{self, RetryDecision, Run, RunStatus, Step, StepError, StepStatus, Usage};
+use crate::domain::{ContentMetrics, Node, NodeStatus, QualityScores, prompt};
 use crate::ports::{
     Generation, Nodes, Runs, StepCommit, StepMessage, StoreError, TaskQueue, TextGenerator,
     WorkflowChange, WorkflowUpdate, Workflows,
@@ -151,6 +149,16 @@ where
         let (Some(workflow), Some(node)) = (workflow, node) else {
             return Ok(Outcome::Dropped("node not found"));
         };
+        // The workflow was paused, cancelled or deleted after the run started and the run was
+        // not told (a bulk change beyond the runs it reads): the run follows it now.
+        if let Some(action) = super::following(workflow.status) {
+            let version = run.version;
+            let (r, _, changed) = super::decide(run, steps, &action, now)?;
+            return match self.store.update_run(&r, version, &changed).await {
+                Ok(()) | Err(StoreError::Conflict) => Ok(Outcome::Dropped("workflow not active")),
+                Err(e) => Err(e.into()),
+            };
+        }
         let step_timeout = workflow
             .settings
             .0
@@ -185,33 +193,48 @@ where
                     .map(String::from)
             })
             .unwrap_or_else(|| self.default_model.to_string());
-        let request = Generation {
-            model: match ModelRef::parse(&model) {
-                Ok(ModelRef::OpenAi(name) | ModelRef::Bedrock(name)) => name,
-                _ => model.clone(),
+        // Templates were checked when written and at start; what can still fail here depends
+        // on the parent's text (fuel, length), and fails the step without a retry.
+        let rendered = prompt::render(
+            &workflow.settings,
+            &prompt::Variables {
+                workflow_name: &workflow.name,
+                node: &node,
+                parent: parent.as_ref(),
             },
-            system: workflow
-                .settings
-                .0
-                .get("system_prompt")
-                .and_then(|v| v.as_str())
-                .map(String::from),
-            prompt: run::prompt_for(&node, parent.as_ref()),
+        );
+        let (system, prompt_text, render_error) = match rendered {
+            Ok(p) => (p.system, p.prompt, None),
+            Err(message) => (None, String::new(), Some(message)),
+        };
+        let request = Generation {
+            // The full reference: the generator routes on its provider prefix.
+            model: model.clone(),
+            system,
+            prompt: prompt_text,
             max_tokens: MAX_TOKENS,
             temperature: 0.7,
             timeout: bounded(step_timeout, deadline),
         };
         let started = Instant::now();
-        let generated =
-            match tokio::time::timeout(request.timeout, self.generator.generate(&request, &|_| {}))
-                .await
+        let generated = match render_error {
+            Some(message) => Err(StepError::new(
+                run::ErrorKind::InvalidRequest,
+                format!("settings.prompt_template: {message}"),
+            )),
+            None => match tokio::time::timeout(
+                request.timeout,
+                self.generator.generate(&request, &|_| {}),
+            )
+            .await
             {
                 Ok(result) => result,
                 Err(_) => Err(StepError::new(
                     run::ErrorKind::Timeout,
                     format!("no answer within {} s", request.timeout.as_secs()),
                 )),
-            };
+            },
+        };
         let latency_ms = started.elapsed().as_millis() as u64;
         let policy = run.retry_policy(&run::retry_policy(&workflow.settings));
         let (node, decision) = match generated {

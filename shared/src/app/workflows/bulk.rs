@@ -4,7 +4,7 @@ use super::requests::*;
 use super::require_write;
 use crate::app::AppError;
 use crate::domain::{Access, Principal, WorkflowStatus, ids};
-use crate::ports::{ChangeOutcome, WorkflowChange, WorkflowUpdate, Workflows};
+use crate::ports::{ChangeOutcome, Runs, WorkflowChange, WorkflowUpdate, Workflows};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
@@ -38,7 +38,7 @@ pub fn validate(body: &BulkRequest) -> Result<(), AppError> {
 /// and applies the legal changes together; a change that loses a race is reported as a
 /// conflict.
 pub async fn apply(
-    store: &(impl Workflows + ?Sized),
+    store: &(impl Workflows + Runs + ?Sized),
     principal: &Principal,
     body: BulkRequest,
     now: DateTime<Utc>,
@@ -124,6 +124,10 @@ pub async fn apply(
             r.version = None;
             r.detail = Some("changed concurrently; read it again and retry".into());
         }
+    }
+    // The runs of the workflows changed follow them (pause or cancel).
+    for r in results.iter().filter(|r| r.outcome == BulkOutcome::Ok) {
+        crate::app::runs::follow_workflow(store, &r.id, target, now).await?;
     }
     let succeeded = results
         .iter()

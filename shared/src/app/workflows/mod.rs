@@ -17,7 +17,9 @@ use crate::domain::{
     Node, Principal, Settings, Workflow, WorkflowStatistics, WorkflowStatus, ids, workflow,
 };
 use crate::ports::StoreError;
-use crate::ports::{Idempotency, Page, WorkflowChange, WorkflowFilter, WorkflowUpdate, Workflows};
+use crate::ports::{
+    Idempotency, Page, Runs, WorkflowChange, WorkflowFilter, WorkflowUpdate, Workflows,
+};
 use chrono::{DateTime, Utc};
 use idempotency::{IdempotencyKey, Outcome};
 use requests::*;
@@ -403,8 +405,10 @@ pub struct ChangeStatus<'a> {
 
 /// One status transition, conditional on the current status being a legal source, so the
 /// check and the write cannot race. Deleting is the transition to `deleted`.
+/// Moves a workflow to another status; pausing or cancelling it (or deleting it) pauses or
+/// cancels its runs ([`crate::app::runs::follow_workflow`]).
 pub async fn change_status(
-    store: &(impl Workflows + ?Sized),
+    store: &(impl Workflows + Runs + ?Sized),
     req: ChangeStatus<'_>,
 ) -> Result<Workflow, AppError> {
     require_write(req.principal)?;
@@ -420,7 +424,7 @@ pub async fn change_status(
         },
         now: req.now,
     };
-    store.change_workflow(&change).await.map_err(|e| {
+    let workflow = store.change_workflow(&change).await.map_err(|e| {
         workflow_rejection(e, req.principal, |current| match req.expected_version {
             _ if req.target == WorkflowStatus::Deleted
                 && !req.principal.owns(&current.owner_id)
@@ -442,7 +446,9 @@ pub async fn change_status(
                     .collect(),
             },
         })
-    })
+    })?;
+    crate::app::runs::follow_workflow(store, &workflow.id, workflow.status, req.now).await?;
+    Ok(workflow)
 }
 
 pub async fn statistics(
