@@ -1,10 +1,12 @@
-//! A chain run end to end: started over HTTP, its steps queued on SQS by api-workflows, run by
-//! the worker through the gateway's SQS event source (model `builtin`), each step's commit
-//! queueing the next, until the run has succeeded and the workflow has a chain of five new
-//! documents.
+//! Chain runs end to end: started over HTTP, their steps queued on SQS by api-workflows, run by
+//! the worker through the gateway's SQS event source, each step's commit queueing the next,
+//! until the run has succeeded and the workflow has a chain of five new documents; and the
+//! same when the worker process is killed in the middle of a step.
 
 use e2e::Stack;
+use localstack::template::Template;
 use serde_json::{Value, json};
+use shared::testing::openai_server::{FakeOpenAi, Reply};
 use std::time::{Duration, Instant};
 
 const ALICE: &str = "alice";
@@ -14,8 +16,99 @@ const DEADLINE: Duration = Duration::from_secs(90);
 #[tokio::test]
 async fn a_continue_run_of_five_steps_writes_a_chain_of_five_documents() {
     let s = Stack::start().await;
+    let (w, run_id) = start_chain(&s, json!({})).await;
+    let run = until_succeeded(&s, &w, &run_id, DEADLINE).await;
+    assert_chain_of_five(&s, &w, &run).await;
+    // The steps reached the worker through the gateway's SQS event source, batch by batch.
+    let settled: Vec<String> = s
+        .log_lines("WorkerFunction")
+        .into_iter()
+        .filter(|l| l.contains(": batch of "))
+        .collect();
+    assert!(!settled.is_empty(), "no SQS batch was settled");
+}
+
+/// The template as deployed, but for the step queues' visibility timeout (900 s there, 6x the
+/// worker's timeout): 10 s here, so that the message of a killed invocation comes back within
+/// the test. Everything else (the lease, the retry, the one commit per step) is as deployed.
+fn template_with_short_visibility() -> Template {
+    let path = Template::load_default()
+        .expect("the template loads")
+        .source()
+        .to_owned();
+    let text = std::fs::read_to_string(&path).expect("the template reads");
+    assert_eq!(
+        text.matches("VisibilityTimeout: 900").count(),
+        4,
+        "the four step queues"
+    );
+    Template::from_yaml(
+        &path,
+        &text.replace("VisibilityTimeout: 900", "VisibilityTimeout: 10"),
+    )
+    .expect("the variant loads")
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_step_still_leaves_exactly_one_document_per_step() {
+    // An OpenAI-compatible model whose first answer streams for 2 s; the rest answer at once.
+    let model = FakeOpenAi::start().await;
+    model.push(Reply::slow(
+        "The first part, written slowly enough to be interrupted.",
+        4,
+        Duration::from_millis(500),
+    ));
+    let url = model.url();
+    let s = Stack::start_with(
+        template_with_short_visibility(),
+        &[
+            ("DefaultModel", "openai:fake"),
+            ("GeneratorUrl", url.as_str()),
+        ],
+    )
+    .await;
+    // Steps time out after 3 s, so the lost attempt's lease (3 s + 3 s) is over before SQS
+    // delivers its message again (10 s).
+    let (w, run_id) = start_chain(&s, json!({"timeout_s": 3})).await;
+    let started = Instant::now();
+    while model.calls() == 0 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the first step never reached the model"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let worker = s.gateway.function("WorkerFunction").expect("the worker");
+    let instances = worker.instances();
+    assert!(
+        !instances.is_empty(),
+        "a worker process runs the first step"
+    );
+    for instance in instances {
+        instance.kill();
+    }
+    let run = until_succeeded(&s, &w, &run_id, DEADLINE).await;
+    assert_chain_of_five(&s, &w, &run).await;
+    // The killed attempt counted (a timeout, then a retry); every other step ran once, and
+    // the model was asked once per attempt.
+    assert_eq!(run["steps"][0]["attempts"], 2, "{run:#}");
+    for step in &run["steps"].as_array().unwrap()[1..] {
+        assert_eq!(step["attempts"], 1, "{run:#}");
+    }
+    assert_eq!(model.calls(), 6, "5 steps and the killed attempt");
+    // Exactly the five documents: no second node for the killed step.
+    assert_eq!(all_nodes(&s, &w).await.len(), 5);
+}
+
+/// An active workflow of Alice's with `settings`, and a `continue` run of 5 steps started in
+/// it: the workflow's path and the run's id.
+async fn start_chain(s: &Stack, settings: Value) -> (String, String) {
     let created = s
-        .post("/api/v3/workflows", ALICE, json!({"name": "Chain"}))
+        .post(
+            "/api/v3/workflows",
+            ALICE,
+            json!({"name": "Chain", "settings": settings}),
+        )
         .await;
     assert_eq!(created.status, 201, "{}", created.text);
     let id = created.body["id"].as_str().unwrap().to_string();
@@ -29,7 +122,6 @@ async fn a_continue_run_of_five_steps_writes_a_chain_of_five_documents() {
         "{}",
         active.text
     );
-
     let started = s
         .post(
             &format!("{w}/runs"),
@@ -38,15 +130,17 @@ async fn a_continue_run_of_five_steps_writes_a_chain_of_five_documents() {
         )
         .await;
     assert_eq!(started.status, 202, "{}", started.text);
-    let run_id = started.body["id"].as_str().unwrap().to_string();
+    (w, started.body["id"].as_str().unwrap().to_string())
+}
 
-    // Poll the run until it has succeeded (a failed or cancelled run ends the wait at once).
+/// Polls the run until it has succeeded (a failed or cancelled run ends the wait at once).
+async fn until_succeeded(s: &Stack, w: &str, run_id: &str, deadline: Duration) -> Value {
     let start = Instant::now();
-    let run = loop {
+    loop {
         let r = s.get(&format!("{w}/runs/{run_id}"), ALICE).await;
         assert_eq!(r.status, 200, "{}", r.text);
         match r.body["status"].as_str() {
-            Some("succeeded") => break r.body,
+            Some("succeeded") => return r.body,
             Some("failed" | "cancelled") => panic!(
                 "the run ended {}: {:#}\nworker log:\n{}",
                 r.body["status"],
@@ -56,14 +150,18 @@ async fn a_continue_run_of_five_steps_writes_a_chain_of_five_documents() {
             _ => {}
         }
         assert!(
-            start.elapsed() < DEADLINE,
-            "the run has not succeeded within {DEADLINE:?}: {:#}\nworker log:\n{}",
+            start.elapsed() < deadline,
+            "the run has not succeeded within {deadline:?}: {:#}\nworker log:\n{}",
             r.body,
             s.log_lines("WorkerFunction").join("\n")
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    }
+}
 
+/// The run's five steps succeeded and wrote a chain of five documents, each the child of the
+/// one before, each with its content, metrics and quality scores.
+async fn assert_chain_of_five(s: &Stack, w: &str, run: &Value) {
     let steps = run["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 5, "{run:#}");
     for step in steps {
@@ -114,14 +212,6 @@ async fn a_continue_run_of_five_steps_writes_a_chain_of_five_documents() {
             "no quality: {node:#}"
         );
     }
-
-    // The steps reached the worker through the gateway's SQS event source, batch by batch.
-    let settled: Vec<String> = s
-        .log_lines("WorkerFunction")
-        .into_iter()
-        .filter(|l| l.contains(": batch of "))
-        .collect();
-    assert!(!settled.is_empty(), "no SQS batch was settled");
 }
 
 /// Every node of the workflow, page by page.

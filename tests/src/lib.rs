@@ -56,11 +56,21 @@ impl Reply {
 
 impl Stack {
     pub async fn start() -> Stack {
+        Stack::start_with(Template::load_default().expect("the template loads"), &[]).await
+    }
+
+    /// The stack of `template` (the repository's, or a variant a test made of it), with
+    /// `parameters` overriding the template's defaults (as `PARAMETER_OVERRIDES`).
+    pub async fn start_with(template: Template, parameters: &[(&str, &str)]) -> Stack {
         let endpoint =
             localstack::testing::emulator_endpoint(std::env::var("AWS_ENDPOINT_URL").ok())
                 .unwrap_or_else(|e| panic!("{e}"));
-        let template = Template::load_default().expect("the template loads");
         let mut config = GatewayConfig::from_env(template.clone()).expect("gateway configuration");
+        config.parameters.extend(
+            parameters
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         config.bind = "127.0.0.1:0".parse().expect("an address");
         config.endpoint_url = endpoint;
         config.name_suffix = format!("-e2e-{}", ulid::Ulid::new());

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 const COMMIT_ATTEMPTS: usize = 8;
 /// A step's model call may take this long when the workflow does not say (`settings.timeout_s`).
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(120);
-/// The lease outlives the call by this much, so a slow commit is not taken for a lost worker.
+/// The lease outlives the call by this much (or by the step timeout, when shorter), so a slow
+/// commit is not taken for a lost worker, and a short step's lost worker is noticed soon.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 const MAX_TOKENS: u32 = 1024;
 
@@ -168,7 +169,7 @@ where
         let mut next = step.clone();
         next.lease_until = None;
         let attempt = next
-            .start(now, step_timeout + LEASE_MARGIN)
+            .start(now, step_timeout + step_timeout.min(LEASE_MARGIN))
             .map_err(internal)?;
         if !self
             .store
