@@ -322,3 +322,159 @@ async fn an_https_url_goes_through_tls() {
         .unwrap_err();
     assert_eq!((e.kind, e.retryable), (ErrorKind::Upstream, true), "{e:?}");
 }
+
+// ----- Bedrock (Converse), its answers replayed: the emulator has no Converse -----
+
+mod bedrock {
+    use super::request;
+    use aws_sdk_bedrockruntime::operation::converse::{ConverseError, ConverseOutput};
+    use aws_sdk_bedrockruntime::types::error::{
+        AccessDeniedException, ModelTimeoutException, ServiceUnavailableException,
+        ThrottlingException, ValidationException,
+    };
+    use aws_sdk_bedrockruntime::types::{
+        ContentBlock, ConversationRole, ConverseOutput as Output, Message, StopReason, TokenUsage,
+    };
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use shared::domain::run::ErrorKind;
+    use shared::generators::Generators;
+    use shared::generators::bedrock::Bedrock;
+    use shared::ports::TextGenerator;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    const MODEL: &str = "bedrock:anthropic.claude-3-haiku-20240307-v1:0";
+
+    fn answer(text: &str, stop: StopReason) -> ConverseOutput {
+        let message = Message::builder()
+            .role(ConversationRole::Assistant)
+            .content(ContentBlock::Text(text.into()))
+            .build()
+            .unwrap();
+        ConverseOutput::builder()
+            .output(Output::Message(message))
+            .stop_reason(stop)
+            .usage(
+                TokenUsage::builder()
+                    .input_tokens(12)
+                    .output_tokens(7)
+                    .total_tokens(19)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_text_usage_and_stop_reason_come_back_and_the_request_carries_the_prompt() {
+        let rule = mock!(aws_sdk_bedrockruntime::Client::converse)
+            .match_requests(|r| {
+                r.model_id() == Some("anthropic.claude-3-haiku-20240307-v1:0")
+                    && r.system().len() == 1
+                    && r.messages().len() == 1
+                    && r.messages()[0].content()[0]
+                        .as_text()
+                        .ok()
+                        .map(String::as_str)
+                        == Some("Write the first part")
+                    && r.inference_config().and_then(|c| c.max_tokens()) == Some(64)
+            })
+            .then_output(|| answer("It began at dawn.", StopReason::EndTurn));
+        let client = mock_client!(aws_sdk_bedrockruntime, RuleMode::Sequential, [&rule]);
+        let generators = Generators::new(None).with_bedrock(Bedrock::with_client(client));
+        let deltas = Mutex::new(Vec::new());
+        let g = generators
+            .generate(&request(MODEL, Duration::from_secs(5)), &|d| {
+                deltas.lock().unwrap().push(d.to_string())
+            })
+            .await
+            .unwrap();
+        assert_eq!(g.text, "It began at dawn.");
+        assert_eq!((g.input_tokens, g.output_tokens), (12, 7));
+        assert_eq!(g.finish_reason, "end_turn");
+        assert_eq!(
+            *deltas.lock().unwrap(),
+            vec!["It began at dawn.".to_string()]
+        );
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn errors_are_classified_for_retries() {
+        type Make = fn() -> ConverseError;
+        let cases: [(Make, ErrorKind, bool); 5] = [
+            (
+                || {
+                    ConverseError::ThrottlingException(
+                        ThrottlingException::builder().message("slow down").build(),
+                    )
+                },
+                ErrorKind::Throttled,
+                true,
+            ),
+            (
+                || {
+                    ConverseError::ServiceUnavailableException(
+                        ServiceUnavailableException::builder()
+                            .message("busy")
+                            .build(),
+                    )
+                },
+                ErrorKind::Upstream,
+                true,
+            ),
+            (
+                || {
+                    ConverseError::ModelTimeoutException(
+                        ModelTimeoutException::builder().message("too long").build(),
+                    )
+                },
+                ErrorKind::Timeout,
+                true,
+            ),
+            (
+                || {
+                    ConverseError::ValidationException(
+                        ValidationException::builder().message("bad model").build(),
+                    )
+                },
+                ErrorKind::InvalidRequest,
+                false,
+            ),
+            (
+                || {
+                    ConverseError::AccessDeniedException(
+                        AccessDeniedException::builder()
+                            .message("no access")
+                            .build(),
+                    )
+                },
+                ErrorKind::Unauthorized,
+                false,
+            ),
+        ];
+        for (make, kind, retryable) in cases {
+            let rule = mock!(aws_sdk_bedrockruntime::Client::converse).then_error(make);
+            let client = mock_client!(aws_sdk_bedrockruntime, RuleMode::MatchAny, [&rule]);
+            let e = Bedrock::with_client(client)
+                .generate(&request(MODEL, Duration::from_secs(5)), &|_| {})
+                .await
+                .unwrap_err();
+            assert_eq!((e.kind, e.retryable), (kind, retryable), "{e:?}");
+            assert!(e.message.starts_with("bedrock: "), "{}", e.message);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_guardrail_stop_is_content_filtered_and_not_retried() {
+        let rule = mock!(aws_sdk_bedrockruntime::Client::converse)
+            .then_output(|| answer("", StopReason::GuardrailIntervened));
+        let client = mock_client!(aws_sdk_bedrockruntime, RuleMode::MatchAny, [&rule]);
+        let e = Bedrock::with_client(client)
+            .generate(&request(MODEL, Duration::from_secs(5)), &|_| {})
+            .await
+            .unwrap_err();
+        assert_eq!((e.kind, e.retryable), (ErrorKind::ContentFiltered, false));
+    }
+}

@@ -9,6 +9,7 @@ use shared::app::runs::worker::{Outcome, Worker};
 use shared::aws::kms::KmsVault;
 use shared::config::WorkerConfig;
 use shared::generators::Generators;
+use shared::generators::bedrock::Bedrock;
 use shared::generators::openai::{OpenAi, open_api_key};
 use shared::ports::{Nodes, Runs, StepMessage, TaskQueue, TextGenerator, Workflows};
 use std::time::Instant;
@@ -21,15 +22,16 @@ pub struct Deps<S, Q, G> {
     pub default_model: String,
 }
 
-/// The generators of `config`: `builtin` always, the OpenAI-compatible endpoint when
-/// `GENERATOR_URL` is set, with its API key opened from KMS (one `Decrypt` per cold start; the
-/// key is never logged).
+/// The generators of `config`: `builtin` and Bedrock (the function's region and role) always,
+/// the OpenAI-compatible endpoint when `GENERATOR_URL` is set, with its API key opened from KMS
+/// (one `Decrypt` per cold start; the key is never logged).
 pub async fn generators(
     config: &WorkerConfig,
     sdk: &aws_config::SdkConfig,
 ) -> Result<Generators, String> {
+    let bedrock = Bedrock::new(sdk);
     let Some(url) = &config.generator_url else {
-        return Ok(Generators::builtin_only());
+        return Ok(Generators::new(None).with_bedrock(bedrock));
     };
     let api_key = match (&config.generator_api_key_ciphertext, &config.kms_key_id) {
         (Some(ciphertext), Some(key_id)) => {
@@ -42,7 +44,7 @@ pub async fn generators(
         api_key = api_key.is_some(),
         "OpenAI-compatible generator configured"
     );
-    Ok(Generators::new(Some(OpenAi::new(url, api_key)?)))
+    Ok(Generators::new(Some(OpenAi::new(url, api_key)?)).with_bedrock(bedrock))
 }
 
 /// Handles one batch of step messages; `deadline` is the invocation's.

@@ -1,7 +1,10 @@
 //! [`crate::ports::TextGenerator`] adapters: `builtin` (deterministic and offline, for tests and
 //! a first run without any model), `openai` (any OpenAI-compatible server; feature `openai`),
-//! and [`Generators`], which routes each request to one of them by its model reference.
+//! `bedrock` (Amazon Bedrock's Converse API; feature `bedrock`), and [`Generators`], which
+//! routes each request to one of them by its model reference.
 
+#[cfg(feature = "bedrock")]
+pub mod bedrock;
 pub mod builtin;
 #[cfg(feature = "openai")]
 pub mod openai;
@@ -12,12 +15,15 @@ use crate::domain::run::{ErrorKind, ModelRef, StepError};
 use crate::ports::{GenFut, Generation, OnDelta, TextGenerator};
 
 /// The generators of one build, chosen per request by [`Generation::model`]: `builtin` ->
-/// [`Builtin`], `openai:<model>` -> the OpenAI-compatible endpoint when one is configured.
+/// [`Builtin`], `openai:<model>` -> the OpenAI-compatible endpoint when one is configured,
+/// `bedrock:<model id>` -> Bedrock when the build has it.
 /// Anything else fails the step without a retry: another attempt cannot configure a provider.
 #[derive(Debug, Default)]
 pub struct Generators {
     #[cfg(feature = "openai")]
     openai: Option<openai::OpenAi>,
+    #[cfg(feature = "bedrock")]
+    bedrock: Option<bedrock::Bedrock>,
 }
 
 impl Generators {
@@ -29,7 +35,19 @@ impl Generators {
     /// The built-in generator and, when given, an OpenAI-compatible endpoint.
     #[cfg(feature = "openai")]
     pub fn new(openai: Option<openai::OpenAi>) -> Generators {
-        Generators { openai }
+        Generators {
+            openai,
+            ..Default::default()
+        }
+    }
+
+    /// The same, with Bedrock for `bedrock:` models.
+    #[cfg(feature = "bedrock")]
+    pub fn with_bedrock(self, bedrock: bedrock::Bedrock) -> Generators {
+        Generators {
+            bedrock: Some(bedrock),
+            ..self
+        }
     }
 
     fn route<'a>(
@@ -49,7 +67,13 @@ impl Generators {
                     "no OpenAI-compatible endpoint is configured (GENERATOR_URL)",
                 ))
             }
-            ModelRef::Bedrock(_) => Err(not_configured("bedrock is not configured in this build")),
+            ModelRef::Bedrock(_) => {
+                #[cfg(feature = "bedrock")]
+                if let Some(bedrock) = &self.bedrock {
+                    return Ok(bedrock.generate(request, on_delta));
+                }
+                Err(not_configured("bedrock is not configured in this build"))
+            }
         }
     }
 }
