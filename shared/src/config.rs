@@ -119,6 +119,29 @@ pub fn queue_urls_from(get: impl Fn(&str) -> Option<String>) -> Result<[String; 
     ])
 }
 
+/// The step queues' dead-letter queue URLs, by priority (critical, high, normal, low), from
+/// `DLQ_URL_CRITICAL`, `DLQ_URL_HIGH`, `DLQ_URL_NORMAL` and `DLQ_URL_LOW` (the admin's
+/// dead-letter routes).
+pub fn dead_letter_queue_urls() -> Result<[String; 4], String> {
+    dead_letter_queue_urls_from(|k| env::var(k).ok())
+}
+
+pub fn dead_letter_queue_urls_from(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<[String; 4], String> {
+    let required = |k: &str| {
+        get(k)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("environment variable {k} is required"))
+    };
+    Ok([
+        required("DLQ_URL_CRITICAL")?,
+        required("DLQ_URL_HIGH")?,
+        required("DLQ_URL_NORMAL")?,
+        required("DLQ_URL_LOW")?,
+    ])
+}
+
 /// What the worker needs on top of the table: its queues and the default model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerConfig {

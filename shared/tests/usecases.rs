@@ -6,6 +6,8 @@
 
 #[path = "usecases/auth.rs"]
 mod auth;
+#[path = "usecases/dead_letters.rs"]
+mod dead_letters;
 #[path = "usecases/runs.rs"]
 mod runs;
 #[path = "usecases/worker.rs"]

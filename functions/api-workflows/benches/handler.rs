@@ -186,6 +186,7 @@ impl Fixture {
         Api {
             store: Arc::new(DynamoStore::new(client, TABLE)),
             queue: Arc::new(shared::testing::runs::MemoryQueue::new()),
+            dead_letters: Arc::new(shared::testing::runs::MemoryDeadLetters::new()),
             accounts: accounts.clone(),
             pipeline: Pipeline {
                 auth: Arc::new(Authenticator {

@@ -1,5 +1,6 @@
 //! `api-workflows`: the HTTP API for workflows, their nodes and their runs under
-//! `/api/v3/workflows`.
+//! `/api/v3/workflows`, and the admin's view of the step queues' dead-letter queues under
+//! `/api/v3/admin/dead-letters`.
 //!
 //! The function is its routes ([`Route`]: the template's route keys, and a handler each, in
 //! `routes`); the request pipeline
@@ -11,7 +12,7 @@ mod routes;
 
 use lambda_http::{Body, Request, Response};
 use shared::http::pipeline::{self, Pipeline};
-use shared::ports::{Accounts, TaskQueue, WorkflowStore};
+use shared::ports::{Accounts, DeadLetters, TaskQueue, WorkflowStore};
 use std::sync::Arc;
 
 /// What the handler needs from the world, built once per cold start.
@@ -20,6 +21,8 @@ pub struct Api {
     pub store: Arc<dyn WorkflowStore>,
     /// The priority queues that carry run steps to the worker.
     pub queue: Arc<dyn TaskQueue>,
+    /// The step queues' dead-letter queues (admins list and redrive them).
+    pub dead_letters: Arc<dyn DeadLetters>,
     /// Accounts: who a workflow is shared with.
     pub accounts: Arc<dyn Accounts>,
     /// Gate, authenticator and clock.
@@ -57,6 +60,8 @@ pub enum Route {
     CancelRun,
     RetryRun,
     ApproveStep,
+    ListDeadLetters,
+    RedriveDeadLetters,
 }
 
 impl AsRef<Pipeline> for Api {

@@ -3,7 +3,7 @@
 use api_workflows::{Api, Route};
 use lambda_http::Error;
 use shared::aws::dynamo::DynamoStore;
-use shared::aws::sqs::SqsQueue;
+use shared::aws::sqs::{SqsDeadLetters, SqsQueue};
 use shared::http::wiring::{HttpWiring, serve};
 use std::sync::Arc;
 
@@ -11,11 +11,15 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     let w = HttpWiring::from_env().await?;
     let queue_urls = shared::config::queue_urls()?;
+    let dead_letter_urls = shared::config::dead_letter_queue_urls()?;
+    let sqs = aws_sdk_sqs::Client::new(&w.sdk);
     serve::<Route>(Api {
         store: Arc::new(DynamoStore::new(w.dynamo, w.config.table_name)),
-        queue: Arc::new(SqsQueue::new(
-            aws_sdk_sqs::Client::new(&w.sdk),
+        queue: Arc::new(SqsQueue::new(sqs.clone(), queue_urls.clone().into())),
+        dead_letters: Arc::new(SqsDeadLetters::new(
+            sqs,
             queue_urls.into(),
+            dead_letter_urls.into(),
         )),
         accounts: w.accounts,
         pipeline: w.pipeline,

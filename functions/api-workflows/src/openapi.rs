@@ -18,6 +18,7 @@ use utoipa::OpenApi;
         routes::share, routes::list_shares, routes::unshare,
         routes::start_run, routes::list_runs, routes::get_run, routes::pause_run, routes::resume_run,
         routes::cancel_run, routes::retry_run, routes::approve_step,
+        routes::list_dead_letters, routes::redrive_dead_letters,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -30,6 +31,20 @@ pub fn document_json() -> &'static Value {
     DOC.get_or_init(|| {
         let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
         finish(&mut doc);
+        cap_dead_letter_limit(&mut doc);
         doc
     })
+}
+
+/// `finish` gives every `limit` the page limit (1..=100); a dead-letter list shows at most one
+/// `ReceiveMessage` of messages.
+fn cap_dead_letter_limit(doc: &mut Value) {
+    let parameters = doc
+        .pointer_mut("/paths/~1api~1v3~1admin~1dead-letters~1{queue}/get/parameters")
+        .and_then(Value::as_array_mut);
+    for p in parameters.into_iter().flatten() {
+        if p["name"] == "limit" {
+            p["schema"]["maximum"] = shared::app::runs::dead_letters::MAX_LIST.into();
+        }
+    }
 }

@@ -3,8 +3,9 @@
 
 use crate::{Api, Route};
 use http::StatusCode;
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use shared::app::Outcome;
+use shared::app::runs::dead_letters::{self, DeadLetterList, RedriveRequest, RedriveResult};
 use shared::app::runs::{self, Control, RunDetail};
 use shared::app::workflows::requests::*;
 use shared::app::workflows::shares::{self, ShareList, ShareRequest};
@@ -16,7 +17,7 @@ use shared::http::pipeline::{Access, Call, Reply, Routes};
 use shared::http::request::{self as rq, json_body};
 use shared::http::response::{json, no_content, raw_json, with_etag};
 use shared::http::{Problem, cursor};
-use shared::ports::Page;
+use shared::ports::{Page, StepQueue};
 
 impl Routes for Route {
     type Api = Api;
@@ -74,6 +75,14 @@ impl Routes for Route {
             "POST /api/v3/workflows/{id}/runs/{run_id}/steps/{step_id}/approve",
             Route::ApproveStep,
         ),
+        (
+            "GET /api/v3/admin/dead-letters/{queue}",
+            Route::ListDeadLetters,
+        ),
+        (
+            "POST /api/v3/admin/dead-letters/{queue}/redrive",
+            Route::RedriveDeadLetters,
+        ),
     ];
 
     fn access(self) -> Access {
@@ -104,7 +113,9 @@ impl Routes for Route {
             | Route::ResumeRun
             | Route::CancelRun
             | Route::RetryRun
-            | Route::ApproveStep => Access::Authenticated,
+            | Route::ApproveStep
+            | Route::ListDeadLetters
+            | Route::RedriveDeadLetters => Access::Authenticated,
         }
     }
 
@@ -145,8 +156,21 @@ impl Routes for Route {
             Route::CancelRun => cancel_run(api, call).await,
             Route::RetryRun => retry_run(api, call).await,
             Route::ApproveStep => approve_step(api, call).await,
+            Route::ListDeadLetters => list_dead_letters(api, p()?, queue_name(call), req).await,
+            Route::RedriveDeadLetters => {
+                redrive_dead_letters(api, p()?, queue_name(call), req).await
+            }
         }
     }
+}
+
+/// The `{queue}` path parameter as sent (the use case says whether it names a queue, after
+/// the admin check).
+fn queue_name<'a>(call: &'a Call<'_>) -> &'a str {
+    call.req
+        .path_parameters_ref()
+        .and_then(|p| p.first("queue"))
+        .unwrap_or("")
 }
 
 fn created<T: serde::Serialize>(outcome: Outcome<T>) -> Response<Body> {
@@ -638,3 +662,50 @@ async fn control_run(api: &Api, call: &Call<'_>, action: Control) -> Reply {
     .await?;
     Ok(json(StatusCode::OK, &detail))
 }
+
+/// Admins: up to `limit` messages of a step queue's dead-letter queue (peeked: they stay in
+/// it, visible), each with its step message when the body is one, and about how many it holds.
+#[utoipa::path(get, path = "/api/v3/admin/dead-letters/{queue}", tag = "admin",
+    params(("queue" = StepQueue, Path, description = "The step queue whose dead-letter queue to read"),
+        ("limit" = Option<u32>, Query, description = "1..=10, default 10", minimum = 1, maximum = 10)),
+    responses((status = 200, body = DeadLetterList), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "Not an admin"), (status = 404, body = Problem, description = "No such queue")))]
+pub async fn list_dead_letters(api: &Api, p: &Principal, queue: &str, req: &Request) -> Reply {
+    let q = rq::query(req, &["limit"])?;
+    let limit = rq::limit(&q, dead_letters::MAX_LIST, dead_letters::MAX_LIST)?;
+    let list = dead_letters::list(api.dead_letters.as_ref(), p, queue, limit).await?;
+    Ok(json(StatusCode::OK, &list))
+}
+
+/// Admins: move up to `max_messages` messages of a step queue's dead-letter queue back to the
+/// step queue (body, group and attributes kept; each deleted from the dead-letter queue only
+/// once sent). Stops early when the queue is empty or after a few seconds; redrive again while
+/// `remaining_approx` is above 0.
+#[utoipa::path(post, path = "/api/v3/admin/dead-letters/{queue}/redrive", tag = "admin",
+    request_body(content = Option<RedriveRequest>, description = "Optional: no body, `null` or `{}` move up to 100 messages"),
+    params(("queue" = StepQueue, Path, description = "The step queue whose dead-letter queue to redrive")),
+    responses((status = 200, body = RedriveResult), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "Not an admin"), (status = 404, body = Problem, description = "No such queue"),
+        (status = 422, body = Problem, description = "max_messages outside 1..=1000")))]
+pub async fn redrive_dead_letters(api: &Api, p: &Principal, queue: &str, req: &Request) -> Reply {
+    // No body, or `null`: the defaults.
+    let body: RedriveRequest = if rq::body_bytes(req).iter().all(u8::is_ascii_whitespace) {
+        RedriveRequest::default()
+    } else {
+        json_body::<Option<RedriveRequest>>(req)?.unwrap_or_default()
+    };
+    let result = dead_letters::redrive(
+        api.dead_letters.as_ref(),
+        dead_letters::Redrive {
+            principal: p,
+            queue,
+            body,
+            budget: REDRIVE_BUDGET,
+        },
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &result))
+}
+
+/// How long one redrive moves messages: well inside the function's 10 s timeout.
+const REDRIVE_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);

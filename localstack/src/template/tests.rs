@@ -67,8 +67,8 @@ fn the_repository_template_has_one_table_as_designed() {
 #[test]
 fn the_repository_template_has_every_route_once() {
     let routes = repository_template().http_routes();
-    // 28 of api-workflows (8 of them chain runs), 30 of api-auth.
-    assert_eq!(routes.len(), 58, "{routes:#?}");
+    // 30 of api-workflows (8 of them chain runs, 2 dead-letter queues), 30 of api-auth.
+    assert_eq!(routes.len(), 60, "{routes:#?}");
 
     let triples: Vec<_> = routes
         .iter()

@@ -77,7 +77,7 @@ pub trait Runs: Send + Sync {
 }
 
 /// The message that asks the worker to run (an attempt of) one step.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct StepMessage {
     pub workflow_id: String,
     pub run_id: String,
@@ -96,6 +96,99 @@ pub trait TaskQueue: Send + Sync {
         message: &'a StepMessage,
         delay_s: u32,
     ) -> Fut<'a, ()>;
+}
+
+/// One of the four step queues, by priority (each has its dead-letter queue).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum StepQueue {
+    /// Priority 5.
+    Critical,
+    /// Priority 4.
+    High,
+    /// Priority 3.
+    Normal,
+    /// Priorities 1 and 2.
+    Low,
+}
+
+impl StepQueue {
+    pub const ALL: [StepQueue; 4] = [
+        StepQueue::Critical,
+        StepQueue::High,
+        StepQueue::Normal,
+        StepQueue::Low,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepQueue::Critical => "critical",
+            StepQueue::High => "high",
+            StepQueue::Normal => "normal",
+            StepQueue::Low => "low",
+        }
+    }
+
+    /// The queue named `name` (`critical`, `high`, `normal`, `low`), if any.
+    pub fn parse(name: &str) -> Option<StepQueue> {
+        StepQueue::ALL.into_iter().find(|q| q.as_str() == name)
+    }
+}
+
+/// A string or number message attribute, carried along when a message is redriven.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageAttribute {
+    /// `String`, `Number`, or either with a custom suffix (`Number.int`).
+    pub data_type: String,
+    pub value: String,
+}
+
+/// A message received from a dead-letter queue (hidden from other receivers until it is
+/// deleted, released, or its visibility timeout passes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    /// What deletes or releases this receipt of the message.
+    pub receipt_handle: String,
+    pub body: String,
+    /// The fair-queue group (the run's owner), when the message had one.
+    pub message_group_id: Option<String>,
+    /// Its string and number attributes (binary ones are not carried).
+    pub attributes: std::collections::BTreeMap<String, MessageAttribute>,
+    /// Receives so far, this one included (the source queue's count moves along with it).
+    pub receive_count: u32,
+    /// When it was first sent (to the source queue).
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The step queues' dead-letter queues, as far as an operator redrives them: receive, send
+/// back to the source queue, delete, release. The emulator has no `StartMessageMoveTask`, so
+/// moving messages is these primitives (`app::runs::dead_letters`).
+pub trait DeadLetters: Send + Sync {
+    /// Up to `max` (1..=10) messages of `queue`'s dead-letter queue, hidden for
+    /// `visibility_s`, waiting at most `wait_s` (0: at once) for one.
+    fn receive(
+        &self,
+        queue: StepQueue,
+        max: u32,
+        visibility_s: u32,
+        wait_s: u32,
+    ) -> Fut<'_, Vec<DeadLetter>>;
+    /// About how many messages `queue`'s dead-letter queue holds (not counting those in flight).
+    fn approximate_count(&self, queue: StepQueue) -> Fut<'_, u64>;
+    /// Sends each message (up to 10) to `queue` itself, body, group and attributes as
+    /// received; whether each was sent, in order.
+    fn send_to_source<'a>(
+        &'a self,
+        queue: StepQueue,
+        messages: &'a [DeadLetter],
+    ) -> Fut<'a, Vec<bool>>;
+    /// Deletes these receipts (up to 10) from `queue`'s dead-letter queue.
+    fn delete<'a>(&'a self, queue: StepQueue, messages: &'a [&'a DeadLetter]) -> Fut<'a, ()>;
+    /// Makes these receipts (up to 10) visible again at once.
+    fn release<'a>(&'a self, queue: StepQueue, messages: &'a [&'a DeadLetter]) -> Fut<'a, ()>;
 }
 
 /// What to generate.

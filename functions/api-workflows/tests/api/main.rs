@@ -5,6 +5,7 @@
 
 mod auth;
 mod bulk;
+mod dead_letters;
 mod harness;
 mod lists;
 mod nodes;

@@ -4,6 +4,7 @@
 //! follow their workflow's access rules: viewers read them; whoever may change the workflow
 //! starts and controls them.
 
+pub mod dead_letters;
 pub mod worker;
 
 use crate::app::AppError;
