@@ -1223,6 +1223,21 @@ impl Nodes for MemoryWorkflowStore {
         )
     }
 
+    fn get_node_with_parent<'a>(
+        &'a self,
+        workflow_id: &'a str,
+        node_id: &'a str,
+        parent_id: Option<&'a str>,
+    ) -> Fut<'a, (Option<Workflow>, Option<Node>, Option<Node>)> {
+        Box::pin(async move {
+            self.call(Method::GetNode, |t| {
+                let (workflow, node) = t.get_node(workflow_id, node_id);
+                let parent = parent_id.and_then(|p| t.node(workflow_id, p).cloned());
+                Ok((workflow, node, parent))
+            })
+        })
+    }
+
     fn list_nodes<'a>(
         &'a self,
         workflow_id: &'a str,

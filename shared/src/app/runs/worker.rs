@@ -146,7 +146,15 @@ where
         deadline: Option<Instant>,
         random_unit: f64,
     ) -> Result<Outcome, AppError> {
-        let (workflow, node) = self.store.get_node(&run.workflow_id, &step.node_id).await?;
+        // The workflow, the node and its parent in one read, before the claim.
+        let (workflow, node, parent) = self
+            .store
+            .get_node_with_parent(
+                &run.workflow_id,
+                &step.node_id,
+                step.parent_node_id.as_deref(),
+            )
+            .await?;
         let (Some(workflow), Some(node)) = (workflow, node) else {
             return Ok(Outcome::Dropped("node not found"));
         };
@@ -178,10 +186,6 @@ where
         {
             return Ok(Outcome::Dropped("claimed by another attempt"));
         }
-        let parent = match &step.parent_node_id {
-            Some(id) => self.store.get_node(&run.workflow_id, id).await?.1,
-            None => None,
-        };
         let model = run
             .model
             .clone()
