@@ -13,6 +13,8 @@
 #   make bench   handler benchmarks (CPU per request, DynamoDB replayed)
 #   make bench-coldstart   init time, binary size and peak RSS of each function vs hello-world
 #   make bench-emulator    the emulator's TransactWriteItems and PutItem on a table of 10,000 items
+#   make bench-worker      worker CPU per step (DynamoDB and SQS replayed from a step recorded in the emulator)
+#   make bench-chain       wall time of a 50-step builtin chain run through the local stack
 
 MOTO_PORT ?= 5000
 export MOTO_PORT
@@ -20,7 +22,7 @@ export MOTO_PORT
 TEMPLATE := infra/sam-template.yaml
 VENV_BIN := localstack/.venv/bin
 
-.PHONY: test model-smoke conformance dev stop lint lint-template bench bench-coldstart bench-emulator test-steps
+.PHONY: test model-smoke conformance dev stop lint lint-template bench bench-coldstart bench-emulator bench-worker bench-chain test-steps
 
 # Tests create their own uniquely named tables, so the emulator starts empty (PROVISION_CMD=true).
 # with-emulator.sh stops the emulator afterwards unless it was already running (make dev), and
@@ -97,3 +99,16 @@ BUDGET_MS ?= 20
 bench-emulator: export PROVISION_CMD = true
 bench-emulator:
 	localstack/with-emulator.sh $(VENV_BIN)/python localstack/bench_transact.py --items 10000 --rounds 50 --budget-ms $(BUDGET_MS)
+
+# Worker CPU per step with I/O replayed: the emulator only serves the recording of one middle
+# step at start (functions/worker/benches/step.rs); the measured loop sends nothing.
+bench-worker: export PROVISION_CMD = true
+bench-worker:
+	localstack/with-emulator.sh cargo bench -p worker --bench step
+
+# A 50-step `continue` run with the builtin generator through the local stack (debug binaries,
+# as make dev and the e2e tests run them): wall time and its split (tests/src/bin/chain.rs).
+bench-chain: export PROVISION_CMD = true
+bench-chain:
+	cargo build --workspace --bins
+	localstack/with-emulator.sh $(TARGET_DIR)/debug/chain

@@ -175,7 +175,7 @@ async fn assert_chain_of_five(s: &Stack, w: &str, run: &Value) {
 
     // The five nodes the run wrote: a chain, each the child of the one before, each with its
     // document, metrics and quality scores.
-    let nodes = all_nodes(&s, &w).await;
+    let nodes = all_nodes(s, w).await;
     let by_id = |node_id: &str| -> &Value {
         nodes
             .iter()

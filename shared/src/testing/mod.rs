@@ -151,3 +151,54 @@ mod tests {
         assert_eq!(p.sub, "alice");
     }
 }
+
+/// Counts the requests an AWS SDK client sends (retries included), installed on its config
+/// with `.interceptor(counter.clone())`: what the request budgets of DESIGN.md §8 are checked
+/// with.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let (service, operation) = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map(|m| (m.service().to_string(), m.name().to_string()))
+            .unwrap_or_default();
+        self.0
+            .lock()
+            .map_err(|e| e.to_string())?
+            .push((service, operation));
+        Ok(())
+    }
+}
+
+impl RequestCounter {
+    /// The operations sent since the last take (`GetItem`), and resets.
+    pub fn take(&self) -> Vec<String> {
+        self.drain().into_iter().map(|(_, op)| op).collect()
+    }
+
+    /// The same, each with its service (`DynamoDB.GetItem`).
+    pub fn take_qualified(&self) -> Vec<String> {
+        self.drain()
+            .into_iter()
+            .map(|(service, op)| format!("{service}.{op}"))
+            .collect()
+    }
+
+    fn drain(&self) -> Vec<(String, String)> {
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+}

@@ -286,3 +286,220 @@ pub fn message(run: &crate::domain::run::Run, step: &crate::domain::run::Step) -
         attempt: step.attempts + 1,
     }
 }
+
+use crate::ports::{DeadLetter, DeadLetters, StepQueue};
+use std::collections::{HashMap, HashSet};
+
+#[derive(Debug, Default)]
+struct DeadLettersInner {
+    /// Each dead-letter queue's messages, oldest first, with whether a receive holds them.
+    dead: HashMap<StepQueue, Vec<(DeadLetter, bool)>>,
+    /// What was sent back to each source queue, in order.
+    redriven: HashMap<StepQueue, Vec<DeadLetter>>,
+    /// Receipts handed out so far (each receive makes new ones, as SQS does).
+    receipts: u64,
+    /// Messages whose next send back fails (by message id).
+    failing_sends: HashSet<String>,
+    /// Errors the next calls of each operation answer, in order.
+    failures: HashMap<&'static str, VecDeque<String>>,
+}
+
+/// The dead-letter queues in memory: [`MemoryDeadLetters::push`] puts a message in one; a
+/// receive hides what it returns until it is deleted or released (time does not pass here);
+/// sends back are recorded per source queue.
+#[derive(Debug, Default)]
+pub struct MemoryDeadLetters {
+    inner: Mutex<DeadLettersInner>,
+}
+
+impl MemoryDeadLetters {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DeadLettersInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts a message with `body`, grouped by `group`, in `queue`'s dead-letter queue, as if it
+    /// had failed 5 receives; its message id.
+    pub fn push(&self, queue: StepQueue, body: impl Into<String>, group: Option<&str>) -> String {
+        let message_id = crate::domain::ids::new_id();
+        let message = DeadLetter {
+            message_id: message_id.clone(),
+            receipt_handle: String::new(),
+            body: body.into(),
+            message_group_id: group.map(str::to_string),
+            attributes: Default::default(),
+            receive_count: 5,
+            sent_at: Some(chrono::Utc::now()),
+        };
+        self.lock()
+            .dead
+            .entry(queue)
+            .or_default()
+            .push((message, false));
+        message_id
+    }
+
+    /// Every message of `queue`'s dead-letter queue, received or not, oldest first.
+    pub fn dead(&self, queue: StepQueue) -> Vec<DeadLetter> {
+        let inner = self.lock();
+        inner
+            .dead
+            .get(&queue)
+            .map(|d| d.iter().map(|(m, _)| m.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The messages of `queue`'s dead-letter queue that a receive holds now.
+    pub fn in_flight(&self, queue: StepQueue) -> usize {
+        let inner = self.lock();
+        inner
+            .dead
+            .get(&queue)
+            .map_or(0, |d| d.iter().filter(|(_, held)| *held).count())
+    }
+
+    /// What was sent back to `queue` so far, in order.
+    pub fn redriven(&self, queue: StepQueue) -> Vec<DeadLetter> {
+        self.lock()
+            .redriven
+            .get(&queue)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Makes every send back of the message `message_id` fail (the others of its batch go).
+    pub fn fail_send_of(&self, message_id: &str) {
+        self.lock().failing_sends.insert(message_id.to_string());
+    }
+
+    /// Makes the next call of `operation` (`receive`, `count`, `send`, `delete`, `release`)
+    /// fail with [`StoreError::Unavailable`]`(reason)`, changing nothing. Called several
+    /// times, it fails as many calls, in order.
+    pub fn fail_next(&self, operation: &'static str, reason: impl Into<String>) {
+        self.lock()
+            .failures
+            .entry(operation)
+            .or_default()
+            .push_back(reason.into());
+    }
+
+    fn failure(inner: &mut DeadLettersInner, operation: &'static str) -> Result<(), StoreError> {
+        match inner
+            .failures
+            .get_mut(operation)
+            .and_then(VecDeque::pop_front)
+        {
+            Some(reason) => Err(StoreError::Unavailable(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies `change` to the held message of `queue` with each receipt; an unknown receipt
+    /// is an error, as SQS's batch entries fail.
+    fn on_receipts(
+        &self,
+        queue: StepQueue,
+        messages: &[&DeadLetter],
+        delete: bool,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        Self::failure(&mut inner, if delete { "delete" } else { "release" })?;
+        let dead = inner.dead.entry(queue).or_default();
+        for m in messages {
+            let i = dead
+                .iter()
+                .position(|(d, held)| *held && d.receipt_handle == m.receipt_handle)
+                .ok_or_else(|| {
+                    StoreError::Internal(format!("receipt {} is not valid", m.receipt_handle))
+                })?;
+            if delete {
+                dead.remove(i);
+            } else {
+                dead[i].1 = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DeadLetters for MemoryDeadLetters {
+    fn receive(
+        &self,
+        queue: StepQueue,
+        max: u32,
+        _visibility_s: u32,
+        _wait_s: u32,
+    ) -> Fut<'_, Vec<DeadLetter>> {
+        Box::pin(async move {
+            if !(1..=10).contains(&max) {
+                return Err(StoreError::Internal(format!(
+                    "MaxNumberOfMessages {max} (1..=10)"
+                )));
+            }
+            let mut inner = self.lock();
+            Self::failure(&mut inner, "receive")?;
+            let mut receipts = inner.receipts;
+            let mut out = Vec::new();
+            for (m, held) in inner.dead.entry(queue).or_default().iter_mut() {
+                if out.len() == max as usize {
+                    break;
+                }
+                if *held {
+                    continue;
+                }
+                receipts += 1;
+                *held = true;
+                m.receipt_handle = format!("receipt-{receipts}");
+                m.receive_count += 1;
+                out.push(m.clone());
+            }
+            inner.receipts = receipts;
+            Ok(out)
+        })
+    }
+
+    fn approximate_count(&self, queue: StepQueue) -> Fut<'_, u64> {
+        Box::pin(async move {
+            let mut inner = self.lock();
+            Self::failure(&mut inner, "count")?;
+            Ok(inner
+                .dead
+                .get(&queue)
+                .map_or(0, |d| d.iter().filter(|(_, held)| !*held).count()) as u64)
+        })
+    }
+
+    fn send_to_source<'a>(
+        &'a self,
+        queue: StepQueue,
+        messages: &'a [DeadLetter],
+    ) -> Fut<'a, Vec<bool>> {
+        Box::pin(async move {
+            if messages.len() > 10 {
+                return Err(StoreError::Internal("more than 10 entries".into()));
+            }
+            let mut inner = self.lock();
+            Self::failure(&mut inner, "send")?;
+            let mut sent = Vec::with_capacity(messages.len());
+            for m in messages {
+                let ok = !inner.failing_sends.contains(&m.message_id);
+                if ok {
+                    inner.redriven.entry(queue).or_default().push(m.clone());
+                }
+                sent.push(ok);
+            }
+            Ok(sent)
+        })
+    }
+
+    fn delete<'a>(&'a self, queue: StepQueue, messages: &'a [&'a DeadLetter]) -> Fut<'a, ()> {
+        Box::pin(async move { self.on_receipts(queue, messages, true) })
+    }
+
+    fn release<'a>(&'a self, queue: StepQueue, messages: &'a [&'a DeadLetter]) -> Fut<'a, ()> {
+        Box::pin(async move { self.on_receipts(queue, messages, false) })
+    }
+}

@@ -3,57 +3,25 @@
 
 use api_workflows::{Api, handle};
 use aws_sdk_dynamodb::Client;
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 use http::HeaderMap;
 use lambda_http::Body;
 use serde_json::Value;
 use shared::aws::dynamo::{DynamoAccounts, DynamoStore};
+use shared::aws::sqs::{QueueUrls, SqsDeadLetters};
 use shared::clock::SystemClock;
 use shared::domain::account::{Account, AccountStatus, ApiKey, Session};
 use shared::domain::{Role, Scope, ids};
 use shared::http::pipeline::Pipeline;
 use shared::http::{Authenticator, Gate, KeyRing};
 use shared::ports::{Accounts, ApiKeys, OneTimeToken, Sessions, TokenPurpose};
+use shared::ports::{DeadLetters, StepQueue};
 use shared::testing::TestKeys;
-use shared::testing::runs::MemoryQueue;
+use shared::testing::runs::{MemoryDeadLetters, MemoryQueue};
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Records the operation name of every request sent to DynamoDB (retries included).
-#[derive(Debug, Clone, Default)]
-pub struct Counter(Arc<Mutex<Vec<String>>>);
-
-impl Intercept for Counter {
-    fn name(&self) -> &'static str {
-        "RequestCounter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let name = cfg
-            .load::<Metadata>()
-            .map(|m| m.name().to_string())
-            .unwrap_or_default();
-        self.0.lock().map_err(|e| e.to_string())?.push(name);
-        Ok(())
-    }
-}
-
-impl Counter {
-    /// The operations sent since the last call, and resets.
-    pub fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
+pub type Counter = shared::testing::RequestCounter;
 
 pub struct Harness {
     pub api: Api,
@@ -67,6 +35,10 @@ pub struct Harness {
     pub accounts: Arc<DynamoAccounts>,
     /// What starting and controlling runs queued.
     pub queue: Arc<MemoryQueue>,
+    /// The step queues and their dead-letter queues in the emulator, when the harness was made
+    /// with them ([`Harness::with_queues`]); the dead-letter routes use an empty in-memory
+    /// fake otherwise.
+    pub queues: Option<Queues>,
     known: tokio::sync::Mutex<HashSet<String>>,
 }
 
@@ -107,11 +79,97 @@ impl Reply {
     }
 }
 
+/// A test's own step queues and dead-letter queues in the emulator (the template's, under
+/// names of their own).
+pub struct Queues {
+    pub sqs: aws_sdk_sqs::Client,
+    pub sources: QueueUrls,
+    pub dead_letters: QueueUrls,
+}
+
+impl Queues {
+    /// Sends `body` straight to `queue`'s dead-letter queue (as the redrive policy would have
+    /// moved it), grouped by `group`.
+    pub async fn put_dead(&self, queue: StepQueue, body: &str, group: &str) {
+        self.sqs
+            .send_message()
+            .queue_url(self.dead_letters.by_name(queue))
+            .message_body(body)
+            .message_group_id(group)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Receives (and deletes) every message `url` holds now: bodies and groups.
+    pub async fn drain(&self, url: &str) -> Vec<(String, Option<String>)> {
+        let mut out = Vec::new();
+        loop {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .message_system_attribute_names(
+                    aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId,
+                )
+                .send()
+                .await
+                .unwrap()
+                .messages
+                .unwrap_or_default();
+            if got.is_empty() {
+                return out;
+            }
+            for m in got {
+                self.sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+                let group = m
+                    .attributes()
+                    .and_then(|a| {
+                        a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+                    })
+                    .cloned();
+                out.push((m.body.unwrap_or_default(), group));
+            }
+        }
+    }
+}
+
 pub const ALICE: &str = "alice";
 pub const BOB: &str = "bob";
 
 impl Harness {
     pub async fn new() -> Harness {
+        Self::build(None).await
+    }
+
+    /// A harness whose dead-letter routes work on queues of the test's own in the emulator
+    /// (the template's eight step and dead-letter queues, created under a new suffix).
+    pub async fn with_queues() -> Harness {
+        let template = localstack::template::Template::load_default().unwrap();
+        let suffix = format!("-{}", ids::new_id());
+        let resolver = localstack::testing::provision_queues(&template, &suffix).await;
+        let urls = |kind: &str| -> QueueUrls {
+            ["Critical", "High", "Normal", "Low"]
+                .map(|p| resolver.queue_url(&format!("{p}{kind}")).unwrap())
+                .into()
+        };
+        Self::build(Some(Queues {
+            sqs: localstack::testing::sqs_client().await,
+            sources: urls("StepQueue"),
+            dead_letters: urls("StepDeadLetterQueue"),
+        }))
+        .await
+    }
+
+    async fn build(queues: Option<Queues>) -> Harness {
         let (plain, table) = localstack::testing::fresh_table("api").await;
         let counter = Counter::default();
         let client = Client::from_conf(
@@ -132,9 +190,18 @@ impl Harness {
         let accounts = Arc::new(DynamoAccounts::new(accounts_client, table.clone()));
         let keys = TestKeys::generate("test-key");
         let queue = Arc::new(MemoryQueue::new());
+        let dead_letters: Arc<dyn DeadLetters> = match &queues {
+            Some(q) => Arc::new(SqsDeadLetters::new(
+                q.sqs.clone(),
+                q.sources.clone(),
+                q.dead_letters.clone(),
+            )),
+            None => Arc::new(MemoryDeadLetters::new()),
+        };
         let api = Api {
             store: Arc::new(DynamoStore::new(client.clone(), table.clone())),
             queue: queue.clone(),
+            dead_letters,
             accounts: accounts.clone(),
             pipeline: Pipeline {
                 auth: Arc::new(Authenticator {
@@ -155,6 +222,7 @@ impl Harness {
             auth_counter,
             accounts,
             queue,
+            queues,
             known: Default::default(),
         }
     }
