@@ -106,16 +106,22 @@ pub fn queue_urls() -> Result<[String; 4], String> {
 }
 
 pub fn queue_urls_from(get: impl Fn(&str) -> Option<String>) -> Result<[String; 4], String> {
-    let required = |k: &str| {
-        get(k)
+    by_priority(&get, "QUEUE_URL")
+}
+
+/// `{prefix}_CRITICAL`, `{prefix}_HIGH`, `{prefix}_NORMAL` and `{prefix}_LOW`, each required.
+fn by_priority(get: &impl Fn(&str) -> Option<String>, prefix: &str) -> Result<[String; 4], String> {
+    let required = |level: &str| {
+        let k = format!("{prefix}_{level}");
+        get(&k)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| format!("environment variable {k} is required"))
     };
     Ok([
-        required("QUEUE_URL_CRITICAL")?,
-        required("QUEUE_URL_HIGH")?,
-        required("QUEUE_URL_NORMAL")?,
-        required("QUEUE_URL_LOW")?,
+        required("CRITICAL")?,
+        required("HIGH")?,
+        required("NORMAL")?,
+        required("LOW")?,
     ])
 }
 
@@ -129,17 +135,7 @@ pub fn dead_letter_queue_urls() -> Result<[String; 4], String> {
 pub fn dead_letter_queue_urls_from(
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<[String; 4], String> {
-    let required = |k: &str| {
-        get(k)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| format!("environment variable {k} is required"))
-    };
-    Ok([
-        required("DLQ_URL_CRITICAL")?,
-        required("DLQ_URL_HIGH")?,
-        required("DLQ_URL_NORMAL")?,
-        required("DLQ_URL_LOW")?,
-    ])
+    by_priority(&get, "DLQ_URL")
 }
 
 /// What the worker needs on top of the table: its queues and the default model.
@@ -193,12 +189,7 @@ impl WorkerConfig {
         }
         Ok(WorkerConfig {
             table_name: required("TABLE_NAME")?,
-            queue_urls: [
-                required("QUEUE_URL_CRITICAL")?,
-                required("QUEUE_URL_HIGH")?,
-                required("QUEUE_URL_NORMAL")?,
-                required("QUEUE_URL_LOW")?,
-            ],
+            queue_urls: by_priority(&get, "QUEUE_URL")?,
             default_model: get("DEFAULT_MODEL")
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "builtin".into()),

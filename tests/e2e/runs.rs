@@ -103,25 +103,7 @@ async fn a_worker_killed_mid_step_still_leaves_exactly_one_document_per_step() {
 /// An active workflow of Alice's with `settings`, and a `continue` run of 5 steps started in
 /// it: the workflow's path and the run's id.
 async fn start_chain(s: &Stack, settings: Value) -> (String, String) {
-    let created = s
-        .post(
-            "/api/v3/workflows",
-            ALICE,
-            json!({"name": "Chain", "settings": settings}),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{}", created.text);
-    let id = created.body["id"].as_str().unwrap().to_string();
-    let w = format!("/api/v3/workflows/{id}");
-    let active = s
-        .post(&format!("{w}/status"), ALICE, json!({"status": "active"}))
-        .await;
-    assert_eq!(
-        (active.status, active.body["status"].as_str()),
-        (200, Some("active")),
-        "{}",
-        active.text
-    );
+    let w = s.active_workflow(ALICE, "Chain", settings).await;
     let started = s
         .post(
             &format!("{w}/runs"),
@@ -133,30 +115,9 @@ async fn start_chain(s: &Stack, settings: Value) -> (String, String) {
     (w, started.body["id"].as_str().unwrap().to_string())
 }
 
-/// Polls the run until it has succeeded (a failed or cancelled run ends the wait at once).
 async fn until_succeeded(s: &Stack, w: &str, run_id: &str, deadline: Duration) -> Value {
-    let start = Instant::now();
-    loop {
-        let r = s.get(&format!("{w}/runs/{run_id}"), ALICE).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        match r.body["status"].as_str() {
-            Some("succeeded") => return r.body,
-            Some("failed" | "cancelled") => panic!(
-                "the run ended {}: {:#}\nworker log:\n{}",
-                r.body["status"],
-                r.body,
-                s.log_lines("WorkerFunction").join("\n")
-            ),
-            _ => {}
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "the run has not succeeded within {deadline:?}: {:#}\nworker log:\n{}",
-            r.body,
-            s.log_lines("WorkerFunction").join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    s.until_succeeded(w, run_id, ALICE, deadline, Duration::from_millis(100))
+        .await
 }
 
 /// The run's five steps succeeded and wrote a chain of five documents, each the child of the

@@ -240,6 +240,67 @@ impl Stack {
         self.send("POST", path, Some(user), Some(body), &[]).await
     }
 
+    /// A workflow of `user` named `name` with `settings`, made `active`: its path
+    /// (`/api/v3/workflows/{id}`).
+    pub async fn active_workflow(&self, user: &str, name: &str, settings: Value) -> String {
+        let created = self
+            .post(
+                "/api/v3/workflows",
+                user,
+                json!({"name": name, "settings": settings}),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let w = format!(
+            "/api/v3/workflows/{}",
+            created.body["id"].as_str().expect("a workflow id")
+        );
+        let active = self
+            .post(&format!("{w}/status"), user, json!({"status": "active"}))
+            .await;
+        assert_eq!(
+            (active.status, active.body["status"].as_str()),
+            (200, Some("active")),
+            "{}",
+            active.text
+        );
+        w
+    }
+
+    /// Polls run `run_id` of workflow `w` every `poll` until it has succeeded, and returns it;
+    /// a failed or cancelled run, or `deadline` passing, fails at once with the worker's log.
+    pub async fn until_succeeded(
+        &self,
+        w: &str,
+        run_id: &str,
+        user: &str,
+        deadline: Duration,
+        poll: Duration,
+    ) -> Value {
+        let start = Instant::now();
+        loop {
+            let r = self.get(&format!("{w}/runs/{run_id}"), user).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            match r.body["status"].as_str() {
+                Some("succeeded") => return r.body,
+                Some("failed" | "cancelled") => panic!(
+                    "the run ended {}: {:#}\nworker log:\n{}",
+                    r.body["status"],
+                    r.body,
+                    self.log_lines("WorkerFunction").join("\n")
+                ),
+                _ => {}
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "the run has not succeeded within {deadline:?}: {:#}\nworker log:\n{}",
+                r.body,
+                self.log_lines("WorkerFunction").join("\n")
+            );
+            tokio::time::sleep(poll).await;
+        }
+    }
+
     /// Lines a function (or the gateway about it) logged.
     pub fn log_lines(&self, source: &str) -> Vec<String> {
         self.logs

@@ -11,7 +11,7 @@
 
 use super::error::Errors;
 use super::node::Node;
-use super::run::default_prompt;
+use super::run::prompt_for;
 use super::workflow::Settings;
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 use serde_json::Value as Json;
@@ -43,11 +43,7 @@ pub struct Variables<'a> {
 /// (settings checked at write time only fail here on what depends on the content, such as
 /// fuel or the prompt's length).
 pub fn render(settings: &Settings, vars: &Variables<'_>) -> Result<Prompt, String> {
-    let own = if vars.node.prompt.trim().is_empty() {
-        default_prompt(vars.parent, &vars.node.title)
-    } else {
-        vars.node.prompt.clone()
-    };
+    let own = prompt_for(vars.node, vars.parent);
     let system = text_setting(settings, "system_prompt")?
         .filter(|s| !s.trim().is_empty())
         .map(str::to_string);
@@ -137,6 +133,7 @@ mod tests {
     use super::*;
     use crate::domain::NodeStatus;
     use crate::domain::node::{NodeFields, Priority};
+    use crate::domain::run::default_prompt;
     use serde_json::json;
 
     fn node(title: &str, content: &str, prompt: &str) -> Node {

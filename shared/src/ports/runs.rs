@@ -85,6 +85,18 @@ pub struct StepMessage {
     pub attempt: u32,
 }
 
+impl StepMessage {
+    /// The message asking for the next attempt of `step` of `run`.
+    pub fn next_attempt(run: &Run, step: &Step) -> StepMessage {
+        StepMessage {
+            workflow_id: run.workflow_id.clone(),
+            run_id: run.id.clone(),
+            step_id: step.id.clone(),
+            attempt: step.attempts + 1,
+        }
+    }
+}
+
 /// The queues that carry steps to the worker, one per priority.
 pub trait TaskQueue: Send + Sync {
     /// Sends `message` to the queue of `priority` (1..=5), grouped by `owner_id` (fair

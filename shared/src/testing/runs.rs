@@ -279,12 +279,7 @@ pub fn chain(
 
 /// The message asking for the next attempt of `step`.
 pub fn message(run: &crate::domain::run::Run, step: &crate::domain::run::Step) -> StepMessage {
-    StepMessage {
-        workflow_id: run.workflow_id.clone(),
-        run_id: run.id.clone(),
-        step_id: step.id.clone(),
-        attempt: step.attempts + 1,
-    }
+    StepMessage::next_attempt(run, step)
 }
 
 use crate::ports::{DeadLetter, DeadLetters, StepQueue};

@@ -61,22 +61,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 async fn one_run(s: &Stack, steps: u32, n: u32) -> Measured {
-    let created = s
-        .post(
-            "/api/v3/workflows",
-            USER,
-            json!({"name": format!("Chain benchmark {n}")}),
-        )
+    let w = s
+        .active_workflow(USER, &format!("Chain benchmark {n}"), json!({}))
         .await;
-    assert_eq!(created.status, 201, "{}", created.text);
-    let w = format!(
-        "/api/v3/workflows/{}",
-        created.body["id"].as_str().expect("a workflow id")
-    );
-    let active = s
-        .post(&format!("{w}/status"), USER, json!({"status": "active"}))
-        .await;
-    assert_eq!(active.status, 200, "{}", active.text);
 
     let start = Instant::now();
     let started = s
@@ -88,26 +75,9 @@ async fn one_run(s: &Stack, steps: u32, n: u32) -> Measured {
         .await;
     assert_eq!(started.status, 202, "{}", started.text);
     let run_id = started.body["id"].as_str().expect("a run id").to_string();
-    let run = loop {
-        let r = s.get(&format!("{w}/runs/{run_id}"), USER).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        match r.body["status"].as_str() {
-            Some("succeeded") => break r.body,
-            Some("failed" | "cancelled") => panic!(
-                "the run ended {}: {:#}\nworker log:\n{}",
-                r.body["status"],
-                r.body,
-                s.log_lines("WorkerFunction").join("\n")
-            ),
-            _ => {}
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "the run has not succeeded within {DEADLINE:?}: {:#}",
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let run = s
+        .until_succeeded(&w, &run_id, USER, DEADLINE, Duration::from_millis(250))
+        .await;
     let wall = start.elapsed();
 
     let mut steps_of_run: Vec<&Value> = run["steps"].as_array().expect("steps").iter().collect();

@@ -60,7 +60,7 @@ pub async fn start(
             .await;
     }
     let mut options = req.body.validate()?;
-    let (workflow, nodes) = match store.get_tree(req.workflow_id).await? {
+    let (workflow, mut nodes) = match store.get_tree(req.workflow_id).await? {
         Some((w, n)) => (Some(w), n),
         None => (None, vec![]),
     };
@@ -75,10 +75,14 @@ pub async fn start(
         options.priority = run::default_priority(&workflow.settings);
     }
     let max_parallel = run::max_parallel(&workflow.settings);
+    if let PlanRequest::Pending {} = options.plan {
+        // Nodes that runs not yet over will write count as not pending (the prompts below
+        // read only titles and text).
+        nodes = not_busy(nodes, &busy_nodes(store, &workflow.id).await?);
+    }
     let plan = match &options.plan {
         PlanRequest::Pending {} => {
-            let busy = busy_nodes(store, &workflow.id).await?;
-            let mut plan = run::plan_pending(&not_busy(nodes.clone(), &busy), max_parallel)?;
+            let mut plan = run::plan_pending(&nodes, max_parallel)?;
             // Parents come first, so the steps kept never wait for a step left out.
             plan.truncate(MAX_PENDING_STEPS);
             plan
@@ -492,12 +496,7 @@ pub(crate) async fn send(
     step: &Step,
     delay_s: u32,
 ) -> Result<(), AppError> {
-    let message = StepMessage {
-        workflow_id: r.workflow_id.clone(),
-        run_id: r.id.clone(),
-        step_id: step.id.clone(),
-        attempt: step.attempts + 1,
-    };
+    let message = StepMessage::next_attempt(r, step);
     queue
         .enqueue(r.priority, &r.owner_id, &message, delay_s)
         .await?;
