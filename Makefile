@@ -2,9 +2,12 @@
 # (DESIGN.md §5); its tools live in localstack/.venv, installed on first use.
 #
 #   make test    start the emulator, lint the template, run every test, stop the emulator; then
-#                make model-smoke and make conformance
+#                make model-smoke, make chain-smoke and make conformance
 #   make model-smoke  the local model server of make dev (localstack/model.sh): a streamed and a
 #                plain chat completion against SmolLM2 on the CPU (installed on first use)
+#   make chain-smoke  the stack as make dev runs it, with the local model: a new user signs up and
+#                runs a 2-step chain over HTTP; both documents must be written by the model
+#                (localstack/chain_smoke.py)
 #   make conformance  the stack as make dev runs it, checked by schemathesis against both
 #                OpenAPI documents (localstack/conformance.py)
 #   make dev     the whole system: emulator + resources + local gateway on 127.0.0.1:3000 (Ctrl-C stops)
@@ -22,7 +25,7 @@ export MOTO_PORT
 TEMPLATE := infra/sam-template.yaml
 VENV_BIN := localstack/.venv/bin
 
-.PHONY: test model-smoke conformance dev stop lint lint-template bench bench-coldstart bench-emulator bench-worker bench-chain test-steps
+.PHONY: test model-smoke chain-smoke conformance dev stop lint lint-template bench bench-coldstart bench-emulator bench-worker bench-chain test-steps
 
 # Tests create their own uniquely named tables, so the emulator starts empty (PROVISION_CMD=true).
 # with-emulator.sh stops the emulator afterwards unless it was already running (make dev), and
@@ -35,6 +38,7 @@ test: export PROVISION_CMD = true
 test:
 	localstack/with-emulator.sh $(MAKE) --no-print-directory test-steps
 	localstack/model-smoke.sh
+	localstack/chain-smoke.sh
 	localstack/conformance.sh
 
 # The body of `make test`; expects the emulator to be running. The end-to-end tests run the
@@ -55,6 +59,10 @@ dev:
 # The local model server that make dev starts (on its own port, MODEL_SMOKE_PORT, default 8098).
 model-smoke:
 	localstack/model-smoke.sh
+
+# A chain written by the real local model, end to end over HTTP (its own ports: 3800, 5800, 8097).
+chain-smoke:
+	localstack/chain-smoke.sh
 
 # schemathesis with every check against both OpenAPI documents of the running stack. One check is
 # left out by name (in localstack/conformance.py): `unsupported_method`, because an undeclared

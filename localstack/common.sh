@@ -105,3 +105,48 @@ ensure_venv() {
     -r "$REQUIREMENTS" >&2 || die "pip install -r $REQUIREMENTS failed"
   printf '%s\n' "$want" >"$VENV_STAMP"
 }
+
+# Refuses to go on if any of the ports after $1 is taken on 127.0.0.1; $1 names the variables
+# that choose them.
+refuse_taken_ports() {
+  local variables=$1 port
+  shift
+  for port in "$@"; do
+    if port_in_use "$port"; then
+      die "port $port on 127.0.0.1 is taken (another run?); choose others with $variables"
+    fi
+  done
+}
+
+# Runs localstack/dev.sh in the background (output in $1), stops it when the calling script
+# exits, and waits up to $2 seconds (cargo build included) for the gateway's /health on $PORT;
+# shows the end of the log and exits if it does not come up.
+STACK_PID=""
+start_stack() {
+  local log=$1 timeout=$2 deadline
+  mkdir -p "$RUN_DIR"
+  localstack/dev.sh >"$log" 2>&1 &
+  STACK_PID=$!
+  trap stop_stack EXIT
+  deadline=$((SECONDS + timeout))
+  until http_get /health "${PORT:?}" >/dev/null; do
+    if ! kill -0 "$STACK_PID" 2>/dev/null; then
+      say "the stack exited during start-up; last lines of $log:"
+      tail -n 30 "$log" >&2
+      exit 1
+    fi
+    if ((SECONDS >= deadline)); then
+      say "the gateway did not answer on port $PORT within ${timeout}s; last lines of $log:"
+      tail -n 30 "$log" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+}
+
+# shellcheck disable=SC2317  # run by the EXIT trap of start_stack
+stop_stack() {
+  [[ -n $STACK_PID ]] || return 0
+  kill -TERM "$STACK_PID" 2>/dev/null || true
+  wait "$STACK_PID" 2>/dev/null || true
+}

@@ -22,38 +22,14 @@ export PARAMETER_OVERRIDES="RateLimitsWorkflows=$raised RateLimitsAuth=$raised"
 START_TIMEOUT_S=${CONFORMANCE_START_TIMEOUT_S:-600}
 
 # A stack already on these ports (another run) would answer for ours: refuse instead.
-for port in "$PORT" "$MOTO_PORT"; do
-  if port_in_use "$port"; then
-    die "port $port on 127.0.0.1 is taken (another conformance run?); set CONFORMANCE_PORT / CONFORMANCE_MOTO_PORT"
-  fi
-done
+refuse_taken_ports "CONFORMANCE_PORT / CONFORMANCE_MOTO_PORT" "$PORT" "$MOTO_PORT"
 
 ensure_venv
 log=$RUN_DIR/conformance-stack.log
-mkdir -p "$RUN_DIR"
 say "Starting the stack for the conformance run (gateway 127.0.0.1:$PORT, emulator :$MOTO_PORT; log: $log) ..."
 # The built-in generator: the conformance run checks the API, not a model.
-GENERATOR=builtin localstack/dev.sh >"$log" 2>&1 &
-stack=$!
-stop_stack() {
-  kill -TERM "$stack" 2>/dev/null || true
-  wait "$stack" 2>/dev/null || true
-}
-trap stop_stack EXIT
-
-deadline=$((SECONDS + START_TIMEOUT_S))
-until http_get /health "$PORT" >/dev/null; do
-  if ! kill -0 "$stack" 2>/dev/null; then
-    say "the stack exited during start-up; last lines of $log:"
-    tail -n 30 "$log" >&2
-    exit 1
-  fi
-  if ((SECONDS >= deadline)); then
-    say "the gateway did not answer on port $PORT within ${START_TIMEOUT_S}s"
-    exit 1
-  fi
-  sleep 0.5
-done
+export GENERATOR=builtin
+start_stack "$log" "$START_TIMEOUT_S"
 
 BASE_URL="http://127.0.0.1:$PORT" MOTO_URL="http://127.0.0.1:$MOTO_PORT" \
   "$VENV/bin/python" localstack/conformance.py
