@@ -200,7 +200,14 @@ impl Fixture {
                 .unwrap();
             let (r, steps, nodes) = chain(&workflow, 3, None, 4, now);
             deps.store
-                .create_run(&owner, &r, &steps, &nodes, None)
+                .create_run(
+                    &owner,
+                    &r,
+                    &steps,
+                    &nodes,
+                    workflow.settings.max_nodes(),
+                    None,
+                )
                 .await
                 .unwrap();
             let first = handle(&deps, event(&message(&r, &steps[0])), None).await;

@@ -126,7 +126,14 @@ async fn a_chain_runs_through_the_queues_one_document_per_step() {
     let (r, steps, nodes) = chain(&workflow, 3, None, 4, now);
     s.deps
         .store
-        .create_run(&owner, &r, &steps, &nodes, None)
+        .create_run(
+            &owner,
+            &r,
+            &steps,
+            &nodes,
+            workflow.settings.max_nodes(),
+            None,
+        )
         .await
         .unwrap();
     let first = message(&r, &steps[0]);
@@ -255,7 +262,14 @@ async fn an_openai_step_throttled_once_is_retried_and_succeeds() {
         now,
     );
     store
-        .create_run(&owner, &r, &steps, &nodes, None)
+        .create_run(
+            &owner,
+            &r,
+            &steps,
+            &nodes,
+            workflow.settings.max_nodes(),
+            None,
+        )
         .await
         .unwrap();
     let first = message(&r, &steps[0]);

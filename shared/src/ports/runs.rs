@@ -3,7 +3,7 @@
 
 use super::{Fut, IdempotencyRecord, Page, PageKey};
 use crate::domain::run::{Run, Step, StepError, StepStatus};
-use crate::domain::{Node, Principal};
+use crate::domain::{Node, Principal, Workflow};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -23,11 +23,23 @@ pub struct StepCommit {
     pub run_version: u64,
 }
 
+/// A run with its steps, its workflow, and, when asked for, a node and that node's parent, as
+/// one request reads them (each `None` when not stored): what an attempt of a step needs
+/// before it generates, and what a run's route needs to check access.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunWith {
+    pub run: Option<(Run, Vec<Step>)>,
+    pub workflow: Option<Workflow>,
+    pub node: Option<Node>,
+    pub parent: Option<Node>,
+}
+
 /// Runs and their steps, kept with their workflow.
 pub trait Runs: Send + Sync {
     /// Stores a new run with its steps and the new nodes a `continue` plan writes into (all
     /// `pending`), and, when given, the idempotency record: all or nothing. The workflow must
-    /// still be changeable by `actor` and below its `max_nodes` with the new nodes
+    /// still be changeable by `actor` and, with new nodes, still have the `max_nodes` the
+    /// caller read (`max_nodes`) and room below it for them
     /// ([`super::StoreError::WorkflowRejected`] otherwise).
     fn create_run<'a>(
         &'a self,
@@ -35,6 +47,7 @@ pub trait Runs: Send + Sync {
         run: &'a Run,
         steps: &'a [Step],
         new_nodes: &'a [Node],
+        max_nodes: u64,
         idempotency: Option<&'a IdempotencyRecord>,
     ) -> Fut<'a, ()>;
     /// A run with every step, steps in plan order.
@@ -43,6 +56,15 @@ pub trait Runs: Send + Sync {
         workflow_id: &'a str,
         run_id: &'a str,
     ) -> Fut<'a, Option<(Run, Vec<Step>)>>;
+    /// A run with every step (as [`Runs::get_run`]), its workflow, and, when named, one of the
+    /// workflow's nodes and that node's parent, in one read.
+    fn get_run_with<'a>(
+        &'a self,
+        workflow_id: &'a str,
+        run_id: &'a str,
+        node_id: Option<&'a str>,
+        parent_id: Option<&'a str>,
+    ) -> Fut<'a, RunWith>;
     /// A workflow's runs, newest first.
     fn list_runs<'a>(
         &'a self,
@@ -83,6 +105,12 @@ pub struct StepMessage {
     pub run_id: String,
     pub step_id: String,
     pub attempt: u32,
+    /// The step's node and that node's parent, so the worker reads them with the run in one
+    /// request (checked against the stored step; a message without them is read in two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_node_id: Option<String>,
 }
 
 impl StepMessage {
@@ -93,6 +121,8 @@ impl StepMessage {
             run_id: run.id.clone(),
             step_id: step.id.clone(),
             attempt: step.attempts + 1,
+            node_id: Some(step.node_id.clone()),
+            parent_node_id: step.parent_node_id.clone(),
         }
     }
 }

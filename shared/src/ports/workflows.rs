@@ -115,14 +115,6 @@ pub trait Nodes: Send + Sync {
         workflow_id: &'a str,
         node_id: &'a str,
     ) -> Fut<'a, (Option<Workflow>, Option<Node>)>;
-    /// A workflow, one of its nodes and that node's parent (when `parent_id` is given), in one
-    /// read: what a chain step needs before it generates.
-    fn get_node_with_parent<'a>(
-        &'a self,
-        workflow_id: &'a str,
-        node_id: &'a str,
-        parent_id: Option<&'a str>,
-    ) -> Fut<'a, (Option<Workflow>, Option<Node>, Option<Node>)>;
     /// A page of a workflow's nodes in creation order, with the workflow.
     fn list_nodes<'a>(
         &'a self,

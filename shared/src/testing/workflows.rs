@@ -20,8 +20,8 @@ use crate::domain::run::{Run, Step, StepStatus};
 use crate::domain::time::truncate_to_millis;
 use crate::domain::{Node, Principal, ShareAccess, Workflow, WorkflowStatus};
 use crate::ports::{
-    ChangeOutcome, Fut, Idempotency, IdempotencyRecord, NodeDeletion, Nodes, Page, PageKey, Runs,
-    Shares, StepCommit, StoreError, WorkflowChange, WorkflowFilter, Workflows,
+    ChangeOutcome, Fut, Idempotency, IdempotencyRecord, NodeDeletion, Nodes, Page, PageKey,
+    RunWith, Runs, Shares, StepCommit, StoreError, WorkflowChange, WorkflowFilter, Workflows,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -99,6 +99,7 @@ pub enum Method {
     GetIdempotency,
     CreateRun,
     GetRun,
+    GetRunWith,
     ListRuns,
     UpdateRun,
     ClaimStep,
@@ -908,6 +909,7 @@ impl Tables {
         run: &Run,
         steps: &[Step],
         new_nodes: &[Node],
+        max_nodes: u64,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<(), StoreError> {
         let workflow_id = &run.workflow_id;
@@ -926,8 +928,9 @@ impl Tables {
         match self.workflows.get(workflow_id) {
             Some(s)
                 if writable_by(&s.workflow, actor, false)
-                    && s.workflow.node_count.saturating_add(added)
-                        <= s.workflow.settings.max_nodes() => {}
+                    && (added == 0
+                        || (s.workflow.settings.max_nodes() == max_nodes
+                            && s.workflow.node_count.saturating_add(added) <= max_nodes)) => {}
             _ => return Err(self.rejected(workflow_id)),
         }
         if self.runs.contains_key(&run.id) {
@@ -1223,21 +1226,6 @@ impl Nodes for MemoryWorkflowStore {
         )
     }
 
-    fn get_node_with_parent<'a>(
-        &'a self,
-        workflow_id: &'a str,
-        node_id: &'a str,
-        parent_id: Option<&'a str>,
-    ) -> Fut<'a, (Option<Workflow>, Option<Node>, Option<Node>)> {
-        Box::pin(async move {
-            self.call(Method::GetNode, |t| {
-                let (workflow, node) = t.get_node(workflow_id, node_id);
-                let parent = parent_id.and_then(|p| t.node(workflow_id, p).cloned());
-                Ok((workflow, node, parent))
-            })
-        })
-    }
-
     fn list_nodes<'a>(
         &'a self,
         workflow_id: &'a str,
@@ -1333,11 +1321,12 @@ impl Runs for MemoryWorkflowStore {
         run: &'a Run,
         steps: &'a [Step],
         new_nodes: &'a [Node],
+        max_nodes: u64,
         idempotency: Option<&'a IdempotencyRecord>,
     ) -> Fut<'a, ()> {
         Box::pin(async move {
             self.call(Method::CreateRun, |t| {
-                t.create_run(actor, run, steps, new_nodes, idempotency)
+                t.create_run(actor, run, steps, new_nodes, max_nodes, idempotency)
             })
         })
     }
@@ -1348,6 +1337,26 @@ impl Runs for MemoryWorkflowStore {
         run_id: &'a str,
     ) -> Fut<'a, Option<(Run, Vec<Step>)>> {
         Box::pin(async move { self.call(Method::GetRun, |t| Ok(t.get_run(workflow_id, run_id))) })
+    }
+
+    fn get_run_with<'a>(
+        &'a self,
+        workflow_id: &'a str,
+        run_id: &'a str,
+        node_id: Option<&'a str>,
+        parent_id: Option<&'a str>,
+    ) -> Fut<'a, RunWith> {
+        Box::pin(async move {
+            self.call(Method::GetRunWith, |t| {
+                let node = |id: Option<&str>| id.and_then(|id| t.node(workflow_id, id).cloned());
+                Ok(RunWith {
+                    run: t.get_run(workflow_id, run_id),
+                    workflow: t.workflows.get(workflow_id).map(|s| s.workflow.clone()),
+                    node: node(node_id),
+                    parent: node(parent_id),
+                })
+            })
+        })
     }
 
     fn list_runs<'a>(

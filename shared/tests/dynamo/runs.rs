@@ -54,7 +54,7 @@ async fn started(n: u32) -> (Env, Run, Vec<Step>, Vec<Node>) {
     e.create(&w, &[]).await;
     let (r, steps, nodes) = chain(&w, n);
     e.store
-        .create_run(&ed("ann"), &r, &steps, &nodes, None)
+        .create_run(&ed("ann"), &r, &steps, &nodes, w.settings.max_nodes(), None)
         .await
         .unwrap();
     (e, r, steps, nodes)
@@ -100,7 +100,14 @@ async fn a_run_is_stored_with_its_steps_and_nodes_and_listed_newest_first() {
 
     let (later, later_steps, later_nodes) = chain(&w, 1);
     e.store
-        .create_run(&ed("ann"), &later, &later_steps, &later_nodes, None)
+        .create_run(
+            &ed("ann"),
+            &later,
+            &later_steps,
+            &later_nodes,
+            w.settings.max_nodes(),
+            None,
+        )
         .await
         .unwrap();
     let page = e.store.list_runs(&r.workflow_id, 1, None).await.unwrap();
@@ -135,7 +142,7 @@ async fn a_run_over_max_nodes_or_by_a_stranger_writes_nothing() {
     let (r, steps, nodes) = chain(&w, 3);
     let err = e
         .store
-        .create_run(&ed("ann"), &r, &steps, &nodes, None)
+        .create_run(&ed("ann"), &r, &steps, &nodes, w.settings.max_nodes(), None)
         .await
         .unwrap_err();
     assert!(
@@ -145,15 +152,31 @@ async fn a_run_over_max_nodes_or_by_a_stranger_writes_nothing() {
     let (r, steps, nodes) = chain(&w, 2);
     let err = e
         .store
-        .create_run(&ed("eve"), &r, &steps, &nodes, None)
+        .create_run(&ed("eve"), &r, &steps, &nodes, w.settings.max_nodes(), None)
         .await
         .unwrap_err();
     assert!(
         matches!(err, StoreError::WorkflowRejected(Some(_))),
         "{err:?}"
     );
+    // A limit other than the stored one (changed since the caller read it) holds nothing.
+    let err = e
+        .store
+        .create_run(&ed("ann"), &r, &steps, &nodes, 10, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::WorkflowRejected(Some(w)) if w.settings.max_nodes() == 2),
+        "{err:?}"
+    );
     assert!(e.store.get_run(&w.id, &r.id).await.unwrap().is_none());
     assert_eq!(e.get(&w.id).await.unwrap().node_count, 0);
+    // At the limit as read, it is written.
+    e.store
+        .create_run(&ed("ann"), &r, &steps, &nodes, 2, None)
+        .await
+        .unwrap();
+    assert_eq!(e.get(&w.id).await.unwrap().node_count, 2);
 }
 
 #[tokio::test]

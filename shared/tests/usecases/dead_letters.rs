@@ -22,6 +22,8 @@ fn step(n: u32) -> StepMessage {
         run_id: format!("run-{n}"),
         step_id: format!("step-{n}"),
         attempt: n,
+        node_id: Some(format!("node-{n}")),
+        parent_node_id: None,
     }
 }
 

@@ -134,7 +134,14 @@ async fn started(n: u32) -> (MemoryWorkflowStore, Run, Vec<Step>, Vec<Node>) {
     let (store, workflow, root) = store_with_workflow(100).await;
     let (run, steps, nodes) = continue_run(&workflow, &root, n, t0());
     store
-        .create_run(&owner(), &run, &steps, &nodes, None)
+        .create_run(
+            &owner(),
+            &run,
+            &steps,
+            &nodes,
+            workflow.settings.max_nodes(),
+            None,
+        )
         .await
         .unwrap();
     (store, run, steps, nodes)
@@ -188,7 +195,14 @@ async fn create_run_stores_the_run_its_steps_and_new_nodes() {
     let mut reversed = steps.clone();
     reversed.reverse();
     store
-        .create_run(&owner(), &run, &reversed, &nodes, Some(&record("k", t0())))
+        .create_run(
+            &owner(),
+            &run,
+            &reversed,
+            &nodes,
+            workflow.settings.max_nodes(),
+            Some(&record("k", t0())),
+        )
         .await
         .unwrap();
 
@@ -214,7 +228,14 @@ async fn create_run_over_max_nodes_is_rejected_and_writes_nothing() {
     let (run, steps, nodes) = continue_run(&workflow, &root, 3, t0());
     let before = store.snapshot();
     let err = store
-        .create_run(&owner(), &run, &steps, &nodes, Some(&record("k", t0())))
+        .create_run(
+            &owner(),
+            &run,
+            &steps,
+            &nodes,
+            workflow.settings.max_nodes(),
+            Some(&record("k", t0())),
+        )
         .await
         .unwrap_err();
     match err {
@@ -225,10 +246,27 @@ async fn create_run_over_max_nodes_is_rejected_and_writes_nothing() {
     }
     assert_eq!(store.snapshot(), before);
 
-    // Exactly at the limit is fine.
+    // A limit other than the stored one (changed since it was read) holds nothing.
     let (run, steps, nodes) = continue_run(&workflow, &root, 2, t0());
+    let err = store
+        .create_run(&owner(), &run, &steps, &nodes, 100, None)
+        .await;
+    assert!(
+        matches!(err, Err(StoreError::WorkflowRejected(Some(_)))),
+        "{err:?}"
+    );
+    assert_eq!(store.snapshot(), before);
+
+    // Exactly at the limit is fine.
     store
-        .create_run(&owner(), &run, &steps, &nodes, None)
+        .create_run(
+            &owner(),
+            &run,
+            &steps,
+            &nodes,
+            workflow.settings.max_nodes(),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(store.workflow(&workflow.id).unwrap().node_count, 3);
@@ -245,7 +283,16 @@ async fn create_run_needs_a_writer_of_a_live_workflow() {
     let shared = store.snapshot();
     for who in ["stranger", "viewer"] {
         let p = Principal::user(who, Role::Editor);
-        let err = store.create_run(&p, &run, &steps, &nodes, None).await;
+        let err = store
+            .create_run(
+                &p,
+                &run,
+                &steps,
+                &nodes,
+                workflow.settings.max_nodes(),
+                None,
+            )
+            .await;
         assert!(
             matches!(err, Err(StoreError::WorkflowRejected(Some(_)))),
             "{who}: {err:?}"
@@ -258,6 +305,7 @@ async fn create_run_needs_a_writer_of_a_live_workflow() {
             &run,
             &steps,
             &nodes,
+            workflow.settings.max_nodes(),
             None,
         )
         .await
@@ -269,6 +317,7 @@ async fn create_run_needs_a_writer_of_a_live_workflow() {
             &run,
             &steps,
             &nodes,
+            workflow.settings.max_nodes(),
             None,
         )
         .await
@@ -276,7 +325,16 @@ async fn create_run_needs_a_writer_of_a_live_workflow() {
 
     let (run, steps, nodes) = continue_run(&workflow, &root, 1, t0());
     store.edit_workflow(&workflow.id, |w| w.status = WorkflowStatus::Deleted);
-    let err = store.create_run(&owner(), &run, &steps, &nodes, None).await;
+    let err = store
+        .create_run(
+            &owner(),
+            &run,
+            &steps,
+            &nodes,
+            workflow.settings.max_nodes(),
+            None,
+        )
+        .await;
     assert!(
         matches!(err, Err(StoreError::WorkflowRejected(Some(_)))),
         "{err:?}"
@@ -284,7 +342,14 @@ async fn create_run_needs_a_writer_of_a_live_workflow() {
     let mut missing = run.clone();
     missing.workflow_id = "missing".into();
     let err = store
-        .create_run(&owner(), &missing, &steps, &[], None)
+        .create_run(
+            &owner(),
+            &missing,
+            &steps,
+            &[],
+            workflow.settings.max_nodes(),
+            None,
+        )
         .await;
     assert!(
         matches!(err, Err(StoreError::WorkflowRejected(None))),
@@ -297,14 +362,28 @@ async fn create_run_with_a_used_idempotency_key_writes_nothing() {
     let (store, workflow, root) = store_with_workflow(100).await;
     let (run, steps, nodes) = continue_run(&workflow, &root, 1, t0());
     store
-        .create_run(&owner(), &run, &steps, &nodes, Some(&record("k", t0())))
+        .create_run(
+            &owner(),
+            &run,
+            &steps,
+            &nodes,
+            workflow.settings.max_nodes(),
+            Some(&record("k", t0())),
+        )
         .await
         .unwrap();
     let before = store.snapshot();
     let (again, steps2, nodes2) = continue_run(&workflow, &root, 1, t0());
     let at = t0() + Duration::hours(1);
     let err = store
-        .create_run(&owner(), &again, &steps2, &nodes2, Some(&record("k", at)))
+        .create_run(
+            &owner(),
+            &again,
+            &steps2,
+            &nodes2,
+            workflow.settings.max_nodes(),
+            Some(&record("k", at)),
+        )
         .await;
     assert!(matches!(err, Err(StoreError::IdempotencyKeyUsed(r)) if r.created_at == t0()));
     assert_eq!(store.snapshot(), before);
@@ -316,6 +395,7 @@ async fn create_run_with_a_used_idempotency_key_writes_nothing() {
             &again,
             &steps2,
             &nodes2,
+            workflow.settings.max_nodes(),
             Some(&record("k", later)),
         )
         .await
@@ -328,12 +408,30 @@ async fn create_run_checks_parents_and_node_ids() {
     let before = store.snapshot();
     let (run, steps, mut nodes) = continue_run(&workflow, &root, 2, t0());
     nodes[0].parent_id = Some("gone".into());
-    let err = store.create_run(&owner(), &run, &steps, &nodes, None).await;
+    let err = store
+        .create_run(
+            &owner(),
+            &run,
+            &steps,
+            &nodes,
+            workflow.settings.max_nodes(),
+            None,
+        )
+        .await;
     assert!(matches!(err, Err(StoreError::ParentMissing)), "{err:?}");
     let (run, steps, mut nodes) = continue_run(&workflow, &root, 1, t0());
     nodes[0].id = root.id.clone();
     nodes[0].parent_id = None;
-    let err = store.create_run(&owner(), &run, &steps, &nodes, None).await;
+    let err = store
+        .create_run(
+            &owner(),
+            &run,
+            &steps,
+            &nodes,
+            workflow.settings.max_nodes(),
+            None,
+        )
+        .await;
     assert!(
         matches!(err, Err(StoreError::NodeRejected(Some(_)))),
         "{err:?}"
@@ -352,7 +450,14 @@ async fn runs_are_listed_newest_first_in_pages() {
         let at = t0() + Duration::seconds(i / 2);
         let (run, steps, _) = continue_run(&workflow, &root, 1, at);
         store
-            .create_run(&owner(), &run, &steps, &[], None)
+            .create_run(
+                &owner(),
+                &run,
+                &steps,
+                &[],
+                workflow.settings.max_nodes(),
+                None,
+            )
             .await
             .unwrap();
         made.push(run);
@@ -643,6 +748,8 @@ fn message(step_id: &str) -> StepMessage {
         run_id: "r".into(),
         step_id: step_id.into(),
         attempt: 1,
+        node_id: None,
+        parent_node_id: None,
     }
 }
 

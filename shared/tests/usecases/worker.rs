@@ -54,7 +54,14 @@ impl World {
     async fn start_chain(&self, steps: u32) -> (Run, Vec<Step>) {
         let (run, steps_of_run, nodes) = chain(&self.workflow, steps, None, 3, self.now);
         self.store
-            .create_run(&self.owner, &run, &steps_of_run, &nodes, None)
+            .create_run(
+                &self.owner,
+                &run,
+                &steps_of_run,
+                &nodes,
+                self.workflow.settings.max_nodes(),
+                None,
+            )
             .await
             .unwrap();
         self.queue_step(&run, &steps_of_run[0], 0).await;
@@ -257,14 +264,21 @@ async fn a_call_that_hangs_ends_at_the_step_timeout_and_is_retried() {
     let (run, _) = w.start_chain(1).await;
     w.generator.push_hang();
     let outcomes = w.drain(w.now, 1).await;
-    assert!(
-        matches!(outcomes[..], [Outcome::Retrying { .. }]),
-        "{outcomes:?}"
-    );
+    let [Outcome::Retrying { delay_s }] = outcomes[..] else {
+        panic!("{outcomes:?}");
+    };
     let (_, steps) = w.run(&run);
     assert_eq!(
         steps[0].last_error.as_ref().unwrap().kind,
         ErrorKind::Timeout
+    );
+    // The retry waits from when the attempt ended (a second after its message arrived), not
+    // from the message's arrival.
+    assert!(
+        steps[0].lease_until.unwrap()
+            >= w.now + Duration::seconds(1) + Duration::seconds(delay_s as i64),
+        "{:?}",
+        steps[0]
     );
 }
 
@@ -658,4 +672,47 @@ async fn a_workflow_paused_behind_the_runs_back_pauses_the_run_at_its_next_step(
         .unwrap()
         .unwrap();
     assert_eq!(run.status, RunStatus::Paused);
+}
+
+#[tokio::test]
+async fn a_message_without_node_ids_or_naming_other_nodes_writes_the_steps_own_node() {
+    let w = World::new(json!({})).await;
+    let (run, steps) = w.start_chain(2).await;
+    w.queue.take();
+    // As queued before messages named the step's nodes: the worker reads them itself.
+    let mut old = message(&run, &steps[0]);
+    (old.node_id, old.parent_node_id) = (None, None);
+    let outcome = w.worker().execute(&old, w.now, None, 0.5).await.unwrap();
+    assert_eq!(outcome, Outcome::Succeeded);
+    let first = w.store.node(&w.workflow.id, &steps[0].node_id).unwrap();
+    assert_eq!(first.status, NodeStatus::Completed);
+
+    // A message naming other nodes (stale or forged) generates the step's own node, continuing
+    // its own parent, and leaves the named node alone.
+    w.queue.take();
+    let mut forged = message(&run, &steps[1]);
+    forged.node_id = Some(steps[0].node_id.clone());
+    forged.parent_node_id = None;
+    let outcome = w.worker().execute(&forged, w.now, None, 0.5).await.unwrap();
+    assert_eq!(outcome, Outcome::Succeeded);
+    assert_eq!(
+        w.store.node(&w.workflow.id, &steps[0].node_id),
+        Some(first.clone())
+    );
+    let second = w.store.node(&w.workflow.id, &steps[1].node_id).unwrap();
+    assert_eq!(second.status, NodeStatus::Completed);
+    let tail: String = first
+        .content
+        .chars()
+        .rev()
+        .take(40)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    assert!(
+        w.generator.requests()[1].prompt.contains(tail.trim()),
+        "the second step continues the first node's text"
+    );
+    assert_eq!(w.run(&run).0.status, RunStatus::Succeeded);
 }

@@ -236,3 +236,75 @@ async fn every_route_meets_the_round_trip_budget() {
     }
     println!("{table}");
 }
+
+/// The run routes, each after the one before (a run is started, read, paused, resumed,
+/// cancelled), with the DynamoDB requests each sends in order. Starting a `pending` run and an
+/// `Idempotency-Key` on a start read more (README "Storage"): the key is looked up before
+/// planning, and a `pending` plan reads the runs not over, so no node is planned twice.
+#[tokio::test]
+async fn run_routes_meet_the_round_trip_budget() {
+    let h = Harness::new().await;
+    let created = h
+        .create(ALICE, json!({"name": "R", "nodes": [{"title": "root"}]}))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let w = format!("/api/v3/workflows/{id}");
+    h.send(
+        "POST",
+        &format!("{w}/status"),
+        Some(ALICE),
+        Some(json!({"status": "active"})),
+        &[],
+    )
+    .await
+    .ok(200);
+    h.counter.take();
+
+    let step = |label: &str, ops: Vec<String>, expected: &[&str]| {
+        assert_eq!(ops, expected, "{label}");
+        assert!(ops.len() <= 2, "{label} exceeds the budget: {ops:?}");
+        println!("| {label} | {} ({}) |", ops.len(), ops.join(", "));
+    };
+    let started = h
+        .send(
+            "POST",
+            &format!("{w}/runs"),
+            Some(ALICE),
+            Some(json!({"plan": {"mode": "continue", "steps": 2}})),
+            &[],
+        )
+        .await;
+    assert_eq!(started.status, 202, "{}", started.text);
+    // The workflow with its nodes, then the run, its nodes and the node count in one write.
+    step(
+        "POST /workflows/{id}/runs (continue)",
+        h.counter.take(),
+        &["Query", "TransactWriteItems"],
+    );
+    let run = format!("{w}/runs/{}", started.body["id"].as_str().unwrap());
+    assert_eq!(h.queue.sent().len(), 1, "the first step is queued");
+
+    h.get(&format!("{w}/runs"), ALICE).await;
+    step(
+        "GET /workflows/{id}/runs",
+        h.counter.take(),
+        &["GetItem", "Query"],
+    );
+    h.get(&run, ALICE).await;
+    step(
+        "GET /workflows/{id}/runs/{run_id}",
+        h.counter.take(),
+        &["BatchGetItem"],
+    );
+    for action in ["pause", "resume", "cancel"] {
+        let r = h
+            .send("POST", &format!("{run}/{action}"), Some(ALICE), None, &[])
+            .await;
+        assert_eq!(r.status, 200, "{action}: {}", r.text);
+        step(
+            &format!("POST .../runs/{{run_id}}/{action}"),
+            h.counter.take(),
+            &["BatchGetItem", "UpdateItem"],
+        );
+    }
+}

@@ -130,6 +130,7 @@ pub async fn start(
             &detail.run,
             &detail.steps,
             &new_nodes,
+            workflow.settings.max_nodes(),
             record.as_ref(),
         )
         .await
@@ -266,11 +267,9 @@ pub async fn get(
     workflow_id: &str,
     run_id: &str,
 ) -> Result<RunDetail, AppError> {
-    visible(store.get_workflow(workflow_id).await?, principal)?;
-    let (run, steps) = store
-        .get_run(workflow_id, run_id)
-        .await?
-        .ok_or(AppError::NotFound("run"))?;
+    let read = store.get_run_with(workflow_id, run_id, None, None).await?;
+    visible(read.workflow, principal)?;
+    let (run, steps) = read.run.ok_or(AppError::NotFound("run"))?;
     Ok(RunDetail { run, steps })
 }
 
@@ -314,11 +313,9 @@ pub async fn control(
     now: DateTime<Utc>,
 ) -> Result<RunDetail, AppError> {
     require_write(principal)?;
-    let workflow = changeable(store.get_workflow(workflow_id).await?, principal)?;
-    let (r, steps) = store
-        .get_run(workflow_id, run_id)
-        .await?
-        .ok_or(AppError::NotFound("run"))?;
+    let read = store.get_run_with(workflow_id, run_id, None, None).await?;
+    let workflow = changeable(read.workflow, principal)?;
+    let (r, steps) = read.run.ok_or(AppError::NotFound("run"))?;
     match (&action, workflow.status) {
         (Control::Pause | Control::Cancel, _) | (_, WorkflowStatus::Active) => {}
         // The run's failure set the workflow to `error`: retrying it makes it active again.

@@ -13,8 +13,8 @@ use crate::app::AppError;
 use crate::domain::run::{self, RetryDecision, Run, RunStatus, Step, StepError, StepStatus, Usage};
 use crate::domain::{ContentMetrics, Node, NodeStatus, QualityScores, prompt};
 use crate::ports::{
-    Generation, Nodes, Runs, StepCommit, StepMessage, StoreError, TaskQueue, TextGenerator,
-    WorkflowChange, WorkflowUpdate, Workflows,
+    Generation, Nodes, RunWith, Runs, StepCommit, StepMessage, StoreError, TaskQueue,
+    TextGenerator, WorkflowChange, WorkflowUpdate, Workflows,
 };
 use chrono::{DateTime, Utc};
 use std::time::{Duration, Instant};
@@ -67,11 +67,17 @@ where
         deadline: Option<Instant>,
         random_unit: f64,
     ) -> Result<Outcome, AppError> {
-        let Some((mut run, steps)) = self
+        // The run, its workflow and the step's nodes as the message names them, in one read.
+        let inputs = self
             .store
-            .get_run(&message.workflow_id, &message.run_id)
-            .await?
-        else {
+            .get_run_with(
+                &message.workflow_id,
+                &message.run_id,
+                message.node_id.as_deref(),
+                message.parent_node_id.as_deref(),
+            )
+            .await?;
+        let Some((mut run, steps)) = inputs.run.clone() else {
             return Ok(Outcome::Dropped("run not found"));
         };
         let Some(step) = steps.iter().find(|s| s.id == message.step_id).cloned() else {
@@ -105,7 +111,11 @@ where
             StepStatus::Failed => Ok(Outcome::Dropped("step failed")),
             StepStatus::WaitingApproval => Ok(Outcome::Dropped("step waits for approval")),
             StepStatus::Running if step.lease_until.is_some_and(|t| t > now) => Ok(Outcome::Later),
-            StepStatus::Running => self.expire(run, steps, step, now, random_unit).await,
+            StepStatus::Running => {
+                let settings = inputs.workflow.as_ref().map(|w| &w.settings);
+                self.expire(run, steps, step, settings, now, random_unit)
+                    .await
+            }
             StepStatus::Pending if step.lease_until.is_some_and(|t| t > now) => Ok(Outcome::Later),
             // A message ahead of its parent (a stray or forged one): the parent's commit queues
             // this step when its text exists.
@@ -113,23 +123,25 @@ where
                 Ok(Outcome::Dropped("waits for its parent step"))
             }
             StepStatus::Pending => {
-                self.attempt(run, steps, step, now, deadline, random_unit)
+                self.attempt(run, steps, step, inputs, now, deadline, random_unit)
                     .await
             }
         }
     }
 
-    /// The attempt's worker was lost: it fails as a timeout, within the retry policy.
+    /// The attempt's worker was lost: it fails as a timeout, within the retry policy (the
+    /// run's, else its workflow's `settings.retry`, as any failed attempt).
     async fn expire(
         &self,
         run: Run,
         steps: Vec<Step>,
         step: Step,
+        settings: Option<&crate::domain::Settings>,
         now: DateTime<Utc>,
         random_unit: f64,
     ) -> Result<Outcome, AppError> {
         let mut next = step.clone();
-        let policy = run.retry_policy(&run::RetryPolicy::default());
+        let policy = run.retry_policy(&settings.map(run::retry_policy).unwrap_or_default());
         let decision = next
             .expire_lease(now, &policy, random_unit)
             .map_err(internal)?;
@@ -137,24 +149,38 @@ where
             .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
         run: Run,
         steps: Vec<Step>,
         step: Step,
+        mut inputs: RunWith,
         now: DateTime<Utc>,
         deadline: Option<Instant>,
         random_unit: f64,
     ) -> Result<Outcome, AppError> {
-        // The workflow, the node and its parent in one read, before the claim.
-        let (workflow, node, parent) = self
-            .store
-            .get_node_with_parent(
-                &run.workflow_id,
-                &step.node_id,
-                step.parent_node_id.as_deref(),
-            )
-            .await?;
+        let begun = Instant::now();
+        // A message that did not name the step's nodes (or named others): read them now.
+        let named = inputs.node.as_ref().map(|n| n.id.as_str()) == Some(step.node_id.as_str())
+            && inputs.parent.as_ref().map(|n| n.id.as_str()) == step.parent_node_id.as_deref();
+        if !named {
+            inputs = self
+                .store
+                .get_run_with(
+                    &run.workflow_id,
+                    &run.id,
+                    Some(&step.node_id),
+                    step.parent_node_id.as_deref(),
+                )
+                .await?;
+        }
+        let RunWith {
+            workflow,
+            node,
+            parent,
+            ..
+        } = inputs;
         let (Some(workflow), Some(node)) = (workflow, node) else {
             return Ok(Outcome::Dropped("node not found"));
         };
@@ -241,6 +267,10 @@ where
             },
         };
         let latency_ms = started.elapsed().as_millis() as u64;
+        // The attempt ends now: `now` was when its message arrived, before the model's call.
+        let now = crate::domain::time::truncate_to_millis(
+            now + chrono::Duration::from_std(begun.elapsed()).unwrap_or_default(),
+        );
         let policy = run.retry_policy(&run::retry_policy(&workflow.settings));
         let (node, decision) = match generated {
             Ok(g) => {

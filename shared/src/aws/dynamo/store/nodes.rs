@@ -62,32 +62,6 @@ impl Nodes for DynamoStore {
             Ok((workflow, node))
         })
     }
-    fn get_node_with_parent<'a>(
-        &'a self,
-        workflow_id: &'a str,
-        node_id: &'a str,
-        parent_id: Option<&'a str>,
-    ) -> Fut<'a, (Option<Workflow>, Option<Node>, Option<Node>)> {
-        Box::pin(async move {
-            let mut keys = vec![workflow_key(workflow_id), node_key(workflow_id, node_id)];
-            keys.extend(parent_id.map(|p| node_key(workflow_id, p)));
-            let mut workflow = None;
-            let (mut node, mut parent) = (None, None);
-            for item in self.table.batch_get(keys).await? {
-                if is_node(&item) {
-                    let n = node_from(item)?;
-                    if n.id == node_id {
-                        node = Some(n);
-                    } else {
-                        parent = Some(n);
-                    }
-                } else {
-                    workflow = workflow_from(item)?;
-                }
-            }
-            Ok((workflow, node, parent))
-        })
-    }
     fn list_nodes<'a>(
         &'a self,
         workflow_id: &'a str,

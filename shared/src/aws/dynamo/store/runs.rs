@@ -1,6 +1,6 @@
-//! [`Runs`] over the table. A run is one item that holds its steps as a list (at most 50
-//! steps of a few hundred bytes: far below the item limit), so reading a run is one GetItem,
-//! claiming a step one conditional UpdateItem on `steps[i]`, and committing a step one
+//! [`Runs`] over the table. A run is one item that holds its steps as a list (at most 100
+//! steps of a few hundred bytes: far below the item limit), so reading a run is one GetItem (one
+//! BatchGetItem with its workflow and a step's nodes, for an attempt), claiming a step one conditional UpdateItem on `steps[i]`, and committing a step one
 //! transaction of the run item (conditional on the claim and the run's version) with the node.
 //!
 //! | item | `PK` | `SK` | `GSI1PK` | `GSI1SK` |
@@ -58,6 +58,16 @@ fn run_from(mut item: Item) -> Result<(Run, Vec<Step>), StoreError> {
     Ok((from_item::<Run>(item)?, steps))
 }
 
+/// The run of `item` with its steps in plan order, if it belongs to `workflow_id`.
+fn run_of(item: Item, workflow_id: &str) -> Result<Option<(Run, Vec<Step>)>, StoreError> {
+    let (run, mut steps) = run_from(item)?;
+    if run.workflow_id != workflow_id {
+        return Ok(None);
+    }
+    steps.sort_by_key(|s| s.position);
+    Ok(Some((run, steps)))
+}
+
 /// `SET` of every attribute of `run` (not its keys or steps).
 fn run_sets(e: &mut Expr, run: &Run) -> Result<Vec<String>, StoreError> {
     Ok(to_item(run, HashMap::new())?
@@ -78,26 +88,18 @@ impl Runs for DynamoStore {
         run: &'a Run,
         steps: &'a [Step],
         new_nodes: &'a [Node],
+        max: u64,
         idempotency: Option<&'a IdempotencyRecord>,
     ) -> Fut<'a, ()> {
         Box::pin(async move {
             let mut actions = vec![self.put_new(run_item(run, steps)?)?];
             let mut roles = vec![Role::Node];
             if !new_nodes.is_empty() {
-                // Room for the new nodes: the limit as read, held by the condition.
-                let workflow = self
-                    .table
-                    .get(workflow_key(&run.workflow_id), None)
-                    .await?
-                    .map(workflow_from)
-                    .transpose()?
-                    .flatten()
-                    .ok_or(StoreError::WorkflowRejected(None))?;
-                let max = workflow.settings.max_nodes();
+                // Room for the new nodes below the limit the caller read, held by the condition
+                // (a limit changed since fails it; more nodes than the limit make the room
+                // negative, which no count meets).
                 let n = new_nodes.len() as u64;
-                let Some(room) = max.checked_sub(n) else {
-                    return Err(StoreError::WorkflowRejected(Some(Box::new(workflow))));
-                };
+                let room = max as i128 - n as i128;
                 let grow = counter_parts(
                     workflow_key(&run.workflow_id),
                     "node_count",
@@ -156,15 +158,42 @@ impl Runs for DynamoStore {
         run_id: &'a str,
     ) -> Fut<'a, Option<(Run, Vec<Step>)>> {
         Box::pin(async move {
-            let Some(item) = self.table.get(run_key(run_id), None).await? else {
-                return Ok(None);
-            };
-            let (run, mut steps) = run_from(item)?;
-            if run.workflow_id != workflow_id {
-                return Ok(None);
+            match self.table.get(run_key(run_id), None).await? {
+                Some(item) => run_of(item, workflow_id),
+                None => Ok(None),
             }
-            steps.sort_by_key(|s| s.position);
-            Ok(Some((run, steps)))
+        })
+    }
+
+    fn get_run_with<'a>(
+        &'a self,
+        workflow_id: &'a str,
+        run_id: &'a str,
+        node_id: Option<&'a str>,
+        parent_id: Option<&'a str>,
+    ) -> Fut<'a, RunWith> {
+        Box::pin(async move {
+            let mut keys = vec![run_key(run_id), workflow_key(workflow_id)];
+            keys.extend(node_id.map(|n| node_key(workflow_id, n)));
+            keys.extend(parent_id.map(|p| node_key(workflow_id, p)));
+            let mut inputs = RunWith::default();
+            for item in self.table.batch_get(keys).await? {
+                if is_node(&item) {
+                    let n = node_from(item)?;
+                    if Some(n.id.as_str()) == node_id {
+                        inputs.node = Some(n);
+                    } else {
+                        inputs.parent = Some(n);
+                    }
+                } else if item.get(SK).and_then(|v| v.as_s().ok()).map(String::as_str)
+                    == Some(RUN_SK)
+                {
+                    inputs.run = run_of(item, workflow_id)?;
+                } else {
+                    inputs.workflow = workflow_from(item)?;
+                }
+            }
+            Ok(inputs)
         })
     }
 
