@@ -13,8 +13,9 @@
 //! three-step `continue` chain in the emulator (`AWS_ENDPOINT_URL`; `make bench-worker` starts
 //! it), runs its first step for real, then runs the second (a middle step) with an interceptor
 //! recording every HTTP response the worker's clients receive. The replay answers each
-//! operation with its recorded responses in order (a middle step reads two nodes with two
-//! BatchGetItems: its own and its parent). Before measuring, one replayed step is checked to
+//! operation with its recorded responses in order (a middle step: one BatchGetItem of the run,
+//! workflow, node and parent; the claim's UpdateItem; the commit's TransactWriteItems; one
+//! SendMessage). Before measuring, one replayed step is checked to
 //! send exactly the recorded requests, so the benchmark cannot measure a step that was dropped
 //! early.
 //!
@@ -22,6 +23,8 @@
 //! - `builtin`: the step with the `builtin` generator, as `make dev` runs it;
 //! - `fixed_text`: the step with a generator that returns a ready text of the same length at
 //!   once: the worker's overhead with generation excluded (the budget's figure);
+//! - `read_inputs`: the step's first read alone (one BatchGetItem, replayed, decoded);
+//! - `claim_request`: the claim alone (one UpdateItem, replayed): about one SDK request's cost;
 //! - `builtin_generate`: the `builtin` generator alone on a prompt like the step's.
 //!
 //! Run: `make bench-worker` (or `cargo bench -p worker --bench step` with the emulator up).
@@ -394,6 +397,37 @@ fn benches(c: &mut Criterion) {
         temperature: 0.7,
         timeout: Duration::from_secs(120),
     };
+    // Two parts of the step alone, through the same replaying clients: the first read (one
+    // BatchGetItem: decoding the run with its steps, the workflow and two nodes) and the claim
+    // (one UpdateItem with a small request and an empty answer: about what any SDK request
+    // costs here, whatever its content).
+    let store = &fixed.store;
+    let m = &f.message;
+    group.bench_function("read_inputs", |b| {
+        b.iter(|| {
+            f.rt.block_on(store.get_run_with(
+                &m.workflow_id,
+                &m.run_id,
+                m.node_id.as_deref(),
+                m.parent_node_id.as_deref(),
+            ))
+            .unwrap()
+        })
+    });
+    let now = chrono::Utc::now();
+    let owner = Principal::user(ids::new_id(), Role::Editor);
+    let (_, steps, _) = chain(&active_workflow(&owner, "Claimed", now), 2, None, 3, now);
+    group.bench_function("claim_request", |b| {
+        b.iter(|| {
+            f.rt.block_on(store.claim_step(
+                black_box(&steps[1]),
+                shared::domain::run::StepStatus::Pending,
+                0,
+                now,
+            ))
+            .unwrap()
+        })
+    });
     group.bench_function("builtin_generate", |b| {
         b.iter(|| {
             f.rt.block_on(Builtin.generate(black_box(&request), &|_| {}))

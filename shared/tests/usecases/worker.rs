@@ -487,6 +487,15 @@ async fn approval_gates_each_step_and_a_step_waits_for_its_parent() {
         .await
         .unwrap();
     assert!(w.queue.sent().is_empty(), "nothing runs before an approve");
+    // A stray message for the waiting step runs nothing and leaves the run queued.
+    let stray = w
+        .worker()
+        .execute(&message(&r, &steps[0]), w.now, None, 0.5)
+        .await
+        .unwrap();
+    assert_eq!(stray, Outcome::Dropped("step waits for approval"));
+    assert_eq!(w.run(&r).0.status, RunStatus::Queued);
+    assert_eq!(w.generator.calls(), 0);
     assert!(matches!(
         w.control(
             &r,

@@ -83,8 +83,16 @@ where
         let Some(step) = steps.iter().find(|s| s.id == message.step_id).cloned() else {
             return Ok(Outcome::Dropped("step not found"));
         };
+        let settings = inputs.workflow.as_ref().map(|w| &w.settings);
+        let max_parallel = settings.map_or(run::DEFAULT_MAX_PARALLEL, run::max_parallel);
+        let runnable = step.status == StepStatus::Pending
+            && step.lease_until.is_none_or(|t| t <= now)
+            && parent_done(&step, &steps);
         match run.status {
             RunStatus::Running => {}
+            // A message that runs nothing (a step waiting for approval, a stray) leaves a run
+            // that has not started as it is.
+            RunStatus::Queued if !runnable => {}
             RunStatus::Queued => {
                 let version = run.version;
                 run.transition(RunStatus::Running, now).map_err(internal)?;
@@ -105,15 +113,15 @@ where
         match step.status {
             StepStatus::Succeeded | StepStatus::Skipped => {
                 // A repeat of a done step: make sure what it made ready is queued.
-                self.enqueue_ready(&run, &steps).await?;
+                self.enqueue_ready(&run, &steps, max_parallel).await?;
                 Ok(Outcome::Dropped("step done"))
             }
             StepStatus::Failed => Ok(Outcome::Dropped("step failed")),
             StepStatus::WaitingApproval => Ok(Outcome::Dropped("step waits for approval")),
             StepStatus::Running if step.lease_until.is_some_and(|t| t > now) => Ok(Outcome::Later),
             StepStatus::Running => {
-                let settings = inputs.workflow.as_ref().map(|w| &w.settings);
-                self.expire(run, steps, step, settings, now, random_unit)
+                let policy = run.retry_policy(&settings.map(run::retry_policy).unwrap_or_default());
+                self.expire(run, steps, step, &policy, max_parallel, now, random_unit)
                     .await
             }
             StepStatus::Pending if step.lease_until.is_some_and(|t| t > now) => Ok(Outcome::Later),
@@ -129,24 +137,31 @@ where
         }
     }
 
-    /// The attempt's worker was lost: it fails as a timeout, within the retry policy (the
-    /// run's, else its workflow's `settings.retry`, as any failed attempt).
+    /// The attempt's worker was lost: it fails as a timeout, within `policy` (the run's, else
+    /// its workflow's `settings.retry`, as any failed attempt).
+    #[allow(clippy::too_many_arguments)]
     async fn expire(
         &self,
         run: Run,
         steps: Vec<Step>,
         step: Step,
-        settings: Option<&crate::domain::Settings>,
+        policy: &run::RetryPolicy,
+        max_parallel: usize,
         now: DateTime<Utc>,
         random_unit: f64,
     ) -> Result<Outcome, AppError> {
         let mut next = step.clone();
-        let policy = run.retry_policy(&settings.map(run::retry_policy).unwrap_or_default());
         let decision = next
-            .expire_lease(now, &policy, random_unit)
+            .expire_lease(now, policy, random_unit)
             .map_err(internal)?;
-        self.finish(run, steps, next, step.attempts, None, Some(decision), now)
-            .await
+        let commit = Commit {
+            next,
+            attempt: step.attempts,
+            node: None,
+            decision: Some(decision),
+            max_parallel,
+        };
+        self.finish(run, steps, commit, now).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -294,22 +309,31 @@ where
                 (None, Some(decision))
             }
         };
-        self.finish(run, steps, next, attempt, node, decision, now)
-            .await
+        let commit = Commit {
+            next,
+            attempt,
+            node,
+            decision,
+            max_parallel: run::max_parallel(&workflow.settings),
+        };
+        self.finish(run, steps, commit, now).await
     }
 
     /// Commits the attempt's outcome and queues what follows from it.
-    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
         mut run: Run,
         mut steps: Vec<Step>,
-        next: Step,
-        attempt: u32,
-        node: Option<Node>,
-        decision: Option<RetryDecision>,
+        commit: Commit,
         now: DateTime<Utc>,
     ) -> Result<Outcome, AppError> {
+        let Commit {
+            next,
+            attempt,
+            node,
+            decision,
+            max_parallel,
+        } = commit;
         for _ in 0..COMMIT_ATTEMPTS {
             if let Some(s) = steps.iter_mut().find(|s| s.id == next.id) {
                 *s = next.clone();
@@ -330,7 +354,7 @@ where
                 Ok(true) => {
                     written_run.version = run_version + 1;
                     return self
-                        .after_commit(&written_run, &steps, &next, decision)
+                        .after_commit(&written_run, &steps, &next, decision, max_parallel)
                         .await;
                 }
                 Ok(false) => return Ok(Outcome::Dropped("claim lost before the commit")),
@@ -355,6 +379,7 @@ where
         steps: &[Step],
         step: &Step,
         decision: Option<RetryDecision>,
+        max_parallel: usize,
     ) -> Result<Outcome, AppError> {
         match decision {
             Some(RetryDecision::RetryAfter(delay)) => {
@@ -372,7 +397,7 @@ where
                 Ok(Outcome::Failed)
             }
             None => {
-                self.enqueue_ready(run, steps).await?;
+                self.enqueue_ready(run, steps, max_parallel).await?;
                 Ok(Outcome::Succeeded)
             }
         }
@@ -399,12 +424,18 @@ where
         }
     }
 
-    /// Queues every step that may run now (a repeat finds it claimed and drops).
-    async fn enqueue_ready(&self, run: &Run, steps: &[Step]) -> Result<(), AppError> {
+    /// Queues every step that may run now, at most `max_parallel` running at once (the
+    /// workflow's `settings.max_parallel`; a repeat finds a step claimed and drops).
+    async fn enqueue_ready(
+        &self,
+        run: &Run,
+        steps: &[Step],
+        max_parallel: usize,
+    ) -> Result<(), AppError> {
         if run.status != RunStatus::Running {
             return Ok(());
         }
-        for step in run::ready_steps(steps, run::DEFAULT_MAX_PARALLEL) {
+        for step in run::ready_steps(steps, max_parallel) {
             self.send(run, step, 0).await?;
         }
         Ok(())
@@ -413,6 +444,16 @@ where
     async fn send(&self, run: &Run, step: &Step, delay_s: u32) -> Result<(), AppError> {
         super::send(self.queue, run, step, delay_s).await
     }
+}
+
+/// An attempt's outcome, to commit: the step as it ends, the attempt that claimed it, the node
+/// it wrote (on success), what follows a failure, and how many steps may run at once.
+struct Commit {
+    next: Step,
+    attempt: u32,
+    node: Option<Node>,
+    decision: Option<RetryDecision>,
+    max_parallel: usize,
 }
 
 /// Whether the step that writes `step`'s parent node (if it is in the run) is done.
