@@ -14,6 +14,8 @@
 
 #[path = "dynamo/changes.rs"]
 mod changes;
+#[path = "dynamo/connections.rs"]
+mod connections;
 #[path = "dynamo/create.rs"]
 mod create;
 #[path = "dynamo/lists.rs"]

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod ratelimit;
+pub mod realtime;
 pub mod runs;
 pub mod schemas;
 pub mod workflows;

@@ -13,6 +13,7 @@ pub mod principal;
 pub mod prompt;
 pub mod quality;
 pub mod ratelimit;
+pub mod realtime;
 pub mod run;
 pub mod statistics;
 pub mod time;

@@ -2,10 +2,12 @@
 //! implement them; tests may implement them too.
 
 mod accounts;
+mod connections;
 mod runs;
 mod workflows;
 
 pub use accounts::*;
+pub use connections::*;
 pub use runs::*;
 pub use workflows::*;
 

@@ -8,6 +8,7 @@
 
 use super::keys::*;
 use crate::domain::account::{Account, AccountStatus, ApiKey, Mfa, Session};
+use crate::domain::realtime::Connection;
 use crate::domain::run::{ErrorKind, Run, RunStatus, Step, StepError, StepStatus};
 use crate::domain::{
     ContentMetrics, Node, NodeStatus, Priority, QualityScores, Role, Scope, Settings, ShareAccess,
@@ -160,6 +161,17 @@ stored!(Step as StepItem {
     input_tokens: u64,
     output_tokens: u64,
     latency_ms: u64,
+});
+
+stored!(Connection as ConnectionItem {
+    id: String,
+    user_id: String,
+    role: Role,
+    #[serde(default)]
+    scopes: Option<Vec<Scope>>,
+    connected_at: DateTime<Utc>,
+    #[serde(with = "chrono::serde::ts_seconds")]
+    expires_at: DateTime<Utc>,
 });
 
 stored!(Workflow as WorkflowItem {

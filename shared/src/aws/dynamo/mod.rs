@@ -9,6 +9,9 @@
 //! | idempotency record | `IDEM#<owner_id>#<key>` | `#IDEMPOTENCY` | | |
 //! | share entry | `SHARE#<workflow_id>` | `USER#<user_id>` | `OWNER#<user_id>` | `WF#<workflow created_at>#<workflow_id>` |
 //!
+//! Runs (`store/runs.rs`) and WebSocket connections with their subscriptions
+//! (`store/connections.rs`) document their items and access patterns in their own modules.
+//!
 //! A workflow and its nodes share one partition, so "a workflow with its nodes" is one Query;
 //! `#WORKFLOW` sorts before `NODE#`, so the workflow comes first. Node ids are ULIDs, so nodes
 //! come in creation order (parents before children). A workflow's `shares` map (user ->
