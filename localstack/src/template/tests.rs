@@ -666,3 +666,64 @@ fn queue_and_sqs_event_errors_are_clear() {
         );
     }
 }
+
+#[test]
+fn the_repository_template_has_a_websocket_api_whose_routes_reach_ws_connect() {
+    let template = repository_template();
+    let api = template
+        .resource("WebSocketApi")
+        .expect("the WebSocket API");
+    assert_eq!(api.resource_type, "AWS::ApiGatewayV2::Api");
+    assert_eq!(
+        api.properties["ProtocolType"],
+        Value::String("WEBSOCKET".into())
+    );
+    assert_eq!(
+        api.properties["RouteSelectionExpression"],
+        Value::String("$request.body.action".into())
+    );
+    let integration = template
+        .resource("WsConnectIntegration")
+        .expect("the integration");
+    assert_eq!(
+        integration.properties["IntegrationType"],
+        Value::String("AWS_PROXY".into())
+    );
+    let mut keys = Vec::new();
+    for id in ["WsConnectRoute", "WsDisconnectRoute", "WsDefaultRoute"] {
+        let route = template.resource(id).expect("a route");
+        assert_eq!(route.resource_type, "AWS::ApiGatewayV2::Route");
+        let Value::Tagged(target) = &route.properties["Target"] else {
+            panic!("{id}: Target should be a !Sub");
+        };
+        assert_eq!(
+            target.value,
+            Value::String("integrations/${WsConnectIntegration}".into()),
+            "{id}"
+        );
+        keys.push(route.properties["RouteKey"].clone());
+    }
+    assert_eq!(
+        keys,
+        ["$connect", "$disconnect", "$default"].map(|k| Value::String(k.into()))
+    );
+    // $default answers on the connection: it has a route response.
+    let response = template
+        .resource("WsDefaultRouteResponse")
+        .expect("the route response");
+    assert_eq!(
+        response.properties["RouteResponseKey"],
+        Value::String("$default".into())
+    );
+    let functions = template.functions();
+    let f = functions
+        .iter()
+        .find(|f| f.logical_id == "WsConnectFunction")
+        .expect("the function");
+    assert_eq!(f.binary, "ws-connect");
+    let names: Vec<&str> = f.environment.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        ["TABLE_NAME", "JWT_ISSUER", "JWT_AUDIENCE", "RUST_LOG"]
+    );
+}

@@ -420,7 +420,17 @@ impl Authenticator {
         authorization: Option<&HeaderValue>,
         now: DateTime<Utc>,
     ) -> Result<Principal, AuthError> {
-        let credential = bearer(authorization)?;
+        self.authenticate_credential(bearer(authorization)?, now)
+            .await
+    }
+
+    /// The caller of a credential given otherwise than in `Authorization` (a WebSocket's
+    /// `token` query parameter or `Sec-WebSocket-Protocol` entry): an access token or API key.
+    pub async fn authenticate_credential(
+        &self,
+        credential: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Principal, AuthError> {
         let caller = if credential.starts_with(API_KEY_PREFIX) {
             let (user_id, key_id, secret) =
                 parse_api_key(credential).ok_or(AuthError::Invalid("malformed API key"))?;

@@ -823,3 +823,57 @@ where
         product_name: PRODUCT_NAME.into(),
     }
 }
+
+/// Stores an active, verified account for `user` with `role`, and the session that
+/// [`super::TestKeys::token`]'s tokens of `user` name: what a signed-in user has, for handler
+/// tests against any [`Accounts`] + [`Sessions`] store.
+pub async fn seed_signed_in(
+    store: &(impl crate::ports::Accounts + crate::ports::Sessions + ?Sized),
+    user: &str,
+    role: crate::domain::Role,
+) {
+    let now = chrono::Utc::now();
+    let account = Account {
+        user_id: user.to_string(),
+        // Stored normalised (lower case), as the identity service stores every email.
+        email: format!("{user}@example.com").to_lowercase(),
+        display_name: user.to_string(),
+        role,
+        status: crate::domain::account::AccountStatus::Active,
+        password_hash: String::new(),
+        mfa: Default::default(),
+        failed_logins: 0,
+        last_failed_at: None,
+        tokens_valid_after: now - chrono::Duration::hours(1),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let token = OneTimeToken {
+        hash: format!("seed-{user}"),
+        purpose: crate::ports::TokenPurpose::VerifyEmail,
+        user_id: user.to_string(),
+        created_at: now,
+        expires_at: now,
+        password_hash: None,
+        display_name: None,
+    };
+    store
+        .create_account(&account, &token)
+        .await
+        .expect("the seeded account is stored");
+    store
+        .put_session(&Session {
+            session_id: super::session_of(user),
+            user_id: user.to_string(),
+            device: "tests".into(),
+            ip: "192.0.2.1".into(),
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + chrono::Duration::days(1),
+            refresh_hash: String::new(),
+            used_hashes: vec![],
+        })
+        .await
+        .expect("the seeded session is stored");
+}

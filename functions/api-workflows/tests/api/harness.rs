@@ -9,11 +9,11 @@ use serde_json::Value;
 use shared::aws::dynamo::{DynamoAccounts, DynamoStore};
 use shared::aws::sqs::{QueueUrls, SqsDeadLetters};
 use shared::clock::SystemClock;
-use shared::domain::account::{Account, AccountStatus, ApiKey, Session};
+use shared::domain::account::{Account, ApiKey};
 use shared::domain::{Role, Scope, ids};
 use shared::http::pipeline::Pipeline;
 use shared::http::{Authenticator, Gate, KeyRing};
-use shared::ports::{Accounts, ApiKeys, OneTimeToken, Sessions, TokenPurpose};
+use shared::ports::{Accounts, ApiKeys};
 use shared::ports::{DeadLetters, StepQueue};
 use shared::testing::TestKeys;
 use shared::testing::runs::{MemoryDeadLetters, MemoryQueue};
@@ -231,51 +231,8 @@ impl Harness {
     /// service would have stored it; tokens of users without one are refused.
     pub async fn account(&self, user: &str) -> Account {
         if self.known.lock().await.insert(user.to_string()) {
-            let now = chrono::Utc::now();
-            let account = Account {
-                user_id: user.to_string(),
-                // Stored normalised (lower case), as the identity service stores every email.
-                email: format!("{user}@example.com").to_lowercase(),
-                display_name: user.to_string(),
-                role: Role::Editor,
-                status: AccountStatus::Active,
-                password_hash: String::new(),
-                mfa: Default::default(),
-                failed_logins: 0,
-                last_failed_at: None,
-                tokens_valid_after: now - chrono::Duration::hours(1),
-                created_at: now,
-                updated_at: now,
-                version: 1,
-            };
-            let token = OneTimeToken {
-                hash: format!("seed-{user}"),
-                purpose: TokenPurpose::VerifyEmail,
-                user_id: user.to_string(),
-                created_at: now,
-                expires_at: now,
-                password_hash: None,
-                display_name: None,
-            };
-            self.accounts
-                .create_account(&account, &token)
-                .await
-                .unwrap();
-            // The session the test tokens of `user` name (`TestKeys::claims`).
-            self.accounts
-                .put_session(&Session {
-                    session_id: shared::testing::session_of(user),
-                    user_id: user.to_string(),
-                    device: "tests".into(),
-                    ip: "192.0.2.1".into(),
-                    created_at: now,
-                    last_used_at: now,
-                    expires_at: now + chrono::Duration::days(1),
-                    refresh_hash: String::new(),
-                    used_hashes: vec![],
-                })
-                .await
-                .unwrap();
+            shared::testing::accounts::seed_signed_in(self.accounts.as_ref(), user, Role::Editor)
+                .await;
         }
         let a = self.accounts.get_account(user).await.unwrap().unwrap();
         self.auth_counter.take();
