@@ -6,6 +6,8 @@
 
 #[path = "usecases/auth.rs"]
 mod auth;
+#[path = "usecases/broadcast.rs"]
+mod broadcast;
 #[path = "usecases/dead_letters.rs"]
 mod dead_letters;
 #[path = "usecases/runs.rs"]

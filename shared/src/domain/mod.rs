@@ -4,6 +4,7 @@
 //! and every entry point (create, patch, import).
 
 pub mod account;
+pub mod broadcast;
 pub mod credentials;
 pub mod error;
 pub mod ids;
