@@ -91,6 +91,24 @@ pub async fn sqs_client() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&emulator_config().await)
 }
 
+/// Four new standard queues in the emulator through `sqs`, named `{prefix}-{level}-{ulid}`, for
+/// a test's step queues: their URLs in priority order (critical, high, normal, low), as
+/// `shared::aws::sqs::QueueUrls` converts them.
+pub async fn step_queues(sqs: &aws_sdk_sqs::Client, prefix: &str) -> [String; 4] {
+    let suffix = Ulid::new().to_string().to_lowercase();
+    let mut urls: [String; 4] = Default::default();
+    for (url, level) in urls.iter_mut().zip(["critical", "high", "normal", "low"]) {
+        let out = sqs
+            .create_queue()
+            .queue_name(format!("{prefix}-{level}-{suffix}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create_queue: {e}"));
+        *url = out.queue_url.unwrap_or_default();
+    }
+    urls
+}
+
 /// Creates `template`'s queues in the emulator at `AWS_ENDPOINT_URL`, each named by its logical
 /// id followed by `suffix` (dead-letter queues first, as [`crate::provision::provision_queues`]
 /// does), and returns the resolver that names them: its `queue_url` and `queue_arn` are the

@@ -162,17 +162,7 @@ impl Fixture {
             );
             let sdk = localstack::testing::emulator_config().await;
             let plain_sqs = Sqs::new(&sdk);
-            let mut urls = Vec::new();
-            for level in ["critical", "high", "normal", "low"] {
-                let name = format!("bench-{level}-{}", ids::new_id().to_lowercase());
-                let out = plain_sqs
-                    .create_queue()
-                    .queue_name(name)
-                    .send()
-                    .await
-                    .unwrap();
-                urls.push(out.queue_url.unwrap());
-            }
+            let urls = localstack::testing::step_queues(&plain_sqs, "bench").await;
             let sqs = Sqs::from_conf(
                 plain_sqs
                     .config()
@@ -182,15 +172,7 @@ impl Fixture {
             );
             let deps = Deps {
                 store: DynamoStore::new(client, table.clone()),
-                queue: SqsQueue::new(
-                    sqs,
-                    QueueUrls {
-                        critical: urls[0].clone(),
-                        high: urls[1].clone(),
-                        normal: urls[2].clone(),
-                        low: urls[3].clone(),
-                    },
-                ),
+                queue: SqsQueue::new(sqs, QueueUrls::from(urls)),
                 generator: Builtin,
                 default_model: "builtin".into(),
             };

@@ -77,17 +77,7 @@ async fn each_step_of_a_chain_sends_a_bounded_number_of_requests() {
     );
     let sdk = localstack::testing::emulator_config().await;
     let plain_sqs = aws_sdk_sqs::Client::new(&sdk);
-    let mut urls = Vec::new();
-    for level in ["critical", "high", "normal", "low"] {
-        let name = format!("steps-{level}-{}", ids::new_id().to_lowercase());
-        let out = plain_sqs
-            .create_queue()
-            .queue_name(name)
-            .send()
-            .await
-            .unwrap();
-        urls.push(out.queue_url.unwrap());
-    }
+    let urls = localstack::testing::step_queues(&plain_sqs, "steps").await;
     let sqs = aws_sdk_sqs::Client::from_conf(
         plain_sqs
             .config()
@@ -97,15 +87,7 @@ async fn each_step_of_a_chain_sends_a_bounded_number_of_requests() {
     );
     let deps = Deps {
         store: DynamoStore::new(client, table),
-        queue: SqsQueue::new(
-            sqs,
-            QueueUrls {
-                critical: urls[0].clone(),
-                high: urls[1].clone(),
-                normal: urls[2].clone(),
-                low: urls[3].clone(),
-            },
-        ),
+        queue: SqsQueue::new(sqs, QueueUrls::from(urls)),
         generator: Builtin,
         default_model: "builtin".into(),
     };

@@ -36,28 +36,15 @@ use worker::{Deps, handle};
 struct Stack<G = Builtin> {
     deps: Deps<DynamoStore, SqsQueue, G>,
     sqs: aws_sdk_sqs::Client,
-    urls: Vec<String>,
+    urls: [String; 4],
 }
 
 async fn stack<G>(generator: G) -> Stack<G> {
     let (client, table) = localstack::testing::fresh_table("worker").await;
     let sdk = localstack::testing::emulator_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let mut urls = Vec::new();
-    for level in ["critical", "high", "normal", "low"] {
-        let name = format!("steps-{level}-{}", ids::new_id().to_lowercase());
-        let out = sqs.create_queue().queue_name(name).send().await.unwrap();
-        urls.push(out.queue_url.unwrap());
-    }
-    let queue = SqsQueue::new(
-        sqs.clone(),
-        QueueUrls {
-            critical: urls[0].clone(),
-            high: urls[1].clone(),
-            normal: urls[2].clone(),
-            low: urls[3].clone(),
-        },
-    );
+    let urls = localstack::testing::step_queues(&sqs, "steps").await;
+    let queue = SqsQueue::new(sqs.clone(), QueueUrls::from(urls.clone()));
     Stack {
         deps: Deps {
             store: DynamoStore::new(client, table),

@@ -68,7 +68,7 @@ where
         random_unit: f64,
     ) -> Result<Outcome, AppError> {
         // The run, its workflow and the step's nodes as the message names them, in one read.
-        let inputs = self
+        let mut inputs = self
             .store
             .get_run_with(
                 &message.workflow_id,
@@ -77,7 +77,7 @@ where
                 message.parent_node_id.as_deref(),
             )
             .await?;
-        let Some((mut run, steps)) = inputs.run.clone() else {
+        let Some((mut run, steps)) = inputs.run.take() else {
             return Ok(Outcome::Dropped("run not found"));
         };
         let Some(step) = steps.iter().find(|s| s.id == message.step_id).cloned() else {

@@ -47,29 +47,20 @@ fn epoch(t: DateTime<Utc>) -> AttributeValue {
 }
 
 impl DynamoStore {
-    /// Items of GSI1 partition `pk` that have not expired by `now`: their count, or (with
-    /// `projection`) the items with those attributes.
-    async fn live_in_gsi1(
-        &self,
-        pk: String,
-        now: DateTime<Utc>,
-        projection: Option<&[&str]>,
-    ) -> Result<(u64, Vec<Item>), StoreError> {
-        self.live_query(Some(GSI1), GSI1PK, pk, now, projection)
-            .await
-    }
-
-    async fn live_query(
+    /// The items of partition `pk` of `index` (the table when `None`; `key` names its partition
+    /// key), those expired by `live_at` left out when given: their count, or (with `projection`)
+    /// the items with those attributes.
+    async fn query_partition_of(
         &self,
         index: Option<&str>,
         key: &str,
         pk: String,
-        now: DateTime<Utc>,
+        live_at: Option<DateTime<Utc>>,
         projection: Option<&[&str]>,
     ) -> Result<(u64, Vec<Item>), StoreError> {
         let mut e = Expr::default();
         let condition = format!("{} = {}", e.name(key), e.s(pk));
-        let filter = format!("{} > {}", e.name(EXPIRES_AT), e.value(epoch(now)));
+        let filter = live_at.map(|t| format!("{} > {}", e.name(EXPIRES_AT), e.value(epoch(t))));
         let projected =
             projection.map(|p| p.iter().map(|f| e.name(f)).collect::<Vec<_>>().join(", "));
         let (mut count, mut items, mut start) = (0u64, Vec::new(), None);
@@ -81,7 +72,7 @@ impl DynamoStore {
                 .table_name(self.table.name())
                 .set_index_name(index.map(str::to_string))
                 .key_condition_expression(&condition)
-                .filter_expression(&filter)
+                .set_filter_expression(filter.clone())
                 .set_projection_expression(projected.clone())
                 .set_select(projection.is_none().then_some(Select::Count))
                 .set_expression_attribute_names(e.names_opt())
@@ -136,9 +127,11 @@ impl Connections for DynamoStore {
     fn remove_connection<'a>(&'a self, id: &'a str) -> Fut<'a, ()> {
         Box::pin(async move {
             let (_, subscriptions) = self
-                .live_in_gsi1(
+                .query_partition_of(
+                    Some(GSI1),
+                    GSI1PK,
                     format!("CONNSUBS#{id}"),
-                    DateTime::<Utc>::MIN_UTC,
+                    None,
                     Some(&[PK, SK]),
                 )
                 .await?;
@@ -229,7 +222,13 @@ impl Connections for DynamoStore {
     ) -> Fut<'a, (u64, u64)> {
         Box::pin(async move {
             let (connections, subscriptions) = tokio::join!(
-                self.live_in_gsi1(format!("USERCONNS#{user_id}"), now, None),
+                self.query_partition_of(
+                    Some(GSI1),
+                    GSI1PK,
+                    format!("USERCONNS#{user_id}"),
+                    Some(now),
+                    None
+                ),
                 self.table
                     .get(connection_key(connection_id), Some(&[SUBSCRIPTIONS]))
             );
@@ -244,11 +243,11 @@ impl Connections for DynamoStore {
     fn subscribers<'a>(&'a self, workflow_id: &'a str, now: DateTime<Utc>) -> Fut<'a, Vec<String>> {
         Box::pin(async move {
             let (_, items) = self
-                .live_query(
+                .query_partition_of(
                     None,
                     PK,
                     format!("SUBS#{workflow_id}"),
-                    now,
+                    Some(now),
                     Some(&["connection_id"]),
                 )
                 .await?;
