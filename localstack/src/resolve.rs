@@ -1,6 +1,11 @@
 //! Resolves CloudFormation intrinsic functions (`!Ref`, `!GetAtt`, `!Sub`, and their long forms)
 //! in a function's environment against the local resources, as CloudFormation would against the
 //! deployed ones.
+//!
+//! Locally a resource's name is its logical id (plus a suffix for isolated tests), except where
+//! AWS gives something else: `!Ref` of a queue is its URL, of a KMS alias its `alias/` name, of
+//! an `AWS::ApiGatewayV2::Api` its API id (the name in lower case letters and digits, as API
+//! Gateway's ids are), of an `AWS::ApiGatewayV2::Stage` its `StageName`.
 
 use crate::Error;
 use crate::template::{ResourceKind, Template};
@@ -20,6 +25,8 @@ pub struct Resolver {
     names: HashMap<String, String>,
     tables: Vec<String>,
     queues: Vec<String>,
+    /// `AWS::ApiGatewayV2::Api` resources.
+    apis: Vec<String>,
     /// The emulator's base URL: queue URLs are `{endpoint}/{account}/{name}`, as moto forms them.
     endpoint: Option<String>,
     pub region: String,
@@ -53,6 +60,13 @@ impl Resolver {
                     _ if matches!(&r.kind, ResourceKind::Queue(q) if q.fifo) => {
                         format!("{}{suffix}.fifo", r.logical_id)
                     }
+                    crate::template::API_TYPE => api_id(&format!("{}{suffix}", r.logical_id)),
+                    crate::template::STAGE_TYPE => r
+                        .properties
+                        .get("StageName")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| r.logical_id.clone()),
                     _ => format!("{}{suffix}", r.logical_id),
                 };
                 (r.logical_id.clone(), name)
@@ -70,12 +84,19 @@ impl Resolver {
             .filter(|r| matches!(r.kind, ResourceKind::Queue(_)))
             .map(|r| r.logical_id.clone())
             .collect();
+        let apis = template
+            .resources()
+            .iter()
+            .filter(|r| r.resource_type == crate::template::API_TYPE)
+            .map(|r| r.logical_id.clone())
+            .collect();
         Resolver {
             template_source: template.source().to_owned(),
             parameters,
             names,
             tables,
             queues,
+            apis,
             endpoint: None,
             region: region.to_owned(),
             account: EMULATOR_ACCOUNT.to_owned(),
@@ -241,6 +262,20 @@ impl Resolver {
                 )),
             };
         }
+        if self.apis.iter().any(|a| a == resource) {
+            return match attribute {
+                "ApiId" => Ok(name.clone()),
+                // The public endpoint's form; locally the gateway serves it elsewhere.
+                "ApiEndpoint" => Ok(format!(
+                    "wss://{name}.execute-api.{}.amazonaws.com",
+                    self.region
+                )),
+                _ => Err(self.error(
+                    context,
+                    format!("!GetAtt {resource}.{attribute}: not supported locally"),
+                )),
+            };
+        }
         if let Some(arn) = self.queue_arn(resource) {
             return match attribute {
                 "Arn" => Ok(arn),
@@ -297,6 +332,14 @@ impl Resolver {
     }
 }
 
+/// A local API id from a resource's local name: its letters and digits in lower case.
+fn api_id(name: &str) -> String {
+    name.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +363,12 @@ Resources:
   Ordered:
     Type: AWS::SQS::Queue
     Properties: { FifoQueue: true }
+  Ws:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: { Name: ws, ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.action }
+  WsStage:
+    Type: AWS::ApiGatewayV2::Stage
+    Properties: { ApiId: !Ref Ws, StageName: live }
 "#;
 
     fn resolver(suffix: &str) -> Resolver {
@@ -404,5 +453,22 @@ Resources:
             "https://sqs.eu-west-1.amazonaws.com/123456789012/Jobs"
         );
         assert_eq!(r.queue_url("Table"), None);
+    }
+
+    #[test]
+    fn websocket_api_and_stage_resolve_as_api_gateway_names_them() {
+        let r = resolver("-Ws3");
+        let endpoint =
+            yaml(r#"!Sub "https://${Ws}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${WsStage}""#);
+        assert_eq!(
+            r.string("x", &endpoint).unwrap(),
+            "https://wsws3.execute-api.eu-west-1.amazonaws.com/live"
+        );
+        assert_eq!(r.string("x", &yaml("!Ref WsStage")).unwrap(), "live");
+        assert_eq!(r.string("x", &yaml("!GetAtt Ws.ApiId")).unwrap(), "wsws3");
+        assert_eq!(
+            r.string("x", &yaml("!GetAtt Ws.ApiEndpoint")).unwrap(),
+            "wss://wsws3.execute-api.eu-west-1.amazonaws.com"
+        );
     }
 }

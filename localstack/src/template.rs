@@ -10,18 +10,25 @@ mod function;
 mod node;
 mod queue;
 mod table;
+mod websocket;
 
 use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::Value;
 
 pub use function::{
-    DEFAULT_SQS_BATCH_SIZE, EventSource, FunctionEvent, FunctionSpec, HttpRoute, SqsEventSpec,
+    DEFAULT_SQS_BATCH_SIZE, DEFAULT_STREAM_BATCH_SIZE, DynamoDbEventSpec, EventSource,
+    FunctionEvent, FunctionSpec, HttpRoute, SqsEventSpec, StartingPosition,
 };
 pub use queue::{QueueSpec, Redrive};
 pub use table::{
     AttributeDefinition, AttributeType, BillingMode, GlobalSecondaryIndex, KeySchema, Projection,
     StreamViewType, TableSpec,
+};
+
+pub use websocket::{
+    API_TYPE, BODY_SELECTION_PREFIX, INTEGRATION_TYPE, ROUTE_RESPONSE_TYPE, ROUTE_TYPE, STAGE_TYPE,
+    WebSocketApiSpec, WsRoute,
 };
 
 use crate::Error;
@@ -46,6 +53,8 @@ pub struct Template {
     /// `Parameters`, in document order.
     parameters: Vec<Parameter>,
     resources: Vec<Resource>,
+    /// The WebSocket API, read (and checked) with the resources.
+    websocket_api: Option<WebSocketApiSpec>,
 }
 
 /// One entry of `Parameters`.
@@ -152,12 +161,15 @@ impl Template {
                 });
             }
         }
+        let websocket_api = websocket::parse(source, resources, &parsed)?;
         let template = Template {
             source: source.to_owned(),
             parameters,
             resources: parsed,
+            websocket_api,
         };
         template.check_queue_references()?;
+        template.check_stream_references()?;
         Ok(template)
     }
 
@@ -191,6 +203,42 @@ impl Template {
                     format!("Properties.Events.{event}.Properties.Queue"),
                     &spec.queue,
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every `DynamoDB` event names a table of this template that has a stream, and its
+    /// on-failure destination (if any) a queue of this template.
+    fn check_stream_references(&self) -> Result<(), Error> {
+        for (function, event, spec) in self.dynamodb_events() {
+            let has_stream = self.resource(&spec.table).is_some_and(
+                |r| matches!(&r.kind, ResourceKind::Table(t) if t.stream_view_type.is_some()),
+            );
+            if !has_stream {
+                return Err(Error::Property {
+                    template: self.source.clone(),
+                    resource: function,
+                    property: format!("Properties.Events.{event}.Properties.Stream"),
+                    message: format!(
+                        "`{}` is not an AWS::DynamoDB::Table of this template with a StreamSpecification",
+                        spec.table
+                    ),
+                });
+            }
+            if let Some(queue) = &spec.on_failure
+                && !self
+                    .resource(queue)
+                    .is_some_and(|r| matches!(r.kind, ResourceKind::Queue(_)))
+            {
+                return Err(Error::Property {
+                    template: self.source.clone(),
+                    resource: function,
+                    property: format!(
+                        "Properties.Events.{event}.Properties.DestinationConfig.OnFailure.Destination"
+                    ),
+                    message: format!("`{queue}` is not an AWS::SQS::Queue of this template"),
+                });
             }
         }
         Ok(())
@@ -292,6 +340,31 @@ impl Template {
                 })
             })
             .collect()
+    }
+
+    /// Every `Type: DynamoDB` event of every function: (function, event name, properties), in
+    /// template order.
+    pub fn dynamodb_events(&self) -> Vec<(String, String, DynamoDbEventSpec)> {
+        self.resources
+            .iter()
+            .filter_map(|r| match &r.kind {
+                ResourceKind::Function(spec) => Some(spec),
+                _ => None,
+            })
+            .flat_map(|f| {
+                f.events.iter().filter_map(|e| match &e.source {
+                    EventSource::DynamoDb(stream) => {
+                        Some((f.logical_id.clone(), e.name.clone(), stream.clone()))
+                    }
+                    _ => None,
+                })
+            })
+            .collect()
+    }
+
+    /// The WebSocket API (`AWS::ApiGatewayV2::Api` with `ProtocolType: WEBSOCKET`), if any.
+    pub fn websocket_api(&self) -> Option<&WebSocketApiSpec> {
+        self.websocket_api.as_ref()
     }
 
     /// Every `Type: HttpApi` event of every function, in template order.

@@ -1,5 +1,6 @@
-//! `gateway`: serves infra/sam-template.yaml's HTTP API on 127.0.0.1:$PORT (default 3000),
-//! running each function as its real binary. `make dev` starts it after the emulator; see
+//! `gateway`: serves infra/sam-template.yaml's HTTP API on 127.0.0.1:$PORT (default 3000) and
+//! its WebSocket API on 127.0.0.1:$WS_PORT (default 3001), running each function as its real
+//! binary. `make dev` starts it after the emulator; see
 //! `localstack::gateway` for what it does and `GatewayConfig::from_env` for its settings.
 
 use localstack::gateway::{GatewayConfig, start_dev};
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     if std::env::args().len() > 1 {
         eprintln!(
-            "usage: gateway   (settings come from the environment: PORT, AWS_ENDPOINT_URL, GATEWAY_BIN_DIR, GATEWAY_CONCURRENCY)"
+            "usage: gateway   (settings come from the environment: PORT, WS_PORT, AWS_ENDPOINT_URL, GATEWAY_BIN_DIR, GATEWAY_CONCURRENCY)"
         );
         return ExitCode::from(2);
     }
@@ -29,7 +30,7 @@ async fn run() -> Result<(), String> {
     let bind = config.bind;
     let (mut gateway, provisioned) = start_dev(config).await.map_err(|e| match e.to_string() {
         m if m.contains("Address already in use") => format!(
-            "{m}\nIs another `make dev` running? Stop it, or choose another port with PORT=..."
+            "{m}\nIs another `make dev` running? Stop it, or choose other ports with PORT=... and WS_PORT=..."
         ),
         m => m,
     })?;
@@ -41,6 +42,25 @@ async fn run() -> Result<(), String> {
             "  {:<7} {}{}  -> {}",
             route.method, url, route.path, route.function
         );
+    }
+    if let (Some(ws_url), Some(api)) = (gateway.ws_url(), template.websocket_api()) {
+        for route in &api.routes {
+            let way = if route.two_way { " (answers)" } else { "" };
+            println!(
+                "  WS      {ws_url} {}{way}  -> {}",
+                route.route_key, route.function
+            );
+        }
+    }
+    for (function, event, spec) in template.dynamodb_events() {
+        if spec.enabled {
+            println!("  stream {event} ({})  -> {function}", spec.table);
+        }
+    }
+    for (function, event, spec) in template.sqs_events() {
+        if spec.enabled {
+            println!("  queue  {event} ({})  -> {function}", spec.queue);
+        }
     }
     for line in &provisioned {
         println!("  {line}");
@@ -62,6 +82,11 @@ async fn run() -> Result<(), String> {
         "Make that account an admin: localstack/admin.sh promote you@example.com (README \"Auth flows\")."
     );
     println!("  curl -s {url}/health");
+    if let Some(ws_url) = gateway.ws_url() {
+        println!("Follow a workflow live (WebSocket API at {ws_url}):");
+        println!("  websocat \"{ws_url}?token=$TOKEN\"");
+        println!("  then send: {{\"action\":\"subscribe_workflow\",\"workflow_id\":\"<id>\"}}");
+    }
     println!();
     println!("Listening on {bind}; Ctrl-C stops the gateway and its functions.");
     tokio::select! {

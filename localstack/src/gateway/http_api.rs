@@ -156,7 +156,7 @@ fn match_segments(segments: &[Segment], parts: &[&str]) -> Option<HashMap<String
     (parts.len() == segments.len()).then_some(params)
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let hex = |b: u8| (b as char).to_digit(16);
     let mut out = Vec::with_capacity(bytes.len());

@@ -7,16 +7,24 @@
 //! - [`http_api`]: the API Gateway HTTP API (payload format 2.0) event source.
 //! - [`sqs`]: the SQS event source (Lambda's event source mapping: long polls a queue, invokes
 //!   the function with batches, deletes what succeeded).
+//! - [`websocket`]: the API Gateway WebSocket API (its routes' functions, and the
+//!   `@connections` Management API the functions post to), on a listener of its own.
+//! - [`streams`]: the DynamoDB stream event source (Lambda's event source mapping over the
+//!   table's stream, with [`filter`]ing, batch item failures, retries, bisection and an
+//!   on-failure queue).
 //!
 //! Event sources are modules of their own over [`pool::FunctionPool::invoke`], so others
-//! (WebSocket API, schedules, the table's stream) plug in beside these.
+//! (schedules) plug in beside these.
 
+pub mod filter;
 pub mod http_api;
 pub mod instance;
 pub mod logs;
 pub mod pool;
 mod server;
 pub mod sqs;
+pub mod streams;
+pub mod websocket;
 
 use crate::Error;
 use crate::resolve::Resolver;
@@ -27,6 +35,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+pub use streams::StreamOptions;
+pub use websocket::{WebSocketApi, WebSocketSettings};
+
+/// The variable that points the functions' API Gateway Management API client at the gateway's
+/// own `@connections` endpoint (the SDK's service-specific endpoint override).
+pub const MANAGEMENT_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI";
 
 /// Instances per function unless configured otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -38,6 +53,11 @@ pub struct GatewayConfig {
     pub template: Template,
     /// Where the HTTP API listens.
     pub bind: SocketAddr,
+    /// Where the WebSocket API (and its `@connections` endpoint) listens, if the template has
+    /// one; `None` does not serve it.
+    pub ws_bind: Option<SocketAddr>,
+    pub websocket: WebSocketSettings,
+    pub streams: StreamOptions,
     /// Folder holding the function binaries (`target/debug` or `target/release`).
     pub bin_dir: PathBuf,
     /// The AWS emulator every function talks to.
@@ -52,7 +72,8 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// The configuration `make dev` uses: `PORT` (default 3000), `AWS_ENDPOINT_URL` (default
+    /// The configuration `make dev` uses: `PORT` (default 3000), `WS_PORT` (the WebSocket API,
+    /// default 3001), `AWS_ENDPOINT_URL` (default
     /// the emulator on 127.0.0.1:`MOTO_PORT` or 5000), `AWS_REGION` (default us-east-1),
     /// `GATEWAY_BIN_DIR` (default `target/debug` of this workspace), `GATEWAY_CONCURRENCY`, and
     /// `PARAMETER_OVERRIDES` (as `sam deploy --parameter-overrides`: `Key=Value` pairs separated
@@ -64,6 +85,12 @@ impl GatewayConfig {
                 .parse()
                 .map_err(|_| config_error(format!("PORT must be a port number, got {p:?}")))?,
             None => 3000,
+        };
+        let ws_port: u16 = match var("WS_PORT") {
+            Some(p) => p
+                .parse()
+                .map_err(|_| config_error(format!("WS_PORT must be a port number, got {p:?}")))?,
+            None => 3001,
         };
         let endpoint_url = var("AWS_ENDPOINT_URL").unwrap_or_else(|| {
             format!(
@@ -86,6 +113,9 @@ impl GatewayConfig {
         Ok(GatewayConfig {
             template,
             bind: SocketAddr::from(([127, 0, 0, 1], port)),
+            ws_bind: Some(SocketAddr::from(([127, 0, 0, 1], ws_port))),
+            websocket: WebSocketSettings::default(),
+            streams: StreamOptions::default(),
             bin_dir: var("GATEWAY_BIN_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(default_bin_dir),
@@ -166,19 +196,25 @@ pub async fn start_dev(mut config: GatewayConfig) -> Result<(Gateway, Vec<String
     Ok((Gateway::start(config).await?, provisioned))
 }
 
-/// A running gateway. Dropping it stops the HTTP server, the SQS pollers (and the invocations
-/// they started) and every function instance.
+/// A running gateway. Dropping it stops the HTTP and WebSocket servers, the SQS pollers and
+/// stream readers (and the invocations they started) and every function instance.
 pub struct Gateway {
     addr: SocketAddr,
+    ws_addr: Option<SocketAddr>,
+    websocket: Option<Arc<WebSocketApi>>,
     functions: Arc<HashMap<String, Arc<FunctionPool>>>,
     server: tokio::task::JoinHandle<()>,
+    ws_server: Option<tokio::task::JoinHandle<()>>,
     pollers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Gateway {
-    /// Resolves every function's environment, binds the HTTP API and starts serving, and starts
-    /// polling the queues of the functions' SQS events (the queues must exist: [`start_dev`]
-    /// creates them). Function instances start on the first request or batch that needs them.
+    /// Resolves every function's environment, binds the HTTP API and starts serving, serves the
+    /// template's WebSocket API (if it has one and `ws_bind` is set), starts polling the queues
+    /// of the functions' SQS events (the queues must exist: [`start_dev`] creates them) and
+    /// reading the streams of their DynamoDB events (the tables must exist; with `LATEST`,
+    /// every change after this returns is delivered). Function instances start on the first
+    /// request, message or batch that needs them.
     pub async fn start(config: GatewayConfig) -> Result<Gateway, Error> {
         let resolver = Resolver::new(
             &config.template,
@@ -188,6 +224,22 @@ impl Gateway {
         )
         .with_endpoint(&config.endpoint_url);
         let sqs_sources = sqs::SqsSource::from_template(&config.template, &resolver)?;
+        let stream_sources = streams::StreamSource::from_template(&config.template, &resolver)?;
+        // Bound first: the functions' environment names the Management API's address.
+        let ws_api = config.template.websocket_api().zip(config.ws_bind);
+        let (ws_listener, management) = match ws_api {
+            Some((api, bind)) => {
+                let listener = tokio::net::TcpListener::bind(bind)
+                    .await
+                    .map_err(|e| config_error(format!("cannot listen on {bind}: {e}")))?;
+                let addr = listener
+                    .local_addr()
+                    .map_err(|e| config_error(e.to_string()))?;
+                let endpoint = format!("http://{addr}/{}", api.stage);
+                (Some((listener, addr)), Some(endpoint))
+            }
+            None => (None, None),
+        };
         let mut functions = HashMap::new();
         for spec in config.template.functions() {
             let binary = config.bin_dir.join(&spec.binary);
@@ -198,7 +250,10 @@ impl Gateway {
                     binary.display()
                 )));
             }
-            let pool = FunctionPool::new(&spec, &resolver, &config)?;
+            let mut pool = FunctionPool::new(&spec, &resolver, &config)?;
+            if let Some(endpoint) = &management {
+                pool = pool.with_variable(MANAGEMENT_ENDPOINT_ENV, endpoint.clone());
+            }
             functions.insert(spec.logical_id.clone(), Arc::new(pool));
         }
         let functions = Arc::new(functions);
@@ -214,17 +269,52 @@ impl Gateway {
             functions.clone(),
             config.logs.clone(),
         ));
-        let pollers = if sqs_sources.is_empty() {
-            Vec::new()
-        } else {
+        let mut pollers = Vec::new();
+        if !sqs_sources.is_empty() || !stream_sources.is_empty() {
             let sdk = crate::provision::emulator_sdk_config(&config.endpoint_url).await;
-            sqs::start(
+            pollers = sqs::start(
                 sqs_sources,
                 &functions,
                 aws_sdk_sqs::Client::new(&sdk),
                 &config.region,
                 &config.logs,
-            )?
+            )?;
+            let started = streams::start(
+                stream_sources,
+                &functions,
+                &streams::Clients::new(&sdk),
+                &config.region,
+                &config.logs,
+                &config.streams,
+            )
+            .await;
+            match started {
+                Ok(handles) => pollers.extend(handles),
+                Err(e) => {
+                    for poller in &pollers {
+                        poller.abort();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let (websocket, ws_server, ws_addr) = match (config.template.websocket_api(), ws_listener) {
+            (Some(spec), Some((listener, ws_addr))) => {
+                let api_id = resolver
+                    .name(&spec.logical_id)
+                    .unwrap_or(&spec.logical_id)
+                    .to_owned();
+                let api = Arc::new(WebSocketApi::new(
+                    spec,
+                    &functions,
+                    &api_id,
+                    config.websocket.clone(),
+                    config.logs.clone(),
+                )?);
+                let handle = api.clone().serve(listener);
+                (Some(api), Some(handle), Some(ws_addr))
+            }
+            _ => (None, None, None),
         };
         let server = tokio::spawn(server::serve(listener, move |req| {
             let state = state.clone();
@@ -232,14 +322,40 @@ impl Gateway {
         }));
         Ok(Gateway {
             addr,
+            ws_addr,
+            websocket,
             functions,
             server,
+            ws_server,
             pollers,
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the WebSocket API listens (`ws://{ws_addr}/{stage}`), if it is served.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws_addr
+    }
+
+    /// The WebSocket API's URL, e.g. `ws://127.0.0.1:3001/ws`, if it is served.
+    pub fn ws_url(&self) -> Option<String> {
+        let api = self.websocket.as_ref()?;
+        Some(format!("ws://{}/{}", self.ws_addr?, api.stage()))
+    }
+
+    /// The WebSocket API (its connections, the test hooks), if it is served.
+    pub fn websocket(&self) -> Option<&Arc<WebSocketApi>> {
+        self.websocket.as_ref()
+    }
+
+    /// Delays each `POST @connections` answer by `delay` (simulates API Gateway's latency).
+    pub fn set_post_delay(&self, delay: Duration) {
+        if let Some(api) = &self.websocket {
+            api.set_post_delay(delay);
+        }
     }
 
     /// A function's pool, by logical id (tests look at its instances).
@@ -260,6 +376,9 @@ impl Gateway {
 impl Drop for Gateway {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(ws) = &self.ws_server {
+            ws.abort();
+        }
         for poller in &self.pollers {
             poller.abort();
         }

@@ -105,6 +105,19 @@ impl FunctionPool {
         })
     }
 
+    /// Sets one more variable of every instance's environment (replacing one of that name):
+    /// the gateway's own endpoints, known only once it listens.
+    pub fn with_variable(mut self, key: &str, value: String) -> FunctionPool {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value));
+        self
+    }
+
+    /// The function's ARN, as instances are told it.
+    pub fn arn(&self) -> &str {
+        &self.function_arn
+    }
+
     /// The environment an instance gets (without its Runtime API address).
     pub fn environment(&self) -> &[(String, String)] {
         &self.env

@@ -1,4 +1,5 @@
-//! A small HTTP/1.1 server loop over hyper, shared by the HTTP API and the Runtime API.
+//! A small HTTP/1.1 server loop over hyper, shared by the HTTP API, the Runtime API and the
+//! WebSocket API (connections may be upgraded: `hyper::upgrade::on`).
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -36,6 +37,7 @@ where
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await;
         });
     }

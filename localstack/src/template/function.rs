@@ -43,6 +43,8 @@ pub enum EventSource {
     HttpApi { method: String, path: String },
     /// `Type: SQS`: an event source mapping that polls a queue of the template.
     Sqs(SqsEventSpec),
+    /// `Type: DynamoDB`: an event source mapping that reads a table's stream.
+    DynamoDb(DynamoDbEventSpec),
     /// An event type the local stack does not handle yet, by its `Type`.
     Other { event_type: String },
 }
@@ -67,6 +69,51 @@ pub struct SqsEventSpec {
     pub maximum_concurrency: Option<u64>,
     /// `Enabled` (true when absent).
     pub enabled: bool,
+}
+
+/// Lambda's defaults for a `DynamoDB` event that does not say.
+pub const DEFAULT_STREAM_BATCH_SIZE: u64 = 100;
+
+/// The properties of a `Type: DynamoDB` event (an event source mapping on a table's stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoDbEventSpec {
+    /// The table's logical id (`Stream: !GetAtt <table>.StreamArn`).
+    pub table: String,
+    pub starting_position: StartingPosition,
+    /// `BatchSize`: records per invocation (1 to 10,000; default 100).
+    pub batch_size: u64,
+    /// `MaximumBatchingWindowInSeconds` (0 when absent): how long to gather records before
+    /// invoking with a batch that is not full.
+    pub maximum_batching_window_s: u64,
+    /// `MaximumRetryAttempts`: retries of a failing batch before it is given up (sent to
+    /// `on_failure`); `None` (absent, or -1) retries until the records expire, blocking the
+    /// shard, as on AWS.
+    pub maximum_retry_attempts: Option<u64>,
+    /// `ParallelizationFactor` (1 when absent). The local gateway reads each shard with one
+    /// batch at a time whatever it says.
+    pub parallelization_factor: u64,
+    /// `BisectBatchOnFunctionError`: a failing batch is split in two before it is retried.
+    pub bisect: bool,
+    /// `FunctionResponseTypes` has `ReportBatchItemFailures`: the answer names the first record
+    /// that failed, and the batch is retried from there.
+    pub report_batch_item_failures: bool,
+    /// `DestinationConfig.OnFailure.Destination`: the logical id of the queue that gets a record
+    /// of each batch given up.
+    pub on_failure: Option<String>,
+    /// `FilterCriteria.Filters[].Pattern`, parsed: a record is delivered if it matches any (all
+    /// when there is none).
+    pub filters: Vec<serde_json::Value>,
+    /// `Enabled` (true when absent).
+    pub enabled: bool,
+}
+
+/// `StartingPosition` of a stream event (DynamoDB has no `AT_TIMESTAMP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartingPosition {
+    /// Only records written after the mapping starts.
+    Latest,
+    /// Every record the stream still holds.
+    TrimHorizon,
 }
 
 /// One route of the HTTP API: `method path` invokes `function`.
@@ -139,7 +186,7 @@ impl FunctionSpec {
                 method: method.clone(),
                 path: path.clone(),
             }),
-            EventSource::Sqs(_) | EventSource::Other { .. } => None,
+            EventSource::Sqs(_) | EventSource::DynamoDb(_) | EventSource::Other { .. } => None,
         })
     }
 }
@@ -148,6 +195,9 @@ fn parse_event_source(event: &Node<'_>) -> Result<EventSource, Error> {
     let event_type = event.required("Type")?.str()?;
     if event_type == "SQS" {
         return parse_sqs(event).map(EventSource::Sqs);
+    }
+    if event_type == "DynamoDB" {
+        return parse_dynamodb(event).map(EventSource::DynamoDb);
     }
     if event_type != "HttpApi" {
         return Ok(EventSource::Other {
@@ -255,6 +305,107 @@ fn parse_sqs(event: &Node<'_>) -> Result<SqsEventSpec, Error> {
         maximum_batching_window_s,
         report_batch_item_failures,
         maximum_concurrency,
+        enabled,
+    })
+}
+
+fn parse_dynamodb(event: &Node<'_>) -> Result<DynamoDbEventSpec, Error> {
+    let props = event.required("Properties")?;
+    for unsupported in [
+        "MaximumRecordAgeInSeconds",
+        "TumblingWindowInSeconds",
+        "StartingPositionTimestamp",
+        "KmsKeyArn",
+        "MetricsConfig",
+    ] {
+        if let Some(node) = props.field(unsupported)? {
+            return Err(node.error("not supported by the local gateway (localstack/)"));
+        }
+    }
+    let table = super::queue::get_att_target(&props.required("Stream")?, "StreamArn", "table")?;
+    let starting_position = props.required("StartingPosition")?.one_of(&[
+        ("LATEST", StartingPosition::Latest),
+        ("TRIM_HORIZON", StartingPosition::TrimHorizon),
+    ])?;
+    let bounded = |key: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
+        let Some(node) = props.field(key)? else {
+            return Ok(default);
+        };
+        let n = node.u64()?;
+        if !range.contains(&n) {
+            return Err(node.error(format!(
+                "must be {} to {}, found {n}",
+                range.start(),
+                range.end()
+            )));
+        }
+        Ok(n)
+    };
+    let batch_size = bounded("BatchSize", DEFAULT_STREAM_BATCH_SIZE, 1..=10_000)?;
+    let maximum_batching_window_s = bounded("MaximumBatchingWindowInSeconds", 0, 0..=300)?;
+    let parallelization_factor = bounded("ParallelizationFactor", 1, 1..=10)?;
+    let maximum_retry_attempts = match props.field("MaximumRetryAttempts")? {
+        None => None,
+        Some(node) => match node.i64()? {
+            -1 => None,
+            n @ 0..=10_000 => u64::try_from(n).ok(),
+            n => return Err(node.error(format!("must be -1 (no limit) or 0 to 10000, found {n}"))),
+        },
+    };
+    let flag = |key: &str| -> Result<bool, Error> {
+        props
+            .field(key)?
+            .map(|n| n.bool())
+            .transpose()
+            .map(|b| b.unwrap_or(false))
+    };
+    let bisect = flag("BisectBatchOnFunctionError")?;
+    let mut report_batch_item_failures = false;
+    if let Some(types) = props.field("FunctionResponseTypes")? {
+        for item in types.list()? {
+            item.one_of(&[("ReportBatchItemFailures", ())])?;
+            report_batch_item_failures = true;
+        }
+    }
+    let on_failure = match props.field("DestinationConfig")? {
+        Some(config) => match config.field("OnFailure")? {
+            Some(on_failure) => {
+                if let Some(kind) = on_failure.field("Type")? {
+                    kind.one_of(&[("SQS", ())])?;
+                }
+                Some(super::queue::arn_of(&on_failure.required("Destination")?)?)
+            }
+            None => None,
+        },
+        None => None,
+    };
+    let mut filters = Vec::new();
+    if let Some(criteria) = props.field("FilterCriteria")? {
+        for filter in criteria.required("Filters")?.list()? {
+            let pattern = filter.required("Pattern")?;
+            let value: serde_json::Value = serde_json::from_str(pattern.str()?)
+                .map_err(|e| pattern.error(format!("not a JSON filter pattern: {e}")))?;
+            if !value.is_object() {
+                return Err(pattern.error("a filter pattern must be a JSON object"));
+            }
+            filters.push(value);
+        }
+    }
+    let enabled = match props.field("Enabled")? {
+        Some(node) => node.bool()?,
+        None => true,
+    };
+    Ok(DynamoDbEventSpec {
+        table,
+        starting_position,
+        batch_size,
+        maximum_batching_window_s,
+        maximum_retry_attempts,
+        parallelization_factor,
+        bisect,
+        report_batch_item_failures,
+        on_failure,
+        filters,
         enabled,
     })
 }

@@ -98,6 +98,21 @@ impl<'a> Node<'a> {
         })
     }
 
+    /// A whole number that may be negative (`MaximumRetryAttempts: -1`).
+    pub fn i64(&self) -> Result<i64, Error> {
+        let parsed = match self.value {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        parsed.ok_or_else(|| {
+            self.error(format!(
+                "expected a whole number, found {}",
+                describe(self.value)
+            ))
+        })
+    }
+
     pub fn bool(&self) -> Result<bool, Error> {
         match self.value {
             Value::Bool(b) => Ok(*b),

@@ -90,9 +90,19 @@ impl QueueSpec {
 /// The logical id in `!GetAtt X.Arn` (or its long forms): the only way the local stack can
 /// tell which queue of the template an ARN names.
 pub(crate) fn arn_of(node: &Node<'_>) -> Result<String, Error> {
+    get_att_target(node, "Arn", "queue")
+}
+
+/// The logical id `X` in `!GetAtt X.{attribute}` (or its long forms); `kind` names what `X`
+/// should be in the error message.
+pub(crate) fn get_att_target(
+    node: &Node<'_>,
+    attribute: &str,
+    kind: &str,
+) -> Result<String, Error> {
     let refused = || {
         node.error(format!(
-            "expected `!GetAtt <queue>.Arn` naming a queue of this template, found {}",
+            "expected `!GetAtt <{kind}>.{attribute}` naming a {kind} of this template, found {}",
             super::node::describe(node.value())
         ))
     };
@@ -110,7 +120,7 @@ pub(crate) fn arn_of(node: &Node<'_>) -> Result<String, Error> {
     if tag != "GetAtt" {
         return Err(refused());
     }
-    let (resource, attribute) = match inner {
+    let (resource, found) = match inner {
         Value::String(s) => s.split_once('.').ok_or_else(refused)?,
         Value::Sequence(v) if v.len() == 2 => match (&v[0], &v[1]) {
             (Value::String(r), Value::String(a)) => (r.as_str(), a.as_str()),
@@ -118,7 +128,7 @@ pub(crate) fn arn_of(node: &Node<'_>) -> Result<String, Error> {
         },
         _ => return Err(refused()),
     };
-    if attribute != "Arn" {
+    if found != attribute {
         return Err(refused());
     }
     Ok(resource.to_owned())

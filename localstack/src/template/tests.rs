@@ -67,8 +67,8 @@ fn the_repository_template_has_one_table_as_designed() {
 #[test]
 fn the_repository_template_has_every_route_once() {
     let routes = repository_template().http_routes();
-    // 30 of api-workflows (8 of them chain runs, 2 dead-letter queues), 30 of api-auth.
-    assert_eq!(routes.len(), 60, "{routes:#?}");
+    // 31 of api-workflows (8 of them chain runs, 2 dead-letter queues), 30 of api-auth.
+    assert_eq!(routes.len(), 61, "{routes:#?}");
 
     let triples: Vec<_> = routes
         .iter()
@@ -89,6 +89,7 @@ fn the_repository_template_has_every_route_once() {
             "/api/v3/workflows/{id}/nodes/{node_id}",
         ),
         route("ApiWorkflowsFunction", "GET", "/api/v3/openapi.json"),
+        route("ApiWorkflowsFunction", "GET", "/api/v3/asyncapi.json"),
         route("ApiWorkflowsFunction", "GET", "/health"),
         route(
             "ApiWorkflowsFunction",
@@ -449,7 +450,8 @@ fn the_repository_template_has_four_step_queues_each_with_a_dead_letter_queue() 
         .expect("the worker");
     assert_eq!(worker.binary, "worker");
     let ids: Vec<&str> = queues.iter().map(|q| q.logical_id.as_str()).collect();
-    assert_eq!(queues.len(), 8, "{ids:?}");
+    let step_queues = ids.iter().filter(|id| id.contains("Step")).count();
+    assert_eq!(step_queues, 8, "{ids:?}");
     for level in ["Critical", "High", "Normal", "Low"] {
         let queue_id = format!("{level}StepQueue");
         let dlq_id = format!("{level}StepDeadLetterQueue");
@@ -726,4 +728,319 @@ fn the_repository_template_has_a_websocket_api_whose_routes_reach_ws_connect() {
         names,
         ["TABLE_NAME", "JWT_ISSUER", "JWT_AUDIENCE", "RUST_LOG"]
     );
+}
+
+#[test]
+fn the_repository_templates_websocket_api_is_modelled() {
+    let template = repository_template();
+    let api = template.websocket_api().expect("a WebSocket API");
+    assert_eq!(api.logical_id, "WebSocketApi");
+    assert_eq!(api.route_selection_expression, "$request.body.action");
+    assert_eq!(api.selection_field(), ["action"]);
+    assert_eq!(
+        (api.stage.as_str(), api.stage_logical_id.as_str()),
+        ("ws", "WebSocketStage")
+    );
+    let routes: Vec<(&str, &str, bool)> = api
+        .routes
+        .iter()
+        .map(|r| (r.route_key.as_str(), r.function.as_str(), r.two_way))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("$connect", "WsConnectFunction", false),
+            ("$disconnect", "WsConnectFunction", false),
+            ("$default", "WsConnectFunction", true),
+        ]
+    );
+}
+
+const WS_TEMPLATE: &str = r#"
+Resources:
+  Api:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: { ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.op.kind }
+  Http:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: { ProtocolType: HTTP }
+  Integration:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: { Ref: Api }
+      IntegrationType: AWS_PROXY
+      IntegrationUri: { "Fn::Sub": "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Handler.Arn}/invocations" }
+  Other:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties: { ApiId: !Ref Api, IntegrationType: AWS_PROXY, IntegrationUri: !GetAtt Second.Arn }
+  Connect:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: { ApiId: !Ref Api, RouteKey: $connect, Target: !Sub "integrations/${Integration}" }
+  Echo:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: { ApiId: !Ref Api, RouteKey: echo, Target: integrations/Other }
+  HttpRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: { ApiId: !Ref Http, RouteKey: GET /x, Target: !Sub "integrations/${Nowhere}" }
+  EchoResponse:
+    Type: AWS::ApiGatewayV2::RouteResponse
+    Properties: { ApiId: !Ref Api, RouteId: !Ref Echo, RouteResponseKey: $default }
+  Stage:
+    Type: AWS::ApiGatewayV2::Stage
+    Properties: { ApiId: !Ref Api, StageName: prod }
+  Handler:
+    Type: AWS::Serverless::Function
+  Second:
+    Type: AWS::Serverless::Function
+"#;
+
+#[test]
+fn a_websocket_api_with_long_forms_and_plain_targets_parses() {
+    let template = Template::from_yaml("inline.yaml", WS_TEMPLATE).expect("parses");
+    let api = template.websocket_api().expect("the API");
+    assert_eq!(api.selection_field(), ["op", "kind"]);
+    assert_eq!(api.stage, "prod");
+    assert_eq!(
+        api.routes,
+        [
+            WsRoute {
+                route_key: "$connect".into(),
+                function: "Handler".into(),
+                two_way: false,
+            },
+            WsRoute {
+                route_key: "echo".into(),
+                function: "Second".into(),
+                two_way: true,
+            },
+        ]
+    );
+    assert_eq!(api.route("echo").map(|r| r.two_way), Some(true));
+    assert!(
+        Template::from_yaml("inline.yaml", QUEUE_TEMPLATE)
+            .unwrap()
+            .websocket_api()
+            .is_none()
+    );
+}
+
+#[test]
+fn websocket_api_errors_are_clear() {
+    let cases = [
+        (
+            WS_TEMPLATE.replace("$request.body.op.kind", "$request.header.x"),
+            "resource `Api`, property `Properties.RouteSelectionExpression`: the local gateway supports `$request.body.<field>` only",
+        ),
+        (
+            WS_TEMPLATE.replace(
+                "IntegrationType: AWS_PROXY, IntegrationUri: !GetAtt Second.Arn",
+                "IntegrationType: MOCK",
+            ),
+            "resource `Echo`, property `Properties.Target`: integration `Other` is MOCK; the local gateway supports AWS_PROXY only",
+        ),
+        (
+            WS_TEMPLATE.replace("${Handler.Arn}", "${Stage}"),
+            "integration `Integration`: IntegrationUri names no AWS::Serverless::Function",
+        ),
+        (
+            WS_TEMPLATE.replace("Target: integrations/Other", "Target: !Ref Other"),
+            "property `Properties.Target`: expected `!Sub \"integrations/${<integration>}\"`, found `!Ref Other`",
+        ),
+        (
+            WS_TEMPLATE.replace("Target: integrations/Other", "Target: integrations/Missing"),
+            "`Missing` is not an AWS::ApiGatewayV2::Integration of this template",
+        ),
+        (
+            WS_TEMPLATE.replace(
+                "ApiId: !Ref Api, StageName: prod",
+                "ApiId: !Ref Http, StageName: prod",
+            ),
+            "`Api`: the WebSocket API has no AWS::ApiGatewayV2::Stage",
+        ),
+        (
+            WS_TEMPLATE.replace(
+                "ProtocolType: HTTP",
+                "ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.a",
+            ),
+            "the local gateway serves one WebSocket API",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let message = error_of(&yaml);
+        assert!(
+            message.contains(expected),
+            "expected {expected:?} in {message:?}"
+        );
+    }
+}
+
+const STREAM_TEMPLATE: &str = r#"
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      AttributeDefinitions: [{ AttributeName: PK, AttributeType: S }]
+      KeySchema: [{ AttributeName: PK, KeyType: HASH }]
+      StreamSpecification: { StreamViewType: NEW_AND_OLD_IMAGES }
+  NoStream:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      AttributeDefinitions: [{ AttributeName: PK, AttributeType: S }]
+      KeySchema: [{ AttributeName: PK, KeyType: HASH }]
+  Failures:
+    Type: AWS::SQS::Queue
+  Broadcast:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        TableStream:
+          Type: DynamoDB
+          Properties:
+            Stream: !GetAtt Table.StreamArn
+            StartingPosition: LATEST
+            BatchSize: 100
+            MaximumBatchingWindowInSeconds: 0
+            ParallelizationFactor: 1
+            MaximumRetryAttempts: 5
+            BisectBatchOnFunctionError: true
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            DestinationConfig:
+              OnFailure:
+                Type: SQS
+                Destination: !GetAtt Failures.Arn
+            FilterCriteria:
+              Filters:
+                - Pattern: '{"dynamodb": {"Keys": {"PK": {"S": [{"prefix": "WF#"}, {"prefix": "RUN#"}]}}}}'
+                - Pattern: '{"eventName": ["REMOVE"]}'
+        Minimal:
+          Type: DynamoDB
+          Properties:
+            Stream: { "Fn::GetAtt": [Table, StreamArn] }
+            StartingPosition: TRIM_HORIZON
+            MaximumRetryAttempts: -1
+            Enabled: false
+"#;
+
+#[test]
+fn dynamodb_stream_events_parse_with_defaults_and_long_forms() {
+    let template = Template::from_yaml("inline.yaml", STREAM_TEMPLATE).expect("parses");
+    let events = template.dynamodb_events();
+    assert_eq!(events.len(), 2);
+    let (function, event, spec) = &events[0];
+    assert_eq!(
+        (function.as_str(), event.as_str()),
+        ("Broadcast", "TableStream")
+    );
+    assert_eq!(
+        spec,
+        &DynamoDbEventSpec {
+            table: "Table".into(),
+            starting_position: StartingPosition::Latest,
+            batch_size: 100,
+            maximum_batching_window_s: 0,
+            maximum_retry_attempts: Some(5),
+            parallelization_factor: 1,
+            bisect: true,
+            report_batch_item_failures: true,
+            on_failure: Some("Failures".into()),
+            filters: vec![
+                serde_json::json!({"dynamodb": {"Keys": {"PK": {"S": [{"prefix": "WF#"}, {"prefix": "RUN#"}]}}}}),
+                serde_json::json!({"eventName": ["REMOVE"]}),
+            ],
+            enabled: true,
+        }
+    );
+    assert_eq!(
+        events[1].2,
+        DynamoDbEventSpec {
+            table: "Table".into(),
+            starting_position: StartingPosition::TrimHorizon,
+            batch_size: DEFAULT_STREAM_BATCH_SIZE,
+            maximum_batching_window_s: 0,
+            maximum_retry_attempts: None,
+            parallelization_factor: 1,
+            bisect: false,
+            report_batch_item_failures: false,
+            on_failure: None,
+            filters: vec![],
+            enabled: false,
+        }
+    );
+    // Not an SQS event, nor an HTTP route.
+    assert!(template.sqs_events().is_empty() && template.http_routes().is_empty());
+}
+
+#[test]
+fn dynamodb_stream_event_errors_are_clear() {
+    let event = |props: &str| {
+        format!(
+            "{}\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        S:\n          Type: DynamoDB\n          Properties: {props}\n",
+            STREAM_TEMPLATE.trim_end()
+        )
+    };
+    let cases = [
+        (
+            event("{ Stream: !GetAtt Table.Arn, StartingPosition: LATEST }"),
+            "property `Properties.Events.S.Properties.Stream`: expected `!GetAtt <table>.StreamArn` naming a table of this template, found `!GetAtt Table.Arn`",
+        ),
+        (
+            event("{ Stream: !GetAtt NoStream.StreamArn, StartingPosition: LATEST }"),
+            "resource `Fn`, property `Properties.Events.S.Properties.Stream`: `NoStream` is not an AWS::DynamoDB::Table of this template with a StreamSpecification",
+        ),
+        (
+            event("{ Stream: !GetAtt Table.StreamArn }"),
+            "property `Properties.Events.S.Properties.StartingPosition`: required, but missing",
+        ),
+        (
+            event("{ Stream: !GetAtt Table.StreamArn, StartingPosition: AT_TIMESTAMP }"),
+            "expected one of LATEST, TRIM_HORIZON, found `AT_TIMESTAMP`",
+        ),
+        (
+            event("{ Stream: !GetAtt Table.StreamArn, StartingPosition: LATEST, BatchSize: 0 }"),
+            "property `Properties.Events.S.Properties.BatchSize`: must be 1 to 10000, found 0",
+        ),
+        (
+            event(
+                "{ Stream: !GetAtt Table.StreamArn, StartingPosition: LATEST, MaximumRetryAttempts: -2 }",
+            ),
+            "must be -1 (no limit) or 0 to 10000, found -2",
+        ),
+        (
+            event(
+                "{ Stream: !GetAtt Table.StreamArn, StartingPosition: LATEST, FilterCriteria: { Filters: [{ Pattern: '{\"a\": ' }] } }",
+            ),
+            "property `Properties.Events.S.Properties.FilterCriteria.Filters[0].Pattern`: not a JSON filter pattern",
+        ),
+        (
+            event(
+                "{ Stream: !GetAtt Table.StreamArn, StartingPosition: LATEST, FilterCriteria: { Filters: [{ Pattern: '[1]' }] } }",
+            ),
+            "a filter pattern must be a JSON object",
+        ),
+        (
+            event(
+                "{ Stream: !GetAtt Table.StreamArn, StartingPosition: LATEST, DestinationConfig: { OnFailure: { Destination: !GetAtt Table.Arn } } }",
+            ),
+            "property `Properties.Events.S.Properties.DestinationConfig.OnFailure.Destination`: `Table` is not an AWS::SQS::Queue of this template",
+        ),
+        (
+            event(
+                "{ Stream: !GetAtt Table.StreamArn, StartingPosition: LATEST, DestinationConfig: { OnFailure: { Type: SNS, Destination: !GetAtt Failures.Arn } } }",
+            ),
+            "expected one of SQS, found `SNS`",
+        ),
+        (
+            event(
+                "{ Stream: !GetAtt Table.StreamArn, StartingPosition: LATEST, MaximumRecordAgeInSeconds: 60 }",
+            ),
+            "property `Properties.Events.S.Properties.MaximumRecordAgeInSeconds`: not supported by the local gateway",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let message = error_of(&yaml);
+        assert!(
+            message.contains(expected),
+            "for\n{yaml}\nexpected {expected:?} in {message:?}"
+        );
+    }
 }
