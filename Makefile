@@ -17,6 +17,7 @@
 #   make bench-coldstart   init time, binary size and peak RSS of each function vs hello-world
 #   make bench-emulator    the emulator's TransactWriteItems and PutItem on a table of 10,000 items
 #   make bench-worker      worker CPU per step (DynamoDB and SQS replayed from a step recorded in the emulator)
+#   make bench-fanout      one change to 1,000 WebSocket connections: bounded concurrency vs sequential
 #   make bench-chain       wall time of a 50-step builtin chain run through the local stack
 
 MOTO_PORT ?= 5000
@@ -25,7 +26,7 @@ export MOTO_PORT
 TEMPLATE := infra/sam-template.yaml
 VENV_BIN := localstack/.venv/bin
 
-.PHONY: test model-smoke chain-smoke conformance dev stop lint lint-template bench bench-coldstart bench-emulator bench-worker bench-chain test-steps
+.PHONY: test model-smoke chain-smoke conformance dev stop lint lint-template bench bench-coldstart bench-emulator bench-worker bench-fanout bench-chain test-steps
 
 # Tests create their own uniquely named tables, so the emulator starts empty (PROVISION_CMD=true).
 # with-emulator.sh stops the emulator afterwards unless it was already running (make dev), and
@@ -113,6 +114,13 @@ bench-emulator:
 bench-worker: export PROVISION_CMD = true
 bench-worker:
 	localstack/with-emulator.sh cargo bench -p worker --bench step
+
+# One change fanned out to 1,000 subscribed connections through the Management API client, to a
+# local stand-in that answers each post after 5 ms: bounded concurrency against a sequential loop
+# (functions/ws-broadcast/benches/fanout.rs).
+bench-fanout: export PROVISION_CMD = true
+bench-fanout:
+	localstack/with-emulator.sh cargo bench -p ws-broadcast --bench fanout
 
 # A 50-step `continue` run with the builtin generator through the local stack (debug binaries,
 # as make dev and the e2e tests run them): wall time and its split (tests/src/bin/chain.rs).

@@ -157,6 +157,9 @@ pub struct WorkerConfig {
     /// The KMS key that sealed the API key (`KMS_KEY_ID`: id, ARN or alias); required with a
     /// ciphertext.
     pub kms_key_id: Option<String>,
+    /// The WebSocket API's stage URL (`WEBSOCKET_ENDPOINT`), whose Management API receives the
+    /// live text of nodes being written; `None`: no live text.
+    pub websocket_endpoint: Option<String>,
 }
 
 impl WorkerConfig {
@@ -198,6 +201,7 @@ impl WorkerConfig {
                 .transpose()?,
             generator_api_key_ciphertext: ciphertext,
             kms_key_id,
+            websocket_endpoint: optional("WEBSOCKET_ENDPOINT"),
         })
     }
 }

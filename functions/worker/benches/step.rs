@@ -175,6 +175,7 @@ impl Fixture {
                 queue: SqsQueue::new(sqs, QueueUrls::from(urls)),
                 generator: Builtin,
                 default_model: "builtin".into(),
+                poster: None,
             };
             let now = shared::domain::time::truncate_to_millis(chrono::Utc::now());
             let owner = Principal::user(ids::new_id(), Role::Editor);
@@ -295,6 +296,7 @@ impl Fixture {
             ),
             generator,
             default_model: "builtin".into(),
+            poster: None,
         };
         (deps, dynamo.into_iter().chain(sqs).collect())
     }

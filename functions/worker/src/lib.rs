@@ -5,13 +5,16 @@
 //! `main.rs` only wires AWS clients into [`Deps`].
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use shared::app::broadcast::LiveText;
 use shared::app::runs::worker::{Outcome, Worker};
 use shared::aws::kms::KmsVault;
 use shared::config::WorkerConfig;
 use shared::generators::Generators;
 use shared::generators::bedrock::Bedrock;
 use shared::generators::openai::{OpenAi, open_api_key};
-use shared::ports::{Nodes, Runs, StepMessage, TaskQueue, TextGenerator, Workflows};
+use shared::ports::{
+    Connections, Nodes, Poster, Runs, StepMessage, TaskQueue, TextGenerator, Workflows,
+};
 use std::time::Instant;
 
 /// What the handler needs from the world, built once per cold start.
@@ -20,6 +23,9 @@ pub struct Deps<S, Q, G> {
     pub queue: Q,
     pub generator: G,
     pub default_model: String,
+    /// Posts live text (`node_delta`) to the followers of a workflow whose node is being
+    /// written (the WebSocket API's Management API); `None`: no live text.
+    pub poster: Option<Box<dyn Poster>>,
 }
 
 /// The generators of `config`: `builtin` and Bedrock (the function's region and role) always,
@@ -54,7 +60,7 @@ pub async fn handle<S, Q, G>(
     deadline: Option<Instant>,
 ) -> SqsBatchResponse
 where
-    S: Runs + Nodes + Workflows,
+    S: Runs + Nodes + Workflows + Connections,
     Q: TaskQueue,
     G: TextGenerator,
 {
@@ -63,6 +69,10 @@ where
         queue: &deps.queue,
         generator: &deps.generator,
         default_model: &deps.default_model,
+        live: deps
+            .poster
+            .as_deref()
+            .map(|poster| LiveText::new(&deps.store, poster)),
     };
     let mut failures = Vec::new();
     for record in event.records {

@@ -1,6 +1,7 @@
 //! Wiring only: configuration, AWS clients and the handler, once per cold start.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use shared::aws::apigw::ManagementApi;
 use shared::aws::dynamo::DynamoStore;
 use shared::aws::sqs::{QueueUrls, SqsQueue};
 use shared::config::WorkerConfig;
@@ -27,6 +28,9 @@ async fn main() -> Result<(), Error> {
         ),
         generator,
         default_model: config.default_model,
+        poster: config.websocket_endpoint.as_deref().map(|endpoint| {
+            Box::new(ManagementApi::new(&sdk, endpoint)) as Box<dyn shared::ports::Poster>
+        }),
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(

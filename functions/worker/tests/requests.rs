@@ -90,6 +90,7 @@ async fn each_step_of_a_chain_sends_a_bounded_number_of_requests() {
         queue: SqsQueue::new(sqs, QueueUrls::from(urls)),
         generator: Builtin,
         default_model: "builtin".into(),
+        poster: None,
     };
 
     let now = shared::domain::time::truncate_to_millis(chrono::Utc::now());

@@ -51,6 +51,7 @@ async fn stack<G>(generator: G) -> Stack<G> {
             queue,
             generator,
             default_model: "builtin".into(),
+            poster: None,
         },
         sqs,
         urls,
@@ -822,4 +823,76 @@ async fn max_parallel_bounds_the_steps_a_commit_queues() {
     deliver_until_over(&s, &workflow.id, &r.id).await;
     assert_eq!(s.run(&r).await.0.status, RunStatus::Succeeded);
     assert_eq!(server.calls(), 3);
+}
+
+#[tokio::test]
+async fn followers_receive_the_text_as_it_is_written_in_batches_that_add_up_to_the_node() {
+    use shared::domain::realtime::Connection;
+    use shared::ports::Connections;
+    use shared::testing::realtime::RecordingPoster;
+    use std::sync::Arc;
+
+    let server = FakeOpenAi::start().await;
+    let text = "One two three four five six seven eight nine ten eleven twelve.";
+    // 12 pieces, 60 ms apart: about 0.7 s of writing, so several 250 ms batches.
+    server.push(Reply::Stream {
+        text: text.into(),
+        chunks: 12,
+        delay: Duration::from_millis(60),
+        finish_reason: "stop".into(),
+        usage: true,
+    });
+    let mut s = openai_stack(&server).await;
+    let poster = Arc::new(RecordingPoster::new());
+    s.deps.poster = Some(Box::new(poster.clone()));
+    let owner = Principal::user(ids::new_id(), Role::Editor);
+    let (workflow, _) = s.active_workflow(&owner, json!({}), json!([])).await;
+    let follower = Connection::open("c-follower", &owner, now());
+    s.deps.store.add_connection(&follower).await.unwrap();
+    assert!(
+        s.deps
+            .store
+            .subscribe(&follower, &workflow.id, 100)
+            .await
+            .unwrap()
+    );
+    let detail = s
+        .start(
+            &owner,
+            &workflow.id,
+            json!({"plan": {"mode": "continue", "steps": 1}, "model": MODEL}),
+        )
+        .await;
+    deliver_until_over(&s, &workflow.id, &detail.run.id).await;
+
+    let (run, stored) = s.run(&detail.run).await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let node = s.node_of(&stored[0], &workflow.id).await;
+    assert_eq!(node.content, text);
+    let deltas = poster.frames_to("c-follower");
+    assert!(
+        deltas.len() >= 2,
+        "the text arrives in several batches while it is written: {deltas:?}"
+    );
+    let mut written = String::new();
+    for (i, d) in deltas.iter().enumerate() {
+        assert_eq!(d["type"], "node_delta");
+        assert_eq!(d["seq"], i as u64);
+        assert_eq!(d["offset"], written.chars().count() as u64);
+        assert_eq!(
+            (
+                d["workflow_id"].as_str(),
+                d["node_id"].as_str(),
+                d["run_id"].as_str()
+            ),
+            (
+                Some(workflow.id.as_str()),
+                Some(node.id.as_str()),
+                Some(run.id.as_str())
+            )
+        );
+        assert_eq!(d["attempt"], 1);
+        written.push_str(d["text"].as_str().unwrap());
+    }
+    assert_eq!(written, text, "the deltas add up to the node's text");
 }

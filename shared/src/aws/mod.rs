@@ -1,6 +1,8 @@
 //! Adapters: implementations of [`crate::ports`] over AWS services, and the one SDK
 //! configuration every function builds its clients from.
 
+#[cfg(feature = "apigw")]
+pub mod apigw;
 pub mod dynamo;
 pub mod errors;
 pub mod kms;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 
 /// How an item changed, as `update_type` says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UpdateType {
     Created,
@@ -25,7 +25,7 @@ pub enum UpdateType {
 }
 
 /// What happened to a run or a step, as `event` says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunEvent {
     Started,
@@ -38,11 +38,127 @@ pub enum RunEvent {
     WaitingApproval,
 }
 
-/// One message to the subscribers of `workflow_id`, as its JSON frame.
+/// Who a message is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Audience {
+    /// The connections subscribed to a workflow.
+    Workflow(String),
+    /// Every connection of a user (notifications).
+    User(String),
+}
+
+/// One message and who it is for, as its JSON frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
-    pub workflow_id: String,
+    pub audience: Audience,
     pub frame: String,
+}
+
+/// The most text one `node_delta` carries, in bytes as JSON writes it (escapes counted), so
+/// that a frame with its ids stays well under [`MAX_FRAME_BYTES`]; a longer delta is split
+/// across messages.
+pub const MAX_DELTA_BYTES: usize = 24 * 1024;
+
+/// How many bytes `c` takes inside a JSON string.
+fn json_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+/// Live text of a node being written: `text` follows the first `offset` characters already
+/// sent for this attempt (`seq` counts the deltas of the attempt from 0), so a client that
+/// missed one can tell and read the node over REST when it completes. Text longer than
+/// [`MAX_DELTA_BYTES`] is split at character boundaries.
+pub fn node_deltas(
+    workflow_id: &str,
+    node_id: &str,
+    run_id: &str,
+    attempt: u32,
+    first_seq: u64,
+    offset: usize,
+    text: &str,
+) -> Vec<Message> {
+    let mut pieces: Vec<(usize, String)> = Vec::new();
+    let (mut piece, mut bytes, mut at) = (String::new(), 0, offset);
+    for c in text.chars() {
+        if bytes + json_len(c) > MAX_DELTA_BYTES {
+            let n = piece.chars().count();
+            pieces.push((at, std::mem::take(&mut piece)));
+            at += n;
+            bytes = 0;
+        }
+        bytes += json_len(c);
+        piece.push(c);
+    }
+    if !piece.is_empty() {
+        pieces.push((at, piece));
+    }
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, (offset, piece))| {
+            let frame = json!({
+                "type": "node_delta",
+                "workflow_id": workflow_id,
+                "node_id": node_id,
+                "run_id": run_id,
+                "attempt": attempt,
+                "seq": first_seq + i as u64,
+                "offset": offset,
+                "text": piece,
+            });
+            message(Audience::Workflow(workflow_id.into()), frame, &[])
+        })
+        .collect()
+}
+
+/// The notifications a run's change sends its owner: when it finished (succeeded, failed or
+/// was cancelled).
+pub fn run_notification(old: Option<&Run>, new: Option<&Run>) -> Option<Message> {
+    let run = new?;
+    if !run.status.is_terminal() || old.is_some_and(|o| o.status == run.status) {
+        return None;
+    }
+    let event = match run.status {
+        RunStatus::Succeeded => "run_succeeded",
+        RunStatus::Failed => "run_failed",
+        _ => "run_cancelled",
+    };
+    let frame = json!({
+        "type": "notification",
+        "event": event,
+        "workflow_id": run.workflow_id,
+        "run_id": run.id,
+        "status": run.status,
+        "steps_succeeded": run.steps_succeeded,
+        "steps_failed": run.steps_failed,
+    });
+    Some(message(Audience::User(run.owner_id.clone()), frame, &[]))
+}
+
+/// The notifications a workflow's change sends the users it was just shared with.
+pub fn share_notifications(old: Option<&Workflow>, new: Option<&Workflow>) -> Vec<Message> {
+    let Some(w) = new else { return Vec::new() };
+    if w.status == WorkflowStatus::Deleted {
+        return Vec::new();
+    }
+    w.shares
+        .iter()
+        .filter(|(user, access)| old.and_then(|o| o.shares.get(*user)) != Some(*access))
+        .map(|(user, access)| {
+            let frame = json!({
+                "type": "notification",
+                "event": "workflow_shared",
+                "workflow_id": w.id,
+                "name": w.name,
+                "access": access,
+            });
+            message(Audience::User(user.clone()), frame, &["name"])
+        })
+        .collect()
 }
 
 /// The change of how an item with a status changed: created, deleted, status changed, or
@@ -87,7 +203,11 @@ pub fn workflow_update(old: Option<&Workflow>, new: Option<&Workflow>) -> Option
             "updated_at": w.updated_at,
         },
     });
-    Some(message(&w.id, frame, &["workflow"]))
+    Some(message(
+        Audience::Workflow(w.id.clone()),
+        frame,
+        &["workflow"],
+    ))
 }
 
 /// The message of a node's change, with the node as the API shows it (without its content
@@ -102,7 +222,11 @@ pub fn node_update(old: Option<&Node>, new: Option<&Node>) -> Option<Message> {
         "node_id": n.id,
         "node": if kind == UpdateType::Deleted { Value::Null } else { serde_json::to_value(n).unwrap_or(Value::Null) },
     });
-    Some(message(&n.workflow_id, frame, &["node"]))
+    Some(message(
+        Audience::Workflow(n.workflow_id.clone()),
+        frame,
+        &["node"],
+    ))
 }
 
 /// The messages of a run's change (the run item holds its steps): a `run_update` when the
@@ -144,7 +268,11 @@ pub fn run_updates(
                 "steps_failed": run.steps_failed,
                 "last_error": run.last_error,
             });
-            messages.push(message(&run.workflow_id, frame, &["last_error"]));
+            messages.push(message(
+                Audience::Workflow(run.workflow_id.clone()),
+                frame,
+                &["last_error"],
+            ));
         }
     }
     for step in steps {
@@ -184,14 +312,18 @@ pub fn run_updates(
             "output_tokens": step.output_tokens,
             "latency_ms": step.latency_ms,
         });
-        messages.push(message(&run.workflow_id, frame, &["last_error"]));
+        messages.push(message(
+            Audience::Workflow(run.workflow_id.clone()),
+            frame,
+            &["last_error"],
+        ));
     }
     messages
 }
 
 /// `frame` as text, with the fields `large` set to null (and `truncated: true`) when the whole
 /// would exceed [`MAX_FRAME_BYTES`].
-fn message(workflow_id: &str, mut frame: Value, large: &[&str]) -> Message {
+fn message(audience: Audience, mut frame: Value, large: &[&str]) -> Message {
     let mut text = frame.to_string();
     if text.len() > MAX_FRAME_BYTES
         && let Some(object) = frame.as_object_mut()
@@ -203,7 +335,53 @@ fn message(workflow_id: &str, mut frame: Value, large: &[&str]) -> Message {
         text = frame.to_string();
     }
     Message {
-        workflow_id: workflow_id.to_string(),
+        audience,
         frame: text,
     }
+}
+
+/// One change of an item, as the table's stream gives it: the item before and after (absent
+/// before a creation and after a deletion).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Workflow {
+        old: Option<Workflow>,
+        new: Option<Workflow>,
+    },
+    Node {
+        old: Option<Node>,
+        new: Option<Node>,
+    },
+    Run {
+        old: Option<(Run, Vec<Step>)>,
+        new: Option<(Run, Vec<Step>)>,
+    },
+}
+
+/// Every message a change sends: to the workflow's subscribers, and the notifications to users.
+pub fn messages(change: &Change, now: DateTime<Utc>) -> Vec<Message> {
+    match change {
+        Change::Workflow { old, new } => {
+            let mut out: Vec<Message> = workflow_update(old.as_ref(), new.as_ref())
+                .into_iter()
+                .collect();
+            out.extend(share_notifications(old.as_ref(), new.as_ref()));
+            out
+        }
+        Change::Node { old, new } => node_update(old.as_ref(), new.as_ref())
+            .into_iter()
+            .collect(),
+        Change::Run { old, new } => {
+            let mut out = run_updates(pair(old), pair(new), now);
+            out.extend(run_notification(
+                old.as_ref().map(|(r, _)| r),
+                new.as_ref().map(|(r, _)| r),
+            ));
+            out
+        }
+    }
+}
+
+fn pair(r: &Option<(Run, Vec<Step>)>) -> Option<(&Run, &[Step])> {
+    r.as_ref().map(|(r, s)| (r, s.as_slice()))
 }

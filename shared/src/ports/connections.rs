@@ -41,4 +41,45 @@ pub trait Connections: Send + Sync {
         workflow_id: &'a str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Fut<'a, Vec<String>>;
+    /// The live connections of `user_id` (one Query of the user's index partition; eventually
+    /// consistent).
+    fn user_connections<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Fut<'a, Vec<String>>;
+}
+
+/// Why a message did not reach a connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PostError {
+    /// The connection is closed (API Gateway's 410 `GoneException`): forget it.
+    #[error("connection gone")]
+    Gone,
+    /// Too many requests (429 `LimitExceededException`): try again later.
+    #[error("throttled")]
+    Throttled,
+    /// Anything else (network, 5xx, a frame refused).
+    #[error("post failed: {0}")]
+    Failed(String),
+}
+
+/// Sends frames to WebSocket connections (API Gateway's Management API `PostToConnection`).
+pub trait Poster: Send + Sync {
+    fn post<'a>(
+        &'a self,
+        connection_id: &'a str,
+        frame: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), PostError>> + Send + 'a>>;
+}
+
+impl<P: Poster + ?Sized> Poster for std::sync::Arc<P> {
+    fn post<'a>(
+        &'a self,
+        connection_id: &'a str,
+        frame: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), PostError>> + Send + 'a>>
+    {
+        (**self).post(connection_id, frame)
+    }
 }

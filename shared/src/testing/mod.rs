@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod openai_server;
+pub mod realtime;
 pub mod runs;
 pub mod workflows;
 

@@ -5,7 +5,7 @@
 use chrono::Utc;
 use serde_json::Value;
 use shared::domain::broadcast::{
-    MAX_FRAME_BYTES, Message, node_update, run_updates, workflow_update,
+    Audience, MAX_FRAME_BYTES, Message, node_update, run_updates, workflow_update,
 };
 use shared::domain::run::{ErrorKind, RetryPolicy, Run, RunStatus, Step, StepError};
 use shared::domain::{
@@ -37,7 +37,7 @@ fn a_workflow_change_names_its_kind_and_keeps_shares_and_settings_out() {
     );
     assert_eq!(f["workflow"]["name"], "Chain");
     assert!(f["workflow"].get("shares").is_none() && f["workflow"].get("settings").is_none());
-    assert_eq!(created.workflow_id, w.id);
+    assert_eq!(created.audience, Audience::Workflow(w.id.clone()));
 
     assert_eq!(workflow_update(Some(&w), Some(&w)), None, "no difference");
     let mut renamed = w.clone();
@@ -218,4 +218,66 @@ fn a_runs_changes_become_run_and_step_events_in_order() {
             ("step_update".into(), "cancelled".into()),
         ]
     );
+}
+
+#[test]
+fn live_text_longer_than_a_delta_is_split_at_characters_with_running_offsets() {
+    use shared::domain::broadcast::{MAX_DELTA_BYTES, node_deltas};
+    // Four-byte characters, quotes and control characters (six bytes escaped): a split by
+    // characters or by raw bytes would overflow a frame or break a character.
+    for unit in ["\u{1F600}", "\"", "\u{1}", "é"] {
+        let text = unit.repeat(3 * MAX_DELTA_BYTES / unit.len());
+        let messages = node_deltas("w1", "n1", "r1", 2, 5, 100, &text);
+        assert!(messages.len() >= 2, "{unit:?}: split");
+        let frames: Vec<Value> = messages.iter().map(frame).collect();
+        let mut joined = String::new();
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(f["seq"], 5 + i as u64);
+            assert_eq!(f["offset"], 100 + joined.chars().count() as u64, "{unit:?}");
+            assert!(f.get("truncated").is_none(), "{unit:?}: never truncated");
+            joined.push_str(f["text"].as_str().unwrap());
+        }
+        assert_eq!(joined, text, "{unit:?}");
+        assert!(
+            messages
+                .iter()
+                .all(|m| m.audience == Audience::Workflow("w1".into()))
+        );
+        assert!(
+            frames
+                .iter()
+                .all(|f| f["attempt"] == 2 && f["node_id"] == "n1")
+        );
+    }
+}
+
+#[test]
+fn a_run_notifies_its_owner_once_when_it_ends_and_a_share_notifies_only_the_new_user() {
+    use shared::domain::broadcast::{run_notification, share_notifications};
+    let w = workflow();
+    let now = Utc::now();
+    let (queued, _) = run_of(&w, 1);
+    let mut running = queued.clone();
+    running.transition(RunStatus::Running, now).unwrap();
+    assert!(run_notification(Some(&queued), Some(&running)).is_none());
+    let mut failed = running.clone();
+    failed.transition(RunStatus::Failed, now).unwrap();
+    let m = run_notification(Some(&running), Some(&failed)).unwrap();
+    assert_eq!(m.audience, Audience::User(w.owner_id.clone()));
+    assert_eq!(frame(&m)["event"], "run_failed");
+    assert!(
+        run_notification(Some(&failed), Some(&failed)).is_none(),
+        "a repeat of the same status says nothing"
+    );
+
+    // bob already had access; carl is new.
+    let mut shared_more = w.clone();
+    shared_more
+        .shares
+        .insert("carl".into(), shared::domain::ShareAccess::Editor);
+    let m = share_notifications(Some(&w), Some(&shared_more));
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].audience, Audience::User("carl".into()));
+    assert_eq!(frame(&m[0])["access"], "editor");
+    assert!(share_notifications(Some(&w), Some(&w)).is_empty());
 }

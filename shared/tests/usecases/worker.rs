@@ -46,6 +46,7 @@ impl World {
             queue: &self.queue,
             generator: &self.generator,
             default_model: "builtin",
+            live: None,
         }
     }
 

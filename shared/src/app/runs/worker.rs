@@ -10,6 +10,7 @@
 //! queue outage right after a commit loses nothing: the claims make repeats harmless).
 
 use crate::app::AppError;
+use crate::app::broadcast::{LiveBuffer, LiveTarget, LiveText};
 use crate::domain::run::{self, RetryDecision, Run, RunStatus, Step, StepError, StepStatus, Usage};
 use crate::domain::{ContentMetrics, Node, NodeStatus, QualityScores, prompt};
 use crate::ports::{
@@ -35,6 +36,9 @@ pub struct Worker<'a, S: ?Sized, Q: ?Sized, G: ?Sized> {
     pub generator: &'a G,
     /// The model when neither the run nor the workflow names one (the template's default).
     pub default_model: &'a str,
+    /// Where the text goes while it is written (`node_delta` to the workflow's followers);
+    /// `None`: only the finished node tells them.
+    pub live: Option<LiveText<'a>>,
 }
 
 /// What became of a message.
@@ -58,6 +62,34 @@ where
     Q: TaskQueue + ?Sized,
     G: TextGenerator + ?Sized,
 {
+    /// The model's answer within the request's timeout, its text streamed to the workflow's
+    /// followers meanwhile when live text is on.
+    async fn generate(
+        &self,
+        request: &Generation,
+        workflow_id: &str,
+        node_id: &str,
+        run_id: &str,
+        attempt: u32,
+    ) -> Result<Result<crate::ports::Generated, StepError>, tokio::time::error::Elapsed> {
+        let buffer = LiveBuffer::default();
+        let on_delta = |piece: &str| buffer.push(piece);
+        let call =
+            tokio::time::timeout(request.timeout, self.generator.generate(request, &on_delta));
+        match &self.live {
+            None => call.await,
+            Some(live) => {
+                let target = LiveTarget {
+                    workflow_id: workflow_id.to_string(),
+                    node_id: node_id.to_string(),
+                    run_id: run_id.to_string(),
+                    attempt,
+                };
+                live.around(&target, &buffer, call).await
+            }
+        }
+    }
+
     /// Runs the attempt `message` asks for. `deadline` is the invocation's; `random_unit`
     /// (0..1) draws the retry jitter.
     pub async fn execute(
@@ -268,11 +300,9 @@ where
                 run::ErrorKind::InvalidRequest,
                 format!("settings.prompt_template: {message}"),
             )),
-            None => match tokio::time::timeout(
-                request.timeout,
-                self.generator.generate(&request, &|_| {}),
-            )
-            .await
+            None => match self
+                .generate(&request, &run.workflow_id, &node.id, &run.id, attempt)
+                .await
             {
                 Ok(result) => result,
                 Err(_) => Err(StepError::new(

@@ -52,6 +52,7 @@ mod items;
 mod keys;
 pub mod ratelimit;
 mod store;
+pub mod stream;
 mod table;
 
 pub use accounts::DynamoAccounts;

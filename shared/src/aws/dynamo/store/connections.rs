@@ -241,20 +241,47 @@ impl Connections for DynamoStore {
     }
 
     fn subscribers<'a>(&'a self, workflow_id: &'a str, now: DateTime<Utc>) -> Fut<'a, Vec<String>> {
-        Box::pin(async move {
-            let (_, items) = self
-                .query_partition_of(
-                    None,
-                    PK,
-                    format!("SUBS#{workflow_id}"),
-                    Some(now),
-                    Some(&["connection_id"]),
-                )
-                .await?;
-            Ok(items
-                .into_iter()
-                .filter_map(|i| i.get("connection_id").and_then(|v| v.as_s().ok()).cloned())
-                .collect())
-        })
+        Box::pin(self.connection_ids(
+            None,
+            PK,
+            format!("SUBS#{workflow_id}"),
+            "connection_id",
+            now,
+        ))
+    }
+
+    fn user_connections<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: DateTime<Utc>,
+    ) -> Fut<'a, Vec<String>> {
+        Box::pin(self.connection_ids(
+            Some(GSI1),
+            GSI1PK,
+            format!("USERCONNS#{user_id}"),
+            "id",
+            now,
+        ))
+    }
+}
+
+impl DynamoStore {
+    /// The connection ids (attribute `field`) of the live items of a partition (one Query,
+    /// paged): subscriptions name theirs `connection_id`, connections `id`.
+    async fn connection_ids(
+        &self,
+        index: Option<&str>,
+        key: &str,
+        pk: String,
+        field: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let (_, items) = self
+            .query_partition_of(index, key, pk, Some(now), Some(&[field]))
+            .await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|i| i.get(field).and_then(|v| v.as_s().ok()).cloned())
+            .collect())
     }
 }

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 mod connections;
 mod nodes;
 mod runs;
+pub(crate) use runs::run_with_steps;
 mod shares;
 mod workflows;
 

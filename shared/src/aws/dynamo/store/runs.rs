@@ -58,14 +58,17 @@ fn run_from(mut item: Item) -> Result<(Run, Vec<Step>), StoreError> {
     Ok((from_item::<Run>(item)?, steps))
 }
 
+/// The run of `item` with its steps in plan order.
+pub(crate) fn run_with_steps(item: Item) -> Result<(Run, Vec<Step>), StoreError> {
+    let (run, mut steps) = run_from(item)?;
+    steps.sort_by_key(|s| s.position);
+    Ok((run, steps))
+}
+
 /// The run of `item` with its steps in plan order, if it belongs to `workflow_id`.
 fn run_of(item: Item, workflow_id: &str) -> Result<Option<(Run, Vec<Step>)>, StoreError> {
-    let (run, mut steps) = run_from(item)?;
-    if run.workflow_id != workflow_id {
-        return Ok(None);
-    }
-    steps.sort_by_key(|s| s.position);
-    Ok(Some((run, steps)))
+    let (run, steps) = run_with_steps(item)?;
+    Ok((run.workflow_id == workflow_id).then_some((run, steps)))
 }
 
 /// `SET` of every attribute of `run` (not its keys or steps).

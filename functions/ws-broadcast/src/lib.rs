@@ -1,0 +1,138 @@
+//! `ws-broadcast`: the table's stream, as Lambda's DynamoDB event source delivers it (only
+//! workflow, node and run items reach it: the template's `FilterCriteria`), becomes the
+//! messages of `shared::domain::broadcast`, posted to the connections that follow each
+//! workflow and, for notifications, to every connection of the user concerned.
+//!
+//! A record that cannot be read as a change is logged and skipped: retrying it would block the
+//! shard and never succeed. Only when the recipients cannot be read (the table unavailable)
+//! is the batch reported failed (partial batch response), so Lambda retries it, bisecting, and
+//! finally hands it to the on-failure destination. A post that fails is not retried by failing
+//! the batch (that would repeat every other connection's messages): clients that missed one
+//! read the state over REST.
+
+use aws_lambda_events::dynamodb::EventRecord;
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use shared::app::broadcast::{Delivery, FanOut, deliver};
+use shared::aws::dynamo::stream;
+use shared::domain::broadcast::{self, Message};
+use shared::ports::{Connections, Poster};
+use std::collections::HashMap;
+
+pub struct Deps<C, P> {
+    pub connections: C,
+    pub poster: P,
+    pub fan_out: FanOut,
+}
+
+/// What one batch came to, for the logs and the tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub response_failures: Vec<String>,
+    pub records: usize,
+    pub skipped: usize,
+    pub messages: usize,
+    pub delivery: Delivery,
+}
+
+/// Handles one batch of stream records (`{"Records": [...]}`), read one record at a time so
+/// that one unreadable record does not fail the others.
+pub async fn handle<C, P>(
+    deps: &Deps<C, P>,
+    event: Value,
+    now: DateTime<Utc>,
+) -> DynamoDbEventResponse
+where
+    C: Connections,
+    P: Poster,
+{
+    let outcome = process(deps, event, now).await;
+    tracing::info!(
+        records = outcome.records,
+        skipped = outcome.skipped,
+        messages = outcome.messages,
+        connections = outcome.delivery.connections,
+        sent = outcome.delivery.sent,
+        gone = outcome.delivery.gone,
+        failed = outcome.delivery.failed,
+        "batch broadcast"
+    );
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = outcome
+        .response_failures
+        .into_iter()
+        .map(|id| {
+            let mut f = DynamoDbBatchItemFailure::default();
+            f.item_identifier = Some(id);
+            f
+        })
+        .collect();
+    response
+}
+
+pub async fn process<C, P>(deps: &Deps<C, P>, event: Value, now: DateTime<Utc>) -> Outcome
+where
+    C: Connections,
+    P: Poster,
+{
+    let records = match event.get("Records") {
+        Some(Value::Array(records)) => records.clone(),
+        _ => Vec::new(),
+    };
+    let mut outcome = Outcome {
+        records: records.len(),
+        ..Outcome::default()
+    };
+    let mut messages: Vec<Message> = Vec::new();
+    let mut sequence_numbers = Vec::new();
+    for record in records {
+        let seq = record
+            .pointer("/dynamodb/SequenceNumber")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        match record_messages(record, now) {
+            Ok(m) => messages.extend(m),
+            Err(reason) => {
+                outcome.skipped += 1;
+                tracing::error!(sequence_number = ?seq, %reason, "stream record skipped");
+            }
+        }
+        sequence_numbers.extend(seq);
+    }
+    outcome.messages = messages.len();
+    match deliver(
+        &deps.connections,
+        &deps.poster,
+        &messages,
+        now,
+        deps.fan_out,
+    )
+    .await
+    {
+        Ok(d) => outcome.delivery = d,
+        Err(e) => {
+            tracing::error!(error = %e, "recipients unavailable: the batch will be retried");
+            outcome.response_failures = sequence_numbers;
+        }
+    }
+    outcome
+}
+
+/// The messages of one stream record.
+fn record_messages(record: Value, now: DateTime<Utc>) -> Result<Vec<Message>, String> {
+    let record: EventRecord = serde_json::from_value(record).map_err(|e| e.to_string())?;
+    let item = |i: serde_dynamo::Item| -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+        i.into()
+    };
+    let keys = item(record.change.keys);
+    let change = stream::change(
+        &keys,
+        Some(item(record.change.old_image)),
+        Some(item(record.change.new_image)),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(change
+        .map(|c| broadcast::messages(&c, now))
+        .unwrap_or_default())
+}
