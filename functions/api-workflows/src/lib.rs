@@ -7,6 +7,7 @@
 //! (gate, routing on the template's route key, limits, authentication, problem+json) is
 //! [`shared::http::pipeline`]. `main.rs` only wires AWS clients into [`Api`].
 
+pub mod asyncapi;
 pub mod openapi;
 mod routes;
 
@@ -34,6 +35,7 @@ pub struct Api {
 pub enum Route {
     Health,
     OpenApi,
+    AsyncApi,
     CreateWorkflow,
     ListWorkflows,
     Bulk,

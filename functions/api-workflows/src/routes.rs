@@ -25,6 +25,7 @@ impl Routes for Route {
     const TABLE: &'static [(&'static str, Route)] = &[
         ("GET /health", Route::Health),
         ("GET /api/v3/openapi.json", Route::OpenApi),
+        ("GET /api/v3/asyncapi.json", Route::AsyncApi),
         ("POST /api/v3/workflows", Route::CreateWorkflow),
         ("GET /api/v3/workflows", Route::ListWorkflows),
         ("POST /api/v3/workflows/bulk", Route::Bulk),
@@ -87,7 +88,7 @@ impl Routes for Route {
 
     fn access(self) -> Access {
         match self {
-            Route::Health | Route::OpenApi => Access::Public,
+            Route::Health | Route::OpenApi | Route::AsyncApi => Access::Public,
             Route::CreateWorkflow
             | Route::ListWorkflows
             | Route::Bulk
@@ -126,6 +127,7 @@ impl Routes for Route {
         match self {
             Route::Health => Ok(health()),
             Route::OpenApi => Ok(openapi()),
+            Route::AsyncApi => Ok(asyncapi()),
             Route::CreateWorkflow => create_workflow(api, p()?, req).await,
             Route::ListWorkflows => list_workflows(api, p()?, req).await,
             Route::Bulk => bulk_action(api, p()?, req).await,
@@ -225,6 +227,14 @@ pub fn health() -> Response<Body> {
     responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
 pub fn openapi() -> Response<Body> {
     raw_json(StatusCode::OK, crate::openapi::document_json().to_string())
+}
+
+/// The AsyncAPI 3.0 document of the WebSocket API: its servers and credentials, the commands
+/// a client sends with their replies, and the changes and notifications pushed to it.
+#[utoipa::path(get, path = "/api/v3/asyncapi.json", tag = "operations", security(()),
+    responses((status = 200, description = "AsyncAPI 3.0 document of the WebSocket API", body = Object)))]
+pub fn asyncapi() -> Response<Body> {
+    raw_json(StatusCode::OK, crate::asyncapi::document_text().to_string())
 }
 
 /// Create a workflow, optionally with a tree of nodes, in one transaction.

@@ -76,15 +76,16 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Reply {
-    Subscribed {
-        workflow_id: String,
-    },
-    Unsubscribed {
-        workflow_id: String,
-    },
+    /// The connection now receives the workflow's changes.
+    Subscribed { workflow_id: String },
+    /// The connection no longer receives the workflow's changes (also when it did not).
+    Unsubscribed { workflow_id: String },
+    /// Answer to `ping`.
     Pong {
+        /// The server's time.
         timestamp: DateTime<Utc>,
     },
+    /// Answer to `get_stats`.
     Stats {
         /// The caller's open connections (this one included).
         connections: u64,

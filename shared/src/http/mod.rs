@@ -1,6 +1,7 @@
 //! lambda_http glue shared by every HTTP function: authentication, problem+json errors, JSON
 //! bodies with limits, conditional and idempotent request headers, opaque cursors.
 
+pub mod asyncapi;
 pub mod auth;
 pub mod cursor;
 pub mod limits;
