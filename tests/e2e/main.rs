@@ -6,5 +6,6 @@
 mod identity;
 mod instances;
 mod isolation;
+mod realtime;
 mod routes;
 mod runs;

@@ -72,6 +72,7 @@ impl Stack {
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         config.bind = "127.0.0.1:0".parse().expect("an address");
+        config.ws_bind = Some("127.0.0.1:0".parse().expect("an address"));
         config.endpoint_url = endpoint;
         config.name_suffix = format!("-e2e-{}", ulid::Ulid::new());
         let (logs, lines) = LogSink::capture();
@@ -322,5 +323,100 @@ pub async fn eventually(what: &str, deadline: Duration, mut check: impl FnMut() 
     while !check() {
         assert!(start.elapsed() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A WebSocket client of the local WebSocket API (tokio-tungstenite, as any client would
+/// connect), keeping every message it received.
+pub struct WsClient {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    /// Every JSON message received so far, in order.
+    pub received: Vec<Value>,
+}
+
+impl Stack {
+    /// The WebSocket API's URL (`ws://127.0.0.1:<port>/ws`).
+    pub fn ws_url(&self) -> String {
+        let addr = self
+            .gateway
+            .ws_addr()
+            .expect("the template has a WebSocket API, so the gateway serves it");
+        format!("ws://{addr}/ws")
+    }
+
+    /// Opens a connection with `query` (e.g. `?token=...`): the client, or the HTTP status the
+    /// handshake was refused with.
+    pub async fn ws_connect(&self, query: &str) -> Result<WsClient, u16> {
+        let url = format!("{}{query}", self.ws_url());
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Ok((ws, _)) => Ok(WsClient {
+                ws,
+                received: Vec::new(),
+            }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+            Err(e) => panic!("cannot connect to {url}: {e}"),
+        }
+    }
+}
+
+impl WsClient {
+    pub async fn send(&mut self, message: Value) {
+        use futures::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::text(
+                message.to_string(),
+            ))
+            .await
+            .expect("the message is sent");
+    }
+
+    /// Reads messages until one satisfies `matches` (all are kept in `received`), or panics
+    /// with what was received when `deadline` passes.
+    pub async fn until(
+        &mut self,
+        what: &str,
+        deadline: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Value {
+        use futures::StreamExt;
+        let start = Instant::now();
+        loop {
+            let left = deadline.saturating_sub(start.elapsed());
+            let next = tokio::time::timeout(left, self.ws.next()).await;
+            let message = match next {
+                Ok(Some(Ok(m))) => m,
+                Ok(other) => panic!("the connection ended waiting for {what}: {other:?}"),
+                Err(_) => panic!(
+                    "no {what} within {deadline:?}; received: {:#?}",
+                    self.received
+                ),
+            };
+            let Ok(text) = message.to_text() else {
+                continue;
+            };
+            let Ok(value) = serde_json::from_str::<Value>(text) else {
+                continue;
+            };
+            self.received.push(value.clone());
+            if matches(&value) {
+                return value;
+            }
+        }
+    }
+
+    /// Sends `message` and returns the reply of type `reply_type` (or an error reply).
+    pub async fn command(&mut self, message: Value, reply_type: &str) -> Value {
+        self.send(message).await;
+        self.until(reply_type, Duration::from_secs(10), |m| {
+            m["type"] == reply_type || m["type"] == "error"
+        })
+        .await
+    }
+
+    /// Closes the connection as a client does (a close frame).
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
     }
 }
