@@ -1,25 +1,34 @@
 """A chain run written by the local model (localstack/chain-smoke.sh), driven over HTTP as a new
 user would: sign up and in (through the emulator's SES), create a workflow, make it active,
-start a `continue` run of 2 steps, poll the run until it is over, then check that it succeeded,
-that the model of `make dev` (openai:smollm2) wrote both steps, and that the workflow holds a
-chain of the 2 new documents. Prints a short summary; exits non-zero, with the run, on failure.
+connect to the WebSocket API and subscribe to the workflow, start a `continue` run of 2 steps,
+poll the run until it is over, then check that it succeeded, that the model of `make dev`
+(openai:smollm2) wrote both steps, that the workflow holds a chain of the 2 new documents, and
+that the subscriber saw the run succeed and each document being written (its `node_delta` texts
+add up to the document). Prints a short summary; exits non-zero, with the run, on failure.
 
-    BASE_URL=http://127.0.0.1:3000 MOTO_URL=http://127.0.0.1:5000 python localstack/chain_smoke.py
+    BASE_URL=http://127.0.0.1:3000 MOTO_URL=http://127.0.0.1:5000 WS_URL=ws://127.0.0.1:3001/ws \
+        python localstack/chain_smoke.py
 
     CHAIN_SMOKE_DEADLINE_S   how long the run may take to end (default 600)
     CHAIN_SMOKE_MODEL        the model the steps must name (default openai:smollm2, as dev.sh sets)
 
-Standard library only; the sign-in is localstack/conformance.py's, which reads BASE_URL and
-MOTO_URL when imported.
+The WebSocket client is the `websockets` package (localstack/requirements.txt); the rest is the
+standard library. The sign-in is localstack/conformance.py's, which reads BASE_URL and MOTO_URL
+when imported.
 """
 
 import json
 import os
 import sys
+import threading
 import time
 import urllib.parse
 
+from websockets.sync.client import connect
+
 from conformance import BASE_URL, MOTO_URL, call, sign_in
+
+WS_URL = os.environ.get("WS_URL", "ws://127.0.0.1:3001/ws")
 
 STEPS = 2
 DEADLINE_S = float(os.environ.get("CHAIN_SMOKE_DEADLINE_S", "600"))
@@ -59,6 +68,40 @@ def all_nodes(workflow, token):
             return nodes
 
 
+class Watcher:
+    """A WebSocket connection subscribed to one workflow, keeping every message it receives."""
+
+    def __init__(self, token, workflow):
+        # The token as a subprotocol, as a browser sends it (the API echoes it back).
+        self.ws = connect(WS_URL, subprotocols=[token], open_timeout=30)
+        self.ws.send(json.dumps({"action": "subscribe_workflow", "workflow_id": workflow}))
+        reply = json.loads(self.ws.recv(timeout=30))
+        if reply.get("type") != "subscribed":
+            fail(f"subscribing to {workflow} over {WS_URL} answered {reply}")
+        self.messages = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        try:
+            for text in self.ws:
+                self.messages.append(json.loads(text))
+        except Exception:  # closed
+            pass
+
+    def until(self, check, deadline_s):
+        """Waits (polling, with a deadline) until a received message passes `check`."""
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if any(check(m) for m in list(self.messages)):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def close(self):
+        self.ws.close()
+
+
 def main():
     began = time.monotonic()
     try:
@@ -72,6 +115,11 @@ def main():
 
     workflow = request("POST", "/api/v3/workflows", {"name": "Chain smoke"}, token, expect=(200, 201))["id"]
     request("POST", f"/api/v3/workflows/{workflow}/status", {"status": "active"}, token)
+    try:
+        watcher = Watcher(token, workflow)
+    except Exception as e:  # refused, or no WebSocket API
+        fail(f"WebSocket {WS_URL}: {type(e).__name__}: {e}")
+    print(f"chain smoke: subscribed to the workflow over {WS_URL}", flush=True)
     run = request("POST", f"/api/v3/workflows/{workflow}/runs",
                   {"plan": {"mode": "continue", "steps": STEPS}}, token, expect=(202,))
     run_path = f"/api/v3/workflows/{workflow}/runs/{run['id']}"
@@ -133,6 +181,25 @@ def main():
         fail(f"the new workflow has {len(nodes)} nodes, not one per step ({STEPS}): {sorted(nodes)}", run)
     if chain[1].get("parent_id") != chain[0]["id"]:
         fail(f"the second node's parent is {chain[1].get('parent_id')}, not the first node {chain[0]['id']}", run)
+
+    # What the subscriber saw: the run succeed, and each document written live.
+    if not watcher.until(lambda m: m.get("type") == "run_update" and m.get("event") == "succeeded"
+                         and m.get("run_id") == run["id"], 30):
+        fail(f"no run_update succeeded reached the subscriber; it received "
+             f"{[(m.get('type'), m.get('event') or m.get('update_type')) for m in watcher.messages]}", run)
+    watcher.close()
+    for i, node in enumerate(chain):
+        deltas = sorted((m for m in watcher.messages
+                         if m.get("type") == "node_delta" and m.get("node_id") == node["id"]
+                         and m.get("attempt") == steps[i].get("attempts")),
+                        key=lambda m: m["seq"])
+        live = "".join(m["text"] for m in deltas)
+        if live != node["content"]:
+            fail(f"step {i}: the live text ({len(deltas)} node_delta, {len(live)} characters) is not "
+                 f"the document ({len(node['content'])} characters)", run)
+        print(f"chain smoke: step {i}: written live in {len(deltas)} node_delta messages")
+    kinds = sorted({m.get("type") for m in watcher.messages})
+    print(f"chain smoke: the subscriber received {len(watcher.messages)} messages ({', '.join(kinds)})")
 
     print(f"chain smoke: run succeeded within {waited:.1f}s (polled every {POLL_S:.0f}s)")
     previous = 0.0

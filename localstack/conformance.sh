@@ -6,6 +6,7 @@
 #
 #   CONFORMANCE_PORT        the gateway's port (default 3900)
 #   CONFORMANCE_MOTO_PORT   the emulator's port (default 5900)
+#   CONFORMANCE_WS_PORT     the WebSocket API's port (default 3901)
 #   CONFORMANCE_MAX_EXAMPLES  examples per operation (default 25)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,13 +17,14 @@ source localstack/common.sh
 unset AWS_ENDPOINT_URL PROVISION_CMD
 export PORT=${CONFORMANCE_PORT:-3900}
 export MOTO_PORT=${CONFORMANCE_MOTO_PORT:-5900}
+export WS_PORT=${CONFORMANCE_WS_PORT:-3901}
 # One rule per function, far above what the run sends: the gate stays in the path, unrefusing.
 raised='[{"route":"*","per":"ip","algorithm":"token_bucket","limit":1000000,"period":"minute"}]'
 export PARAMETER_OVERRIDES="RateLimitsWorkflows=$raised RateLimitsAuth=$raised"
 START_TIMEOUT_S=${CONFORMANCE_START_TIMEOUT_S:-600}
 
 # A stack already on these ports (another run) would answer for ours: refuse instead.
-refuse_taken_ports "CONFORMANCE_PORT / CONFORMANCE_MOTO_PORT" "$PORT" "$MOTO_PORT"
+refuse_taken_ports "CONFORMANCE_PORT / CONFORMANCE_MOTO_PORT / CONFORMANCE_WS_PORT" "$PORT" "$MOTO_PORT" "$WS_PORT"
 
 ensure_venv
 log=$RUN_DIR/conformance-stack.log

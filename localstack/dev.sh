@@ -2,10 +2,11 @@
 # `make dev`: the whole system on one machine, from infra/sam-template.yaml, without Docker.
 # Builds the function binaries and the gateway, starts the emulator (moto server) with the
 # template's resources unless it already runs, then runs the local gateway in the foreground on
-# 127.0.0.1:$PORT (default 3000). Ctrl-C stops the gateway, its function processes, and the
-# emulator if this script started it.
+# 127.0.0.1:$PORT (default 3000), with the WebSocket API on 127.0.0.1:$WS_PORT (default 3001).
+# Ctrl-C stops the gateway, its function processes, and the emulator if this script started it.
 #
 #   PORT              the gateway's port (default 3000)
+#   WS_PORT           the WebSocket API's port (default 3001)
 #   MOTO_PORT         the emulator's port (default 5000)
 #   AWS_ENDPOINT_URL  use an emulator that already runs there (LocalStack: http://127.0.0.1:4566)
 #                     instead of starting moto; its resources are created from the template
@@ -25,6 +26,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source localstack/common.sh
 
 PORT=${PORT:-3000}
+WS_PORT=${WS_PORT:-3001}
+export WS_PORT
 GATEWAY_PID_FILE=$RUN_DIR/gateway.pid
 GATEWAY_PORT_FILE=$RUN_DIR/gateway.port
 BIN_DIR=${CARGO_TARGET_DIR:-target}/debug
@@ -43,6 +46,9 @@ if pid=$(gateway_pid); then
 fi
 if port_in_use "$PORT"; then
   die "port $PORT on 127.0.0.1 is taken by another program; choose another with PORT=..."
+fi
+if port_in_use "$WS_PORT"; then
+  die "port $WS_PORT on 127.0.0.1 (the WebSocket API) is taken by another program; choose another with WS_PORT=..."
 fi
 
 generator=${GENERATOR:-local}
