@@ -1,7 +1,9 @@
 //! `ws-broadcast`: the table's stream, as Lambda's DynamoDB event source delivers it (only
 //! workflow, node and run items reach it: the template's `FilterCriteria`), becomes the
 //! messages of `shared::domain::broadcast`, posted to the connections that follow each
-//! workflow and, for notifications, to every connection of the user concerned.
+//! workflow and, for notifications, to every connection of the user concerned. A user whose
+//! share of a workflow was revoked (or whose shared workflow was deleted) stops following it
+//! before anything of the batch is sent, so they do not hear of it again.
 //!
 //! A record that cannot be read as a change is logged and skipped: retrying it would block the
 //! shard and never succeed. Only when the recipients cannot be read (the table unavailable)
@@ -14,7 +16,7 @@ use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use shared::app::broadcast::{Delivery, FanOut, deliver};
+use shared::app::broadcast::{Delivery, FanOut, deliver, unsubscribe_revoked};
 use shared::aws::dynamo::stream;
 use shared::domain::broadcast::{self, Message};
 use shared::ports::{Connections, Poster};
@@ -85,14 +87,19 @@ where
         ..Outcome::default()
     };
     let mut messages: Vec<Message> = Vec::new();
+    let mut revoked = Vec::new();
     let mut sequence_numbers = Vec::new();
     for record in records {
         let seq = record
             .pointer("/dynamodb/SequenceNumber")
             .and_then(Value::as_str)
             .map(str::to_string);
-        match record_messages(record, now) {
-            Ok(m) => messages.extend(m),
+        match record_change(record) {
+            Ok(Some(change)) => {
+                messages.extend(broadcast::messages(&change, now));
+                revoked.extend(broadcast::revoked_readers(&change));
+            }
+            Ok(None) => {}
             Err(reason) => {
                 outcome.skipped += 1;
                 tracing::error!(sequence_number = ?seq, %reason, "stream record skipped");
@@ -101,6 +108,13 @@ where
         sequence_numbers.extend(seq);
     }
     outcome.messages = messages.len();
+    // Before anything is sent: a user whose share was revoked no longer hears of the workflow,
+    // this change included.
+    if let Err(e) = unsubscribe_revoked(&deps.connections, &revoked, now).await {
+        tracing::error!(error = %e, "revoked readers could not be unsubscribed: the batch will be retried");
+        outcome.response_failures = sequence_numbers;
+        return outcome;
+    }
     match deliver(
         &deps.connections,
         &deps.poster,
@@ -119,20 +133,17 @@ where
     outcome
 }
 
-/// The messages of one stream record.
-fn record_messages(record: Value, now: DateTime<Utc>) -> Result<Vec<Message>, String> {
+/// The change of one stream record (`None`: an item of no interest).
+fn record_change(record: Value) -> Result<Option<broadcast::Change>, String> {
     let record: EventRecord = serde_json::from_value(record).map_err(|e| e.to_string())?;
     let item = |i: serde_dynamo::Item| -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
         i.into()
     };
     let keys = item(record.change.keys);
-    let change = stream::change(
+    stream::change(
         &keys,
         Some(item(record.change.old_image)),
         Some(item(record.change.new_image)),
     )
-    .map_err(|e| e.to_string())?;
-    Ok(change
-        .map(|c| broadcast::messages(&c, now))
-        .unwrap_or_default())
+    .map_err(|e| e.to_string())
 }

@@ -55,6 +55,25 @@ impl std::ops::AddAssign for Delivery {
     }
 }
 
+/// Makes the connections of each `(user, workflow)` stop following the workflow (a share
+/// revoked): one Query of the user's connections, one delete per subscription they hold. A
+/// connection that did not follow it is left as it is.
+pub async fn unsubscribe_revoked(
+    connections: &(impl Connections + ?Sized),
+    revoked: &[(String, String)],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let mut removed = 0;
+    for (user, workflow_id) in revoked {
+        for id in connections.user_connections(user, now).await? {
+            if connections.unsubscribe(&id, workflow_id).await? {
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// The connections each message is for: one lookup per distinct audience.
 pub async fn recipients(
     connections: &(impl Connections + ?Sized),

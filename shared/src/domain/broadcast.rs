@@ -358,6 +358,22 @@ pub enum Change {
     },
 }
 
+/// The users who could read a workflow through a share before a change and cannot after it (the
+/// share revoked, or the workflow deleted): their connections stop following it.
+pub fn revoked_readers(change: &Change) -> Vec<(String, String)> {
+    let Change::Workflow { old: Some(old), new } = change else {
+        return Vec::new();
+    };
+    old.shares
+        .keys()
+        .filter(|user| match new {
+            None => true,
+            Some(n) => n.status == WorkflowStatus::Deleted || !n.shares.contains_key(*user),
+        })
+        .map(|user| (user.clone(), old.id.clone()))
+        .collect()
+}
+
 /// Every message a change sends: to the workflow's subscribers, and the notifications to users.
 pub fn messages(change: &Change, now: DateTime<Utc>) -> Vec<Message> {
     match change {

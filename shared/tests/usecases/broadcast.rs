@@ -281,3 +281,26 @@ fn a_run_notifies_its_owner_once_when_it_ends_and_a_share_notifies_only_the_new_
     assert_eq!(frame(&m[0])["access"], "editor");
     assert!(share_notifications(Some(&w), Some(&w)).is_empty());
 }
+
+#[test]
+fn revoking_a_share_or_deleting_the_workflow_names_the_readers_who_lost_it() {
+    use shared::domain::broadcast::{Change, revoked_readers};
+    let w = workflow(); // shared with bob
+    let mut unshared = w.clone();
+    unshared.shares.clear();
+    let change = |old: &Workflow, new: Option<&Workflow>| Change::Workflow {
+        old: Some(old.clone()),
+        new: new.cloned(),
+    };
+    assert_eq!(
+        revoked_readers(&change(&w, Some(&unshared))),
+        [("bob".to_string(), w.id.clone())]
+    );
+    let mut deleted = w.clone();
+    deleted.status = WorkflowStatus::Deleted;
+    assert_eq!(revoked_readers(&change(&w, Some(&deleted))).len(), 1);
+    assert_eq!(revoked_readers(&change(&w, None)).len(), 1);
+    let mut renamed = w.clone();
+    renamed.name = "Renamed".into();
+    assert!(revoked_readers(&change(&w, Some(&renamed))).is_empty());
+}
