@@ -125,7 +125,10 @@ async fn a_subscriber_sees_changes_and_a_chain_being_written_live() {
     let step_done = first(&is("step_update", "succeeded")).expect("step_update succeeded");
     let run_done = first(&is("run_update", "succeeded")).expect("run_update succeeded");
     assert!(
-        run_started < run_done && step_started < step_done && first_delta < step_done,
+        run_started < step_started
+            && step_started < first_delta
+            && first_delta < step_done
+            && step_done < run_done,
         "in order: {seen:#?}"
     );
     let deltas: Vec<&&Value> = seen.iter().filter(|m| m["type"] == "node_delta").collect();
@@ -135,10 +138,6 @@ async fn a_subscriber_sees_changes_and_a_chain_being_written_live() {
         .map(|d| d["text"].as_str().unwrap_or_default())
         .collect();
     assert_eq!(live, text, "the live text adds up to the document");
-    assert!(
-        run_started < step_done,
-        "the run starts before its step ends: {seen:#?}"
-    );
     c.close().await;
 }
 

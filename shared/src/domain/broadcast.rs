@@ -245,6 +245,8 @@ pub fn run_updates(
         None => (None, &[][..]),
     };
     let mut messages = Vec::new();
+    let mut run_message = None;
+    let mut opening = false;
     let from = old_run.map(|r| r.status);
     if from != Some(run.status) {
         let event = match (from, run.status) {
@@ -257,6 +259,7 @@ pub fn run_updates(
             (_, RunStatus::Cancelled) => Some(RunEvent::Cancelled),
         };
         if let Some(event) = event {
+            opening = matches!(event, RunEvent::Started | RunEvent::Resumed);
             let frame = json!({
                 "type": "run_update",
                 "event": event,
@@ -268,12 +271,17 @@ pub fn run_updates(
                 "steps_failed": run.steps_failed,
                 "last_error": run.last_error,
             });
-            messages.push(message(
+            run_message = Some(message(
                 Audience::Workflow(run.workflow_id.clone()),
                 frame,
                 &["last_error"],
             ));
         }
+    }
+    // The run's opening event comes before its steps' events, its closing one (paused, over)
+    // after them, so a client that stops listening at the run's end has seen every step.
+    if opening {
+        messages.extend(run_message.take());
     }
     for step in steps {
         let before = old_steps.iter().find(|s| s.id == step.id);
@@ -318,6 +326,7 @@ pub fn run_updates(
             &["last_error"],
         ));
     }
+    messages.extend(run_message);
     messages
 }
 

@@ -213,9 +213,9 @@ fn a_runs_changes_become_run_and_step_events_in_order() {
             now
         )),
         [
+            ("step_update".into(), "cancelled".into()),
+            ("step_update".into(), "cancelled".into()),
             ("run_update".into(), "cancelled".into()),
-            ("step_update".into(), "cancelled".into()),
-            ("step_update".into(), "cancelled".into()),
         ]
     );
 }
