@@ -175,10 +175,6 @@ impl Template {
 
     /// Every dead-letter queue and every `SQS` event names a queue of this template.
     fn check_queue_references(&self) -> Result<(), Error> {
-        let is_queue = |id: &str| {
-            self.resource(id)
-                .is_some_and(|r| matches!(r.kind, ResourceKind::Queue(_)))
-        };
         let error = |resource: &str, property: String, target: &str| Error::Property {
             template: self.source.clone(),
             resource: resource.to_owned(),
@@ -187,7 +183,7 @@ impl Template {
         };
         for queue in self.queues() {
             if let Some(redrive) = &queue.redrive
-                && !is_queue(&redrive.dead_letter_queue)
+                && !self.is_queue(&redrive.dead_letter_queue)
             {
                 return Err(error(
                     &queue.logical_id,
@@ -197,7 +193,7 @@ impl Template {
             }
         }
         for (function, event, spec) in self.sqs_events() {
-            if !is_queue(&spec.queue) {
+            if !self.is_queue(&spec.queue) {
                 return Err(error(
                     &function,
                     format!("Properties.Events.{event}.Properties.Queue"),
@@ -206,6 +202,12 @@ impl Template {
             }
         }
         Ok(())
+    }
+
+    /// `id` is an `AWS::SQS::Queue` of this template.
+    fn is_queue(&self, id: &str) -> bool {
+        self.resource(id)
+            .is_some_and(|r| matches!(r.kind, ResourceKind::Queue(_)))
     }
 
     /// Every `DynamoDB` event names a table of this template that has a stream, and its
@@ -227,9 +229,7 @@ impl Template {
                 });
             }
             if let Some(queue) = &spec.on_failure
-                && !self
-                    .resource(queue)
-                    .is_some_and(|r| matches!(r.kind, ResourceKind::Queue(_)))
+                && !self.is_queue(queue)
             {
                 return Err(Error::Property {
                     template: self.source.clone(),
@@ -325,26 +325,27 @@ impl Template {
     /// Every `Type: SQS` event of every function: (function, event name, properties), in
     /// template order.
     pub fn sqs_events(&self) -> Vec<(String, String, SqsEventSpec)> {
-        self.resources
-            .iter()
-            .filter_map(|r| match &r.kind {
-                ResourceKind::Function(spec) => Some(spec),
-                _ => None,
-            })
-            .flat_map(|f| {
-                f.events.iter().filter_map(|e| match &e.source {
-                    EventSource::Sqs(sqs) => {
-                        Some((f.logical_id.clone(), e.name.clone(), sqs.clone()))
-                    }
-                    _ => None,
-                })
-            })
-            .collect()
+        self.events(|source| match source {
+            EventSource::Sqs(sqs) => Some(sqs),
+            _ => None,
+        })
     }
 
     /// Every `Type: DynamoDB` event of every function: (function, event name, properties), in
     /// template order.
     pub fn dynamodb_events(&self) -> Vec<(String, String, DynamoDbEventSpec)> {
+        self.events(|source| match source {
+            EventSource::DynamoDb(stream) => Some(stream),
+            _ => None,
+        })
+    }
+
+    /// Every event of every function whose source `pick` takes: (function, event name, what it
+    /// took), in template order.
+    fn events<T: Clone>(
+        &self,
+        pick: impl Fn(&EventSource) -> Option<&T>,
+    ) -> Vec<(String, String, T)> {
         self.resources
             .iter()
             .filter_map(|r| match &r.kind {
@@ -352,11 +353,8 @@ impl Template {
                 _ => None,
             })
             .flat_map(|f| {
-                f.events.iter().filter_map(|e| match &e.source {
-                    EventSource::DynamoDb(stream) => {
-                        Some((f.logical_id.clone(), e.name.clone(), stream.clone()))
-                    }
-                    _ => None,
+                f.events.iter().filter_map(|e| {
+                    pick(&e.source).map(|spec| (f.logical_id.clone(), e.name.clone(), spec.clone()))
                 })
             })
             .collect()

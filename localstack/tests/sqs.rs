@@ -8,9 +8,11 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use aws_sdk_sqs::types::QueueAttributeName;
-use localstack::gateway::logs::Captured;
-use localstack::gateway::{Gateway, GatewayConfig, LogSink, start_dev};
+use common::Local;
+use localstack::gateway::{Gateway, start_dev};
 use localstack::resolve::Resolver;
 use localstack::template::Template;
 use localstack::testing::{emulator_endpoint, provision_queues, sqs_client};
@@ -77,52 +79,39 @@ struct Stack {
     gateway: Gateway,
     resolver: Resolver,
     sqs: aws_sdk_sqs::Client,
-    logs: Captured,
-    suffix: String,
-    bin_dir: PathBuf,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.bin_dir);
-    }
+    local: Local,
 }
 
 /// The template's queues (suffixed for this test) and a gateway running its two functions.
 async fn stack() -> Stack {
     let endpoint = emulator_endpoint(std::env::var("AWS_ENDPOINT_URL").ok()).unwrap();
     let template = Template::from_yaml("sqs-test.yaml", TEMPLATE).unwrap();
-    let suffix = format!("-sqs-{}", ulid::Ulid::new());
-    let bin_dir = std::env::temp_dir().join(format!("localstack{suffix}"));
-    std::fs::create_dir_all(&bin_dir).unwrap();
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hello-lambda"), bin_dir.join("echo")).unwrap();
-    std::os::unix::fs::symlink(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sqs_function.py"),
-        bin_dir.join("batch"),
-    )
-    .unwrap();
-
-    let mut config = GatewayConfig::from_env(template.clone()).unwrap();
-    config.bind = "127.0.0.1:0".parse().unwrap();
+    let (local, mut config) = common::setup(
+        "sqs",
+        template.clone(),
+        &[
+            ("echo", env!("CARGO_BIN_EXE_hello-lambda").into()),
+            (
+                "batch",
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sqs_function.py"),
+            ),
+        ],
+        DEADLINE,
+    );
     config.endpoint_url = endpoint;
-    config.name_suffix = suffix.clone();
-    config.bin_dir = bin_dir.clone();
-    let (logs, lines) = LogSink::capture();
-    config.logs = logs;
     let (gateway, provisioned) = start_dev(config).await.unwrap();
     assert_eq!(
         provisioned,
-        ["Dead", "Jobs", "Echoes", "Windowed"].map(|q| format!("queue {q}{suffix}: created"))
+        ["Dead", "Jobs", "Echoes", "Windowed"]
+            .map(|q| format!("queue {q}{}: created", local.suffix))
     );
     // The helper tests use finds them as they are, by the same names and URLs.
-    let resolver = provision_queues(&template, &suffix).await;
+    let resolver = provision_queues(&template, &local.suffix).await;
     Stack {
         gateway,
         resolver,
         sqs: sqs_client().await,
-        logs: lines,
-        suffix,
-        bin_dir,
+        local,
     }
 }
 
@@ -168,33 +157,11 @@ impl Stack {
         .sum()
     }
 
-    /// The gateway's lines about a function (`Batch`, `Echo`).
-    fn lines(&self, function: &str) -> Vec<String> {
-        let source = format!("{function}{}", self.suffix);
-        self.logs
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(s, _)| *s == source)
-            .map(|(_, l)| l.clone())
-            .collect()
-    }
-
     /// Waits until `check` holds of the function's log lines.
     async fn until_logged(&self, function: &str, what: &str, check: impl Fn(&[String]) -> bool) {
-        let start = Instant::now();
-        loop {
-            let lines = self.lines(function);
-            if check(&lines) {
-                return;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "timed out waiting for {what}; {function} logged:\n{}",
-                lines.join("\n")
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.local
+            .until_logged(function, what, |lines| check(lines).then_some(()))
+            .await
     }
 
     /// Bodies that reach the dead-letter queue `Dead`, until `expected` have (or the deadline).
@@ -251,12 +218,12 @@ async fn a_batching_window_gathers_records_into_one_batch() {
     .await;
     // Whether the first receive found one record or all three, the window (5 s) held the batch
     // open until it was full. Without ReportBatchItemFailures any answer is success.
-    let lines = s.lines("Echo");
+    let lines = s.local.lines("Echo");
     assert_eq!(
         batch_lines(&lines),
         [&format!(
             "SQS Windowed{}: batch of 3 records, 0 failed, 3 deleted",
-            s.suffix
+            s.local.suffix
         )],
         "{lines:#?}"
     );
@@ -272,7 +239,7 @@ async fn reported_failures_stay_on_the_queue_until_redriven_and_successes_are_de
     // and moto's redrive moves it to the dead-letter queue at the next receive.
     assert_eq!(s.dead_letters(1).await, ["fail-1"]);
     assert_eq!(s.count("Jobs").await, 0);
-    let lines = s.lines("Batch");
+    let lines = s.local.lines("Batch");
     let deliveries: Vec<&String> = lines.iter().filter(|l| l.starts_with("batch ")).collect();
     let seen = |body: &str, receive: &str| {
         deliveries
@@ -320,8 +287,8 @@ async fn a_failed_invocation_deletes_nothing() {
 #[tokio::test]
 async fn the_gateway_stops_polling_when_dropped() {
     let s = stack().await;
-    let (sqs, logs, url) = (s.sqs.clone(), s.logs.clone(), s.url("Echoes"));
-    let source = format!("Echo{}", s.suffix);
+    let (sqs, logs, url) = (s.sqs.clone(), s.local.logs.clone(), s.url("Echoes"));
+    let source = format!("Echo{}", s.local.suffix);
     drop(s);
     sqs.send_message()
         .queue_url(&url)
@@ -331,20 +298,7 @@ async fn the_gateway_stops_polling_when_dropped() {
         .unwrap();
     // Nothing deletes it: a receive of our own gets it (after the visibility timeout, if the
     // long poll the gateway had open when it stopped took it first).
-    let start = Instant::now();
-    let body = loop {
-        let got = sqs
-            .receive_message()
-            .queue_url(&url)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        if let Some(m) = got.messages.and_then(|m| m.into_iter().next()) {
-            break m.body;
-        }
-        assert!(start.elapsed() < DEADLINE, "the message is gone");
-    };
+    let body = common::receive_one(&sqs, &url, DEADLINE, "the message is gone").await;
     assert_eq!(body.as_deref(), Some("after"));
     assert!(
         !logs

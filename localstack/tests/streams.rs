@@ -5,16 +5,17 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use aws_sdk_dynamodb::types::AttributeValue;
-use localstack::gateway::logs::Captured;
-use localstack::gateway::{Gateway, GatewayConfig, LogSink, start_dev};
+use common::Local;
+use localstack::gateway::{Gateway, start_dev};
 use localstack::provision::provision_tables_with_suffix;
 use localstack::resolve::Resolver;
 use localstack::template::Template;
 use localstack::testing::{emulator_client, emulator_endpoint, provision_queues, sqs_client};
 use serde_json::Value;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TEMPLATE: &str = r#"
 Resources:
@@ -57,50 +58,35 @@ struct Stack {
     dynamodb: aws_sdk_dynamodb::Client,
     resolver: Resolver,
     table: String,
-    logs: Captured,
-    suffix: String,
-    bin_dir: PathBuf,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.bin_dir);
-    }
+    local: Local,
 }
 
 /// The template's table and queue (suffixed for this test) and a gateway reading the stream.
 async fn stack() -> Stack {
     let endpoint = emulator_endpoint(std::env::var("AWS_ENDPOINT_URL").ok()).unwrap();
     let template = Template::from_yaml("streams-test.yaml", TEMPLATE).unwrap();
-    let suffix = format!("-streams-{}", ulid::Ulid::new());
-    let bin_dir = std::env::temp_dir().join(format!("localstack{suffix}"));
-    std::fs::create_dir_all(&bin_dir).unwrap();
-    std::os::unix::fs::symlink(
-        env!("CARGO_BIN_EXE_stream-recorder-lambda"),
-        bin_dir.join("recorder"),
-    )
-    .unwrap();
+    let (local, mut config) = common::setup(
+        "streams",
+        template.clone(),
+        &[(
+            "recorder",
+            env!("CARGO_BIN_EXE_stream-recorder-lambda").into(),
+        )],
+        DEADLINE,
+    );
     let dynamodb = emulator_client().await;
-    provision_tables_with_suffix(&dynamodb, &template, &suffix)
+    provision_tables_with_suffix(&dynamodb, &template, &local.suffix)
         .await
         .unwrap();
-    let mut config = GatewayConfig::from_env(template.clone()).unwrap();
-    config.bind = "127.0.0.1:0".parse().unwrap();
     config.endpoint_url = endpoint;
-    config.name_suffix = suffix.clone();
-    config.bin_dir = bin_dir.clone();
-    let (logs, lines) = LogSink::capture();
-    config.logs = logs;
     let (gateway, _) = start_dev(config).await.unwrap();
-    let resolver = provision_queues(&template, &suffix).await;
+    let resolver = provision_queues(&template, &local.suffix).await;
     Stack {
         _gateway: gateway,
         dynamodb,
         resolver,
-        table: format!("Table{suffix}"),
-        logs: lines,
-        suffix,
-        bin_dir,
+        table: format!("Table{}", local.suffix),
+        local,
     }
 }
 
@@ -120,13 +106,10 @@ impl Stack {
 
     /// Every batch the function logged, in order.
     fn batches(&self) -> Vec<Vec<Delivered>> {
-        let source = format!("Recorder{}", self.suffix);
-        self.logs
-            .lock()
-            .unwrap()
+        self.local
+            .lines("Recorder")
             .iter()
-            .filter(|(s, _)| *s == source)
-            .filter_map(|(_, l)| l.strip_prefix("batch "))
+            .filter_map(|l| l.strip_prefix("batch "))
             .map(|json| {
                 let records: Vec<Value> = serde_json::from_str(json).unwrap();
                 records
@@ -140,25 +123,23 @@ impl Stack {
             .collect()
     }
 
+    /// The PKs delivered, in delivery order.
+    fn delivered(&self) -> Vec<String> {
+        self.batches()
+            .into_iter()
+            .flatten()
+            .map(|(_, pk, _, _)| pk)
+            .collect()
+    }
+
     /// The PKs delivered, in delivery order, once `done` holds of them.
     async fn delivered_until(&self, done: impl Fn(&[String]) -> bool) -> Vec<String> {
-        let start = Instant::now();
-        loop {
-            let pks: Vec<String> = self
-                .batches()
-                .into_iter()
-                .flatten()
-                .map(|(_, pk, _, _)| pk)
-                .collect();
-            if done(&pks) {
-                return pks;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "timed out; delivered so far: {pks:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        common::wait_for(
+            DEADLINE,
+            || Some(self.delivered()).filter(|pks| done(pks)),
+            || format!("timed out; delivered so far: {:?}", self.delivered()),
+        )
+        .await
     }
 }
 
@@ -219,20 +200,9 @@ async fn a_batch_that_keeps_failing_goes_to_the_on_failure_queue_and_the_shard_m
         .await;
     let sqs = sqs_client().await;
     let url = s.resolver.queue_url("Failures").unwrap();
-    let start = Instant::now();
-    let body = loop {
-        let got = sqs
-            .receive_message()
-            .queue_url(&url)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        if let Some(m) = got.messages.and_then(|m| m.into_iter().next()) {
-            break m.body.unwrap();
-        }
-        assert!(start.elapsed() < DEADLINE, "no on-failure record");
-    };
+    let body = common::receive_one(&sqs, &url, DEADLINE, "no on-failure record")
+        .await
+        .unwrap();
     let record: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         record["requestContext"]["condition"],

@@ -7,13 +7,14 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use aws_sdk_apigatewaymanagement::primitives::Blob;
+use common::Local;
 use futures_util::{SinkExt, StreamExt};
-use localstack::gateway::logs::Captured;
-use localstack::gateway::{Gateway, GatewayConfig, LogSink, MANAGEMENT_ENDPOINT_ENV};
+use localstack::gateway::{Gateway, GatewayConfig, MANAGEMENT_ENDPOINT_ENV};
 use localstack::template::Template;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -75,15 +76,7 @@ type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 struct Stack {
     gateway: Gateway,
-    logs: Captured,
-    suffix: String,
-    bin_dir: PathBuf,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.bin_dir);
-    }
+    local: Local,
 }
 
 async fn stack() -> Stack {
@@ -93,25 +86,16 @@ async fn stack() -> Stack {
 /// A gateway for [`TEMPLATE`], its configuration changed by `adjust`.
 async fn stack_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Stack {
     let template = Template::from_yaml("ws-test.yaml", TEMPLATE).unwrap();
-    let suffix = format!("-ws-{}", ulid::Ulid::new());
-    let bin_dir = std::env::temp_dir().join(format!("localstack{suffix}"));
-    std::fs::create_dir_all(&bin_dir).unwrap();
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ws-echo-lambda"), bin_dir.join("echo")).unwrap();
-    let mut config = GatewayConfig::from_env(template).unwrap();
-    config.bind = "127.0.0.1:0".parse().unwrap();
+    let (local, mut config) = common::setup(
+        "ws",
+        template,
+        &[("echo", env!("CARGO_BIN_EXE_ws-echo-lambda").into())],
+        DEADLINE,
+    );
     config.ws_bind = Some("127.0.0.1:0".parse().unwrap());
-    config.name_suffix = suffix.clone();
-    config.bin_dir = bin_dir.clone();
-    let (logs, lines) = LogSink::capture();
-    config.logs = logs;
     adjust(&mut config);
     let gateway = Gateway::start(config).await.unwrap();
-    Stack {
-        gateway,
-        logs: lines,
-        suffix,
-        bin_dir,
-    }
+    Stack { gateway, local }
 }
 
 impl Stack {
@@ -171,29 +155,16 @@ impl Stack {
     }
 
     fn function_lines(&self) -> Vec<String> {
-        let source = format!("Echo{}", self.suffix);
-        self.logs
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(s, _)| *s == source)
-            .map(|(_, l)| l.clone())
-            .collect()
+        self.local.lines("Echo")
     }
 
+    /// The first line of the function's with `what` in it, once there is one.
     async fn until_logged(&self, what: &str) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some(line) = self.function_lines().into_iter().find(|l| l.contains(what)) {
-                return line;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "no line with {what:?}:\n{}",
-                self.function_lines().join("\n")
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.local
+            .until_logged("Echo", &format!("a line with {what:?}"), |lines| {
+                lines.iter().find(|l| l.contains(what)).cloned()
+            })
+            .await
     }
 }
 

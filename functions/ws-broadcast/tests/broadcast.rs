@@ -20,7 +20,7 @@ use shared::testing::realtime::RecordingPoster;
 use shared::testing::runs::{active_workflow, chain};
 use std::collections::HashMap;
 use std::time::Duration;
-use ws_broadcast::{Deps, process};
+use ws_broadcast::{Deps, Outcome, process};
 
 struct Stack {
     client: aws_sdk_dynamodb::Client,
@@ -79,6 +79,26 @@ impl Stack {
         dynamo_json(item)
     }
 
+    /// The workflow's stored item as the stream shows it, and that image with `field` set to
+    /// `value`: the old and new images of a MODIFY.
+    async fn workflow_images(&self, w: &Workflow, field: &str, value: Value) -> (Value, Value) {
+        let before = self.image(&format!("WF#{}", w.id), "#WORKFLOW").await;
+        let mut after = before.clone();
+        after[field] = value;
+        (before, after)
+    }
+
+    /// Processes a batch of one MODIFY of the workflow's item: `field` set to `value`.
+    async fn modify_workflow(&self, w: &Workflow, field: &str, value: Value) -> Outcome {
+        let (before, after) = self.workflow_images(w, field, value).await;
+        process(
+            &self.deps,
+            batch(vec![workflow_modify(1, w, before, after)]),
+            Utc::now(),
+        )
+        .await
+    }
+
     async fn workflow_with_node(&self) -> (Workflow, Node) {
         let mut w = active_workflow(&self.ann, "Live", Utc::now());
         w.node_count = 1;
@@ -134,6 +154,18 @@ fn record(
     })
 }
 
+/// A MODIFY of the workflow's item from `old` to `new`, as Lambda delivers it.
+fn workflow_modify(seq: u64, w: &Workflow, old: Value, new: Value) -> Value {
+    record(
+        seq,
+        "MODIFY",
+        &format!("WF#{}", w.id),
+        "#WORKFLOW",
+        Some(old),
+        Some(new),
+    )
+}
+
 fn batch(records: Vec<Value>) -> Value {
     json!({ "Records": records })
 }
@@ -159,22 +191,15 @@ async fn a_workflows_changes_reach_its_subscribers_in_stream_order_and_no_one_el
     let follower = s.connect("ann", &[&w.id]).await;
     let other = s.connect("bob", &["some-other-workflow"]).await;
     let wf_pk = format!("WF#{}", w.id);
-    let before = s.image(&wf_pk, "#WORKFLOW").await;
+    let (before, paused) = s
+        .workflow_images(&w, "status", json!({"S": "paused"}))
+        .await;
     let node_image = s.image(&wf_pk, &format!("NODE#{}", n.id)).await;
-    let mut paused = before.clone();
-    paused["status"] = json!({"S": "paused"});
 
     let out = process(
         &s.deps,
         batch(vec![
-            record(
-                1,
-                "MODIFY",
-                &wf_pk,
-                "#WORKFLOW",
-                Some(before.clone()),
-                Some(paused),
-            ),
+            workflow_modify(1, &w, before.clone(), paused),
             record(
                 2,
                 "INSERT",
@@ -184,14 +209,7 @@ async fn a_workflows_changes_reach_its_subscribers_in_stream_order_and_no_one_el
                 Some(node_image.clone()),
             ),
             // A MODIFY whose images do not differ says nothing.
-            record(
-                3,
-                "MODIFY",
-                &wf_pk,
-                "#WORKFLOW",
-                Some(before.clone()),
-                Some(before),
-            ),
+            workflow_modify(3, &w, before.clone(), before),
             record(
                 4,
                 "REMOVE",
@@ -230,24 +248,8 @@ async fn a_connection_that_is_gone_is_forgotten_with_its_subscriptions_and_the_o
     let vanished = s.connect("ann", &[&w.id]).await;
     let present = s.connect("ann", &[&w.id]).await;
     s.deps.poster.gone(&vanished);
-    let wf_pk = format!("WF#{}", w.id);
-    let before = s.image(&wf_pk, "#WORKFLOW").await;
-    let mut renamed = before.clone();
-    renamed["name"] = json!({"S": "Renamed"});
 
-    let out = process(
-        &s.deps,
-        batch(vec![record(
-            1,
-            "MODIFY",
-            &wf_pk,
-            "#WORKFLOW",
-            Some(before),
-            Some(renamed),
-        )]),
-        Utc::now(),
-    )
-    .await;
+    let out = s.modify_workflow(&w, "name", json!({"S": "Renamed"})).await;
 
     assert_eq!(
         kinds(&s.deps.poster.frames_to(&present)),
@@ -273,24 +275,8 @@ async fn a_throttled_post_is_retried_until_it_is_delivered_once() {
     let (w, _) = s.workflow_with_node().await;
     let c = s.connect("ann", &[&w.id]).await;
     s.deps.poster.throttle(&c, 2);
-    let wf_pk = format!("WF#{}", w.id);
-    let before = s.image(&wf_pk, "#WORKFLOW").await;
-    let mut renamed = before.clone();
-    renamed["name"] = json!({"S": "Renamed"});
 
-    let out = process(
-        &s.deps,
-        batch(vec![record(
-            1,
-            "MODIFY",
-            &wf_pk,
-            "#WORKFLOW",
-            Some(before),
-            Some(renamed),
-        )]),
-        Utc::now(),
-    )
-    .await;
+    let out = s.modify_workflow(&w, "name", json!({"S": "Renamed"})).await;
 
     assert_eq!(s.deps.poster.frames_to(&c).len(), 1);
     assert_eq!(s.deps.poster.attempts(), 3);
@@ -349,24 +335,10 @@ async fn sharing_a_workflow_notifies_the_user_it_is_shared_with() {
     let s = stack().await;
     let (w, _) = s.workflow_with_node().await;
     let bob = s.connect("bob", &[]).await;
-    let wf_pk = format!("WF#{}", w.id);
-    let before = s.image(&wf_pk, "#WORKFLOW").await;
-    let mut shared = before.clone();
-    shared["shares"] = json!({"M": {"bob": {"S": "viewer"}}});
 
-    let out = process(
-        &s.deps,
-        batch(vec![record(
-            1,
-            "MODIFY",
-            &wf_pk,
-            "#WORKFLOW",
-            Some(before),
-            Some(shared),
-        )]),
-        Utc::now(),
-    )
-    .await;
+    let out = s
+        .modify_workflow(&w, "shares", json!({"M": {"bob": {"S": "viewer"}}}))
+        .await;
     assert_eq!(out.delivery.connections, 1);
 
     let frames = s.deps.poster.frames_to(&bob);
@@ -380,10 +352,9 @@ async fn an_unreadable_record_is_skipped_and_the_rest_of_the_batch_delivered() {
     let s = stack().await;
     let (w, _) = s.workflow_with_node().await;
     let c = s.connect("ann", &[&w.id]).await;
-    let wf_pk = format!("WF#{}", w.id);
-    let before = s.image(&wf_pk, "#WORKFLOW").await;
-    let mut deleted = before.clone();
-    deleted["status"] = json!({"S": WorkflowStatus::Deleted.as_str()});
+    let (before, deleted) = s
+        .workflow_images(&w, "status", json!({"S": WorkflowStatus::Deleted.as_str()}))
+        .await;
 
     let out = process(
         &s.deps,
@@ -392,19 +363,12 @@ async fn an_unreadable_record_is_skipped_and_the_rest_of_the_batch_delivered() {
             record(
                 2,
                 "MODIFY",
-                &wf_pk,
+                &format!("WF#{}", w.id),
                 "#WORKFLOW",
                 Some(json!({"status": {"S": 1}})),
                 None,
             ),
-            record(
-                3,
-                "MODIFY",
-                &wf_pk,
-                "#WORKFLOW",
-                Some(before),
-                Some(deleted),
-            ),
+            workflow_modify(3, &w, before, deleted),
         ]),
         Utc::now(),
     )
@@ -425,10 +389,7 @@ async fn an_unreadable_record_is_skipped_and_the_rest_of_the_batch_delivered() {
 async fn when_the_followers_cannot_be_read_the_batch_is_reported_failed_and_nothing_is_sent() {
     let s = stack().await;
     let (w, _) = s.workflow_with_node().await;
-    let wf_pk = format!("WF#{}", w.id);
-    let before = s.image(&wf_pk, "#WORKFLOW").await;
-    let mut renamed = before.clone();
-    renamed["name"] = json!({"S": "Renamed"});
+    let (before, renamed) = s.workflow_images(&w, "name", json!({"S": "Renamed"})).await;
     let broken = Deps {
         connections: DynamoStore::new(s.client.clone(), "no-such-table"),
         poster: RecordingPoster::new(),
@@ -438,22 +399,8 @@ async fn when_the_followers_cannot_be_read_the_batch_is_reported_failed_and_noth
     let out = process(
         &broken,
         batch(vec![
-            record(
-                7,
-                "MODIFY",
-                &wf_pk,
-                "#WORKFLOW",
-                Some(before.clone()),
-                Some(renamed),
-            ),
-            record(
-                8,
-                "MODIFY",
-                &wf_pk,
-                "#WORKFLOW",
-                Some(before.clone()),
-                Some(before),
-            ),
+            workflow_modify(7, &w, before.clone(), renamed),
+            workflow_modify(8, &w, before.clone(), before),
         ]),
         Utc::now(),
     )

@@ -267,6 +267,20 @@ impl HttpApi {
     }
 }
 
+/// Each header's name, once, with its values that are text, in order.
+pub(super) fn header_values(
+    headers: &http::HeaderMap,
+) -> impl Iterator<Item = (&http::HeaderName, Vec<&str>)> {
+    headers.keys().map(|name| {
+        let values = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (name, values)
+    })
+}
+
 /// The payload format 2.0 event for one request from `source_ip`.
 pub fn event(
     parts: &hyper::http::request::Parts,
@@ -278,13 +292,7 @@ pub fn event(
     let mut headers = http::HeaderMap::new();
     let mut cookies = Vec::new();
     // API Gateway joins repeated headers with commas and moves cookies to `cookies`.
-    for name in parts.headers.keys() {
-        let values: Vec<&str> = parts
-            .headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
+    for (name, values) in header_values(&parts.headers) {
         if name == http::header::COOKIE {
             cookies.extend(
                 values

@@ -153,6 +153,71 @@ fn config_error(message: String) -> Error {
     }
 }
 
+/// The function that the `kind` (an event source or route: `SQS event`) `name` invokes, or an
+/// error when the gateway does not run it.
+fn function_pool<'a>(
+    functions: &'a HashMap<String, Arc<FunctionPool>>,
+    kind: &str,
+    name: &str,
+    function: &str,
+) -> Result<&'a Arc<FunctionPool>, Error> {
+    functions.get(function).ok_or_else(|| {
+        config_error(format!(
+            "{kind} {name} names function {function}, which the gateway does not run"
+        ))
+    })
+}
+
+/// One event of a function (an event source mapping's), being resolved against the local
+/// resources.
+struct EventOf<'a> {
+    template: &'a Template,
+    resolver: &'a Resolver,
+    /// The function's logical id.
+    function: String,
+    /// The event's name under the function's `Events`.
+    event: String,
+}
+
+impl EventOf<'_> {
+    /// An error about this event.
+    fn error(&self, message: String) -> Error {
+        Error::Template {
+            template: self.template.source().to_owned(),
+            message: format!("{}: event {}: {message}", self.function, self.event),
+        }
+    }
+}
+
+/// Each of `events` (function, event name, properties) that is `enabled`, resolved by
+/// `resolve`, in order; the first that cannot be is an error.
+fn resolve_enabled<S, T>(
+    template: &Template,
+    resolver: &Resolver,
+    events: Vec<(String, String, S)>,
+    enabled: impl Fn(&S) -> bool,
+    resolve: impl Fn(EventOf<'_>, S) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    events
+        .into_iter()
+        .filter(|(_, _, spec)| enabled(spec))
+        .map(|(function, event, spec)| {
+            let at = EventOf {
+                template,
+                resolver,
+                function,
+                event,
+            };
+            resolve(at, spec)
+        })
+        .collect()
+}
+
+/// An event source mapping's `BatchSize` as the pollers count records (at least one).
+fn batch_size(batch_size: u64) -> usize {
+    usize::try_from(batch_size).unwrap_or(usize::MAX).max(1)
+}
+
 /// `target/debug` of this workspace (CARGO_TARGET_DIR honoured).
 pub fn default_bin_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")

@@ -64,39 +64,28 @@ impl SqsSource {
         template: &Template,
         resolver: &Resolver,
     ) -> Result<Vec<SqsSource>, Error> {
-        let mut sources = Vec::new();
-        for (function, event, spec) in template.sqs_events() {
-            if !spec.enabled {
-                continue;
-            }
-            sources.push(SqsSource::resolve(
-                template, resolver, function, event, &spec,
-            )?);
-        }
-        Ok(sources)
+        super::resolve_enabled(
+            template,
+            resolver,
+            template.sqs_events(),
+            |s| s.enabled,
+            SqsSource::resolve,
+        )
     }
 
-    fn resolve(
-        template: &Template,
-        resolver: &Resolver,
-        function: String,
-        event: String,
-        spec: &SqsEventSpec,
-    ) -> Result<SqsSource, Error> {
-        let missing = || Error::Template {
-            template: template.source().to_owned(),
-            message: format!(
-                "{function}: event {event}: queue `{}` is not a queue of the template",
+    fn resolve(at: super::EventOf<'_>, spec: SqsEventSpec) -> Result<SqsSource, Error> {
+        let missing = || {
+            at.error(format!(
+                "queue `{}` is not a queue of the template",
                 spec.queue
-            ),
+            ))
         };
+        let resolver = at.resolver;
         Ok(SqsSource {
             queue_name: resolver.name(&spec.queue).ok_or_else(missing)?.to_owned(),
             queue_url: resolver.queue_url(&spec.queue).ok_or_else(missing)?,
             queue_arn: resolver.queue_arn(&spec.queue).ok_or_else(missing)?,
-            batch_size: usize::try_from(spec.batch_size)
-                .unwrap_or(usize::MAX)
-                .max(1),
+            batch_size: super::batch_size(spec.batch_size),
             batching_window: Duration::from_secs(spec.maximum_batching_window_s),
             maximum_concurrency: spec
                 .maximum_concurrency
@@ -104,8 +93,8 @@ impl SqsSource {
                 .unwrap_or(DEFAULT_MAXIMUM_CONCURRENCY)
                 .max(1),
             report_batch_item_failures: spec.report_batch_item_failures,
-            function,
-            event,
+            function: at.function,
+            event: at.event,
         })
     }
 }
@@ -121,15 +110,7 @@ pub fn start(
 ) -> Result<Vec<JoinHandle<()>>, Error> {
     let mut handles = Vec::new();
     for source in sources {
-        let Some(pool) = functions.get(&source.function) else {
-            return Err(Error::Template {
-                template: "gateway configuration".into(),
-                message: format!(
-                    "SQS event {} names function {}, which the gateway does not run",
-                    source.event, source.function
-                ),
-            });
-        };
+        let pool = super::function_pool(functions, "SQS event", &source.event, &source.function)?;
         let poller = Poller {
             source: Arc::new(source),
             pool: pool.clone(),

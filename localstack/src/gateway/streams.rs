@@ -24,9 +24,9 @@
 //!
 //! Each batch is logged under the function's name: table, records, outcome.
 
-use super::FunctionPool;
 use super::filter;
 use super::logs::LogSink;
+use super::{FunctionPool, config_error};
 use crate::Error;
 use crate::resolve::Resolver;
 use crate::template::{DynamoDbEventSpec, StartingPosition, Template};
@@ -91,30 +91,18 @@ impl StreamSource {
         template: &Template,
         resolver: &Resolver,
     ) -> Result<Vec<StreamSource>, Error> {
-        let mut sources = Vec::new();
-        for (function, event, spec) in template.dynamodb_events() {
-            if spec.enabled {
-                sources.push(StreamSource::resolve(
-                    template, resolver, function, event, spec,
-                )?);
-            }
-        }
-        Ok(sources)
+        super::resolve_enabled(
+            template,
+            resolver,
+            template.dynamodb_events(),
+            |s| s.enabled,
+            StreamSource::resolve,
+        )
     }
 
-    fn resolve(
-        template: &Template,
-        resolver: &Resolver,
-        function: String,
-        event: String,
-        spec: DynamoDbEventSpec,
-    ) -> Result<StreamSource, Error> {
-        let missing = |what: &str| Error::Template {
-            template: template.source().to_owned(),
-            message: format!(
-                "{function}: event {event}: `{what}` is not a resource of the template"
-            ),
-        };
+    fn resolve(at: super::EventOf<'_>, spec: DynamoDbEventSpec) -> Result<StreamSource, Error> {
+        let missing = |what: &str| at.error(format!("`{what}` is not a resource of the template"));
+        let resolver = at.resolver;
         let on_failure = match &spec.on_failure {
             Some(queue) => Some(resolver.queue_url(queue).ok_or_else(|| missing(queue))?),
             None => None,
@@ -125,17 +113,15 @@ impl StreamSource {
                 .ok_or_else(|| missing(&spec.table))?
                 .to_owned(),
             starting_position: spec.starting_position,
-            batch_size: usize::try_from(spec.batch_size)
-                .unwrap_or(usize::MAX)
-                .max(1),
+            batch_size: super::batch_size(spec.batch_size),
             batching_window: Duration::from_secs(spec.maximum_batching_window_s),
             maximum_retry_attempts: spec.maximum_retry_attempts,
             bisect: spec.bisect,
             report_batch_item_failures: spec.report_batch_item_failures,
             on_failure,
             filters: spec.filters,
-            function,
-            event,
+            function: at.function,
+            event: at.event,
         })
     }
 }
@@ -171,12 +157,8 @@ pub async fn start(
 ) -> Result<Vec<JoinHandle<()>>, Error> {
     let mut handles = Vec::new();
     for source in sources {
-        let Some(pool) = functions.get(&source.function) else {
-            return Err(config_error(format!(
-                "DynamoDB event {} names function {}, which the gateway does not run",
-                source.event, source.function
-            )));
-        };
+        let pool =
+            super::function_pool(functions, "DynamoDB event", &source.event, &source.function)?;
         let stream_arn = latest_stream_arn(&clients.dynamodb, &source.table_name).await?;
         let reader = Reader {
             source: Arc::new(source),
@@ -217,13 +199,6 @@ pub async fn start(
         handles.push(tokio::spawn(reader.run(positioned, known)));
     }
     Ok(handles)
-}
-
-fn config_error(message: String) -> Error {
-    Error::Template {
-        template: "gateway configuration".into(),
-        message,
-    }
 }
 
 /// A shard's id, and whether it is closed (it has an ending sequence number).

@@ -148,15 +148,12 @@ impl WebSocketApi {
     ) -> Result<WebSocketApi, Error> {
         let mut routes = HashMap::new();
         for route in &spec.routes {
-            let pool = functions
-                .get(&route.function)
-                .ok_or_else(|| Error::Template {
-                    template: "gateway configuration".into(),
-                    message: format!(
-                        "WebSocket route {} names function {}, which the gateway does not run",
-                        route.route_key, route.function
-                    ),
-                })?;
+            let pool = super::function_pool(
+                functions,
+                "WebSocket route",
+                &route.route_key,
+                &route.function,
+            )?;
             routes.insert(
                 route.route_key.clone(),
                 Route {
@@ -271,9 +268,20 @@ impl WebSocketApi {
         let id = connection_id();
         let now = Utc::now();
         let (parts, _) = req.into_parts();
+        // Registered only once `$connect` accepts it.
+        let (outbox, inbox) = mpsc::unbounded_channel();
+        let connection = Arc::new(Connection {
+            id: id.clone(),
+            connected_at: now,
+            last_active: Mutex::new(now),
+            source_ip: "127.0.0.1".into(),
+            user_agent: header(&parts, "user-agent"),
+            outbox,
+            posts: AtomicU64::new(0),
+        });
         let event = connect_event(
             &parts,
-            &self.context(&id, now, "$connect", "CONNECT", &parts),
+            &self.context(&connection, header(&parts, "host"), "$connect", "CONNECT"),
         );
         let answer = match self.routes.get("$connect") {
             Some(route) => match self.invoke(route, &event).await {
@@ -305,16 +313,6 @@ impl WebSocketApi {
             }
             return r;
         }
-        let (outbox, inbox) = mpsc::unbounded_channel();
-        let connection = Arc::new(Connection {
-            id: id.clone(),
-            connected_at: now,
-            last_active: Mutex::new(now),
-            source_ip: "127.0.0.1".into(),
-            user_agent: header(&parts, "user-agent"),
-            outbox,
-            posts: AtomicU64::new(0),
-        });
         if let Ok(mut c) = self.connections.lock() {
             c.insert(id.clone(), connection.clone());
         }
@@ -449,7 +447,7 @@ impl WebSocketApi {
                 let _ = connection.outbox.send(Outgoing::Text(reply.to_string()));
                 return;
             };
-            let mut context = self.connection_context(&connection, &key, "MESSAGE");
+            let mut context = self.context(&connection, None, &key, "MESSAGE");
             context["messageId"] = json!(request_id.clone());
             context["requestId"] = json!(request_id.clone());
             let event = json!({
@@ -509,7 +507,7 @@ impl WebSocketApi {
         let Some(route) = self.routes.get("$disconnect") else {
             return;
         };
-        let mut context = self.connection_context(connection, "$disconnect", "DISCONNECT");
+        let mut context = self.context(connection, None, "$disconnect", "DISCONNECT");
         context["disconnectStatusCode"] = json!(code);
         context["disconnectReason"] = json!(reason);
         let event = json!({
@@ -539,40 +537,12 @@ impl WebSocketApi {
         format!("{}.execute-api.local", self.api_id)
     }
 
-    /// The `requestContext` of an event.
+    /// The `requestContext` of an event on `connection`; its `domainName` is `host` (the
+    /// upgrade request's `Host`), else the API's own.
     fn context(
         &self,
-        connection_id: &str,
-        connected_at: DateTime<Utc>,
-        route_key: &str,
-        event_type: &str,
-        parts: &http::request::Parts,
-    ) -> Value {
-        let now = Utc::now();
-        let request_id = request_id();
-        json!({
-            "routeKey": route_key,
-            "eventType": event_type,
-            "extendedRequestId": request_id,
-            "requestTime": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
-            "messageDirection": "IN",
-            "stage": self.stage,
-            "connectedAt": connected_at.timestamp_millis(),
-            "requestTimeEpoch": now.timestamp_millis(),
-            "identity": {
-                "sourceIp": "127.0.0.1",
-                "userAgent": header(parts, "user-agent"),
-            },
-            "requestId": request_id,
-            "domainName": header(parts, "host").unwrap_or_else(|| self.domain()),
-            "connectionId": connection_id,
-            "apiId": self.api_id,
-        })
-    }
-
-    fn connection_context(
-        &self,
         connection: &Connection,
+        host: Option<String>,
         route_key: &str,
         event_type: &str,
     ) -> Value {
@@ -592,7 +562,7 @@ impl WebSocketApi {
                 "userAgent": connection.user_agent,
             },
             "requestId": request_id,
-            "domainName": self.domain(),
+            "domainName": host.unwrap_or_else(|| self.domain()),
             "connectionId": connection.id,
             "apiId": self.api_id,
         })
@@ -712,13 +682,7 @@ fn header(parts: &http::request::Parts, name: &str) -> Option<String> {
 fn connect_event(parts: &http::request::Parts, context: &Value) -> Value {
     let mut headers = serde_json::Map::new();
     let mut multi: serde_json::Map<String, Value> = serde_json::Map::new();
-    for name in parts.headers.keys() {
-        let values: Vec<&str> = parts
-            .headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
+    for (name, values) in super::http_api::header_values(&parts.headers) {
         let title = title_case(name.as_str());
         headers.insert(title.clone(), json!(values.join(",")));
         multi.insert(title, json!(values));

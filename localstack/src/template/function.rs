@@ -244,11 +244,7 @@ fn parse_event_source(event: &Node<'_>) -> Result<EventSource, Error> {
 
 fn parse_sqs(event: &Node<'_>) -> Result<SqsEventSpec, Error> {
     let props = event.required("Properties")?;
-    for unsupported in ["FilterCriteria", "KmsKeyArn", "MetricsConfig"] {
-        if let Some(node) = props.field(unsupported)? {
-            return Err(node.error("not supported by the local gateway (localstack/)"));
-        }
-    }
+    reject_unsupported(&props, &["FilterCriteria", "KmsKeyArn", "MetricsConfig"])?;
     let queue = super::queue::arn_of(&props.required("Queue")?)?;
     let number = |key: &str| -> Result<Option<u64>, Error> {
         props.field(key)?.map(|n| n.u64()).transpose()
@@ -275,29 +271,10 @@ fn parse_sqs(event: &Node<'_>) -> Result<SqsEventSpec, Error> {
             "must be 0 to 300 seconds, found {maximum_batching_window_s}"
         )));
     }
-    let mut report_batch_item_failures = false;
-    if let Some(types) = props.field("FunctionResponseTypes")? {
-        for item in types.list()? {
-            item.one_of(&[("ReportBatchItemFailures", ())])?;
-            report_batch_item_failures = true;
-        }
-    }
+    let report_batch_item_failures = report_batch_item_failures(&props)?;
     let maximum_concurrency = match props.field("ScalingConfig")? {
-        Some(scaling) => match scaling.field("MaximumConcurrency")? {
-            Some(node) => {
-                let n = node.u64()?;
-                if !(2..=1000).contains(&n) {
-                    return Err(node.error(format!("must be 2 to 1000, found {n}")));
-                }
-                Some(n)
-            }
-            None => None,
-        },
+        Some(scaling) => bounded(&scaling, "MaximumConcurrency", 2..=1000)?,
         None => None,
-    };
-    let enabled = match props.field("Enabled")? {
-        Some(node) => node.bool()?,
-        None => true,
     };
     Ok(SqsEventSpec {
         queue,
@@ -305,41 +282,29 @@ fn parse_sqs(event: &Node<'_>) -> Result<SqsEventSpec, Error> {
         maximum_batching_window_s,
         report_batch_item_failures,
         maximum_concurrency,
-        enabled,
+        enabled: flag(&props, "Enabled", true)?,
     })
 }
 
 fn parse_dynamodb(event: &Node<'_>) -> Result<DynamoDbEventSpec, Error> {
     let props = event.required("Properties")?;
-    for unsupported in [
-        "MaximumRecordAgeInSeconds",
-        "TumblingWindowInSeconds",
-        "StartingPositionTimestamp",
-        "KmsKeyArn",
-        "MetricsConfig",
-    ] {
-        if let Some(node) = props.field(unsupported)? {
-            return Err(node.error("not supported by the local gateway (localstack/)"));
-        }
-    }
+    reject_unsupported(
+        &props,
+        &[
+            "MaximumRecordAgeInSeconds",
+            "TumblingWindowInSeconds",
+            "StartingPositionTimestamp",
+            "KmsKeyArn",
+            "MetricsConfig",
+        ],
+    )?;
     let table = super::queue::get_att_target(&props.required("Stream")?, "StreamArn", "table")?;
     let starting_position = props.required("StartingPosition")?.one_of(&[
         ("LATEST", StartingPosition::Latest),
         ("TRIM_HORIZON", StartingPosition::TrimHorizon),
     ])?;
     let bounded = |key: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
-        let Some(node) = props.field(key)? else {
-            return Ok(default);
-        };
-        let n = node.u64()?;
-        if !range.contains(&n) {
-            return Err(node.error(format!(
-                "must be {} to {}, found {n}",
-                range.start(),
-                range.end()
-            )));
-        }
-        Ok(n)
+        bounded(&props, key, range).map(|n| n.unwrap_or(default))
     };
     let batch_size = bounded("BatchSize", DEFAULT_STREAM_BATCH_SIZE, 1..=10_000)?;
     let maximum_batching_window_s = bounded("MaximumBatchingWindowInSeconds", 0, 0..=300)?;
@@ -352,21 +317,8 @@ fn parse_dynamodb(event: &Node<'_>) -> Result<DynamoDbEventSpec, Error> {
             n => return Err(node.error(format!("must be -1 (no limit) or 0 to 10000, found {n}"))),
         },
     };
-    let flag = |key: &str| -> Result<bool, Error> {
-        props
-            .field(key)?
-            .map(|n| n.bool())
-            .transpose()
-            .map(|b| b.unwrap_or(false))
-    };
-    let bisect = flag("BisectBatchOnFunctionError")?;
-    let mut report_batch_item_failures = false;
-    if let Some(types) = props.field("FunctionResponseTypes")? {
-        for item in types.list()? {
-            item.one_of(&[("ReportBatchItemFailures", ())])?;
-            report_batch_item_failures = true;
-        }
-    }
+    let bisect = flag(&props, "BisectBatchOnFunctionError", false)?;
+    let report_batch_item_failures = report_batch_item_failures(&props)?;
     let on_failure = match props.field("DestinationConfig")? {
         Some(config) => match config.field("OnFailure")? {
             Some(on_failure) => {
@@ -391,10 +343,6 @@ fn parse_dynamodb(event: &Node<'_>) -> Result<DynamoDbEventSpec, Error> {
             filters.push(value);
         }
     }
-    let enabled = match props.field("Enabled")? {
-        Some(node) => node.bool()?,
-        None => true,
-    };
     Ok(DynamoDbEventSpec {
         table,
         starting_position,
@@ -406,6 +354,59 @@ fn parse_dynamodb(event: &Node<'_>) -> Result<DynamoDbEventSpec, Error> {
         report_batch_item_failures,
         on_failure,
         filters,
-        enabled,
+        enabled: flag(&props, "Enabled", true)?,
     })
+}
+
+// What the `SQS` and `DynamoDB` event parsers share: both are event source mappings, with
+// Lambda's common properties.
+
+/// An error at the first of `keys` that `props` has.
+fn reject_unsupported(props: &Node<'_>, keys: &[&str]) -> Result<(), Error> {
+    for unsupported in keys {
+        if let Some(node) = props.field(unsupported)? {
+            return Err(node.error("not supported by the local gateway (localstack/)"));
+        }
+    }
+    Ok(())
+}
+
+/// `FunctionResponseTypes` lists `ReportBatchItemFailures` (the only type there is).
+fn report_batch_item_failures(props: &Node<'_>) -> Result<bool, Error> {
+    let mut report = false;
+    if let Some(types) = props.field("FunctionResponseTypes")? {
+        for item in types.list()? {
+            item.one_of(&[("ReportBatchItemFailures", ())])?;
+            report = true;
+        }
+    }
+    Ok(report)
+}
+
+/// The boolean `key`, or `default` when absent.
+fn flag(props: &Node<'_>, key: &str, default: bool) -> Result<bool, Error> {
+    match props.field(key)? {
+        Some(node) => node.bool(),
+        None => Ok(default),
+    }
+}
+
+/// The whole number `key`, which must be in `range` (`None` when absent).
+fn bounded(
+    props: &Node<'_>,
+    key: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Option<u64>, Error> {
+    let Some(node) = props.field(key)? else {
+        return Ok(None);
+    };
+    let n = node.u64()?;
+    if !range.contains(&n) {
+        return Err(node.error(format!(
+            "must be {} to {}, found {n}",
+            range.start(),
+            range.end()
+        )));
+    }
+    Ok(Some(n))
 }
