@@ -370,7 +370,11 @@ pub enum Change {
 /// The users who could read a workflow through a share before a change and cannot after it (the
 /// share revoked, or the workflow deleted): their connections stop following it.
 pub fn revoked_readers(change: &Change) -> Vec<(String, String)> {
-    let Change::Workflow { old: Some(old), new } = change else {
+    let Change::Workflow {
+        old: Some(old),
+        new,
+    } = change
+    else {
         return Vec::new();
     };
     old.shares
