@@ -78,8 +78,10 @@ where
     C: Connections,
     P: Poster,
 {
-    let records = match event.get("Records") {
-        Some(Value::Array(records)) => records.clone(),
+    // The batch is owned: its records are moved out, not copied.
+    let mut event = event;
+    let records = match event.get_mut("Records").map(Value::take) {
+        Some(Value::Array(records)) => records,
         _ => Vec::new(),
     };
     let mut outcome = Outcome {
