@@ -343,3 +343,63 @@ mod tests {
         );
     }
 }
+
+/// Every record of `table`'s stream so far (all shards, from the trim horizon), as Lambda's
+/// DynamoDB event source would hand them to a function: `{"Records": [...]}`.
+pub async fn stream_event(table: &str) -> serde_json::Value {
+    let sdk = emulator_config().await;
+    let dynamodb = Client::new(&sdk);
+    let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+    let arn = dynamodb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("stream_event: DescribeTable {table}: {e:?}"))
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .unwrap_or_else(|| panic!("stream_event: {table} has no stream"));
+    let shards = streams
+        .describe_stream()
+        .stream_arn(&arn)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("stream_event: DescribeStream: {e:?}"))
+        .stream_description
+        .and_then(|d| d.shards)
+        .unwrap_or_default();
+    let mut records = Vec::new();
+    for shard in shards {
+        let Some(shard_id) = shard.shard_id else {
+            continue;
+        };
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard_id)
+            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("stream_event: GetShardIterator: {e:?}"))
+            .shard_iterator;
+        while let Some(it) = iterator {
+            let page = streams
+                .get_records()
+                .shard_iterator(it)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("stream_event: GetRecords: {e:?}"));
+            let got = page.records.unwrap_or_default();
+            if got.is_empty() {
+                break;
+            }
+            let region = sdk.region().map_or("us-east-1", |r| r.as_ref());
+            records.extend(
+                got.iter()
+                    .map(|r| crate::gateway::streams::lambda_record(r, &arn, region)),
+            );
+            iterator = page.next_shard_iterator;
+        }
+    }
+    serde_json::json!({ "Records": records })
+}

@@ -12,7 +12,6 @@
 //! the batch (that would repeat every other connection's messages): clients that missed one
 //! read the state over REST.
 
-use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -20,7 +19,6 @@ use shared::app::broadcast::{Delivery, FanOut, deliver, unsubscribe_revoked};
 use shared::aws::dynamo::stream;
 use shared::domain::broadcast::{self, Message};
 use shared::ports::{Connections, Poster};
-use std::collections::HashMap;
 
 pub struct Deps<C, P> {
     pub connections: C,
@@ -92,11 +90,8 @@ where
     let mut revoked = Vec::new();
     let mut sequence_numbers = Vec::new();
     for record in records {
-        let seq = record
-            .pointer("/dynamodb/SequenceNumber")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        match record_change(record) {
+        let seq = stream::sequence_number(&record);
+        match stream::record_change(record) {
             Ok(Some(change)) => {
                 messages.extend(broadcast::messages(&change, now));
                 revoked.extend(broadcast::revoked_readers(&change));
@@ -133,19 +128,4 @@ where
         }
     }
     outcome
-}
-
-/// The change of one stream record (`None`: an item of no interest).
-fn record_change(record: Value) -> Result<Option<broadcast::Change>, String> {
-    let record: EventRecord = serde_json::from_value(record).map_err(|e| e.to_string())?;
-    let item = |i: serde_dynamo::Item| -> HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
-        i.into()
-    };
-    let keys = item(record.change.keys);
-    stream::change(
-        &keys,
-        Some(item(record.change.old_image)),
-        Some(item(record.change.new_image)),
-    )
-    .map_err(|e| e.to_string())
 }

@@ -1,6 +1,7 @@
 //! Use cases: one request struct in, one response out (RORO). They take ports, never clients,
 //! and decide what every store outcome means for the caller.
 
+pub mod analytics;
 pub mod auth;
 pub mod broadcast;
 pub mod error;

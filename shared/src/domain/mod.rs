@@ -4,9 +4,11 @@
 //! and every entry point (create, patch, import).
 
 pub mod account;
+pub mod analytics;
 pub mod broadcast;
 pub mod credentials;
 pub mod error;
+pub mod histogram;
 pub mod ids;
 pub mod metrics;
 pub mod node;

@@ -2,11 +2,13 @@
 //! implement them; tests may implement them too.
 
 mod accounts;
+mod analytics;
 mod connections;
 mod runs;
 mod workflows;
 
 pub use accounts::*;
+pub use analytics::*;
 pub use connections::*;
 pub use runs::*;
 pub use workflows::*;

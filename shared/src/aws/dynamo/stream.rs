@@ -7,6 +7,40 @@ use super::keys::{PK, SK, WORKFLOW_SK};
 use crate::domain::broadcast::Change;
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::Value;
+
+/// The change of one record of a Lambda DynamoDB stream event (as the event source hands it:
+/// `dynamodb.Keys`, `OldImage`, `NewImage` in DynamoDB JSON); `Ok(None)` when the item is of
+/// no interest, `Err` (with the reason) for a record that cannot be read.
+pub fn record_change(mut record: Value) -> Result<Option<Change>, String> {
+    let mut image = |name: &str| -> Result<Option<Item>, String> {
+        match record
+            .pointer_mut(&format!("/dynamodb/{name}"))
+            .map(Value::take)
+        {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => serde_json::from_value::<serde_dynamo::Item>(v)
+                .map(|i| Some(i.into()))
+                .map_err(|e| format!("{name}: {e}")),
+        }
+    };
+    let keys = image("Keys")?.ok_or("the record has no keys")?;
+    let (old, new) = (image("OldImage")?, image("NewImage")?);
+    change(&keys, old, new).map_err(|e| e.to_string())
+}
+
+/// The stream record's id (`eventID`): unique per change, the same when a batch is retried.
+pub fn event_id(record: &Value) -> Option<&str> {
+    record.get("eventID").and_then(Value::as_str)
+}
+
+/// The record's sequence number: what a batch item failure names.
+pub fn sequence_number(record: &Value) -> Option<String> {
+    record
+        .pointer("/dynamodb/SequenceNumber")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
 
 /// The change of the item with `keys`, from its images (`None`, or an empty map, where the
 /// stream has none); `Ok(None)` when the item is of no interest.

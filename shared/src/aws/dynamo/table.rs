@@ -166,14 +166,35 @@ impl Table {
     /// Every item of partition `pk` whose sort key starts with `sk_prefix` ("" for all), in
     /// sort key order, following every page.
     pub async fn query_all(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, StoreError> {
+        self.query_keys(pk, SortKeys::Prefix(sk_prefix)).await
+    }
+
+    /// Every item of partition `pk` whose sort key is in `from..=to`, in sort key order,
+    /// following every page.
+    pub async fn query_between(
+        &self,
+        pk: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        self.query_keys(pk, SortKeys::Between(from, to)).await
+    }
+
+    async fn query_keys(&self, pk: &str, sort: SortKeys<'_>) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
             let mut e = Expr::default();
             let mut condition = format!("{} = {}", e.name(PK), e.s(pk));
-            if !sk_prefix.is_empty() {
+            match sort {
                 // DynamoDB refuses an empty string as a key condition value.
-                condition += &format!(" AND begins_with({}, {})", e.name(SK), e.s(sk_prefix));
+                SortKeys::Prefix("") => {}
+                SortKeys::Prefix(p) => {
+                    condition += &format!(" AND begins_with({}, {})", e.name(SK), e.s(p));
+                }
+                SortKeys::Between(a, b) => {
+                    condition += &format!(" AND {} BETWEEN {} AND {}", e.name(SK), e.s(a), e.s(b));
+                }
             }
             let out = self
                 .client
@@ -272,6 +293,13 @@ impl Table {
             tokio::time::sleep(backoff(attempt)).await;
         }
     }
+}
+
+/// Which sort keys of a partition a Query reads.
+#[derive(Clone, Copy)]
+enum SortKeys<'a> {
+    Prefix(&'a str),
+    Between(&'a str, &'a str),
 }
 
 /// `Ok(true)` for a write that happened, `Ok(false)` for one whose condition failed.

@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
+mod analytics;
 mod connections;
 mod nodes;
 mod runs;

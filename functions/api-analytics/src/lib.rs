@@ -1,0 +1,50 @@
+//! `api-analytics`: the HTTP API of `/api/v3/analytics` (runs, generation, quality, a
+//! workflow's figures, insights and exports over the specification's ranges), and
+//! [`stream`], the table's stream into the counters those answers read.
+//!
+//! The function is its routes ([`Route`], the template's route keys, with a handler each in
+//! `routes`); the request pipeline (gate, routing, authentication, problem+json) is
+//! [`shared::http::pipeline`]. Both `main.rs` files only wire AWS clients.
+
+pub mod openapi;
+mod routes;
+pub mod stream;
+
+use lambda_http::{Body, Request, Response};
+use shared::http::pipeline::{self, Pipeline};
+use shared::ports::{Analytics, Workflows};
+use std::sync::Arc;
+
+/// What the handlers need from the world, built once per cold start.
+#[derive(Clone)]
+pub struct Api {
+    /// The counters.
+    pub analytics: Arc<dyn Analytics>,
+    /// Who may read a workflow's figures.
+    pub workflows: Arc<dyn Workflows>,
+    /// Gate, authenticator and clock.
+    pub pipeline: Pipeline,
+}
+
+/// One variant per route of this function in `infra/sam-template.yaml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    OpenApi,
+    Overview,
+    Generation,
+    Quality,
+    Workflow,
+    Insights,
+    Export,
+}
+
+impl AsRef<Pipeline> for Api {
+    fn as_ref(&self) -> &Pipeline {
+        &self.pipeline
+    }
+}
+
+/// Handles one API Gateway (HTTP API, payload 2.0) request.
+pub async fn handle(api: &Api, req: Request) -> Response<Body> {
+    pipeline::handle::<Route>(api, req).await
+}

@@ -1,0 +1,223 @@
+//! One function per route: parse the query, pick whose counters and which window, call the
+//! use case, shape the answer. The `#[utoipa::path]` annotations generate the OpenAPI document.
+
+use crate::{Api, Route};
+use http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use shared::app::analytics::{
+    self, GenerationReport, InsightsReport, OverviewReport, QualityReport, WorkflowReport,
+};
+use shared::domain::Principal;
+use shared::domain::analytics::{Scope, Window};
+use shared::http::Problem;
+use shared::http::pipeline::{Access, Call, Reply, Routes};
+use shared::http::request as rq;
+use shared::http::response::{json, raw_json};
+use std::collections::HashMap;
+
+impl Routes for Route {
+    type Api = Api;
+
+    const TABLE: &'static [(&'static str, Route)] = &[
+        ("GET /api/v3/analytics/openapi.json", Route::OpenApi),
+        ("GET /api/v3/analytics/overview", Route::Overview),
+        ("GET /api/v3/analytics/generation", Route::Generation),
+        ("GET /api/v3/analytics/quality", Route::Quality),
+        ("GET /api/v3/analytics/workflows/{id}", Route::Workflow),
+        ("GET /api/v3/analytics/insights", Route::Insights),
+        ("GET /api/v3/analytics/export", Route::Export),
+    ];
+
+    fn access(self) -> Access {
+        match self {
+            Route::OpenApi => Access::Public,
+            _ => Access::Authenticated,
+        }
+    }
+
+    async fn dispatch(self, api: &Api, call: &Call<'_>) -> Reply {
+        let req = call.req;
+        let p = || call.principal();
+        match self {
+            Route::OpenApi => Ok(openapi()),
+            Route::Overview => overview(api, p()?, req).await,
+            Route::Generation => generation(api, p()?, req).await,
+            Route::Quality => quality(api, p()?, req).await,
+            Route::Workflow => workflow(api, p()?, &call.id("id")?, req).await,
+            Route::Insights => insights(api, p()?, req).await,
+            Route::Export => export(api, p()?, req).await,
+        }
+    }
+}
+
+/// The query parameters of a range: `range` or `from`/`to`.
+const RANGE_PARAMS: [&str; 3] = ["range", "from", "to"];
+/// And whose counters: `user` (admins: anyone; others: themselves) or `scope=system` (admins).
+const SCOPE_PARAMS: [&str; 2] = ["user", "scope"];
+
+fn window(api: &Api, q: &HashMap<String, String>) -> Result<Window, Problem> {
+    let now = api.pipeline.clock.now();
+    Window::parse(
+        q.get("range").map(String::as_str),
+        rq::time(q, "from")?,
+        rq::time(q, "to")?,
+        now,
+    )
+    .map_err(|m| {
+        let name = if m.starts_with("range") {
+            "range"
+        } else {
+            "from"
+        };
+        Problem::bad_parameter(name, m)
+    })
+}
+
+/// The caller's scope and window from a query that may name `extra` parameters too.
+fn scoped(
+    api: &Api,
+    p: &Principal,
+    req: &Request,
+    extra: &[&str],
+) -> Result<(Scope, Window, HashMap<String, String>), Problem> {
+    let allowed: Vec<&str> = RANGE_PARAMS
+        .iter()
+        .chain(SCOPE_PARAMS.iter())
+        .chain(extra)
+        .copied()
+        .collect();
+    let q = rq::query(req, &allowed)?;
+    let system = match q.get("scope").map(String::as_str) {
+        None => false,
+        Some("system") => true,
+        Some(_) => return Err(Problem::bad_parameter("scope", "the only scope is system")),
+    };
+    let scope = analytics::scope_of(p, q.get("user").map(String::as_str), system)?;
+    Ok((scope, window(api, &q)?, q))
+}
+
+/// This function's OpenAPI document.
+#[utoipa::path(get, path = "/api/v3/analytics/openapi.json", tag = "operations", security(()),
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+pub fn openapi() -> Response<Body> {
+    raw_json(StatusCode::OK, crate::openapi::document_json().to_string())
+}
+
+/// Runs started, succeeded, failed and cancelled, the completion rate, steps, retries,
+/// documents, words and tokens over a range, with runs per hour (or day).
+#[utoipa::path(get, path = "/api/v3/analytics/overview", tag = "analytics", params(Params),
+    responses((status = 200, body = OverviewReport), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "Another user's or the system's figures, asked by a non-admin")))]
+pub async fn overview(api: &Api, p: &Principal, req: &Request) -> Reply {
+    let (scope, w, _) = scoped(api, p, req, &[])?;
+    let r = analytics::overview(api.analytics.as_ref(), &scope, &w).await?;
+    Ok(json(StatusCode::OK, &r))
+}
+
+/// Per model: successful generations with their latency P50/P95/P99, failed attempts by
+/// class, tokens.
+#[utoipa::path(get, path = "/api/v3/analytics/generation", tag = "analytics", params(Params),
+    responses((status = 200, body = GenerationReport), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn generation(api: &Api, p: &Principal, req: &Request) -> Reply {
+    let (scope, w, _) = scoped(api, p, req, &[])?;
+    let r = analytics::generation(api.analytics.as_ref(), &scope, &w).await?;
+    Ok(json(StatusCode::OK, &r))
+}
+
+/// The distribution of generated documents' quality scores (0-100).
+#[utoipa::path(get, path = "/api/v3/analytics/quality", tag = "analytics", params(Params),
+    responses((status = 200, body = QualityReport), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn quality(api: &Api, p: &Principal, req: &Request) -> Reply {
+    let (scope, w, _) = scoped(api, p, req, &[])?;
+    let r = analytics::quality(api.analytics.as_ref(), &scope, &w).await?;
+    Ok(json(StatusCode::OK, &r))
+}
+
+/// Overview, generation and quality of one workflow the caller may read.
+#[utoipa::path(get, path = "/api/v3/analytics/workflows/{id}", tag = "analytics",
+    params(("id" = String, Path), RangeParams),
+    responses((status = 200, body = WorkflowReport), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 404, body = Problem, description = "No such workflow, or not one the caller may read")))]
+pub async fn workflow(api: &Api, p: &Principal, id: &str, req: &Request) -> Reply {
+    let q = rq::query(req, &RANGE_PARAMS)?;
+    let w = window(api, &q)?;
+    let scope = analytics::workflow_scope(api.workflows.as_ref(), p, id).await?;
+    let r = analytics::workflow(api.analytics.as_ref(), &scope, &w).await?;
+    Ok(json(StatusCode::OK, &r))
+}
+
+/// Findings of rules over the range and the one before it (completion rate under 95 %, a
+/// model's failure rate tripling, latency doubling, many retries, quality dropping), each with
+/// the figures it compared.
+#[utoipa::path(get, path = "/api/v3/analytics/insights", tag = "analytics", params(Params),
+    responses((status = 200, body = InsightsReport), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn insights(api: &Api, p: &Principal, req: &Request) -> Reply {
+    let (scope, w, _) = scoped(api, p, req, &[])?;
+    let r = analytics::insights(api.analytics.as_ref(), &scope, &w).await?;
+    Ok(json(StatusCode::OK, &r))
+}
+
+/// The counters of a range, one row per hour (or day) and group (all, or one model): CSV
+/// (`format=csv`, RFC 4180 with a header row) or JSON (`{"period", "columns", "rows"}`).
+#[utoipa::path(get, path = "/api/v3/analytics/export", tag = "analytics",
+    params(Params, ("format" = Option<String>, Query, description = "`json` (default) or `csv`", example = "csv")),
+    responses((status = 200, description = "The rows", content((Object = "application/json"), (String = "text/csv"))),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn export(api: &Api, p: &Principal, req: &Request) -> Reply {
+    let (scope, w, q) = scoped(api, p, req, &["format"])?;
+    let csv = match q.get("format").map(String::as_str) {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(Problem::bad_parameter("format", "must be json or csv")),
+    };
+    let e = analytics::export(api.analytics.as_ref(), &scope, &w).await?;
+    if !csv {
+        return Ok(json(StatusCode::OK, &e.json()));
+    }
+    let mut r = Response::new(Body::Text(e.csv()));
+    let headers = r.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    headers.insert(
+        http::header::CONTENT_DISPOSITION,
+        http::HeaderValue::from_static("attachment; filename=\"analytics.csv\""),
+    );
+    Ok(r)
+}
+
+/// The range parameters (documentation only).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct RangeParams {
+    /// `1h`, `24h` (default), `7d`, `30d`, `90d` or `1y`, ending now; not with `from`.
+    #[param(pattern = "^(1h|24h|7d|30d|90d|1y)$")]
+    range: Option<String>,
+    /// Start of a custom range (RFC 3339); ranges up to 7 days are read by hour, longer ones
+    /// by day, widened to whole hours or days; at most two years.
+    from: Option<String>,
+    /// End of a custom range (RFC 3339, default now); needs `from`.
+    to: Option<String>,
+}
+
+/// Range and scope parameters (documentation only).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct Params {
+    /// `1h`, `24h` (default), `7d`, `30d`, `90d` or `1y`, ending now; not with `from`.
+    #[param(pattern = "^(1h|24h|7d|30d|90d|1y)$")]
+    range: Option<String>,
+    /// Start of a custom range (RFC 3339); ranges up to 7 days are read by hour, longer ones
+    /// by day, widened to whole hours or days; at most two years.
+    from: Option<String>,
+    /// End of a custom range (RFC 3339, default now); needs `from`.
+    to: Option<String>,
+    /// Whose figures: the caller's by default; admins may name any user.
+    user: Option<String>,
+    /// `system`: everyone's (admins only); not with `user`.
+    #[param(pattern = "^system$")]
+    scope: Option<String>,
+}

@@ -1,0 +1,423 @@
+//! `api-analytics` against the emulator: a run written the way the worker writes it (claim, a
+//! failed attempt, a retry, the commit of the document), the table's real stream records
+//! counted by the stream function (once, and again as a retried batch), then every route read
+//! over HTTP by the owner, another user and an admin.
+//!
+//! Needs the emulator at `AWS_ENDPOINT_URL` (`make test` starts it).
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use api_analytics::stream::process;
+use api_analytics::{Api, handle};
+use chrono::{Duration, Utc};
+use lambda_http::Body;
+use serde_json::Value;
+use shared::aws::dynamo::{DynamoAccounts, DynamoStore};
+use shared::clock::SystemClock;
+use shared::domain::analytics::{Bucket, Scope, Tally, Window};
+use shared::domain::run::{ErrorKind, ModelRef, RetryPolicy, StepError, StepStatus, Usage};
+use shared::domain::{ContentMetrics, NodeStatus, Principal, QualityScores, Role};
+use shared::http::pipeline::Pipeline;
+use shared::http::{Authenticator, Gate, KeyRing};
+use shared::ports::{Analytics, Fut, Runs, StepCommit, StoreError, Workflows};
+use shared::testing::TestKeys;
+use shared::testing::runs::{active_workflow, chain};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const ALICE: &str = "alice";
+const BOB: &str = "bob";
+const ADMIN: &str = "root";
+const MODEL: &str = "openai:smollm2";
+const TEXT: &str = "The chain begins here. It goes on for a while.\n\nThen it ends.";
+
+struct Stack {
+    api: Api,
+    store: Arc<DynamoStore>,
+    table: String,
+    keys: TestKeys,
+}
+
+async fn stack() -> Stack {
+    let (client, table) = localstack::testing::fresh_table("analytics").await;
+    let store = Arc::new(DynamoStore::new(client.clone(), table.clone()));
+    let accounts = Arc::new(DynamoAccounts::new(client, table.clone()));
+    for (user, role) in [
+        (ALICE, Role::Editor),
+        (BOB, Role::Editor),
+        (ADMIN, Role::Admin),
+    ] {
+        shared::testing::accounts::seed_signed_in(accounts.as_ref(), user, role).await;
+    }
+    let keys = TestKeys::generate("test-key");
+    let api = Api {
+        analytics: store.clone(),
+        workflows: store.clone(),
+        pipeline: Pipeline {
+            auth: Arc::new(Authenticator {
+                keys: KeyRing::fixed(keys.verifier()),
+                accounts,
+            }),
+            gate: Gate::open(),
+            clock: Arc::new(SystemClock),
+        },
+    };
+    Stack {
+        api,
+        store,
+        table,
+        keys,
+    }
+}
+
+struct Reply {
+    status: u16,
+    content_type: String,
+    text: String,
+    body: Value,
+}
+
+impl Stack {
+    async fn get(&self, uri: &str, user: Option<&str>) -> Reply {
+        let auth = user.map(|u| format!("Bearer {}", self.keys.token(u)));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        let req =
+            localstack::testing::gateway_request("GET", uri, &headers, Body::Empty, "203.0.113.9");
+        let r = handle(&self.api, req).await;
+        let text = String::from_utf8_lossy(r.body().as_ref()).to_string();
+        Reply {
+            status: r.status().as_u16(),
+            content_type: r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string(),
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    async fn ok(&self, uri: &str, user: &str) -> Value {
+        let r = self.get(uri, Some(user)).await;
+        assert_eq!(r.status, 200, "{uri}: {}", r.text);
+        r.body
+    }
+
+    /// Alice's workflow with a one-step run that fails once (upstream error), is retried and
+    /// writes its document, written with the store calls the worker makes. Returns the
+    /// workflow's id.
+    async fn run_written_like_the_worker(&self) -> String {
+        let alice = Principal::user(ALICE, Role::Editor);
+        let now = Utc::now();
+        let w = active_workflow(&alice, "Analytics", now);
+        self.store.create_workflow(&w, &[], None).await.unwrap();
+        let (run, steps, mut nodes) = chain(&w, 1, Some(ModelRef::parse(MODEL).unwrap()), 3, now);
+        nodes
+            .iter_mut()
+            .for_each(|n| n.status = NodeStatus::Generating);
+        self.store
+            .create_run(&alice, &run, &steps, &nodes, w.settings.max_nodes(), None)
+            .await
+            .unwrap();
+        let policy = RetryPolicy::default();
+        // Attempt 1: claimed, fails with a retryable error.
+        let mut step = steps[0].clone();
+        step.start(now, std::time::Duration::from_secs(60)).unwrap();
+        assert!(
+            self.store
+                .claim_step(&step, StepStatus::Pending, 0, now)
+                .await
+                .unwrap()
+        );
+        step.fail(
+            now,
+            StepError::new(ErrorKind::Upstream, "502"),
+            &policy,
+            0.0,
+        )
+        .unwrap();
+        let mut written = run.clone();
+        written
+            .transition(shared::domain::run::RunStatus::Running, now)
+            .unwrap();
+        let commit = StepCommit {
+            step: step.clone(),
+            attempt: 1,
+            node: None,
+            run: written.clone(),
+            run_version: run.version,
+        };
+        assert!(self.store.commit_step(&commit).await.unwrap());
+        // Attempt 2, once the retry is due: claimed, succeeds with the document.
+        let later = step.lease_until.unwrap() + Duration::seconds(1);
+        step.start(later, std::time::Duration::from_secs(60))
+            .unwrap();
+        assert!(
+            self.store
+                .claim_step(&step, StepStatus::Pending, 1, later)
+                .await
+                .unwrap()
+        );
+        let usage = Usage {
+            model: Some("smollm2".into()),
+            input_tokens: 40,
+            output_tokens: 120,
+            latency_ms: 1_800,
+        };
+        step.succeed(later, usage).unwrap();
+        let mut node = nodes[0].clone();
+        node.metrics = ContentMetrics::of(TEXT);
+        node.quality = QualityScores::of(TEXT, &node.metrics);
+        node.content = TEXT.into();
+        node.status = NodeStatus::Completed;
+        node.version += 1;
+        node.updated_at = later;
+        let mut done = written.clone();
+        done.steps_succeeded = 1;
+        done.transition(shared::domain::run::RunStatus::Succeeded, later)
+            .unwrap();
+        let commit = StepCommit {
+            step,
+            attempt: 2,
+            node: Some(node),
+            run: done,
+            run_version: run.version + 1,
+        };
+        assert!(self.store.commit_step(&commit).await.unwrap());
+        w.id
+    }
+}
+
+fn overview_figures(v: &Value) -> Vec<u64> {
+    [
+        "runs_started",
+        "runs_succeeded",
+        "runs_failed",
+        "steps_succeeded",
+        "retries",
+        "documents",
+        "words",
+        "tokens_in",
+        "tokens_out",
+    ]
+    .iter()
+    .map(|k| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}")))
+    .collect()
+}
+
+const EXPECTED: [u64; 9] = [1, 1, 0, 1, 1, 1, 13, 40, 120];
+
+#[tokio::test]
+async fn each_change_is_counted_once_even_when_the_stream_batch_is_delivered_again() {
+    let s = stack().await;
+    let w = s.run_written_like_the_worker().await;
+    let event = localstack::testing::stream_event(&s.table).await;
+    let first = process(s.store.as_ref(), s.store.as_ref(), event.clone()).await;
+    assert!(first.failures.is_empty(), "{first:?}");
+    assert_eq!(first.skipped, 0);
+    // Runs: created, attempt 1 claimed (counts nothing) and failed, attempt 2 claimed (a
+    // retry) and committed; the node: created, then written.
+    assert!(first.counted.counted >= 4, "{first:?}");
+    let once = s.ok("/api/v3/analytics/overview", ALICE).await;
+    assert_eq!(overview_figures(&once), EXPECTED, "{once}");
+    assert_eq!(once["completion_rate"], 1.0);
+    assert_eq!(once["period"]["scope"], "user:alice");
+
+    let again = process(s.store.as_ref(), s.store.as_ref(), event).await;
+    assert_eq!(again.counted.counted, 0, "{again:?}");
+    assert_eq!(again.counted.repeated, first.counted.counted);
+    let twice = s.ok("/api/v3/analytics/overview", ALICE).await;
+    assert_eq!(overview_figures(&twice), EXPECTED, "{twice}");
+
+    let wf = s
+        .ok(&format!("/api/v3/analytics/workflows/{w}?range=1h"), ALICE)
+        .await;
+    assert_eq!(overview_figures(&wf["overview"]), EXPECTED, "{wf}");
+}
+
+/// Fails `record` from the `fail_at`-th call on (0-based), once.
+struct FailingOnce {
+    inner: Arc<DynamoStore>,
+    calls: AtomicUsize,
+    fail_at: usize,
+}
+
+impl Analytics for FailingOnce {
+    fn record<'a>(&'a self, event_id: &'a str, tally: &'a Tally) -> Fut<'a, bool> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == self.fail_at {
+            return Box::pin(async { Err(StoreError::Unavailable("throttled".into())) });
+        }
+        self.inner.record(event_id, tally)
+    }
+
+    fn buckets<'a>(&'a self, scope: &'a Scope, window: &'a Window) -> Fut<'a, Vec<Bucket>> {
+        self.inner.buckets(scope, window)
+    }
+}
+
+#[tokio::test]
+async fn a_batch_that_fails_midway_is_retried_from_the_failed_record_and_counts_each_change_once() {
+    let s = stack().await;
+    s.run_written_like_the_worker().await;
+    let event = localstack::testing::stream_event(&s.table).await;
+    let failing = FailingOnce {
+        inner: s.store.clone(),
+        calls: AtomicUsize::new(0),
+        fail_at: 2,
+    };
+    let first = process(&failing, s.store.as_ref(), event.clone()).await;
+    assert_eq!(first.counted.counted, 2, "{first:?}");
+    assert!(!first.failures.is_empty(), "the failed record is reported");
+    let records = event["Records"].as_array().unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["dynamodb"]["SequenceNumber"] == first.failures[0].as_str()),
+        "failures name sequence numbers of the batch"
+    );
+    // Lambda delivers the batch again (ReportBatchItemFailures retries from the failed record;
+    // a whole batch again is the worse case).
+    let retried = process(&failing, s.store.as_ref(), event).await;
+    assert!(retried.failures.is_empty(), "{retried:?}");
+    assert_eq!(retried.counted.repeated, 2);
+    let figures = s.ok("/api/v3/analytics/overview", ALICE).await;
+    assert_eq!(overview_figures(&figures), EXPECTED, "{figures}");
+}
+
+#[tokio::test]
+async fn every_route_answers_its_figures_and_only_to_whom_they_belong() {
+    let s = stack().await;
+    let w = s.run_written_like_the_worker().await;
+    let event = localstack::testing::stream_event(&s.table).await;
+    process(s.store.as_ref(), s.store.as_ref(), event).await;
+
+    // generation: per model, with the failed attempt by class and the latency.
+    let g = s.ok("/api/v3/analytics/generation?range=24h", ALICE).await;
+    let m = &g["models"][0];
+    assert_eq!(m["model"], MODEL, "{g}");
+    assert_eq!(
+        (m["generations"].as_u64(), m["errors"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(m["error_rate"], 0.5);
+    assert_eq!(m["errors_by_class"]["upstream"], 1);
+    let p50 = m["latency_ms"]["p50"].as_f64().unwrap();
+    assert!((p50 - 1_800.0).abs() <= 36.0, "{p50}");
+
+    // quality: one document in its band.
+    let q = s.ok("/api/v3/analytics/quality?range=7d", ALICE).await;
+    assert_eq!(q["documents"], 1, "{q}");
+    let banded: u64 = q["distribution"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(banded, 1);
+
+    // Every range reads; long ones by day.
+    for range in ["1h", "24h", "7d", "30d", "90d", "1y"] {
+        let o = s
+            .ok(&format!("/api/v3/analytics/overview?range={range}"), ALICE)
+            .await;
+        assert_eq!(o["runs_started"], 1, "{range}: {o}");
+        let by_day = matches!(range, "30d" | "90d" | "1y");
+        assert_eq!(
+            o["period"]["granularity"],
+            if by_day { "day" } else { "hour" },
+            "{range}"
+        );
+    }
+    let from = (Utc::now() - Duration::hours(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let o = s
+        .ok(&format!("/api/v3/analytics/overview?from={from}"), ALICE)
+        .await;
+    assert_eq!(o["runs_started"], 1, "{o}");
+
+    // insights: answers with its window and the previous one (too few runs to find anything).
+    let i = s.ok("/api/v3/analytics/insights?range=7d", ALICE).await;
+    assert!(i["insights"].is_array(), "{i}");
+    assert!(
+        i["previous"]["to"] == i["period"]["from"],
+        "the previous window ends where this one starts: {i}"
+    );
+
+    // export: CSV with a header and a row per hour and group, and JSON.
+    let csv = s
+        .get("/api/v3/analytics/export?format=csv", Some(ALICE))
+        .await;
+    assert_eq!(csv.status, 200, "{}", csv.text);
+    assert!(csv.content_type.starts_with("text/csv"));
+    let lines: Vec<&str> = csv.text.lines().collect();
+    assert!(lines[0].starts_with("period_start,granularity,model,runs_started"));
+    assert!(
+        lines.iter().any(|l| l.contains(&format!(",{MODEL},"))),
+        "{}",
+        csv.text
+    );
+    let json = s.ok("/api/v3/analytics/export", ALICE).await;
+    assert_eq!(json["columns"][0], "period_start");
+    assert_eq!(json["rows"].as_array().unwrap().len(), lines.len() - 1);
+
+    // Bob sees his own (empty) figures, not Alice's, and not her workflow's.
+    let bob = s.ok("/api/v3/analytics/overview", BOB).await;
+    assert_eq!(bob["runs_started"], 0, "{bob}");
+    for uri in [
+        "/api/v3/analytics/overview?user=alice".to_string(),
+        "/api/v3/analytics/generation?scope=system".to_string(),
+        "/api/v3/analytics/export?user=alice&format=csv".to_string(),
+    ] {
+        let r = s.get(&uri, Some(BOB)).await;
+        assert_eq!(r.status, 403, "{uri}: {}", r.text);
+        assert_eq!(r.content_type, "application/problem+json");
+    }
+    let r = s
+        .get(&format!("/api/v3/analytics/workflows/{w}"), Some(BOB))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+
+    // Admins may read anyone's and the system's.
+    let a = s.ok("/api/v3/analytics/overview?user=alice", ADMIN).await;
+    assert_eq!(overview_figures(&a), EXPECTED);
+    let sys = s.ok("/api/v3/analytics/overview?scope=system", ADMIN).await;
+    assert_eq!(overview_figures(&sys), EXPECTED);
+    assert_eq!(sys["period"]["scope"], "system");
+    s.ok(&format!("/api/v3/analytics/workflows/{w}"), ADMIN)
+        .await;
+
+    // No token: 401; bad input: 400 naming the parameter, never a 500.
+    assert_eq!(s.get("/api/v3/analytics/overview", None).await.status, 401);
+    for (uri, param) in [
+        ("/api/v3/analytics/overview?range=2w", "range"),
+        (
+            "/api/v3/analytics/overview?range=1h&from=2026-01-01T00:00:00Z",
+            "from",
+        ),
+        ("/api/v3/analytics/overview?from=yesterday", "from"),
+        ("/api/v3/analytics/overview?scope=everyone", "scope"),
+        ("/api/v3/analytics/overview?colour=blue", "colour"),
+        ("/api/v3/analytics/export?format=xml", "format"),
+    ] {
+        let r = s.get(uri, Some(ALICE)).await;
+        assert_eq!(r.status, 400, "{uri}: {}", r.text);
+        assert!(r.text.contains(param), "{uri}: {}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_of_the_template() {
+    let s = stack().await;
+    let doc = s.get("/api/v3/analytics/openapi.json", None).await;
+    assert_eq!(doc.status, 200);
+    let keys = localstack::testing::template_route_keys("ApiAnalyticsFunction");
+    assert_eq!(keys.len(), 7);
+    for key in keys {
+        let (method, path) = key.split_once(' ').unwrap();
+        assert!(
+            doc.body["paths"][path][method.to_lowercase()].is_object(),
+            "{key} is not in the document"
+        );
+    }
+}
