@@ -324,26 +324,6 @@ pub fn template_route_keys(function: &str) -> std::collections::BTreeSet<String>
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tests_refuse_to_run_without_an_emulator_endpoint() {
-        for missing in [None, Some(String::new()), Some("  ".to_string())] {
-            let err = emulator_endpoint(missing).unwrap_err();
-            assert_eq!(
-                err,
-                "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the emulator"
-            );
-        }
-        assert_eq!(
-            emulator_endpoint(Some("http://127.0.0.1:5000".into())).unwrap(),
-            "http://127.0.0.1:5000"
-        );
-    }
-}
-
 /// Every record of `table`'s stream so far (all shards, from the trim horizon), as Lambda's
 /// DynamoDB event source would hand them to a function: `{"Records": [...]}`.
 pub async fn stream_event(table: &str) -> serde_json::Value {
@@ -402,4 +382,24 @@ pub async fn stream_event(table: &str) -> serde_json::Value {
         }
     }
     serde_json::json!({ "Records": records })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tests_refuse_to_run_without_an_emulator_endpoint() {
+        for missing in [None, Some(String::new()), Some("  ".to_string())] {
+            let err = emulator_endpoint(missing).unwrap_err();
+            assert_eq!(
+                err,
+                "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the emulator"
+            );
+        }
+        assert_eq!(
+            emulator_endpoint(Some("http://127.0.0.1:5000".into())).unwrap(),
+            "http://127.0.0.1:5000"
+        );
+    }
 }

@@ -26,6 +26,36 @@ async fn a_continue_run_of_five_steps_writes_a_chain_of_five_documents() {
         .filter(|l| l.contains(": batch of "))
         .collect();
     assert!(!settled.is_empty(), "no SQS batch was settled");
+    // The table's stream reached analytics-stream through the gateway: Alice's figures and the
+    // workflow's show the run, its five steps and documents, counted once.
+    let workflow_id = w.rsplit('/').next().expect("a workflow path");
+    for path in [
+        "/api/v3/analytics/overview?range=1h".to_string(),
+        format!("/api/v3/analytics/workflows/{workflow_id}?range=1h"),
+    ] {
+        let started = Instant::now();
+        loop {
+            let r = s.get(&path, ALICE).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.text);
+            let o = if r.body["overview"].is_object() {
+                &r.body["overview"]
+            } else {
+                &r.body
+            };
+            if o["runs_succeeded"] == 1 && o["documents"] == 5 {
+                assert_eq!(o["runs_started"], 1, "{path}: {o}");
+                assert_eq!(o["steps_succeeded"], 5, "{path}: {o}");
+                assert_eq!(o["completion_rate"], 1.0, "{path}: {o}");
+                break;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{path}: the run was not counted: {}",
+                r.text
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// The template as deployed, but for the step queues' visibility timeout (900 s there, 6x the

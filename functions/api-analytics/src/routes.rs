@@ -197,9 +197,9 @@ pub struct RangeParams {
     range: Option<String>,
     /// Start of a custom range (RFC 3339); ranges up to 7 days are read by hour, longer ones
     /// by day, widened to whole hours or days; at most two years.
-    from: Option<String>,
+    from: Option<chrono::DateTime<chrono::Utc>>,
     /// End of a custom range (RFC 3339, default now); needs `from`.
-    to: Option<String>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Range and scope parameters (documentation only).
@@ -212,9 +212,9 @@ pub struct Params {
     range: Option<String>,
     /// Start of a custom range (RFC 3339); ranges up to 7 days are read by hour, longer ones
     /// by day, widened to whole hours or days; at most two years.
-    from: Option<String>,
+    from: Option<chrono::DateTime<chrono::Utc>>,
     /// End of a custom range (RFC 3339, default now); needs `from`.
-    to: Option<String>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
     /// Whose figures: the caller's by default; admins may name any user.
     user: Option<String>,
     /// `system`: everyone's (admins only); not with `user`.

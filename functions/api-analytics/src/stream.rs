@@ -7,7 +7,7 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 use serde_json::Value;
 use shared::app::analytics::{self, CountOutcome, Counted};
 use shared::aws::dynamo::stream;
-use shared::ports::{Analytics, Workflows};
+use shared::ports::Analytics;
 
 /// What a batch did, for the log and the tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -19,11 +19,7 @@ pub struct Outcome {
     pub failures: Vec<String>,
 }
 
-pub async fn process(
-    analytics: &(impl Analytics + ?Sized),
-    workflows: &(impl Workflows + ?Sized),
-    mut event: Value,
-) -> Outcome {
+pub async fn process(analytics: &(impl Analytics + ?Sized), mut event: Value) -> Outcome {
     let records = match event.get_mut("Records").map(Value::take) {
         Some(Value::Array(records)) => records,
         _ => Vec::new(),
@@ -53,7 +49,7 @@ pub async fn process(
             }
         }
     }
-    match analytics::count(analytics, workflows, counted).await {
+    match analytics::count(analytics, counted).await {
         Ok(c) => out.counted = c,
         Err((failed_at, c, e)) => {
             tracing::error!(error = %e, "counting failed: the batch is retried from this record");
@@ -69,12 +65,8 @@ pub async fn process(
 }
 
 /// [`process`] as the Lambda response: the batch item failures.
-pub async fn handle(
-    analytics: &(impl Analytics + ?Sized),
-    workflows: &(impl Workflows + ?Sized),
-    event: Value,
-) -> DynamoDbEventResponse {
-    let out = process(analytics, workflows, event).await;
+pub async fn handle(analytics: &(impl Analytics + ?Sized), event: Value) -> DynamoDbEventResponse {
+    let out = process(analytics, event).await;
     tracing::info!(
         records = out.records,
         skipped = out.skipped,

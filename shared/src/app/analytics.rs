@@ -10,7 +10,6 @@ use crate::domain::broadcast::Change;
 use crate::ports::{Analytics, StoreError, Workflows};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::HashMap;
 use utoipa::ToSchema;
 
 /// One stream record to count: its id and its change.
@@ -30,37 +29,19 @@ pub struct CountOutcome {
     pub ignored: usize,
 }
 
-/// Counts `records` in order, each exactly once. Node changes carry no owner: it is read from
-/// their workflow (once per workflow per batch). Stops at the first record that cannot be
+/// Counts `records` in order, each exactly once. Stops at the first record that cannot be
 /// counted and returns its index with the error: the caller reports it (and what follows) as
 /// the batch's failures, so the event source retries from there.
 pub async fn count(
     analytics: &(impl Analytics + ?Sized),
-    workflows: &(impl Workflows + ?Sized),
     records: Vec<Counted>,
 ) -> Result<CountOutcome, (usize, CountOutcome, StoreError)> {
     let mut out = CountOutcome::default();
-    let mut owners: HashMap<String, Option<String>> = HashMap::new();
     for (i, record) in records.into_iter().enumerate() {
-        let Some(mut tally) = a::tally(&record.change) else {
+        let Some(tally) = a::tally(&record.change) else {
             out.ignored += 1;
             continue;
         };
-        if tally.owner_id.is_none() {
-            let owner = match owners.get(&tally.workflow_id) {
-                Some(o) => o.clone(),
-                None => {
-                    let o = workflows
-                        .get_workflow(&tally.workflow_id)
-                        .await
-                        .map_err(|e| (i, out.clone(), e))?
-                        .map(|w| w.owner_id);
-                    owners.insert(tally.workflow_id.clone(), o.clone());
-                    o
-                }
-            };
-            tally.owner_id = owner;
-        }
         match analytics.record(&record.event_id, &tally).await {
             Ok(true) => out.counted += 1,
             Ok(false) => out.repeated += 1,

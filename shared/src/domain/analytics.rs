@@ -15,13 +15,12 @@
 //!   user's choice, not a failure (the specification's KPI: > 95 %);
 //! - models are the runs' `model` as requested (`default`: the deployment's default model);
 //! - `steps_succeeded`, `steps_failed` (steps that ended failed), `retries` (attempts after a
-//!   step's first), `documents` and `words` (nodes whose content a step wrote), tokens in and out
+//!   step's first), `documents`, `words` and quality (of the documents steps wrote), tokens in and out
 //!   (every attempt's), and per model: `generations` (successful attempts with their latency),
 //!   `errors` (failed attempts, also by error class `failures.<class>`), tokens.
 
 use super::broadcast::Change;
 use super::histogram::{Histogram, Percentiles};
-use super::node::NodeStatus;
 use super::run::{Run, RunStatus, Step, StepStatus};
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use serde::Serialize;
@@ -81,7 +80,7 @@ impl Group {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Tally {
     pub at: DateTime<Utc>,
-    pub owner_id: Option<String>,
+    pub owner_id: String,
     pub workflow_id: String,
     pub groups: BTreeMap<Group, BTreeMap<String, u64>>,
 }
@@ -103,34 +102,14 @@ impl Tally {
     }
 }
 
-/// What `change` adds to the counters; `None` for changes that count nothing. Node changes
-/// know their workflow but not its owner: the caller fills in `owner_id`.
+/// What `change` adds to the counters; `None` for changes that count nothing. Only runs (with
+/// their steps) count: a step's success carries its document's words and quality.
 pub fn tally(change: &Change) -> Option<Tally> {
     let t = match change {
         Change::Run {
             old,
             new: Some(new),
         } => run_tally(old.as_ref(), new),
-        Change::Node {
-            old: Some(old),
-            new: Some(new),
-        } if old.status == NodeStatus::Generating && new.status == NodeStatus::Completed => {
-            let mut t = Tally {
-                at: new.updated_at,
-                owner_id: None,
-                workflow_id: new.workflow_id.clone(),
-                groups: BTreeMap::new(),
-            };
-            t.add(&Group::All, DOCUMENTS, 1);
-            t.add(&Group::All, WORDS, new.metrics.words);
-            let bucket = super::histogram::bucket_of(new.quality.overall as u64);
-            *t.groups
-                .entry(Group::All)
-                .or_default()
-                .entry(format!("{QUALITY_PREFIX}{bucket}"))
-                .or_default() += 1;
-            Some(t)
-        }
         _ => None,
     }?;
     (!t.is_empty()).then_some(t)
@@ -139,7 +118,7 @@ pub fn tally(change: &Change) -> Option<Tally> {
 fn run_tally(old: Option<&(Run, Vec<Step>)>, (run, steps): &(Run, Vec<Step>)) -> Option<Tally> {
     let mut t = Tally {
         at: run.updated_at,
-        owner_id: Some(run.owner_id.clone()),
+        owner_id: run.owner_id.clone(),
         workflow_id: run.workflow_id.clone(),
         groups: BTreeMap::new(),
     };
@@ -191,6 +170,12 @@ fn step_tally(t: &mut Tally, run: &Run, before: Option<&Step>, step: &Step) {
     }
     if step.status == StepStatus::Succeeded {
         t.add(&all, STEPS_SUCCEEDED, 1);
+        t.add(&all, DOCUMENTS, 1);
+        t.add(&all, WORDS, step.words);
+        if let Some(q) = step.quality {
+            let bucket = super::histogram::bucket_of(q as u64);
+            t.add(&all, &format!("{QUALITY_PREFIX}{bucket}"), 1);
+        }
         t.add(&model, GENERATIONS, 1);
         let bucket = super::histogram::bucket_of(step.latency_ms);
         t.add(&model, &format!("{LATENCY_PREFIX}{bucket}"), 1);

@@ -840,6 +840,12 @@ pub struct Step {
     pub output_tokens: u64,
     /// Latency of the latest finished attempt.
     pub latency_ms: u64,
+    /// Words of the document the step wrote (0 until it succeeds).
+    #[serde(default)]
+    pub words: u64,
+    /// Overall quality score (0-100) of the document the step wrote; `null` until it succeeds.
+    #[serde(default)]
+    pub quality: Option<u8>,
 }
 
 /// What a finished model call used.
@@ -1131,6 +1137,8 @@ pub fn steps_from_plan(
             input_tokens: 0,
             output_tokens: 0,
             latency_ms: 0,
+            words: 0,
+            quality: None,
         })
         .collect()
 }
@@ -1450,6 +1458,8 @@ mod tests {
             input_tokens: 0,
             output_tokens: 0,
             latency_ms: 0,
+            words: 0,
+            quality: None,
         }
     }
 

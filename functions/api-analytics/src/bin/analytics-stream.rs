@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let store = &store;
-        async move { Ok::<_, Error>(handle(store, store, event.payload).await) }
+        async move { Ok::<_, Error>(handle(store, event.payload).await) }
     }))
     .await
 }

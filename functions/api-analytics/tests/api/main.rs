@@ -113,10 +113,7 @@ impl Stack {
         let now = Utc::now();
         let w = active_workflow(&alice, "Analytics", now);
         self.store.create_workflow(&w, &[], None).await.unwrap();
-        let (run, steps, mut nodes) = chain(&w, 1, Some(ModelRef::parse(MODEL).unwrap()), 3, now);
-        nodes
-            .iter_mut()
-            .for_each(|n| n.status = NodeStatus::Generating);
+        let (run, steps, nodes) = chain(&w, 1, Some(ModelRef::parse(MODEL).unwrap()), 3, now);
         self.store
             .create_run(&alice, &run, &steps, &nodes, w.settings.max_nodes(), None)
             .await
@@ -174,6 +171,8 @@ impl Stack {
         node.status = NodeStatus::Completed;
         node.version += 1;
         node.updated_at = later;
+        step.words = node.metrics.words;
+        step.quality = Some(node.quality.overall);
         let mut done = written.clone();
         done.steps_succeeded = 1;
         done.transition(shared::domain::run::RunStatus::Succeeded, later)
@@ -214,18 +213,18 @@ async fn each_change_is_counted_once_even_when_the_stream_batch_is_delivered_aga
     let s = stack().await;
     let w = s.run_written_like_the_worker().await;
     let event = localstack::testing::stream_event(&s.table).await;
-    let first = process(s.store.as_ref(), s.store.as_ref(), event.clone()).await;
+    let first = process(s.store.as_ref(), event.clone()).await;
     assert!(first.failures.is_empty(), "{first:?}");
     assert_eq!(first.skipped, 0);
-    // Runs: created, attempt 1 claimed (counts nothing) and failed, attempt 2 claimed (a
-    // retry) and committed; the node: created, then written.
-    assert!(first.counted.counted >= 4, "{first:?}");
+    // The run: created, attempt 1 claimed (counts nothing) and failed, attempt 2 claimed (a
+    // retry) and committed with its document.
+    assert_eq!(first.counted.counted, 4, "{first:?}");
     let once = s.ok("/api/v3/analytics/overview", ALICE).await;
     assert_eq!(overview_figures(&once), EXPECTED, "{once}");
     assert_eq!(once["completion_rate"], 1.0);
     assert_eq!(once["period"]["scope"], "user:alice");
 
-    let again = process(s.store.as_ref(), s.store.as_ref(), event).await;
+    let again = process(s.store.as_ref(), event).await;
     assert_eq!(again.counted.counted, 0, "{again:?}");
     assert_eq!(again.counted.repeated, first.counted.counted);
     let twice = s.ok("/api/v3/analytics/overview", ALICE).await;
@@ -267,7 +266,7 @@ async fn a_batch_that_fails_midway_is_retried_from_the_failed_record_and_counts_
         calls: AtomicUsize::new(0),
         fail_at: 2,
     };
-    let first = process(&failing, s.store.as_ref(), event.clone()).await;
+    let first = process(&failing, event.clone()).await;
     assert_eq!(first.counted.counted, 2, "{first:?}");
     assert!(!first.failures.is_empty(), "the failed record is reported");
     let records = event["Records"].as_array().unwrap();
@@ -279,7 +278,7 @@ async fn a_batch_that_fails_midway_is_retried_from_the_failed_record_and_counts_
     );
     // Lambda delivers the batch again (ReportBatchItemFailures retries from the failed record;
     // a whole batch again is the worse case).
-    let retried = process(&failing, s.store.as_ref(), event).await;
+    let retried = process(&failing, event).await;
     assert!(retried.failures.is_empty(), "{retried:?}");
     assert_eq!(retried.counted.repeated, 2);
     let figures = s.ok("/api/v3/analytics/overview", ALICE).await;
@@ -291,7 +290,7 @@ async fn every_route_answers_its_figures_and_only_to_whom_they_belong() {
     let s = stack().await;
     let w = s.run_written_like_the_worker().await;
     let event = localstack::testing::stream_event(&s.table).await;
-    process(s.store.as_ref(), s.store.as_ref(), event).await;
+    process(s.store.as_ref(), event).await;
 
     // generation: per model, with the failed attempt by class and the latency.
     let g = s.ok("/api/v3/analytics/generation?range=24h", ALICE).await;

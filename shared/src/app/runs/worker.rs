@@ -329,7 +329,10 @@ where
                     },
                 )
                 .map_err(internal)?;
-                (Some(written(node, g.text, now)), None)
+                let node = written(node, g.text, now);
+                next.words = node.metrics.words;
+                next.quality = Some(node.quality.overall);
+                (Some(node), None)
             }
             Err(error) => {
                 next.latency_ms = latency_ms;

@@ -161,6 +161,10 @@ stored!(Step as StepItem {
     input_tokens: u64,
     output_tokens: u64,
     latency_ms: u64,
+    #[serde(default)]
+    words: u64,
+    #[serde(default)]
+    quality: Option<u8>,
 });
 
 stored!(Connection as ConnectionItem {

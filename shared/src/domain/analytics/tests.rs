@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::node::{Node, NodeFields, Priority};
+use crate::domain::node::{Node, NodeFields, NodeStatus, Priority};
 use crate::domain::run::{ErrorKind, RetryPolicy, RunOptions, StepError, Usage};
 use chrono::TimeZone;
 
@@ -55,7 +55,7 @@ fn change(old: Option<&(Run, Vec<Step>)>, new: &(Run, Vec<Step>)) -> Option<Tall
 fn a_run_counts_its_start_steps_retries_tokens_latency_and_end_once_each() {
     let created = run(Some("openai:gpt-4o-mini"));
     let first = change(None, &created).expect("a new run counts");
-    assert_eq!(first.owner_id.as_deref(), Some("alice"));
+    assert_eq!(first.owner_id, "alice");
     assert_eq!(first.workflow_id, "w");
     assert_eq!(counters(&first, &Group::All)[RUNS_STARTED], 1);
     let model = Group::Model("openai:gpt-4o-mini".into());
@@ -102,12 +102,17 @@ fn a_run_counts_its_start_steps_retries_tokens_latency_and_end_once_each() {
         latency_ms: 1_500,
     };
     done.1[0].succeed(t(10, 4), usage).expect("succeed");
+    done.1[0].words = 250;
+    done.1[0].quality = Some(71);
     let ok = change(Some(&again), &done).expect("success counts");
     let all = counters(&ok, &Group::All);
     assert_eq!(
         (all[STEPS_SUCCEEDED], all[TOKENS_IN], all[TOKENS_OUT]),
         (1, 120, 480)
     );
+    assert_eq!((all[DOCUMENTS], all[WORDS]), (1, 250));
+    let q = crate::domain::histogram::bucket_of(71);
+    assert_eq!(all[&format!("q_{q}")], 1);
     let m = counters(&ok, &model);
     assert_eq!((m[GENERATIONS], m[TOKENS_IN], m[TOKENS_OUT]), (1, 120, 480));
     let bucket = crate::domain::histogram::bucket_of(1_500);
@@ -128,7 +133,7 @@ fn a_run_counts_its_start_steps_retries_tokens_latency_and_end_once_each() {
 }
 
 #[test]
-fn a_run_without_a_model_counts_under_default_and_a_generated_node_counts_words_and_quality() {
+fn a_run_without_a_model_counts_under_default_and_node_changes_count_nothing() {
     let (r, _) = run(None);
     let mut lost = run(None);
     lost.1[1]
@@ -145,39 +150,24 @@ fn a_run_without_a_model_counts_under_default_and_a_generated_node_counts_words_
     );
     assert_eq!(r.model, None);
 
+    // Node changes count nothing: the step that wrote the document carries its figures.
     let fields = NodeFields {
         title: "n".into(),
         content: String::new(),
         prompt: String::new(),
         priority: Priority::default(),
-        status: NodeStatus::Generating,
+        status: NodeStatus::Pending,
         tags: vec![],
         metadata: Default::default(),
     };
     let old = Node::new("n".into(), "w".into(), None, fields, t(10, 0));
     let mut new = old.clone();
     new.content = "One two three four. Five six.".into();
-    new.metrics = crate::domain::ContentMetrics::of(&new.content);
-    new.quality = crate::domain::QualityScores::of(&new.content, &new.metrics);
     new.status = NodeStatus::Completed;
-    new.updated_at = t(11, 30);
-    let node = tally(&Change::Node {
-        old: Some(old.clone()),
-        new: Some(new.clone()),
-    })
-    .expect("a generated node counts");
-    assert_eq!(node.owner_id, None, "the caller looks the owner up");
-    let all = counters(&node, &Group::All);
-    assert_eq!((all[DOCUMENTS], all[WORDS]), (1, 6));
-    let q = crate::domain::histogram::bucket_of(new.quality.overall as u64);
-    assert_eq!(all[&format!("q_{q}")], 1);
-    // A user's edit of a completed node is no generated document.
-    let mut edited = new.clone();
-    edited.content.push_str(" Seven.");
     assert!(
         tally(&Change::Node {
-            old: Some(new),
-            new: Some(edited)
+            old: Some(old),
+            new: Some(new)
         })
         .is_none()
     );

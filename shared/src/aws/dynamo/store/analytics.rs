@@ -132,10 +132,11 @@ impl Analytics for DynamoStore {
                 .build()
                 .map_err(build)?;
             let mut actions = vec![TransactWriteItem::builder().put(marker).build()];
-            let mut scopes = vec![Scope::Workflow(tally.workflow_id.clone()), Scope::System];
-            if let Some(owner) = &tally.owner_id {
-                scopes.push(Scope::User(owner.clone()));
-            }
+            let scopes = [
+                Scope::User(tally.owner_id.clone()),
+                Scope::Workflow(tally.workflow_id.clone()),
+                Scope::System,
+            ];
             for scope in &scopes {
                 for granularity in [Granularity::Hour, Granularity::Day] {
                     let start = granularity.floor(tally.at);
