@@ -9,6 +9,7 @@
 mod function;
 mod node;
 mod queue;
+mod schedule;
 mod table;
 mod websocket;
 
@@ -21,6 +22,7 @@ pub use function::{
     FunctionEvent, FunctionSpec, HttpRoute, SqsEventSpec, StartingPosition,
 };
 pub use queue::{QueueSpec, Redrive};
+pub use schedule::{ScheduleEventKind, ScheduleEventSpec};
 pub use table::{
     AttributeDefinition, AttributeType, BillingMode, GlobalSecondaryIndex, KeySchema, Projection,
     StreamViewType, TableSpec,
@@ -170,6 +172,7 @@ impl Template {
         };
         template.check_queue_references()?;
         template.check_stream_references()?;
+        template.schedule_events()?;
         Ok(template)
     }
 

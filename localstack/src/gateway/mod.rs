@@ -12,15 +12,18 @@
 //! - [`streams`]: the DynamoDB stream event source (Lambda's event source mapping over the
 //!   table's stream, with [`filter`]ing, batch item failures, retries, bisection and an
 //!   on-failure queue).
+//! - [`schedules`]: the template's `Schedule`/`ScheduleV2` events and the emulator's Scheduler
+//!   schedules, fired on a real clock (`make dev`) or a virtual one (tests).
 //!
-//! Event sources are modules of their own over [`pool::FunctionPool::invoke`], so others
-//! (schedules) plug in beside these.
+//! Event sources are modules of their own over [`pool::FunctionPool::invoke`], so more plug
+//! in beside these.
 
 pub mod filter;
 pub mod http_api;
 pub mod instance;
 pub mod logs;
 pub mod pool;
+pub mod schedules;
 mod server;
 pub mod sqs;
 pub mod streams;
@@ -31,6 +34,7 @@ use crate::resolve::Resolver;
 use crate::template::Template;
 pub use logs::LogSink;
 pub use pool::{FunctionPool, InvokeError};
+pub use schedules::{ScheduleClock, ScheduleOptions, Schedules};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,6 +62,8 @@ pub struct GatewayConfig {
     pub ws_bind: Option<SocketAddr>,
     pub websocket: WebSocketSettings,
     pub streams: StreamOptions,
+    /// The clock schedules fire on (real unless a test says otherwise).
+    pub schedules: ScheduleOptions,
     /// Folder holding the function binaries (`target/debug` or `target/release`).
     pub bin_dir: PathBuf,
     /// The AWS emulator every function talks to.
@@ -116,6 +122,7 @@ impl GatewayConfig {
             ws_bind: Some(SocketAddr::from(([127, 0, 0, 1], ws_port))),
             websocket: WebSocketSettings::default(),
             streams: StreamOptions::default(),
+            schedules: ScheduleOptions::default(),
             bin_dir: var("GATEWAY_BIN_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(default_bin_dir),
@@ -271,6 +278,7 @@ pub struct Gateway {
     server: tokio::task::JoinHandle<()>,
     ws_server: Option<tokio::task::JoinHandle<()>>,
     pollers: Vec<tokio::task::JoinHandle<()>>,
+    schedules: Arc<Schedules>,
 }
 
 impl Gateway {
@@ -322,6 +330,14 @@ impl Gateway {
             functions.insert(spec.logical_id.clone(), Arc::new(pool));
         }
         let functions = Arc::new(functions);
+        let schedules = Arc::new(Schedules::new(
+            &config.template,
+            &resolver,
+            &functions,
+            &crate::provision::emulator_sdk_config(&config.endpoint_url).await,
+            &config.logs,
+            &config.schedules,
+        )?);
         let router = http_api::Router::new(&config.template.http_routes());
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
@@ -381,6 +397,7 @@ impl Gateway {
             }
             _ => (None, None, None),
         };
+        pollers.extend(schedules.spawn_ticker());
         let server = tokio::spawn(server::serve(listener, move |req| {
             let state = state.clone();
             async move { state.handle(req).await }
@@ -393,6 +410,7 @@ impl Gateway {
             server,
             ws_server,
             pollers,
+            schedules,
         })
     }
 
@@ -421,6 +439,11 @@ impl Gateway {
         if let Some(api) = &self.websocket {
             api.set_post_delay(delay);
         }
+    }
+
+    /// The schedule event source (a test on a virtual clock calls its `advance_to`).
+    pub fn schedules(&self) -> &Arc<Schedules> {
+        &self.schedules
     }
 
     /// A function's pool, by logical id (tests look at its instances).
