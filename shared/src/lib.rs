@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod emf;
 pub mod generators;
 pub mod http;
 pub mod ports;

@@ -44,6 +44,8 @@ pub struct Delivery {
     pub gone: u64,
     /// Frames not delivered for another reason (throttled past the retries included).
     pub failed: u64,
+    /// Posts answered 429 (each retry counted).
+    pub throttled: u64,
 }
 
 impl std::ops::AddAssign for Delivery {
@@ -52,6 +54,24 @@ impl std::ops::AddAssign for Delivery {
         self.sent += o.sent;
         self.gone += o.gone;
         self.failed += o.failed;
+        self.throttled += o.throttled;
+    }
+}
+
+impl Delivery {
+    /// One EMF record of a fan-out (`crate::emf`, by `[Service]`): `FanOutSize` (one value per
+    /// message: the connections it was for), `FanOutConnections`, `FramesSent`,
+    /// `ConnectionsGone`, `PostsThrottled` and `PostsFailed`.
+    pub fn emit_metrics(&self, fan_out_sizes: &[f64]) {
+        use crate::emf::{Record, Unit, metric};
+        Record::new()
+            .values(metric::FAN_OUT_SIZE, Unit::Count, fan_out_sizes)
+            .count(metric::FAN_OUT_CONNECTIONS, self.connections)
+            .count(metric::FRAMES_SENT, self.sent)
+            .count(metric::CONNECTIONS_GONE, self.gone)
+            .count(metric::POSTS_THROTTLED, self.throttled)
+            .count(metric::POSTS_FAILED, self.failed)
+            .emit();
     }
 }
 
@@ -118,7 +138,13 @@ pub async fn deliver(
             frames[i].1.push(m.frame.as_str());
         }
     }
-    Ok(post_all(connections, poster, &frames, how).await)
+    let delivery = post_all(connections, poster, &frames, how).await;
+    let sizes: Vec<f64> = messages
+        .iter()
+        .map(|m| found.get(&m.audience).map_or(0, Vec::len) as f64)
+        .collect();
+    delivery.emit_metrics(&sizes);
+    Ok(delivery)
 }
 
 /// Posts each connection's frames in order, `how.concurrency` connections at a time.
@@ -150,7 +176,7 @@ async fn post_in_order(
         ..Delivery::default()
     };
     for (i, frame) in frames.iter().enumerate() {
-        match post_with_backoff(poster, id, frame, how).await {
+        match post_with_backoff(poster, id, frame, how, &mut d.throttled).await {
             Ok(()) => d.sent += 1,
             Err(PostError::Gone) => {
                 d.gone = 1;
@@ -176,10 +202,15 @@ async fn post_with_backoff(
     id: &str,
     frame: &str,
     how: FanOut,
+    throttled: &mut u64,
 ) -> Result<(), PostError> {
     let mut attempt = 0;
     loop {
-        match poster.post(id, frame).await {
+        let posted = poster.post(id, frame).await;
+        if matches!(posted, Err(PostError::Throttled)) {
+            *throttled += 1;
+        }
+        match posted {
             Err(PostError::Throttled) if attempt < how.throttle_retries => {
                 let cap = how.backoff.saturating_mul(1 << attempt.min(16));
                 tokio::time::sleep(cap.mul_f64(jitter())).await;
@@ -267,6 +298,10 @@ impl<'a> LiveText<'a> {
             }
         };
         self.flush(target, buffer, &mut state).await;
+        // One record per generation, not per batch: the batches of one are one fan-out.
+        if state.delivery.connections > 0 {
+            state.delivery.emit_metrics(&state.sizes);
+        }
         result
     }
 
@@ -311,6 +346,8 @@ impl<'a> LiveText<'a> {
             .map(|id| (id.as_str(), frames.clone()))
             .collect();
         let d = post_all(self.connections, self.poster, &all, self.fan_out).await;
+        sent.delivery += d;
+        sent.sizes.push(sent.followers.len() as f64);
         if d.gone > 0 {
             // Read them again next time rather than post to the gone ones.
             sent.followers_at = None;
@@ -324,4 +361,111 @@ struct Sent {
     offset: usize,
     followers: Vec<String>,
     followers_at: Option<std::time::Instant>,
+    /// What the batches came to, and each batch's fan-out size (for one metrics record).
+    delivery: Delivery,
+    sizes: Vec<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::realtime::Connection;
+    use crate::emf::{Capture, dimension_sets, metric};
+    use crate::ports::Fut;
+    use crate::testing::realtime::RecordingPoster;
+
+    /// Followers per workflow; forgetting a connection always succeeds.
+    struct Followers(HashMap<String, Vec<String>>);
+
+    impl Connections for Followers {
+        fn add_connection<'a>(&'a self, _: &'a Connection) -> Fut<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn get_connection<'a>(
+            &'a self,
+            _: &'a str,
+            _: DateTime<Utc>,
+        ) -> Fut<'a, Option<Connection>> {
+            Box::pin(async { Ok(None) })
+        }
+        fn remove_connection<'a>(&'a self, _: &'a str) -> Fut<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn subscribe<'a>(&'a self, _: &'a Connection, _: &'a str, _: u64) -> Fut<'a, bool> {
+            Box::pin(async { Ok(true) })
+        }
+        fn unsubscribe<'a>(&'a self, _: &'a str, _: &'a str) -> Fut<'a, bool> {
+            Box::pin(async { Ok(false) })
+        }
+        fn connection_stats<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: DateTime<Utc>,
+        ) -> Fut<'a, (u64, u64)> {
+            Box::pin(async { Ok((0, 0)) })
+        }
+        fn subscribers<'a>(
+            &'a self,
+            workflow_id: &'a str,
+            _: DateTime<Utc>,
+        ) -> Fut<'a, Vec<String>> {
+            let ids = self.0.get(workflow_id).cloned().unwrap_or_default();
+            Box::pin(async move { Ok(ids) })
+        }
+        fn user_connections<'a>(&'a self, _: &'a str, _: DateTime<Utc>) -> Fut<'a, Vec<String>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+    }
+
+    fn message(workflow_id: &str) -> Message {
+        Message {
+            audience: Audience::Workflow(workflow_id.into()),
+            frame: format!(r#"{{"type":"workflow_update","workflow_id":"{workflow_id}"}}"#),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fan_out_emits_its_sizes_gone_connections_and_throttled_posts() {
+        let connections = Followers(HashMap::from([
+            (
+                "w1".to_string(),
+                vec!["a".to_string(), "b".to_string(), "c".to_string()],
+            ),
+            ("w2".to_string(), vec!["a".to_string()]),
+        ]));
+        let poster = RecordingPoster::new();
+        poster.gone("b");
+        poster.throttle("c", 2);
+        let how = FanOut {
+            backoff: Duration::from_millis(1),
+            ..FanOut::default()
+        };
+        let capture = Capture::start();
+        let messages = [message("w1"), message("w2"), message("nobody")];
+        let d = deliver(&connections, &poster, &messages, Utc::now(), how)
+            .await
+            .unwrap();
+        assert_eq!((d.connections, d.sent, d.gone, d.throttled), (3, 3, 1, 2));
+        let records = capture.with_metric(metric::FAN_OUT_SIZE);
+        assert_eq!(records.len(), 1);
+        let r = &records[0];
+        assert_eq!(dimension_sets(r), [vec!["Service"]]);
+        assert_eq!(
+            r["FanOutSize"],
+            serde_json::json!([3, 1, 0]),
+            "one value per message"
+        );
+        assert_eq!(r["FanOutConnections"], 3);
+        assert_eq!(r["FramesSent"], 3);
+        assert_eq!(r["ConnectionsGone"], 1);
+        assert_eq!(r["PostsThrottled"], 2);
+        assert_eq!(r["PostsFailed"], 0);
+
+        // Nothing to send: no record.
+        deliver(&connections, &poster, &[], Utc::now(), how)
+            .await
+            .unwrap();
+        assert_eq!(capture.lines().len(), 1);
+    }
 }

@@ -137,15 +137,36 @@ pub async fn handle<R: Routes>(api: &R::Api, req: Request) -> Response<Body> {
             http::HeaderValue::from_static("no-store"),
         );
     }
+    let elapsed = started.elapsed();
     tracing::info!(
         method = %req.method(),
         path = %req.uri().path(),
         route = route_key(&req).unwrap_or("-"),
         status = response.status().as_u16(),
-        duration_us = started.elapsed().as_micros() as u64,
+        duration_us = elapsed.as_micros() as u64,
         "request"
     );
+    request_metrics::<R>(&req, response.status().as_u16(), elapsed);
     response
+}
+
+/// One EMF record per request (`crate::emf`): `Requests`, `RequestLatency` and `ServerErrors`
+/// by `[Service]`, `[Service, StatusClass]` and `[Service, Route]`. The route is one of the
+/// table's keys (`unmatched` otherwise), so a client cannot make up dimension values.
+fn request_metrics<R: Routes>(req: &Request, status: u16, elapsed: std::time::Duration) {
+    use crate::emf::{Record, dim, metric, status_class};
+    let route = route_key(req)
+        .filter(|key| R::from_key(key).is_some())
+        .unwrap_or("unmatched");
+    Record::new()
+        .dimension(dim::ROUTE, route)
+        .dimension(dim::STATUS_CLASS, status_class(status))
+        .dimension_set(&[dim::STATUS_CLASS])
+        .dimension_set(&[dim::ROUTE])
+        .count(metric::REQUESTS, 1)
+        .millis(metric::REQUEST_LATENCY, elapsed.as_secs_f64() * 1000.0)
+        .count(metric::SERVER_ERRORS, u64::from(status >= 500))
+        .emit();
 }
 
 async fn run<R: Routes>(api: &R::Api, req: &Request) -> Reply {
@@ -189,4 +210,143 @@ async fn run<R: Routes>(api: &R::Api, req: &Request) -> Reply {
         principal,
     };
     route.dispatch(api, &call).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emf::{Capture, dimension_sets, metric};
+    use crate::http::KeyRing;
+    use crate::testing::TestKeys;
+    use crate::testing::accounts::MemoryAccounts;
+
+    #[derive(Debug, Clone, Copy)]
+    enum Route {
+        Health,
+        Boom,
+    }
+
+    struct Api(Pipeline);
+
+    impl AsRef<Pipeline> for Api {
+        fn as_ref(&self) -> &Pipeline {
+            &self.0
+        }
+    }
+
+    impl Routes for Route {
+        type Api = Api;
+        const TABLE: &'static [(&'static str, Self)] = &[
+            ("GET /api/v3/health", Route::Health),
+            ("GET /api/v3/boom", Route::Boom),
+        ];
+
+        fn access(self) -> Access {
+            Access::Public
+        }
+
+        async fn dispatch(self, _api: &Api, _call: &Call<'_>) -> Reply {
+            match self {
+                Route::Health => Ok(Response::new(Body::from("ok"))),
+                Route::Boom => Err(Problem::internal()),
+            }
+        }
+    }
+
+    fn api() -> Api {
+        Api(Pipeline {
+            gate: crate::http::Gate::open(),
+            auth: Arc::new(crate::http::Authenticator {
+                keys: KeyRing::fixed(TestKeys::generate("k1").verifier()),
+                accounts: Arc::new(MemoryAccounts::new()),
+            }),
+            clock: Arc::new(crate::clock::SystemClock),
+        })
+    }
+
+    fn request(route_key: &str, path: &str) -> Request {
+        let event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": route_key,
+            "rawPath": path,
+            "rawQueryString": "",
+            "headers": {"host": "api.example.com"},
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "api",
+                "domainName": "api.example.com",
+                "domainPrefix": "api",
+                "http": {
+                    "method": "GET",
+                    "path": path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "192.0.2.1",
+                    "userAgent": "test"
+                },
+                "requestId": "id",
+                "routeKey": route_key,
+                "stage": "$default",
+                "time": "01/Dec/2026:03:00:00 +0000",
+                "timeEpoch": 1_764_558_000_000_i64
+            },
+            "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_request_emits_one_record_by_route_and_status_class() {
+        let api = api();
+        let capture = Capture::start();
+        let ok = handle::<Route>(&api, request("GET /api/v3/health", "/api/v3/health")).await;
+        let boom = handle::<Route>(&api, request("GET /api/v3/boom", "/api/v3/boom")).await;
+        let lost =
+            handle::<Route>(&api, request("GET /api/v3/other/{id}", "/api/v3/other/1")).await;
+        assert_eq!(
+            [ok.status(), boom.status(), lost.status()].map(|s| s.as_u16()),
+            [200, 500, 404]
+        );
+        let records = capture.with_metric(metric::REQUESTS);
+        assert_eq!(records.len(), 3);
+        let seen: Vec<_> = records
+            .iter()
+            .map(|r| {
+                (
+                    r["Route"].as_str().unwrap(),
+                    r["StatusClass"].as_str().unwrap(),
+                    r["Requests"].as_i64().unwrap(),
+                    r["ServerErrors"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("GET /api/v3/health", "2xx", 1, 0),
+                ("GET /api/v3/boom", "5xx", 1, 1),
+                // A route key outside the table is not a dimension value.
+                ("unmatched", "4xx", 1, 0),
+            ]
+        );
+        for r in &records {
+            assert!(r["RequestLatency"].as_f64().unwrap() >= 0.0);
+            assert!(r["Service"].is_string());
+            assert_eq!(
+                dimension_sets(r),
+                [
+                    vec!["Service"],
+                    vec!["Service", "StatusClass"],
+                    vec!["Service", "Route"]
+                ]
+            );
+            assert_eq!(
+                crate::emf::metric_names(r),
+                [
+                    metric::REQUESTS,
+                    metric::REQUEST_LATENCY,
+                    metric::SERVER_ERRORS
+                ]
+            );
+        }
+    }
 }

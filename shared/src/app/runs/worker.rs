@@ -295,6 +295,7 @@ where
             timeout: bounded(step_timeout, deadline),
         };
         let started = Instant::now();
+        let called_model = render_error.is_none();
         let generated = match render_error {
             Some(message) => Err(StepError::new(
                 run::ErrorKind::InvalidRequest,
@@ -312,6 +313,13 @@ where
             },
         };
         let latency_ms = started.elapsed().as_millis() as u64;
+        if called_model {
+            generation_metrics(
+                &model_dimension(&model, self.default_model),
+                started.elapsed(),
+                generated.as_ref().ok(),
+            );
+        }
         // The attempt ends now: `now` was when its message arrived, before the model's call.
         let now = crate::domain::time::truncate_to_millis(
             now + chrono::Duration::from_std(begun.elapsed()).unwrap_or_default(),
@@ -414,6 +422,7 @@ where
         decision: Option<RetryDecision>,
         max_parallel: usize,
     ) -> Result<Outcome, AppError> {
+        step_metrics(step, decision);
         match decision {
             Some(RetryDecision::RetryAfter(delay)) => {
                 let (delay_s, _later) = run::queue_delay(delay);
@@ -489,6 +498,74 @@ struct Commit {
     max_parallel: usize,
 }
 
+/// The `Model` dimension of a generation: the configured default model by name, any other
+/// only by its provider, so user-chosen model names never become dimension values.
+fn model_dimension(model: &str, default_model: &str) -> String {
+    if model == default_model {
+        return model.to_string();
+    }
+    match run::ModelRef::parse(model) {
+        Ok(run::ModelRef::Builtin) => "builtin".into(),
+        Ok(run::ModelRef::OpenAi(_)) => "openai:other".into(),
+        Ok(run::ModelRef::Bedrock(_)) => "bedrock:other".into(),
+        Err(_) => "other".into(),
+    }
+}
+
+/// One EMF record per model call: `Generations`, `GenerationFailures`, `GenerationLatency` and,
+/// when it answered, `InputTokens` / `OutputTokens`, by `[Service]` and `[Service, Model]`.
+fn generation_metrics(model: &str, took: Duration, generated: Option<&crate::ports::Generated>) {
+    use crate::emf::{Record, dim, metric};
+    let mut record = Record::new()
+        .dimension(dim::MODEL, model)
+        .dimension_set(&[dim::MODEL])
+        .count(metric::GENERATIONS, 1)
+        .count(metric::GENERATION_FAILURES, u64::from(generated.is_none()))
+        .millis(metric::GENERATION_LATENCY, took.as_secs_f64() * 1000.0);
+    if let Some(g) = generated {
+        record = record
+            .count(metric::INPUT_TOKENS, g.input_tokens)
+            .count(metric::OUTPUT_TOKENS, g.output_tokens);
+    }
+    record.emit();
+}
+
+/// One EMF record per committed attempt: `StepsSucceeded`, `StepRetries` and `StepsFailed`
+/// (one of them 1, the others 0) by `[Service]`; a failed attempt adds `StepAttemptFailures` by
+/// `[Service]` and `[Service, ErrorKind]`.
+fn step_metrics(step: &Step, decision: Option<RetryDecision>) {
+    use crate::emf::{Record, dim, metric};
+    let (succeeded, retried, failed) = match decision {
+        None => (1, 0, 0),
+        Some(RetryDecision::RetryAfter(_)) => (0, 1, 0),
+        Some(RetryDecision::GiveUp) => (0, 0, 1),
+    };
+    Record::new()
+        .count(metric::STEPS_SUCCEEDED, succeeded)
+        .count(metric::STEP_RETRIES, retried)
+        .count(metric::STEPS_FAILED, failed)
+        .emit();
+    if decision.is_some() {
+        let kind = step
+            .last_error
+            .as_ref()
+            .map_or(run::ErrorKind::Internal, |e| e.kind);
+        Record::new()
+            .dimension(dim::ERROR_KIND, error_kind_name(kind))
+            .dimension_set(&[dim::ERROR_KIND])
+            .count(metric::STEP_ATTEMPT_FAILURES, 1)
+            .emit();
+    }
+}
+
+/// The kind's name as the API writes it (`invalid_request`).
+fn error_kind_name(kind: run::ErrorKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "internal".into())
+}
+
 /// Whether the step that writes `step`'s parent node (if it is in the run) is done.
 fn parent_done(step: &Step, steps: &[Step]) -> bool {
     step.depends_on
@@ -520,4 +597,129 @@ fn bounded(step: Duration, deadline: Option<Instant>) -> Duration {
 
 fn internal(e: impl std::fmt::Display) -> AppError {
     AppError::Internal(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::run::ErrorKind;
+    use crate::domain::{Principal, Role, ids};
+    use crate::emf::{Capture, dimension_sets, metric};
+    use crate::testing::runs::{MemoryQueue, ScriptedGenerator, active_workflow, chain, message};
+    use crate::testing::workflows::MemoryWorkflowStore;
+
+    #[tokio::test]
+    async fn each_attempt_emits_its_step_outcome_its_generation_and_its_failure_class() {
+        let now = crate::domain::time::truncate_to_millis(Utc::now());
+        let owner = Principal::user(ids::new_id(), Role::Editor);
+        let workflow = active_workflow(&owner, "Chain", now);
+        let store = MemoryWorkflowStore::new();
+        store.create_workflow(&workflow, &[], None).await.unwrap();
+        let (run, steps, nodes) = chain(&workflow, 2, None, 3, now);
+        store
+            .create_run(
+                &owner,
+                &run,
+                &steps,
+                &nodes,
+                workflow.settings.max_nodes(),
+                None,
+            )
+            .await
+            .unwrap();
+        let queue = MemoryQueue::new();
+        queue
+            .enqueue(run.priority, &run.owner_id, &message(&run, &steps[0]), 0)
+            .await
+            .unwrap();
+        let generator = ScriptedGenerator::new();
+        generator
+            .push_err(ErrorKind::Throttled, "429 slow down")
+            .push_ok("The first part.")
+            .push_err(ErrorKind::InvalidRequest, "the prompt is too long");
+        let worker = Worker {
+            store: &store,
+            queue: &queue,
+            generator: &generator,
+            default_model: "builtin",
+            live: None,
+        };
+
+        let capture = Capture::start();
+        let mut outcomes = Vec::new();
+        let mut at = now;
+        for _ in 0..5 {
+            for sent in queue.take() {
+                outcomes.push(worker.execute(&sent.message, at, None, 0.5).await.unwrap());
+            }
+            at += chrono::Duration::hours(1);
+        }
+        assert!(
+            matches!(
+                outcomes.as_slice(),
+                [
+                    Outcome::Retrying { .. },
+                    Outcome::Succeeded,
+                    Outcome::Failed
+                ]
+            ),
+            "{outcomes:?}"
+        );
+
+        let steps: Vec<_> = capture
+            .with_metric(metric::STEPS_SUCCEEDED)
+            .iter()
+            .map(|r| {
+                assert_eq!(dimension_sets(r), [vec!["Service"]]);
+                (
+                    r["StepsSucceeded"].as_i64().unwrap(),
+                    r["StepRetries"].as_i64().unwrap(),
+                    r["StepsFailed"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(steps, [(0, 1, 0), (1, 0, 0), (0, 0, 1)]);
+
+        let failures = capture.with_metric(metric::STEP_ATTEMPT_FAILURES);
+        let kinds: Vec<_> = failures
+            .iter()
+            .map(|r| r["ErrorKind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["throttled", "invalid_request"]);
+        assert_eq!(
+            dimension_sets(&failures[0]),
+            [vec!["Service"], vec!["Service", "ErrorKind"]]
+        );
+
+        let generations = capture.with_metric(metric::GENERATIONS);
+        assert_eq!(generations.len(), 3);
+        for (r, failed) in generations.iter().zip([1, 0, 1]) {
+            assert_eq!(r["Model"], "builtin");
+            assert_eq!(
+                dimension_sets(r),
+                [vec!["Service"], vec!["Service", "Model"]]
+            );
+            assert_eq!(r["GenerationFailures"], failed);
+            assert!(r["GenerationLatency"].as_f64().unwrap() >= 0.0);
+            // Tokens only when the model answered.
+            assert_eq!(r.get("OutputTokens").is_some(), failed == 0);
+        }
+        assert_eq!(generations[1]["OutputTokens"], 3, "three words written");
+    }
+
+    #[test]
+    fn only_the_configured_model_is_named_in_the_model_dimension() {
+        let default = "openai:gpt-4o-mini";
+        assert_eq!(model_dimension(default, default), default);
+        assert_eq!(
+            model_dimension("openai:my-own-fine-tune", default),
+            "openai:other"
+        );
+        assert_eq!(
+            model_dimension("bedrock:anthropic.claude", default),
+            "bedrock:other"
+        );
+        assert_eq!(model_dimension("builtin", default), "builtin");
+        assert_eq!(model_dimension("nonsense!", default), "other");
+    }
 }
