@@ -27,6 +27,9 @@ pub struct Resolver {
     queues: Vec<String>,
     /// `AWS::ApiGatewayV2::Api` resources.
     apis: Vec<String>,
+    /// Functions (`AWS::Serverless::Function`, `AWS::Lambda::Function`): `!GetAtt F.Arn` is a
+    /// Lambda ARN whose name is the gateway's name of the function.
+    functions: Vec<String>,
     /// The emulator's base URL: queue URLs are `{endpoint}/{account}/{name}`, as moto forms them.
     endpoint: Option<String>,
     pub region: String,
@@ -90,6 +93,17 @@ impl Resolver {
             .filter(|r| r.resource_type == crate::template::API_TYPE)
             .map(|r| r.logical_id.clone())
             .collect();
+        let functions = template
+            .resources()
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.resource_type.as_str(),
+                    "AWS::Serverless::Function" | "AWS::Lambda::Function"
+                )
+            })
+            .map(|r| r.logical_id.clone())
+            .collect();
         Resolver {
             template_source: template.source().to_owned(),
             parameters,
@@ -97,6 +111,7 @@ impl Resolver {
             tables,
             queues,
             apis,
+            functions,
             endpoint: None,
             region: region.to_owned(),
             account: EMULATOR_ACCOUNT.to_owned(),
@@ -286,6 +301,12 @@ impl Resolver {
                     format!("!GetAtt {resource}.{attribute}: not supported locally"),
                 )),
             };
+        }
+        if self.functions.iter().any(|f| f == resource) && attribute == "Arn" {
+            return Ok(format!(
+                "arn:aws:lambda:{}:{}:function:{name}",
+                self.region, self.account
+            ));
         }
         match attribute {
             "Arn" => Ok(format!(

@@ -78,6 +78,8 @@ pub mod dim {
     pub const ERROR_KIND: &str = "ErrorKind";
     /// The model of a generation (bounded; see the module docs).
     pub const MODEL: &str = "Model";
+    /// A step queue (`critical`, `high`, `normal`, `low`).
+    pub const QUEUE: &str = "Queue";
 }
 
 /// Metric names.
@@ -100,6 +102,9 @@ pub mod metric {
     pub const CONNECTIONS_GONE: &str = "ConnectionsGone";
     pub const POSTS_THROTTLED: &str = "PostsThrottled";
     pub const POSTS_FAILED: &str = "PostsFailed";
+    /// Messages in a step queue's dead-letter queue, by `[Service, Queue]` (the scheduler's
+    /// `queue_depths` job).
+    pub const DEAD_LETTER_MESSAGES: &str = "DeadLetterMessages";
 
     /// Every metric name above: the dashboard and alarms may use these and no other.
     pub const ALL: &[&str] = &[
@@ -121,6 +126,7 @@ pub mod metric {
         CONNECTIONS_GONE,
         POSTS_THROTTLED,
         POSTS_FAILED,
+        DEAD_LETTER_MESSAGES,
     ];
 }
 

@@ -9,3 +9,4 @@ mod isolation;
 mod realtime;
 mod routes;
 mod runs;
+mod schedules;

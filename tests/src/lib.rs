@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use localstack::gateway::logs::Captured;
-use localstack::gateway::{Gateway, GatewayConfig, LogSink, start_dev};
+use localstack::gateway::{Gateway, GatewayConfig, LogSink, ScheduleOptions, start_dev};
 use localstack::template::Template;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -62,6 +62,21 @@ impl Stack {
     /// The stack of `template` (the repository's, or a variant a test made of it), with
     /// `parameters` overriding the template's defaults (as `PARAMETER_OVERRIDES`).
     pub async fn start_with(template: Template, parameters: &[(&str, &str)]) -> Stack {
+        Stack::start_full(template, parameters, ScheduleOptions::default()).await
+    }
+
+    /// The repository's stack whose schedules fire on a virtual clock starting at `t0`: the
+    /// test moves it with `stack.gateway.schedules().advance_to(t)`.
+    pub async fn start_with_clock(t0: chrono::DateTime<chrono::Utc>) -> Stack {
+        let template = Template::load_default().expect("the template loads");
+        Stack::start_full(template, &[], ScheduleOptions::virtual_clock(t0)).await
+    }
+
+    async fn start_full(
+        template: Template,
+        parameters: &[(&str, &str)],
+        schedules: ScheduleOptions,
+    ) -> Stack {
         let endpoint =
             localstack::testing::emulator_endpoint(std::env::var("AWS_ENDPOINT_URL").ok())
                 .unwrap_or_else(|e| panic!("{e}"));
@@ -75,6 +90,7 @@ impl Stack {
         config.ws_bind = Some("127.0.0.1:0".parse().expect("an address"));
         config.endpoint_url = endpoint;
         config.name_suffix = format!("-e2e-{}", ulid::Ulid::new());
+        config.schedules = schedules;
         let (logs, lines) = LogSink::capture();
         config.logs = logs;
         let client = localstack::testing::emulator_client().await;

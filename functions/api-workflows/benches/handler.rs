@@ -183,8 +183,11 @@ impl Fixture {
             mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&account]),
             TABLE,
         ));
+        let store = Arc::new(DynamoStore::new(client, TABLE));
         Api {
-            store: Arc::new(DynamoStore::new(client, TABLE)),
+            store: store.clone(),
+            schedules: store,
+            triggers: Arc::new(shared::testing::schedules::RecordingTriggers::new()),
             queue: Arc::new(shared::testing::runs::MemoryQueue::new()),
             dead_letters: Arc::new(shared::testing::runs::MemoryDeadLetters::new()),
             accounts: accounts.clone(),

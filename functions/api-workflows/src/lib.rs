@@ -1,5 +1,5 @@
 //! `api-workflows`: the HTTP API for workflows, their nodes and their runs under
-//! `/api/v3/workflows`, and the admin's view of the step queues' dead-letter queues under
+//! `/api/v3/workflows` (with their runs and schedules), and the admin's view of the step queues' dead-letter queues under
 //! `/api/v3/admin/dead-letters`.
 //!
 //! The function is its routes ([`Route`]: the template's route keys, and a handler each, in
@@ -13,7 +13,7 @@ mod routes;
 
 use lambda_http::{Body, Request, Response};
 use shared::http::pipeline::{self, Pipeline};
-use shared::ports::{Accounts, DeadLetters, TaskQueue, WorkflowStore};
+use shared::ports::{Accounts, DeadLetters, Schedules, TaskQueue, Triggers, WorkflowStore};
 use std::sync::Arc;
 
 /// What the handler needs from the world, built once per cold start.
@@ -24,6 +24,9 @@ pub struct Api {
     pub queue: Arc<dyn TaskQueue>,
     /// The step queues' dead-letter queues (admins list and redrive them).
     pub dead_letters: Arc<dyn DeadLetters>,
+    /// Users' schedules of runs, and the EventBridge Scheduler schedules that fire them.
+    pub schedules: Arc<dyn Schedules>,
+    pub triggers: Arc<dyn Triggers>,
     /// Accounts: who a workflow is shared with.
     pub accounts: Arc<dyn Accounts>,
     /// Gate, authenticator and clock.
@@ -62,6 +65,11 @@ pub enum Route {
     CancelRun,
     RetryRun,
     ApproveStep,
+    CreateSchedule,
+    ListSchedules,
+    GetSchedule,
+    UpdateSchedule,
+    DeleteSchedule,
     ListDeadLetters,
     RedriveDeadLetters,
 }

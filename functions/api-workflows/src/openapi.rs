@@ -18,6 +18,8 @@ use utoipa::OpenApi;
         routes::share, routes::list_shares, routes::unshare,
         routes::start_run, routes::list_runs, routes::get_run, routes::pause_run, routes::resume_run,
         routes::cancel_run, routes::retry_run, routes::approve_step,
+        routes::create_schedule, routes::list_schedules, routes::get_schedule, routes::update_schedule,
+        routes::delete_schedule,
         routes::list_dead_letters, routes::redrive_dead_letters,
     ),
     modifiers(&BearerAuth),

@@ -7,11 +7,13 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use shared::app::Outcome;
 use shared::app::runs::dead_letters::{self, DeadLetterList, RedriveRequest, RedriveResult};
 use shared::app::runs::{self, Control, RunDetail};
+use shared::app::schedules;
 use shared::app::workflows::requests::*;
 use shared::app::workflows::shares::{self, ShareList, ShareRequest};
 use shared::app::workflows::transfer::{self, ExportDocument};
 use shared::app::workflows::{self, bulk, nodes};
 use shared::domain::run::{Run, StartRunRequest};
+use shared::domain::schedule::{CreateScheduleRequest, ScheduleView, UpdateScheduleRequest};
 use shared::domain::{Node, Principal, Workflow, WorkflowStatistics, WorkflowStatus};
 use shared::http::pipeline::{Access, Call, Reply, Routes};
 use shared::http::request::{self as rq, json_body};
@@ -77,6 +79,23 @@ impl Routes for Route {
             Route::ApproveStep,
         ),
         (
+            "POST /api/v3/workflows/{id}/schedules",
+            Route::CreateSchedule,
+        ),
+        ("GET /api/v3/workflows/{id}/schedules", Route::ListSchedules),
+        (
+            "GET /api/v3/workflows/{id}/schedules/{schedule_id}",
+            Route::GetSchedule,
+        ),
+        (
+            "PATCH /api/v3/workflows/{id}/schedules/{schedule_id}",
+            Route::UpdateSchedule,
+        ),
+        (
+            "DELETE /api/v3/workflows/{id}/schedules/{schedule_id}",
+            Route::DeleteSchedule,
+        ),
+        (
             "GET /api/v3/admin/dead-letters/{queue}",
             Route::ListDeadLetters,
         ),
@@ -115,6 +134,11 @@ impl Routes for Route {
             | Route::CancelRun
             | Route::RetryRun
             | Route::ApproveStep
+            | Route::CreateSchedule
+            | Route::ListSchedules
+            | Route::GetSchedule
+            | Route::UpdateSchedule
+            | Route::DeleteSchedule
             | Route::ListDeadLetters
             | Route::RedriveDeadLetters => Access::Authenticated,
         }
@@ -158,6 +182,18 @@ impl Routes for Route {
             Route::CancelRun => cancel_run(api, call).await,
             Route::RetryRun => retry_run(api, call).await,
             Route::ApproveStep => approve_step(api, call).await,
+            Route::CreateSchedule => create_schedule(api, p()?, &call.id("id")?, req).await,
+            Route::ListSchedules => list_schedules(api, p()?, &call.id("id")?).await,
+            Route::GetSchedule => {
+                get_schedule(api, p()?, &call.id("id")?, &call.id("schedule_id")?).await
+            }
+            Route::UpdateSchedule => {
+                let (id, sid) = (call.id("id")?, call.id("schedule_id")?);
+                update_schedule(api, p()?, &id, &sid, req).await
+            }
+            Route::DeleteSchedule => {
+                delete_schedule(api, p()?, &call.id("id")?, &call.id("schedule_id")?).await
+            }
             Route::ListDeadLetters => list_dead_letters(api, p()?, queue_name(call), req).await,
             Route::RedriveDeadLetters => {
                 redrive_dead_letters(api, p()?, queue_name(call), req).await
@@ -719,3 +755,112 @@ pub async fn redrive_dead_letters(api: &Api, p: &Principal, queue: &str, req: &R
 
 /// How long one redrive moves messages: well inside the function's 10 s timeout.
 const REDRIVE_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Schedule runs of the workflow: `expression` is EventBridge Scheduler's `cron(...)` (six
+/// fields, one of day-of-month and day-of-week `?`), `rate(...)` or `at(...)`, read in
+/// `timezone`; each fire starts a run with `run` as its body, once per scheduled time, as the
+/// schedule's creator. A workflow that is not `active` when a fire comes skips it, and the
+/// schedule records why (`last_fire`). At most 20 schedules per workflow.
+#[utoipa::path(post, path = "/api/v3/workflows/{id}/schedules", tag = "schedules", request_body = CreateScheduleRequest,
+    params(("id" = String, Path)),
+    responses((status = 201, body = ScheduleView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem, description = "The workflow has 20 schedules"),
+        (status = 422, body = Problem, description = "An invalid expression, time zone or run body, named in `errors`")))]
+pub async fn create_schedule(api: &Api, p: &Principal, id: &str, req: &Request) -> Reply {
+    let body = json_body(req)?;
+    let now = api.pipeline.clock.now();
+    let s = schedules::create(
+        api.store.as_ref(),
+        api.schedules.as_ref(),
+        api.triggers.as_ref(),
+        p,
+        id,
+        body,
+        now,
+    )
+    .await?;
+    Ok(json(StatusCode::CREATED, &s))
+}
+
+/// The workflow's schedules, each with its next five fire times.
+#[utoipa::path(get, path = "/api/v3/workflows/{id}/schedules", tag = "schedules",
+    params(("id" = String, Path)),
+    responses((status = 200, body = ListResponse<ScheduleView>), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn list_schedules(api: &Api, p: &Principal, id: &str) -> Reply {
+    let now = api.pipeline.clock.now();
+    let items = schedules::list(api.store.as_ref(), api.schedules.as_ref(), p, id, now).await?;
+    Ok(json(
+        StatusCode::OK,
+        &ListResponse {
+            items,
+            next_cursor: None,
+        },
+    ))
+}
+
+/// One schedule with its next five fire times and what its latest fire did.
+#[utoipa::path(get, path = "/api/v3/workflows/{id}/schedules/{schedule_id}", tag = "schedules",
+    params(("id" = String, Path), ("schedule_id" = String, Path)),
+    responses((status = 200, body = ScheduleView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_schedule(api: &Api, p: &Principal, id: &str, schedule_id: &str) -> Reply {
+    let now = api.pipeline.clock.now();
+    let s = schedules::get(
+        api.store.as_ref(),
+        api.schedules.as_ref(),
+        p,
+        id,
+        schedule_id,
+        now,
+    )
+    .await?;
+    Ok(with_etag(json(StatusCode::OK, &s), s.schedule.version))
+}
+
+/// Change a schedule's expression, time zone, run or `enabled`, at the version read
+/// (`If-Match` or `expected_version`).
+#[utoipa::path(patch, path = "/api/v3/workflows/{id}/schedules/{schedule_id}", tag = "schedules", request_body = UpdateScheduleRequest,
+    params(("id" = String, Path), ("schedule_id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = ScheduleView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem, description = "Another version"), (status = 422, body = Problem),
+        (status = 428, body = Problem, description = "Neither If-Match nor expected_version")))]
+pub async fn update_schedule(
+    api: &Api,
+    p: &Principal,
+    id: &str,
+    schedule_id: &str,
+    req: &Request,
+) -> Reply {
+    let if_match = rq::if_match(req)?;
+    let body = json_body(req)?;
+    let now = api.pipeline.clock.now();
+    let s = schedules::update(
+        api.store.as_ref(),
+        api.schedules.as_ref(),
+        api.triggers.as_ref(),
+        p,
+        id,
+        schedule_id,
+        body,
+        if_match,
+        now,
+    )
+    .await?;
+    Ok(with_etag(json(StatusCode::OK, &s), s.schedule.version))
+}
+
+/// Delete a schedule (and its EventBridge Scheduler schedule): no run starts from it again.
+#[utoipa::path(delete, path = "/api/v3/workflows/{id}/schedules/{schedule_id}", tag = "schedules",
+    params(("id" = String, Path), ("schedule_id" = String, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn delete_schedule(api: &Api, p: &Principal, id: &str, schedule_id: &str) -> Reply {
+    schedules::delete(
+        api.store.as_ref(),
+        api.schedules.as_ref(),
+        api.triggers.as_ref(),
+        p,
+        id,
+        schedule_id,
+    )
+    .await?;
+    Ok(no_content())
+}

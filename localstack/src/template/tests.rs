@@ -67,9 +67,9 @@ fn the_repository_template_has_one_table_as_designed() {
 #[test]
 fn the_repository_template_has_every_route_once() {
     let routes = repository_template().http_routes();
-    // 31 of api-workflows (8 of them chain runs, 2 dead-letter queues), 30 of api-auth, 7 of
-    // api-analytics.
-    assert_eq!(routes.len(), 68, "{routes:#?}");
+    // 36 of api-workflows (8 of them chain runs, 5 schedules, 2 dead-letter queues), 30 of
+    // api-auth, 7 of api-analytics.
+    assert_eq!(routes.len(), 73, "{routes:#?}");
 
     let triples: Vec<_> = routes
         .iter()

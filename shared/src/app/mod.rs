@@ -8,6 +8,7 @@ pub mod error;
 pub mod ratelimit;
 pub mod realtime;
 pub mod runs;
+pub mod schedules;
 pub mod schemas;
 pub mod workflows;
 

@@ -6,6 +6,8 @@ pub mod apigw;
 pub mod dynamo;
 pub mod errors;
 pub mod kms;
+#[cfg(feature = "scheduler")]
+pub mod scheduler;
 pub mod ses;
 #[cfg(feature = "sqs")]
 pub mod sqs;

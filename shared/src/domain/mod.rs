@@ -18,6 +18,7 @@ pub mod quality;
 pub mod ratelimit;
 pub mod realtime;
 pub mod run;
+pub mod schedule;
 pub mod statistics;
 pub mod time;
 pub mod tree;

@@ -5,12 +5,14 @@ mod accounts;
 mod analytics;
 mod connections;
 mod runs;
+mod schedules;
 mod workflows;
 
 pub use accounts::*;
 pub use analytics::*;
 pub use connections::*;
 pub use runs::*;
+pub use schedules::*;
 pub use workflows::*;
 
 use crate::domain::{Node, Workflow};

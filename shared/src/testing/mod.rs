@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod openai_server;
 pub mod realtime;
 pub mod runs;
+pub mod schedules;
 pub mod workflows;
 
 use base64::Engine;

@@ -17,6 +17,7 @@ use shared::ports::{Accounts, ApiKeys};
 use shared::ports::{DeadLetters, StepQueue};
 use shared::testing::TestKeys;
 use shared::testing::runs::{MemoryDeadLetters, MemoryQueue};
+use shared::testing::schedules::RecordingTriggers;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub struct Harness {
     /// Requests of the account store (authentication, share lookups).
     pub auth_counter: Counter,
     pub accounts: Arc<DynamoAccounts>,
+    /// What would have been sent to EventBridge Scheduler.
+    pub triggers: Arc<RecordingTriggers>,
     /// What starting and controlling runs queued.
     pub queue: Arc<MemoryQueue>,
     /// The step queues and their dead-letter queues in the emulator, when the harness was made
@@ -198,8 +201,12 @@ impl Harness {
             )),
             None => Arc::new(MemoryDeadLetters::new()),
         };
+        let store = Arc::new(DynamoStore::new(client.clone(), table.clone()));
+        let triggers = Arc::new(RecordingTriggers::new());
         let api = Api {
-            store: Arc::new(DynamoStore::new(client.clone(), table.clone())),
+            store: store.clone(),
+            schedules: store,
+            triggers: triggers.clone(),
             queue: queue.clone(),
             dead_letters,
             accounts: accounts.clone(),
@@ -223,6 +230,7 @@ impl Harness {
             accounts,
             queue,
             queues,
+            triggers,
             known: Default::default(),
         }
     }

@@ -13,6 +13,7 @@ mod nodes;
 mod openapi;
 mod round_trips;
 mod runs;
+mod schedules;
 mod sharing;
 mod transfer;
 mod workflows;

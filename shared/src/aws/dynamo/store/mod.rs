@@ -20,6 +20,7 @@ mod analytics;
 mod connections;
 mod nodes;
 mod runs;
+mod schedules;
 pub(crate) use runs::run_with_steps;
 mod shares;
 mod workflows;

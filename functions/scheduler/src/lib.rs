@@ -1,0 +1,91 @@
+//! `scheduler`: what EventBridge Scheduler fires. Each event names its job:
+//!
+//! - `{"kind": "user_schedule", "workflow_id", "schedule_id", "scheduled_time"}`: a user's
+//!   schedule is due; its run starts once per scheduled time, as the schedule's owner, or the
+//!   schedule records why not ([`shared::app::schedules::fire`]);
+//! - `{"kind": "queue_depths"}` (the template's `ScheduleV2` every 5 minutes): the messages in
+//!   each step queue's dead-letter queue, as the EMF metric `DeadLetterMessages` by `Queue`
+//!   (the dashboard's and the DLQ alarms' figure, also where CloudWatch's own SQS metrics lag).
+//!
+//! Only a store or queue that cannot be reached fails the invocation (Scheduler then retries
+//! it); everything else is answered with what was done.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::app::schedules::{self, FireEvent, Fired};
+use shared::ports::{
+    Accounts, DeadLetters, Idempotency, Runs, Schedules, StepQueue, TaskQueue, Workflows,
+};
+
+/// What the handler needs from the world, built once per cold start.
+pub struct Deps<S, A, Q, D> {
+    pub store: S,
+    pub accounts: A,
+    pub queue: Q,
+    pub dead_letters: D,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Job {
+    UserSchedule(FireEvent),
+    QueueDepths {},
+}
+
+/// Runs the job `event` names; `Err` (the invocation fails, Scheduler retries) only when a
+/// store or queue is unreachable, or the event is not one of ours.
+pub async fn handle<S, A, Q, D>(
+    deps: &Deps<S, A, Q, D>,
+    event: Value,
+    now: DateTime<Utc>,
+) -> Result<Value, String>
+where
+    S: Workflows + Runs + Idempotency + Schedules,
+    A: Accounts,
+    Q: TaskQueue,
+    D: DeadLetters,
+{
+    let job: Job = serde_json::from_value(event.clone())
+        .map_err(|e| format!("not a job of this function ({e}): {event}"))?;
+    match job {
+        Job::UserSchedule(fire) => {
+            let fired = schedules::fire(
+                &deps.store,
+                &deps.store,
+                &deps.accounts,
+                &deps.queue,
+                &fire,
+                now,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let answer = match &fired {
+                Fired::Started { run_id, replayed } => {
+                    json!({"started": run_id, "replayed": replayed})
+                }
+                Fired::Skipped(why) => json!({"skipped": why}),
+                Fired::Gone => json!({"skipped": "the schedule no longer exists"}),
+            };
+            tracing::info!(schedule = %fire.schedule_id, scheduled_time = %fire.scheduled_time, outcome = %answer, "schedule fired");
+            Ok(answer)
+        }
+        Job::QueueDepths {} => {
+            let mut depths = serde_json::Map::new();
+            for q in StepQueue::ALL {
+                let n = deps
+                    .dead_letters
+                    .approximate_count(q)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                shared::emf::Record::new()
+                    .dimension(shared::emf::dim::QUEUE, q.as_str())
+                    .dimension_set(&[shared::emf::dim::QUEUE])
+                    .count(shared::emf::metric::DEAD_LETTER_MESSAGES, n)
+                    .emit();
+                depths.insert(q.as_str().to_string(), json!(n));
+            }
+            Ok(json!({"dead_letter_messages": depths}))
+        }
+    }
+}

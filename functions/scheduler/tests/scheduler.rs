@@ -1,0 +1,168 @@
+//! The scheduler function against the emulator's table: a user's schedule fired (twice for
+//! the same scheduled time, as a retried delivery would) starts one run; another scheduled
+//! time starts another; a workflow that is not active skips the fire and the schedule says
+//! why; the queue-depth job reports each dead-letter queue as an EMF metric.
+//!
+//! Needs the emulator at `AWS_ENDPOINT_URL` (`make test` starts it).
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use chrono::{Duration, TimeZone, Utc};
+use scheduler::{Deps, handle};
+use serde_json::{Value, json};
+use shared::aws::dynamo::{DynamoAccounts, DynamoStore};
+use shared::domain::schedule::Schedule;
+use shared::domain::{Principal, Role, Workflow, WorkflowStatus, ids};
+use shared::ports::{Runs, Schedules, StepQueue, Workflows};
+use shared::testing::runs::{MemoryDeadLetters, MemoryQueue, active_workflow};
+
+type TestDeps = Deps<DynamoStore, DynamoAccounts, MemoryQueue, MemoryDeadLetters>;
+
+async fn deps() -> TestDeps {
+    let (client, table) = localstack::testing::fresh_table("scheduler").await;
+    Deps {
+        store: DynamoStore::new(client.clone(), table.clone()),
+        accounts: DynamoAccounts::new(client, table),
+        queue: MemoryQueue::new(),
+        dead_letters: MemoryDeadLetters::new(),
+    }
+}
+
+/// Alice's workflow (in `status`) with a schedule of a one-step continue run.
+async fn scheduled(d: &TestDeps, status: WorkflowStatus) -> (Workflow, Schedule) {
+    let alice = ids::new_id();
+    shared::testing::accounts::seed_signed_in(&d.accounts, &alice, Role::Editor).await;
+    let now = Utc::now();
+    let mut w = active_workflow(&Principal::user(&alice, Role::Editor), "Nightly", now);
+    w.status = status;
+    d.store.create_workflow(&w, &[], None).await.unwrap();
+    let s = Schedule {
+        id: ids::new_id(),
+        workflow_id: w.id.clone(),
+        owner_id: alice,
+        expression: "rate(1 minute)".into(),
+        timezone: "UTC".into(),
+        run: json!({"plan": {"mode": "continue", "steps": 1}, "model": "builtin"}),
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        last_fire: None,
+    };
+    assert!(d.store.create_schedule(&s, 20).await.unwrap());
+    (w, s)
+}
+
+fn fire(s: &Schedule, at: chrono::DateTime<Utc>) -> Value {
+    json!({
+        "kind": "user_schedule",
+        "workflow_id": s.workflow_id,
+        "schedule_id": s.id,
+        "scheduled_time": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
+}
+
+#[tokio::test]
+async fn a_fire_starts_one_run_per_scheduled_time_even_when_delivered_twice() {
+    let d = deps().await;
+    let (w, s) = scheduled(&d, WorkflowStatus::Active).await;
+    let t1 = Utc
+        .with_ymd_and_hms(2026, 12, 1, 10, 0, 0)
+        .single()
+        .unwrap();
+    let first = handle(&d, fire(&s, t1), Utc::now()).await.unwrap();
+    let run_id = first["started"].as_str().unwrap().to_string();
+    assert_eq!(first["replayed"], false);
+    let again = handle(&d, fire(&s, t1), Utc::now()).await.unwrap();
+    assert_eq!(again["started"], run_id.as_str(), "{again}");
+    assert_eq!(again["replayed"], true);
+    let runs = d.store.list_runs(&w.id, 10, None).await.unwrap().items;
+    assert_eq!(runs.len(), 1, "one run for one scheduled time");
+    assert_eq!(runs[0].owner_id, s.owner_id);
+    assert_eq!(d.queue.sent().len(), 1, "its step was queued once");
+
+    let t2 = t1 + Duration::minutes(1);
+    let next = handle(&d, fire(&s, t2), Utc::now()).await.unwrap();
+    assert_ne!(next["started"], run_id.as_str());
+    assert_eq!(
+        d.store
+            .list_runs(&w.id, 10, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    let stored = d.store.get_schedule(&w.id, &s.id).await.unwrap().unwrap();
+    let last = stored.last_fire.unwrap();
+    assert_eq!(last.scheduled_time, t2);
+    assert_eq!(last.run_id.as_deref(), next["started"].as_str());
+    // A late duplicate of the first fire does not overwrite the record of the later one.
+    handle(&d, fire(&s, t1), Utc::now()).await.unwrap();
+    let stored = d.store.get_schedule(&w.id, &s.id).await.unwrap().unwrap();
+    assert_eq!(stored.last_fire.unwrap().scheduled_time, t2);
+}
+
+#[tokio::test]
+async fn a_workflow_that_is_not_active_skips_the_fire_and_the_schedule_says_why() {
+    let d = deps().await;
+    let (w, s) = scheduled(&d, WorkflowStatus::Paused).await;
+    let t = Utc
+        .with_ymd_and_hms(2026, 12, 1, 11, 0, 0)
+        .single()
+        .unwrap();
+    let out = handle(&d, fire(&s, t), Utc::now()).await.unwrap();
+    assert_eq!(
+        out["skipped"], "the workflow is paused, not active",
+        "{out}"
+    );
+    assert!(
+        d.store
+            .list_runs(&w.id, 10, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(d.queue.sent().is_empty());
+    let stored = d.store.get_schedule(&w.id, &s.id).await.unwrap().unwrap();
+    let last = stored.last_fire.unwrap();
+    assert_eq!((last.scheduled_time, last.run_id), (t, None));
+    assert_eq!(
+        last.skipped.as_deref(),
+        Some("the workflow is paused, not active")
+    );
+
+    // A schedule deleted after its trigger fired: nothing to do, nothing recorded.
+    d.store.delete_schedule(&w.id, &s.id).await.unwrap();
+    let out = handle(&d, fire(&s, t), Utc::now()).await.unwrap();
+    assert_eq!(out["skipped"], "the schedule no longer exists");
+}
+
+#[tokio::test]
+async fn the_queue_depth_job_reports_each_dead_letter_queue_and_bad_events_fail() {
+    let d = deps().await;
+    d.dead_letters.push(StepQueue::High, "{}", Some("g"));
+    d.dead_letters.push(StepQueue::High, "{}", Some("g"));
+    let capture = shared::emf::Capture::start();
+    let out = handle(&d, json!({"kind": "queue_depths"}), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(out["dead_letter_messages"]["high"], 2, "{out}");
+    assert_eq!(out["dead_letter_messages"]["critical"], 0);
+    let records = capture.with_metric("DeadLetterMessages");
+    assert_eq!(records.len(), 4, "one per queue");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["Queue"] == "high" && r["DeadLetterMessages"] == 2.0),
+        "{records:?}"
+    );
+    for bad in [
+        json!({}),
+        json!({"kind": "launch"}),
+        json!({"kind": "user_schedule"}),
+    ] {
+        assert!(handle(&d, bad.clone(), Utc::now()).await.is_err(), "{bad}");
+    }
+}
