@@ -1,5 +1,6 @@
 //! `api-analytics`: the HTTP API of `/api/v3/analytics` (runs, generation, quality, a
-//! workflow's figures, insights and exports over the specification's ranges), and
+//! workflow's figures, insights and exports over the specification's ranges), the operators'
+//! `GET /status` (health checker) and `GET /metrics` (Prometheus), and
 //! [`stream`], the table's stream into the counters those answers read.
 //!
 //! The function is its routes ([`Route`], the template's route keys, with a handler each in
@@ -12,7 +13,7 @@ pub mod stream;
 
 use lambda_http::{Body, Request, Response};
 use shared::http::pipeline::{self, Pipeline};
-use shared::ports::{Analytics, Workflows};
+use shared::ports::{Analytics, Probe, Workflows};
 use std::sync::Arc;
 
 /// What the handlers need from the world, built once per cold start.
@@ -22,6 +23,8 @@ pub struct Api {
     pub analytics: Arc<dyn Analytics>,
     /// Who may read a workflow's figures.
     pub workflows: Arc<dyn Workflows>,
+    /// What the health checker checks (`GET /status`).
+    pub probes: Vec<Arc<dyn Probe>>,
     /// Gate, authenticator and clock.
     pub pipeline: Pipeline,
 }
@@ -36,6 +39,9 @@ pub enum Route {
     Workflow,
     Insights,
     Export,
+    Status,
+    ApiStatus,
+    Metrics,
 }
 
 impl AsRef<Pipeline> for Api {

@@ -13,6 +13,7 @@ use utoipa::OpenApi;
     paths(
         routes::openapi, routes::overview, routes::generation, routes::quality,
         routes::workflow, routes::insights, routes::export,
+        routes::status, routes::api_status, routes::metrics,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

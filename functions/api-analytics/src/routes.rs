@@ -7,6 +7,7 @@ use lambda_http::{Body, Request, Response};
 use shared::app::analytics::{
     self, GenerationReport, InsightsReport, OverviewReport, QualityReport, WorkflowReport,
 };
+use shared::app::operations::{self, StatusReport};
 use shared::domain::Principal;
 use shared::domain::analytics::{Scope, Window};
 use shared::http::Problem;
@@ -26,6 +27,9 @@ impl Routes for Route {
         ("GET /api/v3/analytics/workflows/{id}", Route::Workflow),
         ("GET /api/v3/analytics/insights", Route::Insights),
         ("GET /api/v3/analytics/export", Route::Export),
+        ("GET /status", Route::Status),
+        ("GET /api/v3/status", Route::ApiStatus),
+        ("GET /metrics", Route::Metrics),
     ];
 
     fn access(self) -> Access {
@@ -46,6 +50,9 @@ impl Routes for Route {
             Route::Workflow => workflow(api, p()?, &call.id("id")?, req).await,
             Route::Insights => insights(api, p()?, req).await,
             Route::Export => export(api, p()?, req).await,
+            Route::Status => status(api, p()?).await,
+            Route::ApiStatus => api_status(api, p()?).await,
+            Route::Metrics => metrics(api, p()?).await,
         }
     }
 }
@@ -220,4 +227,45 @@ pub struct Params {
     /// `system`: everyone's (admins only); not with `user`.
     #[param(pattern = "^system$")]
     scope: Option<String>,
+}
+
+/// Admins: the health checker. Checks the table, each step queue with its dead-letter queue,
+/// the KMS key and the generator's endpoint at once, each with its latency; `degraded` (and
+/// 503) when any check fails, so a load balancer or uptime check can use it.
+#[utoipa::path(get, path = "/status", tag = "operations",
+    responses((status = 200, body = StatusReport), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 503, body = StatusReport, description = "A check failed")))]
+pub async fn status(api: &Api, p: &Principal) -> Reply {
+    let probes: Vec<&dyn shared::ports::Probe> = api.probes.iter().map(|p| p.as_ref()).collect();
+    let r = operations::status(p, &probes, api.pipeline.clock.now()).await?;
+    let code = if r.status == "ok" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok(json(code, &r))
+}
+
+/// The same as `GET /status`, under the API's base path.
+#[utoipa::path(get, path = "/api/v3/status", tag = "operations",
+    responses((status = 200, body = StatusReport), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 503, body = StatusReport, description = "A check failed")))]
+pub async fn api_status(api: &Api, p: &Principal) -> Reply {
+    status(api, p).await
+}
+
+/// Admins, or API keys with the `metrics` scope: the system's counters (runs, steps, retries,
+/// documents, words, tokens, generations by model) and the generation latency histogram by
+/// model, in Prometheus' text exposition format, for scraping into Prometheus and Grafana.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String),
+        (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn metrics(api: &Api, p: &Principal) -> Reply {
+    let text = operations::prometheus(api.analytics.as_ref(), p, api.pipeline.clock.now()).await?;
+    let mut r = Response::new(Body::Text(text));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(r)
 }

@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod auth;
 pub mod broadcast;
 pub mod error;
+pub mod operations;
 pub mod ratelimit;
 pub mod realtime;
 pub mod runs;

@@ -5,6 +5,8 @@
 pub mod apigw;
 pub mod dynamo;
 pub mod errors;
+#[cfg(feature = "health")]
+pub mod health;
 pub mod kms;
 #[cfg(feature = "scheduler")]
 pub mod scheduler;

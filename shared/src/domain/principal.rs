@@ -51,7 +51,12 @@ impl Role {
         match self {
             Role::Viewer => &[Scope::WorkflowsRead],
             Role::Editor => &[Scope::WorkflowsRead, Scope::WorkflowsWrite],
-            Role::Admin => &[Scope::WorkflowsRead, Scope::WorkflowsWrite, Scope::Admin],
+            Role::Admin => &[
+                Scope::WorkflowsRead,
+                Scope::WorkflowsWrite,
+                Scope::Admin,
+                Scope::Metrics,
+            ],
         }
     }
 }
@@ -77,16 +82,25 @@ pub enum Scope {
     WorkflowsWrite,
     #[serde(rename = "admin")]
     Admin,
+    /// `GET /metrics` (Prometheus scrapes) and nothing else.
+    #[serde(rename = "metrics")]
+    Metrics,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::WorkflowsRead, Scope::WorkflowsWrite, Scope::Admin];
+    pub const ALL: [Scope; 4] = [
+        Scope::WorkflowsRead,
+        Scope::WorkflowsWrite,
+        Scope::Admin,
+        Scope::Metrics,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::WorkflowsRead => "workflows:read",
             Scope::WorkflowsWrite => "workflows:write",
             Scope::Admin => "admin",
+            Scope::Metrics => "metrics",
         }
     }
 
@@ -245,5 +259,17 @@ mod tests {
         for s in Scope::ALL {
             assert_eq!(Scope::parse(s.as_str()), Some(s));
         }
+    }
+
+    #[test]
+    fn a_metrics_key_reads_metrics_and_nothing_else_and_only_admins_have_the_scope() {
+        let mut key = Principal::user("a", Role::Admin);
+        key.scopes = Some(vec![Scope::Metrics]);
+        assert!(key.has(Scope::Metrics));
+        assert!(!key.is_admin() && !key.has(Scope::WorkflowsRead));
+        assert!(Principal::user("a", Role::Admin).has(Scope::Metrics));
+        let mut editor_key = Principal::user("e", Role::Editor);
+        editor_key.scopes = Some(vec![Scope::Metrics]);
+        assert!(!editor_key.has(Scope::Metrics), "beyond the editor's role");
     }
 }

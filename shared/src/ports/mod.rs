@@ -4,6 +4,7 @@
 mod accounts;
 mod analytics;
 mod connections;
+mod health;
 mod runs;
 mod schedules;
 mod workflows;
@@ -11,6 +12,7 @@ mod workflows;
 pub use accounts::*;
 pub use analytics::*;
 pub use connections::*;
+pub use health::*;
 pub use runs::*;
 pub use schedules::*;
 pub use workflows::*;

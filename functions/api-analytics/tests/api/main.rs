@@ -19,7 +19,7 @@ use shared::domain::run::{ErrorKind, ModelRef, RetryPolicy, StepError, StepStatu
 use shared::domain::{ContentMetrics, NodeStatus, Principal, QualityScores, Role};
 use shared::http::pipeline::Pipeline;
 use shared::http::{Authenticator, Gate, KeyRing};
-use shared::ports::{Analytics, Fut, Runs, StepCommit, StoreError, Workflows};
+use shared::ports::{Analytics, Fut, Probe, Runs, StepCommit, StoreError, Workflows};
 use shared::testing::TestKeys;
 use shared::testing::runs::{active_workflow, chain};
 use std::sync::Arc;
@@ -39,7 +39,15 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
+    stack_with_probes(|_, _| Vec::new()).await
+}
+
+/// A stack whose health checker runs the probes `probes` makes of the table's client and name.
+async fn stack_with_probes(
+    probes: impl FnOnce(aws_sdk_dynamodb::Client, String) -> Vec<Arc<dyn Probe>>,
+) -> Stack {
     let (client, table) = localstack::testing::fresh_table("analytics").await;
+    let probes = probes(client.clone(), table.clone());
     let store = Arc::new(DynamoStore::new(client.clone(), table.clone()));
     let accounts = Arc::new(DynamoAccounts::new(client, table.clone()));
     for (user, role) in [
@@ -53,6 +61,7 @@ async fn stack() -> Stack {
     let api = Api {
         analytics: store.clone(),
         workflows: store.clone(),
+        probes,
         pipeline: Pipeline {
             auth: Arc::new(Authenticator {
                 keys: KeyRing::fixed(keys.verifier()),
@@ -411,7 +420,7 @@ async fn the_openapi_document_lists_every_route_of_the_template() {
     let doc = s.get("/api/v3/analytics/openapi.json", None).await;
     assert_eq!(doc.status, 200);
     let keys = localstack::testing::template_route_keys("ApiAnalyticsFunction");
-    assert_eq!(keys.len(), 7);
+    assert_eq!(keys.len(), 10);
     for key in keys {
         let (method, path) = key.split_once(' ').unwrap();
         assert!(
@@ -419,4 +428,113 @@ async fn the_openapi_document_lists_every_route_of_the_template() {
             "{key} is not in the document"
         );
     }
+}
+
+#[tokio::test]
+async fn status_checks_every_dependency_for_admins_and_says_which_failed() {
+    use shared::aws::health::{GeneratorProbe, KeyProbe, QueueProbe, TableProbe};
+    let template = localstack::template::Template::load_default().unwrap();
+    let suffix = format!("-{}", shared::domain::ids::new_id());
+    let resolver = localstack::testing::provision_queues(&template, &suffix).await;
+    let urls = |kind: &str| -> shared::aws::sqs::QueueUrls {
+        ["Critical", "High", "Normal", "Low"]
+            .map(|p| resolver.queue_url(&format!("{p}{kind}")).unwrap())
+            .into()
+    };
+    let (sources, dead) = (urls("StepQueue"), urls("StepDeadLetterQueue"));
+    let sqs = localstack::testing::sqs_client().await;
+    sqs.send_message()
+        .queue_url(&dead.high)
+        .message_body("{}")
+        .message_group_id("g")
+        .send()
+        .await
+        .unwrap();
+    let alias = localstack::testing::fresh_kms_alias("status").await;
+    let kms = aws_sdk_kms::Client::new(&localstack::testing::emulator_config().await);
+    // A port nothing listens on: the generator check fails.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let generator = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let s = stack_with_probes(move |client, table| {
+        vec![
+            Arc::new(TableProbe { client, table }) as Arc<dyn Probe>,
+            Arc::new(QueueProbe {
+                client: sqs,
+                sources,
+                dead_letters: dead,
+            }),
+            Arc::new(KeyProbe {
+                client: kms,
+                key_id: alias,
+            }),
+            Arc::new(GeneratorProbe {
+                url: Some(generator),
+            }),
+        ]
+    })
+    .await;
+    let r = s.get("/status", Some(ADMIN)).await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.body["status"], "degraded");
+    let checks = r.body["checks"].as_array().unwrap();
+    let named = |n: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("{n}: {}", r.text))
+    };
+    assert_eq!(named("table")["ok"], true);
+    assert_eq!(named("key")["ok"], true);
+    assert_eq!(named("key")["detail"]["state"], "Enabled");
+    assert_eq!(named("queue:critical")["ok"], true);
+    assert_eq!(named("queue:high")["ok"], false, "a dead letter waits");
+    assert_eq!(named("queue:high")["detail"]["dead_letters"], 1);
+    assert_eq!(named("generator")["ok"], false);
+    assert!(
+        named("generator")["detail"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("connect")
+    );
+    for c in checks {
+        assert!(c["latency_ms"].as_f64().unwrap() >= 0.0);
+    }
+    assert_eq!(s.get("/api/v3/status", Some(ADMIN)).await.status, 503);
+    let bob = s.get("/status", Some(BOB)).await;
+    assert_eq!(bob.status, 403, "{}", bob.text);
+    assert_eq!(s.get("/status", None).await.status, 401);
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_for_admins_only() {
+    let s = stack().await;
+    s.run_written_like_the_worker().await;
+    let event = localstack::testing::stream_event(&s.table).await;
+    process(s.store.as_ref(), event).await;
+    let r = s.get("/metrics", Some(ADMIN)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.content_type.starts_with("text/plain; version=0.0.4"),
+        "{}",
+        r.content_type
+    );
+    assert!(r.text.contains("dwc_runs_started_total 1\n"), "{}", r.text);
+    assert!(
+        r.text.contains("dwc_runs_succeeded_total 1\n"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text
+            .contains(&format!("dwc_generations_total{{model=\"{MODEL}\"}} 1")),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains(&format!(
+        "dwc_generation_latency_ms_count{{model=\"{MODEL}\"}} 1"
+    )));
+    let bob = s.get("/metrics", Some(BOB)).await;
+    assert_eq!(bob.status, 403, "{}", bob.text);
+    assert_eq!(bob.content_type, "application/problem+json");
 }
