@@ -2,14 +2,16 @@
 # (DESIGN.md §5); its tools live in localstack/.venv, installed on first use.
 #
 #   make test    start the emulator, lint the template, run every test, stop the emulator; then
-#                make model-smoke, make chain-smoke and make conformance
+#                make model-smoke, make chain-smoke, make conformance and make browser-smoke
 #   make model-smoke  the local model server of make dev (localstack/model.sh): a streamed and a
 #                plain chat completion against SmolLM2 on the CPU (installed on first use)
 #   make chain-smoke  the stack as make dev runs it, with the local model: a new user signs up and
 #                runs a 2-step chain over HTTP; both documents must be written by the model
 #                (localstack/chain_smoke.py)
-#   make conformance  the stack as make dev runs it, checked by schemathesis against both
+#   make conformance  the stack as make dev runs it, checked by schemathesis against the
 #                OpenAPI documents (localstack/conformance.py)
+#   make browser-smoke  the local dashboard and /docs in headless Chromium, after some traffic
+#                (localstack/browser-smoke.py; Debian's chromium package)
 #   make dev     the whole system: emulator + resources + local gateway on 127.0.0.1:3000 (Ctrl-C stops)
 #   make stop    stop the emulator (and a gateway left running)
 #   make lint    rustfmt, clippy and cfn-lint
@@ -26,7 +28,7 @@ export MOTO_PORT
 TEMPLATE := infra/sam-template.yaml
 VENV_BIN := localstack/.venv/bin
 
-.PHONY: test model-smoke chain-smoke conformance dev stop lint lint-template bench bench-coldstart bench-emulator bench-worker bench-fanout bench-chain test-steps
+.PHONY: test model-smoke chain-smoke conformance browser-smoke dev stop lint lint-template bench bench-coldstart bench-emulator bench-worker bench-fanout bench-chain test-steps
 
 # Tests create their own uniquely named tables, so the emulator starts empty (PROVISION_CMD=true).
 # with-emulator.sh stops the emulator afterwards unless it was already running (make dev), and
@@ -41,6 +43,7 @@ test:
 	localstack/model-smoke.sh
 	localstack/chain-smoke.sh
 	localstack/conformance.sh
+	localstack/browser-smoke.sh
 
 # The body of `make test`; expects the emulator to be running. The end-to-end tests run the
 # function binaries through the local gateway, so every binary is built first.
@@ -73,6 +76,11 @@ chain-smoke:
 # reason, in localstack/schemathesis.toml.
 conformance:
 	localstack/conformance.sh
+
+# The local dashboard (/_local/dashboard) and /docs in headless Chromium (its own ports: 3700,
+# 3701, 5700, 9333).
+browser-smoke:
+	localstack/browser-smoke.sh
 
 stop:
 	@if [ -f localstack/run/gateway.pid ]; then kill "$$(cat localstack/run/gateway.pid)" 2>/dev/null || true; rm -f localstack/run/gateway.pid; fi

@@ -3,7 +3,6 @@
 //! read is logged and skipped (it would block its shard forever); a store failure reports the
 //! record and everything after it as the batch's failures, so Lambda retries from there.
 
-use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use serde_json::Value;
 use shared::app::analytics::{self, CountOutcome, Counted};
 use shared::aws::dynamo::stream;
@@ -65,7 +64,7 @@ pub async fn process(analytics: &(impl Analytics + ?Sized), mut event: Value) ->
 }
 
 /// [`process`] as the Lambda response: the batch item failures.
-pub async fn handle(analytics: &(impl Analytics + ?Sized), event: Value) -> DynamoDbEventResponse {
+pub async fn handle(analytics: &(impl Analytics + ?Sized), event: Value) -> Value {
     let out = process(analytics, event).await;
     tracing::info!(
         records = out.records,
@@ -75,15 +74,5 @@ pub async fn handle(analytics: &(impl Analytics + ?Sized), event: Value) -> Dyna
         failures = out.failures.len(),
         "batch counted"
     );
-    let mut response = DynamoDbEventResponse::default();
-    response.batch_item_failures = out
-        .failures
-        .into_iter()
-        .map(|id| {
-            let mut f = DynamoDbBatchItemFailure::default();
-            f.item_identifier = Some(id);
-            f
-        })
-        .collect();
-    response
+    stream::batch_response(out.failures)
 }

@@ -37,6 +37,7 @@ pub struct Api {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Health,
+    Docs,
     OpenApi,
     AsyncApi,
     CreateWorkflow,

@@ -10,7 +10,7 @@ use utoipa::OpenApi;
 #[openapi(
     info(title = "Document Workflow Chain API", version = "3.0.0", description = "Workflows are trees of documents (nodes). Every /api/v3 route needs `Authorization: Bearer <access token or API key>` (tokens from /api/v3/auth/login). Errors are RFC 9457 problem+json."),
     paths(
-        routes::health, routes::openapi, routes::asyncapi,
+        routes::health, routes::docs, routes::openapi, routes::asyncapi,
         routes::create_workflow, routes::list_workflows, routes::get_workflow, routes::update_workflow,
         routes::change_status, routes::delete_workflow, routes::statistics, routes::bulk_action,
         routes::export_workflow, routes::import_workflow,

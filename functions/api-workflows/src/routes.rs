@@ -26,6 +26,7 @@ impl Routes for Route {
 
     const TABLE: &'static [(&'static str, Route)] = &[
         ("GET /health", Route::Health),
+        ("GET /docs", Route::Docs),
         ("GET /api/v3/openapi.json", Route::OpenApi),
         ("GET /api/v3/asyncapi.json", Route::AsyncApi),
         ("POST /api/v3/workflows", Route::CreateWorkflow),
@@ -107,7 +108,7 @@ impl Routes for Route {
 
     fn access(self) -> Access {
         match self {
-            Route::Health | Route::OpenApi | Route::AsyncApi => Access::Public,
+            Route::Health | Route::Docs | Route::OpenApi | Route::AsyncApi => Access::Public,
             Route::CreateWorkflow
             | Route::ListWorkflows
             | Route::Bulk
@@ -150,6 +151,7 @@ impl Routes for Route {
         let p = || call.principal();
         match self {
             Route::Health => Ok(health()),
+            Route::Docs => Ok(docs()),
             Route::OpenApi => Ok(openapi()),
             Route::AsyncApi => Ok(asyncapi()),
             Route::CreateWorkflow => create_workflow(api, p()?, req).await,
@@ -256,6 +258,15 @@ pub fn health() -> Response<Body> {
         StatusCode::OK,
         &serde_json::json!({"status": "ok", "service": "api-workflows"}),
     )
+}
+
+/// The API's documentation as a page: the workflows, identity and analytics OpenAPI documents
+/// and the AsyncAPI document of the WebSocket API, rendered in the browser by a script the page
+/// carries (nothing is fetched from elsewhere).
+#[utoipa::path(get, path = "/docs", tag = "operations", security(()),
+    responses((status = 200, description = "HTML page", content_type = "text/html", body = String)))]
+pub fn docs() -> Response<Body> {
+    shared::http::docs::page()
 }
 
 /// This document.

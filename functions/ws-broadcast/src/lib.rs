@@ -12,7 +12,6 @@
 //! the batch (that would repeat every other connection's messages): clients that missed one
 //! read the state over REST.
 
-use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::app::broadcast::{Delivery, FanOut, deliver, unsubscribe_revoked};
@@ -38,11 +37,7 @@ pub struct Outcome {
 
 /// Handles one batch of stream records (`{"Records": [...]}`), read one record at a time so
 /// that one unreadable record does not fail the others.
-pub async fn handle<C, P>(
-    deps: &Deps<C, P>,
-    event: Value,
-    now: DateTime<Utc>,
-) -> DynamoDbEventResponse
+pub async fn handle<C, P>(deps: &Deps<C, P>, event: Value, now: DateTime<Utc>) -> Value
 where
     C: Connections,
     P: Poster,
@@ -58,17 +53,7 @@ where
         failed = outcome.delivery.failed,
         "batch broadcast"
     );
-    let mut response = DynamoDbEventResponse::default();
-    response.batch_item_failures = outcome
-        .response_failures
-        .into_iter()
-        .map(|id| {
-            let mut f = DynamoDbBatchItemFailure::default();
-            f.item_identifier = Some(id);
-            f
-        })
-        .collect();
-    response
+    stream::batch_response(outcome.response_failures)
 }
 
 pub async fn process<C, P>(deps: &Deps<C, P>, event: Value, now: DateTime<Utc>) -> Outcome

@@ -11,6 +11,11 @@ pub type Captured = Arc<Mutex<Vec<(String, String)>>>;
 pub struct LogSink(Arc<Write>);
 
 impl LogSink {
+    /// Lines go to `write(source, line)` (e.g. [`super::metrics::Metrics::tee`]).
+    pub fn new(write: impl Fn(&str, &str) + Send + Sync + 'static) -> LogSink {
+        LogSink(Arc::new(write))
+    }
+
     /// `[Name] line` on standard error.
     pub fn stderr() -> LogSink {
         LogSink(Arc::new(|source, line| eprintln!("[{source}] {line}")))

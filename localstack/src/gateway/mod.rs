@@ -15,13 +15,18 @@
 //! - [`schedules`]: the template's `Schedule`/`ScheduleV2` events and the emulator's Scheduler
 //!   schedules, fired on a real clock (`make dev`) or a virtual one (tests).
 //!
+//! - [`metrics`] and [`dashboard`]: the EMF lines the functions print, collected, and the
+//!   template's dashboard and alarms over them at `/_local/dashboard` (no CloudWatch locally).
+//!
 //! Event sources are modules of their own over [`pool::FunctionPool::invoke`], so more plug
 //! in beside these.
 
+pub mod dashboard;
 pub mod filter;
 pub mod http_api;
 pub mod instance;
 pub mod logs;
+pub mod metrics;
 pub mod pool;
 pub mod schedules;
 mod server;
@@ -279,6 +284,8 @@ pub struct Gateway {
     ws_server: Option<tokio::task::JoinHandle<()>>,
     pollers: Vec<tokio::task::JoinHandle<()>>,
     schedules: Arc<Schedules>,
+    metrics: Arc<metrics::Metrics>,
+    dashboard: Arc<dashboard::Dashboard>,
 }
 
 impl Gateway {
@@ -288,7 +295,10 @@ impl Gateway {
     /// reading the streams of their DynamoDB events (the tables must exist; with `LATEST`,
     /// every change after this returns is delivered). Function instances start on the first
     /// request, message or batch that needs them.
-    pub async fn start(config: GatewayConfig) -> Result<Gateway, Error> {
+    pub async fn start(mut config: GatewayConfig) -> Result<Gateway, Error> {
+        // Every line the functions print passes the metrics collector (their EMF lines).
+        let metrics = metrics::Metrics::new();
+        config.logs = metrics.tee(config.logs.clone());
         let resolver = Resolver::new(
             &config.template,
             &config.parameters,
@@ -398,9 +408,22 @@ impl Gateway {
             _ => (None, None, None),
         };
         pollers.extend(schedules.spawn_ticker());
+        let dashboard = Arc::new(dashboard::Dashboard::new(
+            &config.template,
+            &resolver,
+            metrics.clone(),
+        ));
+        let local = dashboard.clone();
         let server = tokio::spawn(server::serve(listener, move |req| {
             let state = state.clone();
-            async move { state.handle(req).await }
+            let local = local.clone();
+            async move {
+                // The gateway's own pages, before API routing: never a function's.
+                if dashboard::is_local(req.uri().path()) {
+                    return local.handle(&req);
+                }
+                state.handle(req).await
+            }
         }));
         Ok(Gateway {
             addr,
@@ -411,6 +434,8 @@ impl Gateway {
             ws_server,
             pollers,
             schedules,
+            metrics,
+            dashboard,
         })
     }
 
@@ -444,6 +469,16 @@ impl Gateway {
     /// The schedule event source (a test on a virtual clock calls its `advance_to`).
     pub fn schedules(&self) -> &Arc<Schedules> {
         &self.schedules
+    }
+
+    /// The metrics collected from the functions' EMF lines.
+    pub fn metrics(&self) -> &Arc<metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// The template's dashboard and alarms over [`Gateway::metrics`].
+    pub fn dashboard(&self) -> &Arc<dashboard::Dashboard> {
+        &self.dashboard
     }
 
     /// A function's pool, by logical id (tests look at its instances).

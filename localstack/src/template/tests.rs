@@ -67,9 +67,9 @@ fn the_repository_template_has_one_table_as_designed() {
 #[test]
 fn the_repository_template_has_every_route_once() {
     let routes = repository_template().http_routes();
-    // 36 of api-workflows (8 of them chain runs, 5 schedules, 2 dead-letter queues), 30 of
-    // api-auth, 10 of api-analytics (3 of them /status, /api/v3/status and /metrics).
-    assert_eq!(routes.len(), 76, "{routes:#?}");
+    // 37 of api-workflows (8 of them chain runs, 5 schedules, 2 dead-letter queues, /docs), 30
+    // of api-auth, 10 of api-analytics (3 of them /status, /api/v3/status and /metrics).
+    assert_eq!(routes.len(), 77, "{routes:#?}");
 
     let triples: Vec<_> = routes
         .iter()

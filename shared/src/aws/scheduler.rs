@@ -90,34 +90,30 @@ impl Triggers for EventBridgeTriggers {
             };
             let name = trigger_name(&schedule.id);
             let description = format!("workflow {} schedule {}", schedule.workflow_id, schedule.id);
+            // CreateSchedule and UpdateSchedule take the same fields (an update replaces them
+            // all) on builders of different types.
+            macro_rules! send {
+                ($op:ident) => {
+                    self.client
+                        .$op()
+                        .name(name)
+                        .group_name(&self.target.group)
+                        .description(description)
+                        .schedule_expression(&schedule.expression)
+                        .schedule_expression_timezone(&schedule.timezone)
+                        .flexible_time_window(window)
+                        .target(target)
+                        .state(state)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(classify)
+                };
+            }
             if create {
-                self.client
-                    .create_schedule()
-                    .name(name)
-                    .group_name(&self.target.group)
-                    .description(description)
-                    .schedule_expression(&schedule.expression)
-                    .schedule_expression_timezone(&schedule.timezone)
-                    .flexible_time_window(window)
-                    .target(target)
-                    .state(state)
-                    .send()
-                    .await
-                    .map_err(classify)?;
+                send!(create_schedule)?;
             } else {
-                self.client
-                    .update_schedule()
-                    .name(name)
-                    .group_name(&self.target.group)
-                    .description(description)
-                    .schedule_expression(&schedule.expression)
-                    .schedule_expression_timezone(&schedule.timezone)
-                    .flexible_time_window(window)
-                    .target(target)
-                    .state(state)
-                    .send()
-                    .await
-                    .map_err(classify)?;
+                send!(update_schedule)?;
             }
             Ok(())
         })

@@ -4,6 +4,7 @@
 pub mod asyncapi;
 pub mod auth;
 pub mod cursor;
+pub mod docs;
 pub mod limits;
 pub mod openapi;
 pub mod pipeline;

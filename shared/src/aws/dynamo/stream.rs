@@ -34,6 +34,16 @@ pub fn event_id(record: &Value) -> Option<&str> {
     record.get("eventID").and_then(Value::as_str)
 }
 
+/// A stream function's answer with `ReportBatchItemFailures`: the records to retry, by
+/// sequence number (Lambda retries from the lowest; none: the batch succeeded).
+pub fn batch_response(failures: Vec<String>) -> Value {
+    let failures: Vec<Value> = failures
+        .into_iter()
+        .map(|id| serde_json::json!({ "itemIdentifier": id }))
+        .collect();
+    serde_json::json!({ "batchItemFailures": failures })
+}
+
 /// The record's sequence number: what a batch item failure names.
 pub fn sequence_number(record: &Value) -> Option<String> {
     record
