@@ -12,7 +12,9 @@ pub enum TriggerCall {
         schedule: Box<Schedule>,
         create: bool,
     },
-    Delete { id: String },
+    Delete {
+        id: String,
+    },
 }
 
 #[derive(Default)]
