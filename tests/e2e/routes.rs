@@ -17,7 +17,7 @@ async fn every_workflows_route_over_http() {
     );
     let doc = s.send("GET", "/api/v3/openapi.json", None, None, &[]).await;
     assert_eq!(doc.status, 200);
-    assert_eq!(doc.body["paths"].as_object().unwrap().len(), 23);
+    assert_eq!(doc.body["paths"].as_object().unwrap().len(), 26);
 
     // Create with a tree, read, list.
     let created = s
