@@ -411,6 +411,10 @@ async fn the_gateway_collects_function_output_and_serves_the_dashboard() {
     assert_eq!(status, 200);
     assert!(headers["content-type"].starts_with("text/html"));
     assert!(headers["content-security-policy"].contains("default-src 'none'"));
+    // Only the page's own script runs: pinned by its hash, no 'unsafe-inline' for scripts.
+    let policy = &headers["content-security-policy"];
+    assert!(policy.contains("script-src 'sha256-"), "{policy}");
+    assert!(!policy.contains("script-src 'unsafe-inline'"), "{policy}");
     assert!(page.contains("/_local/dashboard/data"));
     // Nothing fetched from elsewhere: no script or style sources, no links to other origins.
     for asset in ["src=", "<link", "@import", "https://"] {
