@@ -32,27 +32,39 @@ async fn fresh_table_is_the_template_table() {
         .collect();
     assert_eq!(keys, [("PK", KeyType::Hash), ("SK", KeyType::Range)]);
 
-    let gsis = table.global_secondary_indexes();
-    assert_eq!(gsis.len(), 1, "{gsis:#?}");
-    let gsi = &gsis[0];
-    assert_eq!(gsi.index_name(), Some("GSI1"));
-    let gsi_keys: Vec<_> = gsi
-        .key_schema()
-        .iter()
-        .map(|k| (k.attribute_name(), k.key_type().clone()))
-        .collect();
-    assert_eq!(
-        gsi_keys,
-        [("GSI1PK", KeyType::Hash), ("GSI1SK", KeyType::Range)]
-    );
-    assert_eq!(
-        gsi.projection().and_then(|p| p.projection_type()),
-        Some(&ProjectionType::All)
-    );
-    assert!(
-        gsi.index_status().is_none_or(|s| *s == IndexStatus::Active),
-        "{gsi:?}"
-    );
+    let mut gsis = table.global_secondary_indexes().to_vec();
+    gsis.sort_by(|a, b| a.index_name().cmp(&b.index_name()));
+    assert_eq!(gsis.len(), 2, "{gsis:#?}");
+    for (gsi, name, projection, included) in [
+        (&gsis[0], "GSI1", ProjectionType::All, Vec::new()),
+        (
+            &gsis[1],
+            "GSI2",
+            ProjectionType::Include,
+            vec!["workflow_id".to_string()],
+        ),
+    ] {
+        assert_eq!(gsi.index_name(), Some(name));
+        let gsi_keys: Vec<_> = gsi
+            .key_schema()
+            .iter()
+            .map(|k| (k.attribute_name().to_string(), k.key_type().clone()))
+            .collect();
+        assert_eq!(
+            gsi_keys,
+            [
+                (format!("{name}PK"), KeyType::Hash),
+                (format!("{name}SK"), KeyType::Range)
+            ]
+        );
+        let p = gsi.projection().expect("a projection");
+        assert_eq!(p.projection_type(), Some(&projection));
+        assert_eq!(p.non_key_attributes(), included.as_slice());
+        assert!(
+            gsi.index_status().is_none_or(|s| *s == IndexStatus::Active),
+            "{gsi:?}"
+        );
+    }
 
     let stream = table
         .stream_specification()

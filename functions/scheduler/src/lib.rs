@@ -3,6 +3,9 @@
 //! - `{"kind": "user_schedule", "workflow_id", "schedule_id", "scheduled_time"}`: a user's
 //!   schedule is due; its run starts once per scheduled time, as the schedule's owner, or the
 //!   schedule records why not ([`shared::app::schedules::fire`]);
+//! - `{"kind": "sweep"}` (the template's `ScheduleV2` every 5 minutes): step messages that were
+//!   lost (an attempt or retry long past its lease, a ready step of a quiet run) are sent again
+//!   ([`shared::app::runs::sweep`]), also retries that wait longer than SQS's 900 s delay;
 //! - `{"kind": "queue_depths"}` (the template's `ScheduleV2` every 5 minutes): the messages in
 //!   each step queue's dead-letter queue, as the EMF metric `DeadLetterMessages` by `Queue`
 //!   (the dashboard's and the DLQ alarms' figure, also where CloudWatch's own SQS metrics lag).
@@ -30,6 +33,7 @@ pub struct Deps<S, A, Q, D> {
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Job {
     UserSchedule(FireEvent),
+    Sweep {},
     QueueDepths {},
 }
 
@@ -69,6 +73,13 @@ where
             };
             tracing::info!(schedule = %fire.schedule_id, scheduled_time = %fire.scheduled_time, outcome = %answer, "schedule fired");
             Ok(answer)
+        }
+        Job::Sweep {} => {
+            let swept = shared::app::runs::sweep::sweep(&deps.store, &deps.queue, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(runs = swept.runs, resent = swept.resent, "sweep");
+            Ok(json!({"runs": swept.runs, "resent": swept.resent}))
         }
         Job::QueueDepths {} => {
             let mut depths = serde_json::Map::new();

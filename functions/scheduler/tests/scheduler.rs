@@ -166,3 +166,114 @@ async fn the_queue_depth_job_reports_each_dead_letter_queue_and_bad_events_fail(
         assert!(handle(&d, bad.clone(), Utc::now()).await.is_err(), "{bad}");
     }
 }
+
+#[tokio::test]
+async fn the_sweep_sends_lost_step_messages_again_and_leaves_the_rest() {
+    use shared::domain::run::StepStatus;
+    let d = deps().await;
+    let alice = Principal::user(ids::new_id(), Role::Editor);
+    let long_ago = Utc::now() - Duration::hours(1);
+    let w = active_workflow(&alice, "Swept", long_ago);
+    d.store.create_workflow(&w, &[], None).await.unwrap();
+    // A run started an hour ago whose first message was lost: nothing happened since.
+    let (quiet, quiet_steps, nodes) = shared::testing::runs::chain(&w, 2, None, 3, long_ago);
+    d.store
+        .create_run(
+            &alice,
+            &quiet,
+            &quiet_steps,
+            &nodes,
+            w.settings.max_nodes(),
+            None,
+        )
+        .await
+        .unwrap();
+    // A run whose running attempt's lease ended 30 minutes ago (its worker and message gone).
+    let (lost, lost_steps, nodes) = shared::testing::runs::chain(&w, 1, None, 3, long_ago);
+    d.store
+        .create_run(
+            &alice,
+            &lost,
+            &lost_steps,
+            &nodes,
+            w.settings.max_nodes(),
+            None,
+        )
+        .await
+        .unwrap();
+    let mut step = lost_steps[0].clone();
+    step.start(long_ago, std::time::Duration::from_secs(1800))
+        .unwrap();
+    assert!(
+        d.store
+            .claim_step(&step, StepStatus::Pending, 0, long_ago)
+            .await
+            .unwrap()
+    );
+    // A run just started: its message is surely still in flight.
+    let (fresh, fresh_steps, nodes) = shared::testing::runs::chain(&w, 1, None, 3, Utc::now());
+    d.store
+        .create_run(
+            &alice,
+            &fresh,
+            &fresh_steps,
+            &nodes,
+            w.settings.max_nodes(),
+            None,
+        )
+        .await
+        .unwrap();
+    // A cancelled run is not in the index at all.
+    let (over, over_steps, nodes) = shared::testing::runs::chain(&w, 1, None, 3, long_ago);
+    d.store
+        .create_run(
+            &alice,
+            &over,
+            &over_steps,
+            &nodes,
+            w.settings.max_nodes(),
+            None,
+        )
+        .await
+        .unwrap();
+    let mut cancelled = over.clone();
+    cancelled
+        .transition(shared::domain::run::RunStatus::Cancelled, long_ago)
+        .unwrap();
+    d.store
+        .update_run(&cancelled, over.version, &[])
+        .await
+        .unwrap();
+
+    let active: Vec<String> = d
+        .store
+        .active_runs(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(active.len(), 3, "{active:?}");
+    assert!(!active.contains(&over.id), "an ended run leaves the index");
+
+    let out = handle(&d, json!({"kind": "sweep"}), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(out["runs"], 3, "{out}");
+    assert_eq!(out["resent"], 2, "{out}");
+    let sent: Vec<(String, String)> = d
+        .queue
+        .sent()
+        .into_iter()
+        .map(|m| (m.message.run_id, m.message.step_id))
+        .collect();
+    assert!(
+        sent.contains(&(quiet.id.clone(), quiet_steps[0].id.clone())),
+        "{sent:?}"
+    );
+    assert!(
+        sent.contains(&(lost.id.clone(), lost_steps[0].id.clone())),
+        "{sent:?}"
+    );
+    assert!(!sent.iter().any(|(r, _)| r == &fresh.id));
+}

@@ -43,18 +43,31 @@ fn the_repository_template_has_one_table_as_designed() {
             ("SK", AttributeType::String),
             ("GSI1PK", AttributeType::String),
             ("GSI1SK", AttributeType::String),
+            ("GSI2PK", AttributeType::String),
+            ("GSI2SK", AttributeType::String),
         ]
     );
     assert_eq!(
         table.global_secondary_indexes,
-        [GlobalSecondaryIndex {
-            name: "GSI1".into(),
-            key_schema: KeySchema {
-                partition_key: "GSI1PK".into(),
-                sort_key: Some("GSI1SK".into()),
+        [
+            GlobalSecondaryIndex {
+                name: "GSI1".into(),
+                key_schema: KeySchema {
+                    partition_key: "GSI1PK".into(),
+                    sort_key: Some("GSI1SK".into()),
+                },
+                projection: Projection::All,
             },
-            projection: Projection::All,
-        }]
+            // Runs that are not over, for the scheduler's sweep.
+            GlobalSecondaryIndex {
+                name: "GSI2".into(),
+                key_schema: KeySchema {
+                    partition_key: "GSI2PK".into(),
+                    sort_key: Some("GSI2SK".into()),
+                },
+                projection: Projection::Include(vec!["workflow_id".into()]),
+            },
+        ]
     );
     assert_eq!(table.billing_mode, BillingMode::PayPerRequest);
     assert_eq!(

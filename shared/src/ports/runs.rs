@@ -96,6 +96,9 @@ pub trait Runs: Send + Sync {
     /// [`super::StoreError::Conflict`] when only the run moved on (another step committed
     /// meanwhile): read the run again and commit once more.
     fn commit_step<'a>(&'a self, commit: &'a StepCommit) -> Fut<'a, bool>;
+    /// Runs that are not over (queued, running, paused), as (workflow id, run id), at most
+    /// `limit` of them (the sweep's list; an index read, eventually consistent).
+    fn active_runs<'a>(&'a self, limit: usize) -> Fut<'a, Vec<(String, String)>>;
 }
 
 /// The message that asks the worker to run (an attempt of) one step.

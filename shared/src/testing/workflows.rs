@@ -1400,4 +1400,15 @@ impl Runs for MemoryWorkflowStore {
     fn commit_step<'a>(&'a self, commit: &'a StepCommit) -> Fut<'a, bool> {
         Box::pin(async move { self.call(Method::CommitStep, |t| t.commit_step(commit)) })
     }
+
+    fn active_runs<'a>(&'a self, limit: usize) -> Fut<'a, Vec<(String, String)>> {
+        let runs: Vec<(String, String)> = self
+            .runs()
+            .into_iter()
+            .filter(|r| !r.status.is_terminal())
+            .map(|r| (r.workflow_id, r.id))
+            .take(limit)
+            .collect();
+        Box::pin(async move { Ok(runs) })
+    }
 }

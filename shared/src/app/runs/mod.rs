@@ -5,6 +5,7 @@
 //! starts and controls them.
 
 pub mod dead_letters;
+pub mod sweep;
 pub mod worker;
 
 use crate::app::AppError;

@@ -7,6 +7,9 @@ pub const SK: &str = "SK";
 pub const GSI1: &str = "GSI1";
 pub const GSI1PK: &str = "GSI1PK";
 pub const GSI1SK: &str = "GSI1SK";
+pub const GSI2: &str = "GSI2";
+pub const GSI2PK: &str = "GSI2PK";
+pub const GSI2SK: &str = "GSI2SK";
 
 pub const WORKFLOW_SK: &str = "#WORKFLOW";
 pub const NODE_SK_PREFIX: &str = "NODE#";

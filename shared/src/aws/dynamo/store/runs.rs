@@ -3,9 +3,14 @@
 //! BatchGetItem with its workflow and a step's nodes, for an attempt), claiming a step one conditional UpdateItem on `steps[i]`, and committing a step one
 //! transaction of the run item (conditional on the claim and the run's version) with the node.
 //!
-//! | item | `PK` | `SK` | `GSI1PK` | `GSI1SK` |
-//! | --- | --- | --- | --- | --- |
-//! | run with its steps | `RUN#<run_id>` | `#RUN` | `RUNS#<workflow_id>` | `RUN#<created_at>#<run_id>` |
+//! | item | `PK` | `SK` | `GSI1PK` | `GSI1SK` | `GSI2PK` | `GSI2SK` |
+//! | --- | --- | --- | --- | --- | --- | --- |
+//! | run with its steps | `RUN#<run_id>` | `#RUN` | `RUNS#<workflow_id>` | `RUN#<created_at>#<run_id>` | `ACTIVE_RUNS#<0..3>` while not over | `<run_id>` |
+//!
+//! `GSI2` is sparse: a run is in it from its start until it succeeds, fails or is cancelled
+//! (every write of the run sets or removes its keys), spread over 4 partitions by the run id's
+//! last character. It projects `workflow_id` only. The scheduler's sweep reads it (4 Queries)
+//! to find runs whose step messages were lost ([`crate::app::runs::sweep`]), so no Scan.
 
 use super::*;
 use crate::domain::run::{Run, StatusMachine, Step, StepStatus};
@@ -41,6 +46,10 @@ fn run_item(run: &Run, steps: &[Step]) -> Result<Item, StoreError> {
         GSI1SK.into(),
         s(format!("RUN#{}#{}", sort_time(run.created_at), run.id)),
     );
+    if active(run) {
+        item.insert(GSI2PK.into(), s(active_pk(&run.id)));
+        item.insert(GSI2SK.into(), s(run.id.as_str()));
+    }
     Ok(item)
 }
 
@@ -69,6 +78,43 @@ pub(crate) fn run_with_steps(item: Item) -> Result<(Run, Vec<Step>), StoreError>
 fn run_of(item: Item, workflow_id: &str) -> Result<Option<(Run, Vec<Step>)>, StoreError> {
     let (run, steps) = run_with_steps(item)?;
     Ok((run.workflow_id == workflow_id).then_some((run, steps)))
+}
+
+/// The sparse index of runs that are not over (`GSI2`), spread over this many partitions.
+const ACTIVE_SHARDS: usize = 4;
+
+/// `GSI2PK` of an active run: `ACTIVE_RUNS#<0..4>`, from the run id's last character.
+fn active_pk(run_id: &str) -> String {
+    let shard = run_id
+        .bytes()
+        .last()
+        .map_or(0, |b| b as usize % ACTIVE_SHARDS);
+    format!("ACTIVE_RUNS#{shard}")
+}
+
+/// Whether a run belongs in the index of runs that are not over (the sweep's): anything but
+/// succeeded, failed and cancelled.
+fn active(run: &Run) -> bool {
+    !run.status.is_terminal()
+}
+
+/// The update expression writing every attribute of `run` plus `extra` `SET`s, keeping it in
+/// the active-runs index while it is not over and taking it out when it is.
+fn run_update(e: &mut Expr, run: &Run, extra: Vec<String>) -> Result<String, StoreError> {
+    let mut sets = run_sets(e, run)?;
+    sets.extend(extra);
+    if active(run) {
+        sets.push(format!("{} = {}", e.name(GSI2PK), e.s(active_pk(&run.id))));
+        sets.push(format!("{} = {}", e.name(GSI2SK), e.s(run.id.as_str())));
+        Ok(format!("SET {}", sets.join(", ")))
+    } else {
+        Ok(format!(
+            "SET {} REMOVE {}, {}",
+            sets.join(", "),
+            e.name(GSI2PK),
+            e.name(GSI2SK)
+        ))
+    }
 }
 
 /// `SET` of every attribute of `run` (not its keys or steps).
@@ -258,7 +304,7 @@ impl Runs for DynamoStore {
             let mut written = run.clone();
             written.version = expected_version + 1;
             let mut e = Expr::default();
-            let mut sets = run_sets(&mut e, &written)?;
+            let mut sets = Vec::new();
             let mut conditions = vec![format!("{} = {}", e.name("version"), e.n(expected_version))];
             for (step, status) in steps {
                 let path = format!("{}[{}]", e.name(STEPS), step.position);
@@ -275,7 +321,7 @@ impl Runs for DynamoStore {
                 .table
                 .update_if(
                     run_key(&run.id),
-                    format!("SET {}", sets.join(", ")),
+                    run_update(&mut e, &written, sets)?,
                     conditions.join(" AND "),
                     e,
                 )
@@ -321,19 +367,66 @@ impl Runs for DynamoStore {
         })
     }
 
+    fn active_runs<'a>(&'a self, limit: usize) -> Fut<'a, Vec<(String, String)>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for shard in 0..ACTIVE_SHARDS {
+                let mut start = None;
+                loop {
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                    let mut e = Expr::default();
+                    let condition = format!(
+                        "{} = {}",
+                        e.name(GSI2PK),
+                        e.s(format!("ACTIVE_RUNS#{shard}"))
+                    );
+                    let page = self
+                        .table
+                        .client
+                        .query()
+                        .table_name(self.table.name())
+                        .index_name(GSI2)
+                        .key_condition_expression(condition)
+                        .set_expression_attribute_names(e.names_opt())
+                        .set_expression_attribute_values(e.values_opt())
+                        .limit(i32::try_from(limit - out.len()).unwrap_or(i32::MAX))
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                    for item in page.items.unwrap_or_default() {
+                        let text = |k: &str| match item.get(k) {
+                            Some(AttributeValue::S(v)) => Some(v.clone()),
+                            _ => None,
+                        };
+                        if let (Some(w), Some(r)) = (text("workflow_id"), text(GSI2SK)) {
+                            out.push((w, r));
+                        }
+                    }
+                    start = page.last_evaluated_key;
+                    if start.is_none() {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn commit_step<'a>(&'a self, commit: &'a StepCommit) -> Fut<'a, bool> {
         Box::pin(async move {
             let step = &commit.step;
             let mut written = commit.run.clone();
             written.version = commit.run_version + 1;
             let mut e = Expr::default();
-            let mut sets = run_sets(&mut e, &written)?;
-            sets.push(format!(
+            let step_set = format!(
                 "{}[{}] = {}",
                 e.name(STEPS),
                 step.position,
                 e.value(step_value(step)?)
-            ));
+            );
             let id = step_path(&mut e, step.position, "id");
             let status = step_path(&mut e, step.position, "status");
             let attempts = step_path(&mut e, step.position, "attempts");
@@ -345,13 +438,13 @@ impl Runs for DynamoStore {
                 e.name("version"),
                 e.n(commit.run_version),
             );
-            let run_update = UpdateParts {
+            let run_write = UpdateParts {
                 key: run_key(&step.run_id),
-                update: format!("SET {}", sets.join(", ")),
+                update: run_update(&mut e, &written, vec![step_set])?,
                 condition,
                 expr: e,
             };
-            let mut actions = vec![run_update.action(self.table.name())?];
+            let mut actions = vec![run_write.action(self.table.name())?];
             if let Some(node) = &commit.node {
                 let update =
                     node_own_fields_update(node, |e| format!("attribute_exists({})", e.name(PK)))?;
