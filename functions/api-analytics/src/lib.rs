@@ -1,7 +1,8 @@
 //! `api-analytics`: the HTTP API of `/api/v3/analytics` (runs, generation, quality, a
 //! workflow's figures, insights and exports over the specification's ranges), the operators'
-//! `GET /status` (health checker) and `GET /metrics` (Prometheus), and
-//! [`stream`], the table's stream into the counters those answers read.
+//! `GET /status` (health checker) and `GET /metrics` (Prometheus), the audit trail's
+//! `/api/v3/audit` (query and verify), and [`stream`], the table's stream into the counters
+//! and the audit chains those answers read.
 //!
 //! The function is its routes ([`Route`], the template's route keys, with a handler each in
 //! `routes`); the request pipeline (gate, routing, authentication, problem+json) is
@@ -13,7 +14,7 @@ pub mod stream;
 
 use lambda_http::{Body, Request, Response};
 use shared::http::pipeline::{self, Pipeline};
-use shared::ports::{Analytics, Probe, Workflows};
+use shared::ports::{Analytics, AuditLog, Probe, Workflows};
 use std::sync::Arc;
 
 /// What the handlers need from the world, built once per cold start.
@@ -21,6 +22,8 @@ use std::sync::Arc;
 pub struct Api {
     /// The counters.
     pub analytics: Arc<dyn Analytics>,
+    /// The audit trail's chains.
+    pub audit: Arc<dyn AuditLog>,
     /// Who may read a workflow's figures.
     pub workflows: Arc<dyn Workflows>,
     /// What the health checker checks (`GET /status`).
@@ -42,6 +45,8 @@ pub enum Route {
     Status,
     ApiStatus,
     Metrics,
+    Audit,
+    AuditVerify,
 }
 
 impl AsRef<Pipeline> for Api {

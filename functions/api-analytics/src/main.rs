@@ -36,6 +36,7 @@ async fn main() -> Result<(), Error> {
     ];
     serve::<Route>(Api {
         analytics: store.clone(),
+        audit: store.clone(),
         workflows: store,
         probes,
         pipeline: w.pipeline,

@@ -9,11 +9,12 @@ use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Document Workflow Chain analytics API", version = "3.0.0", description = "Figures of runs, generation and quality, computed from the table's changes. Every route but this document needs `Authorization: Bearer <access token or API key>`. Errors are RFC 9457 problem+json."),
+    info(title = "Document Workflow Chain analytics API", version = "3.0.0", description = "Figures of runs, generation and quality, computed from the table's changes, and the audit trail. Every route but this document needs `Authorization: Bearer <access token or API key>`. Errors are RFC 9457 problem+json."),
     paths(
         routes::openapi, routes::overview, routes::generation, routes::quality,
         routes::workflow, routes::insights, routes::export,
         routes::status, routes::api_status, routes::metrics,
+        routes::audit, routes::audit_verify,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

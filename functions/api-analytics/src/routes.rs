@@ -7,13 +7,17 @@ use lambda_http::{Body, Request, Response};
 use shared::app::analytics::{
     self, GenerationReport, InsightsReport, OverviewReport, QualityReport, WorkflowReport,
 };
+use shared::app::audit;
 use shared::app::operations::{self, StatusReport};
+use shared::app::workflows::requests::ListResponse;
 use shared::domain::Principal;
 use shared::domain::analytics::{Scope, Window};
+use shared::domain::audit::{AuditEvent, Outcome, Verification};
 use shared::http::Problem;
 use shared::http::pipeline::{Access, Call, Reply, Routes};
 use shared::http::request as rq;
-use shared::http::response::{json, raw_json};
+use shared::http::response::{json, page, raw_json};
+use shared::ports::AuditFilter;
 use std::collections::HashMap;
 
 impl Routes for Route {
@@ -30,6 +34,8 @@ impl Routes for Route {
         ("GET /status", Route::Status),
         ("GET /api/v3/status", Route::ApiStatus),
         ("GET /metrics", Route::Metrics),
+        ("GET /api/v3/audit", Route::Audit),
+        ("GET /api/v3/audit/verify", Route::AuditVerify),
     ];
 
     fn access(self) -> Access {
@@ -53,6 +59,8 @@ impl Routes for Route {
             Route::Status => status(api, p()?).await,
             Route::ApiStatus => api_status(api, p()?).await,
             Route::Metrics => metrics(api, p()?).await,
+            Route::Audit => audit(api, p()?, req).await,
+            Route::AuditVerify => audit_verify(api, p()?, req).await,
         }
     }
 }
@@ -268,4 +276,106 @@ pub async fn metrics(api: &Api, p: &Principal) -> Reply {
         http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     Ok(r)
+}
+
+/// Whose audit chain: `user` (admins: anyone's; others: their own) or `scope=system` (admins).
+fn audit_chain(
+    p: &Principal,
+    q: &HashMap<String, String>,
+) -> Result<shared::domain::audit::Chain, Problem> {
+    let system = match q.get("scope").map(String::as_str) {
+        None => false,
+        Some("system") => true,
+        Some(_) => return Err(Problem::bad_parameter("scope", "the only scope is system")),
+    };
+    Ok(audit::chain_of(
+        p,
+        q.get("user").map(String::as_str),
+        system,
+    )?)
+}
+
+/// A page of an account's audit events (the caller's by default; admins may name any user or
+/// the system's chain), newest first, filtered by action, outcome, actor, target and time.
+#[utoipa::path(get, path = "/api/v3/audit", tag = "audit", params(AuditParams),
+    responses((status = 200, body = ListResponse<AuditEvent>), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "Another user's or the system's events, asked by a non-admin"),
+        (status = 422, body = Problem, description = "An unknown action")))]
+pub async fn audit(api: &Api, p: &Principal, req: &Request) -> Reply {
+    let q = rq::query(
+        req,
+        &[
+            "user", "scope", "action", "outcome", "actor", "target", "from", "to", "limit",
+            "cursor",
+        ],
+    )?;
+    let chain = audit_chain(p, &q)?;
+    let outcome = match q.get("outcome") {
+        None => None,
+        Some(o) => Some(Outcome::parse(o).ok_or_else(|| {
+            Problem::bad_parameter("outcome", "must be success, failure or denied")
+        })?),
+    };
+    let filter = AuditFilter {
+        action: q.get("action").cloned(),
+        outcome,
+        actor: q.get("actor").cloned(),
+        target: q.get("target").cloned(),
+        from: rq::time(&q, "from")?,
+        to: rq::time(&q, "to")?,
+    };
+    let limit = rq::limit(&q, 50, 200)?;
+    let events = audit::list(
+        api.audit.as_ref(),
+        &chain,
+        &filter,
+        limit as usize,
+        rq::cursor(&q)?,
+    )
+    .await?;
+    Ok(page(events))
+}
+
+/// Checks an audit chain from its first event: each event's hash against its contents, each
+/// link to the event before, the numbering (a deleted event leaves a gap) and the chain's head
+/// (a deleted last event leaves the chain short). `ok` and the first broken link.
+#[utoipa::path(get, path = "/api/v3/audit/verify", tag = "audit",
+    params(("user" = Option<String>, Query, description = "Whose chain: the caller's by default; admins may name any user"),
+        ("scope" = Option<String>, Query, description = "`system`: the system's chain (admins only)")),
+    responses((status = 200, body = Verification), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn audit_verify(api: &Api, p: &Principal, req: &Request) -> Reply {
+    let q = rq::query(req, &["user", "scope"])?;
+    let chain = audit_chain(p, &q)?;
+    let v = audit::verify(api.audit.as_ref(), &chain).await?;
+    Ok(json(StatusCode::OK, &v))
+}
+
+/// Parameters of `GET /api/v3/audit` (documentation only).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AuditParams {
+    /// Whose events: the caller's by default; admins may name any user.
+    user: Option<String>,
+    /// `system`: the system's chain (admins only); not with `user`.
+    #[param(pattern = "^system$")]
+    scope: Option<String>,
+    /// One action, e.g. `workflow.created` (the README lists them).
+    action: Option<String>,
+    /// `success`, `failure` or `denied`.
+    #[param(pattern = "^(success|failure|denied)$")]
+    outcome: Option<String>,
+    /// The acting user's or API key's id.
+    actor: Option<String>,
+    /// The target's id (a workflow, node, run, account...).
+    target: Option<String>,
+    /// Events at or after (RFC 3339).
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Events before (RFC 3339).
+    to: Option<chrono::DateTime<chrono::Utc>>,
+    /// 1..=200, default 50.
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<u32>,
+    /// `next_cursor` of the page before.
+    cursor: Option<String>,
 }

@@ -15,11 +15,11 @@ use shared::app::workflows::{self, bulk, nodes};
 use shared::domain::run::{Run, StartRunRequest};
 use shared::domain::schedule::{CreateScheduleRequest, ScheduleView, UpdateScheduleRequest};
 use shared::domain::{Node, Principal, Workflow, WorkflowStatistics, WorkflowStatus};
+use shared::http::Problem;
 use shared::http::pipeline::{Access, Call, Reply, Routes};
 use shared::http::request::{self as rq, json_body};
-use shared::http::response::{json, no_content, raw_json, with_etag};
-use shared::http::{Problem, cursor};
-use shared::ports::{Page, StepQueue};
+use shared::http::response::{json, no_content, page, raw_json, with_etag};
+use shared::ports::StepQueue;
 
 impl Routes for Route {
     type Api = Api;
@@ -234,16 +234,6 @@ fn answered<T: serde::Serialize>(status: StatusCode, outcome: Outcome<T>) -> Res
             r
         }
     }
-}
-
-fn page<T: serde::Serialize + utoipa::ToSchema>(page: Page<T>) -> Response<Body> {
-    json(
-        StatusCode::OK,
-        &ListResponse {
-            items: page.items,
-            next_cursor: page.next.as_ref().map(cursor::encode),
-        },
-    )
 }
 
 fn workflow_reply(status: StatusCode, w: &Workflow) -> Response<Body> {

@@ -34,10 +34,10 @@ pub struct CountOutcome {
 /// the batch's failures, so the event source retries from there.
 pub async fn count(
     analytics: &(impl Analytics + ?Sized),
-    records: Vec<Counted>,
+    records: &[Counted],
 ) -> Result<CountOutcome, (usize, CountOutcome, StoreError)> {
     let mut out = CountOutcome::default();
-    for (i, record) in records.into_iter().enumerate() {
+    for (i, record) in records.iter().enumerate() {
         let Some(tally) = a::tally(&record.change) else {
             out.ignored += 1;
             continue;

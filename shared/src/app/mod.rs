@@ -2,6 +2,7 @@
 //! and decide what every store outcome means for the caller.
 
 pub mod analytics;
+pub mod audit;
 pub mod auth;
 pub mod broadcast;
 pub mod error;

@@ -7,6 +7,7 @@ use super::runs::{self, StartRun};
 use super::workflows::{changeable, expected_version, visible};
 use crate::app::IdempotencyKey;
 use crate::domain::account::AccountStatus;
+use crate::domain::canonical::canonical;
 use crate::domain::error::Errors;
 use crate::domain::schedule::{
     self as sch, CreateScheduleRequest, Fire, MAX_SCHEDULES_PER_WORKFLOW, Schedule, ScheduleView,
@@ -18,7 +19,6 @@ use crate::ports::{
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 fn view(schedule: Schedule, now: DateTime<Utc>) -> ScheduleView {
     ScheduleView {
@@ -289,10 +289,7 @@ async fn start_for(
             .scheduled_time
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
-    let hash: String = Sha256::digest(canonical(&schedule.run).as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = crate::crypto::sha256_hex(&canonical(&schedule.run));
     let started = runs::start(
         store,
         queue,
@@ -328,28 +325,6 @@ async fn start_for(
     }
 }
 
-/// `v` as JSON with every object's keys sorted: the same body hashes the same however the
-/// store handed its map back.
-fn canonical(v: &serde_json::Value) -> String {
-    use serde_json::Value;
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            let fields: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}:{}", Value::from(k.as_str()), canonical(&m[k])))
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(canonical).collect::<Vec<_>>().join(",")
-        ),
-        other => other.to_string(),
-    }
-}
-
 /// A refusal in words for the schedule's record.
 fn describe(e: &AppError) -> String {
     match e {
@@ -359,18 +334,5 @@ fn describe(e: &AppError) -> String {
             .collect::<Vec<_>>()
             .join("; "),
         other => other.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_canonical_form_ignores_key_order() {
-        let a: serde_json::Value =
-            serde_json::from_str(r#"{"b": [1, {"y": 2, "x": 1}], "a": "s"}"#).expect("json");
-        let b: serde_json::Value =
-            serde_json::from_str(r#"{"a": "s", "b": [1, {"x": 1, "y": 2}]}"#).expect("json");
-        assert_eq!(super::canonical(&a), super::canonical(&b));
-        assert_eq!(super::canonical(&a), r#"{"a":"s","b":[1,{"x":1,"y":2}]}"#);
     }
 }

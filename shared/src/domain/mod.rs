@@ -5,7 +5,9 @@
 
 pub mod account;
 pub mod analytics;
+pub mod audit;
 pub mod broadcast;
+pub mod canonical;
 pub mod credentials;
 pub mod error;
 pub mod histogram;

@@ -25,6 +25,17 @@ pub fn raw_json(status: StatusCode, text: String) -> Response<Body> {
     r
 }
 
+/// A page of a list: `{"items", "next_cursor"}`, the cursor opaque.
+pub fn page<T: Serialize + utoipa::ToSchema>(page: crate::ports::Page<T>) -> Response<Body> {
+    json(
+        StatusCode::OK,
+        &crate::app::workflows::requests::ListResponse {
+            items: page.items,
+            next_cursor: page.next.as_ref().map(super::cursor::encode),
+        },
+    )
+}
+
 /// Adds `ETag: "<version>"`.
 pub fn with_etag(mut r: Response<Body>, version: u64) -> Response<Body> {
     if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {

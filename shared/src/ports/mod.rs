@@ -3,6 +3,7 @@
 
 mod accounts;
 mod analytics;
+mod audit;
 mod connections;
 mod health;
 mod runs;
@@ -11,6 +12,7 @@ mod workflows;
 
 pub use accounts::*;
 pub use analytics::*;
+pub use audit::*;
 pub use connections::*;
 pub use health::*;
 pub use runs::*;

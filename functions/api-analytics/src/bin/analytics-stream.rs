@@ -1,4 +1,5 @@
-//! Wiring only: the table's client and the stream handler, once per cold start.
+//! Wiring only: the table's client and the stream handler (counters and audit trail), once
+//! per cold start.
 
 use api_analytics::stream::handle;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -14,7 +15,7 @@ async fn main() -> Result<(), Error> {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let store = &store;
-        async move { Ok::<_, Error>(handle(store, event.payload).await) }
+        async move { Ok::<_, Error>(handle(store.into(), event.payload).await) }
     }))
     .await
 }

@@ -7,8 +7,9 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use api_analytics::stream::process;
+use api_analytics::stream::{Sinks, process};
 use api_analytics::{Api, handle};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, Utc};
 use lambda_http::Body;
 use serde_json::Value;
@@ -34,6 +35,7 @@ const TEXT: &str = "The chain begins here. It goes on for a while.\n\nThen it en
 struct Stack {
     api: Api,
     store: Arc<DynamoStore>,
+    client: aws_sdk_dynamodb::Client,
     table: String,
     keys: TestKeys,
 }
@@ -49,7 +51,7 @@ async fn stack_with_probes(
     let (client, table) = localstack::testing::fresh_table("analytics").await;
     let probes = probes(client.clone(), table.clone());
     let store = Arc::new(DynamoStore::new(client.clone(), table.clone()));
-    let accounts = Arc::new(DynamoAccounts::new(client, table.clone()));
+    let accounts = Arc::new(DynamoAccounts::new(client.clone(), table.clone()));
     for (user, role) in [
         (ALICE, Role::Editor),
         (BOB, Role::Editor),
@@ -60,6 +62,7 @@ async fn stack_with_probes(
     let keys = TestKeys::generate("test-key");
     let api = Api {
         analytics: store.clone(),
+        audit: store.clone(),
         workflows: store.clone(),
         probes,
         pipeline: Pipeline {
@@ -74,6 +77,7 @@ async fn stack_with_probes(
     Stack {
         api,
         store,
+        client,
         table,
         keys,
     }
@@ -222,7 +226,7 @@ async fn each_change_is_counted_once_even_when_the_stream_batch_is_delivered_aga
     let s = stack().await;
     let w = s.run_written_like_the_worker().await;
     let event = localstack::testing::stream_event(&s.table).await;
-    let first = process(s.store.as_ref(), event.clone()).await;
+    let first = process(s.store.as_ref().into(), event.clone()).await;
     assert!(first.failures.is_empty(), "{first:?}");
     assert_eq!(first.skipped, 0);
     // The run: created, attempt 1 claimed (counts nothing) and failed, attempt 2 claimed (a
@@ -233,7 +237,7 @@ async fn each_change_is_counted_once_even_when_the_stream_batch_is_delivered_aga
     assert_eq!(once["completion_rate"], 1.0);
     assert_eq!(once["period"]["scope"], "user:alice");
 
-    let again = process(s.store.as_ref(), event).await;
+    let again = process(s.store.as_ref().into(), event).await;
     assert_eq!(again.counted.counted, 0, "{again:?}");
     assert_eq!(again.counted.repeated, first.counted.counted);
     let twice = s.ok("/api/v3/analytics/overview", ALICE).await;
@@ -250,6 +254,17 @@ struct FailingOnce {
     inner: Arc<DynamoStore>,
     calls: AtomicUsize,
     fail_at: usize,
+}
+
+impl FailingOnce {
+    /// The store's sinks with this in place of the counters.
+    fn sinks(&self) -> Sinks<'_> {
+        Sinks {
+            analytics: self,
+            audit: self.inner.as_ref(),
+            workflows: self.inner.as_ref(),
+        }
+    }
 }
 
 impl Analytics for FailingOnce {
@@ -275,7 +290,7 @@ async fn a_batch_that_fails_midway_is_retried_from_the_failed_record_and_counts_
         calls: AtomicUsize::new(0),
         fail_at: 2,
     };
-    let first = process(&failing, event.clone()).await;
+    let first = process(failing.sinks(), event.clone()).await;
     assert_eq!(first.counted.counted, 2, "{first:?}");
     assert!(!first.failures.is_empty(), "the failed record is reported");
     let records = event["Records"].as_array().unwrap();
@@ -287,7 +302,7 @@ async fn a_batch_that_fails_midway_is_retried_from_the_failed_record_and_counts_
     );
     // Lambda delivers the batch again (ReportBatchItemFailures retries from the failed record;
     // a whole batch again is the worse case).
-    let retried = process(&failing, event).await;
+    let retried = process(failing.sinks(), event).await;
     assert!(retried.failures.is_empty(), "{retried:?}");
     assert_eq!(retried.counted.repeated, 2);
     let figures = s.ok("/api/v3/analytics/overview", ALICE).await;
@@ -299,7 +314,7 @@ async fn every_route_answers_its_figures_and_only_to_whom_they_belong() {
     let s = stack().await;
     let w = s.run_written_like_the_worker().await;
     let event = localstack::testing::stream_event(&s.table).await;
-    process(s.store.as_ref(), event).await;
+    process(s.store.as_ref().into(), event).await;
 
     // generation: per model, with the failed attempt by class and the latency.
     let g = s.ok("/api/v3/analytics/generation?range=24h", ALICE).await;
@@ -420,7 +435,7 @@ async fn the_openapi_document_lists_every_route_of_the_template() {
     let doc = s.get("/api/v3/analytics/openapi.json", None).await;
     assert_eq!(doc.status, 200);
     let keys = localstack::testing::template_route_keys("ApiAnalyticsFunction");
-    assert_eq!(keys.len(), 10);
+    assert_eq!(keys.len(), 12);
     for key in keys {
         let (method, path) = key.split_once(' ').unwrap();
         assert!(
@@ -511,7 +526,7 @@ async fn metrics_are_prometheus_text_for_admins_only() {
     let s = stack().await;
     s.run_written_like_the_worker().await;
     let event = localstack::testing::stream_event(&s.table).await;
-    process(s.store.as_ref(), event).await;
+    process(s.store.as_ref().into(), event).await;
     let r = s.get("/metrics", Some(ADMIN)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(
@@ -537,4 +552,258 @@ async fn metrics_are_prometheus_text_for_admins_only() {
     let bob = s.get("/metrics", Some(BOB)).await;
     assert_eq!(bob.status, 403, "{}", bob.text);
     assert_eq!(bob.content_type, "application/problem+json");
+}
+
+/// The actions of a page of audit events, oldest first.
+fn actions(page: &Value) -> Vec<String> {
+    let mut a: Vec<String> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect();
+    a.reverse();
+    a
+}
+
+#[tokio::test]
+async fn each_change_becomes_its_audit_events_once_even_when_the_batch_is_delivered_again() {
+    let s = stack().await;
+    let w = s.run_written_like_the_worker().await;
+    let event = localstack::testing::stream_event(&s.table).await;
+    let first = process(s.store.as_ref().into(), event.clone()).await;
+    assert!(first.failures.is_empty(), "{first:?}");
+    let page = s.ok("/api/v3/audit", ALICE).await;
+    let mut got = actions(&page);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "node.created",
+            "node.updated",
+            "run.started",
+            "run.succeeded",
+            "workflow.created"
+        ],
+        "{page}"
+    );
+    let items = page["items"].as_array().unwrap();
+    let by = |action: &str| items.iter().find(|e| e["action"] == action).unwrap();
+    let created = by("workflow.created");
+    assert_eq!(
+        created["actor"],
+        serde_json::json!({"kind": "user", "id": ALICE})
+    );
+    assert_eq!(created["target"]["id"], w.as_str());
+    assert_eq!(created["outcome"], "success");
+    assert_eq!(created["chain"], "U#alice");
+    assert_eq!(by("run.started")["actor"]["id"], ALICE);
+    assert_eq!(by("run.succeeded")["actor"]["kind"], "system");
+    assert_eq!(by("node.updated")["detail"]["status"], "completed");
+    // Newest first, numbered 5..1, each linked to the one before.
+    let seqs: Vec<u64> = items.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [5, 4, 3, 2, 1]);
+    for pair in items.windows(2) {
+        assert_eq!(pair[0]["prev_hash"], pair[1]["hash"]);
+    }
+
+    let again = process(s.store.as_ref().into(), event).await;
+    assert_eq!(again.audited.recorded, 0, "{again:?}");
+    assert_eq!(again.audited.repeated, first.audited.recorded);
+    assert_eq!(actions(&s.ok("/api/v3/audit", ALICE).await).len(), 5);
+    let v = s.ok("/api/v3/audit/verify", ALICE).await;
+    assert_eq!(
+        (v["ok"].as_bool(), v["checked"].as_u64()),
+        (Some(true), Some(5)),
+        "{v}"
+    );
+
+    // Filters and pages.
+    let runs = s.ok("/api/v3/audit?action=run.started", ALICE).await;
+    assert_eq!(actions(&runs), ["run.started"]);
+    let system = s.ok("/api/v3/audit?actor=alice&limit=50", ALICE).await;
+    assert_eq!(actions(&system), ["workflow.created", "run.started"]);
+    let first_page = s.ok("/api/v3/audit?limit=2", ALICE).await;
+    assert_eq!(first_page["items"].as_array().unwrap().len(), 2);
+    let cursor = first_page["next_cursor"].as_str().unwrap();
+    let second = s
+        .ok(&format!("/api/v3/audit?limit=2&cursor={cursor}"), ALICE)
+        .await;
+    assert_eq!(second["items"][0]["seq"], 3);
+    let future = s.ok("/api/v3/audit?from=2100-01-01T00:00:00Z", ALICE).await;
+    assert!(future["items"].as_array().unwrap().is_empty(), "{future}");
+}
+
+#[tokio::test]
+async fn audit_chains_are_their_owners_and_admins_and_bad_queries_are_refused() {
+    let s = stack().await;
+    s.run_written_like_the_worker().await;
+    let event = localstack::testing::stream_event(&s.table).await;
+    process(s.store.as_ref().into(), event).await;
+    // Bob has no events and may not read Alice's or the system's.
+    let bob = s.ok("/api/v3/audit", BOB).await;
+    assert!(bob["items"].as_array().unwrap().is_empty(), "{bob}");
+    for uri in [
+        "/api/v3/audit?user=alice",
+        "/api/v3/audit?scope=system",
+        "/api/v3/audit/verify?user=alice",
+    ] {
+        let r = s.get(uri, Some(BOB)).await;
+        assert_eq!(r.status, 403, "{uri}: {}", r.text);
+        assert_eq!(r.content_type, "application/problem+json");
+    }
+    // Admins read anyone's.
+    let admin = s.ok("/api/v3/audit?user=alice", ADMIN).await;
+    assert_eq!(admin["items"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        s.ok("/api/v3/audit/verify?user=alice", ADMIN).await["ok"],
+        true
+    );
+    for (uri, status) in [
+        ("/api/v3/audit?action=workflow.exploded", 422),
+        ("/api/v3/audit?outcome=maybe", 400),
+        ("/api/v3/audit?limit=0", 400),
+        ("/api/v3/audit?cursor=not-a-cursor", 400),
+        ("/api/v3/audit?from=yesterday", 400),
+        ("/api/v3/audit?scope=galaxy", 400),
+        ("/api/v3/audit?colour=red", 400),
+    ] {
+        let r = s.get(uri, Some(ALICE)).await;
+        assert_eq!(r.status, status, "{uri}: {}", r.text);
+        assert_eq!(r.content_type, "application/problem+json", "{uri}");
+    }
+    assert_eq!(s.get("/api/v3/audit", None).await.status, 401);
+}
+
+/// Appends `n` events to `user`'s chain, as the stream consumer does.
+async fn chain_of(s: &Stack, user: &str, n: usize) {
+    use shared::domain::audit::{Actor, Chain, Draft, Outcome, Target};
+    use shared::ports::AuditLog;
+    let drafts: Vec<Draft> = (0..n)
+        .map(|i| Draft {
+            id: shared::domain::ids::new_id(),
+            at: Utc::now(),
+            actor: Actor::user(user),
+            action: "workflow.updated".into(),
+            target: Target::new("workflow", "w1"),
+            outcome: Outcome::Success,
+            source_ip: Some("203.0.113.9".into()),
+            user_agent: Some("curl/8".into()),
+            request_id: Some(format!("req-{i}")),
+            detail: serde_json::Map::from_iter([("steps".to_string(), serde_json::json!(i))]),
+        })
+        .collect();
+    // One at a time (each its own source), then none twice.
+    for (i, d) in drafts.iter().enumerate() {
+        let source = format!("{user}-{i}");
+        let chain = Chain::User(user.into());
+        assert!(
+            s.store
+                .append(&chain, Some(&source), std::slice::from_ref(d))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.store
+                .append(&chain, Some(&source), std::slice::from_ref(d))
+                .await
+                .unwrap()
+        );
+    }
+}
+
+fn audit_key(user: &str, seq: u64) -> std::collections::HashMap<String, AttributeValue> {
+    std::collections::HashMap::from([
+        (
+            "PK".to_string(),
+            AttributeValue::S(format!("AUDIT#U#{user}")),
+        ),
+        ("SK".to_string(), AttributeValue::S(format!("E#{seq:012}"))),
+    ])
+}
+
+#[tokio::test]
+async fn verify_reports_the_first_edited_or_deleted_event() {
+    let s = stack().await;
+    chain_of(&s, ALICE, 5).await;
+    chain_of(&s, BOB, 5).await;
+    let v = s.ok("/api/v3/audit/verify?user=alice", ADMIN).await;
+    assert_eq!(
+        (v["ok"].as_bool(), v["checked"].as_u64()),
+        (Some(true), Some(5)),
+        "{v}"
+    );
+    assert_eq!(v["head"]["seq"], 5);
+
+    // Someone with table access changes event 3's outcome.
+    s.client
+        .update_item()
+        .table_name(&s.table)
+        .set_key(Some(audit_key(ALICE, 3)))
+        .update_expression("SET outcome = :o")
+        .expression_attribute_values(":o", AttributeValue::S("failure".into()))
+        .send()
+        .await
+        .unwrap();
+    let v = s.ok("/api/v3/audit/verify?user=alice", ADMIN).await;
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["checked"], 2);
+    assert_eq!(v["first_broken"]["seq"], 3, "{v}");
+    assert!(
+        v["first_broken"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("do not match its hash"),
+        "{v}"
+    );
+
+    // ... and deletes Bob's event 2, then his last one.
+    s.client
+        .delete_item()
+        .table_name(&s.table)
+        .set_key(Some(audit_key(BOB, 2)))
+        .send()
+        .await
+        .unwrap();
+    let v = s.ok("/api/v3/audit/verify?user=bob", ADMIN).await;
+    assert_eq!(
+        (v["ok"].as_bool(), v["first_broken"]["seq"].as_u64()),
+        (Some(false), Some(2)),
+        "{v}"
+    );
+    assert!(
+        v["first_broken"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing"),
+        "{v}"
+    );
+    // With the events after the first all gone, the chain is short of what its head counts.
+    for seq in 3..=5 {
+        s.client
+            .delete_item()
+            .table_name(&s.table)
+            .set_key(Some(audit_key(BOB, seq)))
+            .send()
+            .await
+            .unwrap();
+    }
+    let v = s.ok("/api/v3/audit/verify?user=bob", ADMIN).await;
+    assert_eq!(
+        (v["ok"].as_bool(), v["checked"].as_u64()),
+        (Some(false), Some(1)),
+        "{v}"
+    );
+    assert_eq!(v["first_broken"]["seq"], 2, "{v}");
+    assert!(
+        v["first_broken"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("head counts 5"),
+        "{v}"
+    );
+    // The events read back exactly as written: request context and numbers in `detail`.
+    let page = s.ok("/api/v3/audit?user=bob", ADMIN).await;
+    assert_eq!(page["items"][0]["request_id"], "req-0");
+    assert_eq!(page["items"][0]["detail"]["steps"], 0);
 }

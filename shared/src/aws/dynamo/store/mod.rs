@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 mod analytics;
+mod audit;
 mod connections;
 mod nodes;
 mod runs;

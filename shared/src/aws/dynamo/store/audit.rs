@@ -1,0 +1,389 @@
+//! [`AuditLog`] over the table: one partition per chain.
+//!
+//! | item | `PK` | `SK` | attributes |
+//! | --- | --- | --- | --- |
+//! | chain head | `AUDIT#<chain>` | `#HEAD` | `seq`, `hash` of the last event |
+//! | event | `AUDIT#<chain>` | `E#<seq, 12 digits>` | the event's fields (`detail` as JSON text, so it reads back exactly as it was hashed) |
+//! | source recorded | `AUDITSEEN#<stream event id>` | `#SEEN` | `expires_at` 2 days on (the stream keeps records 24 h) |
+//!
+//! `<chain>` is `U#<user>` or `SYS`. Access patterns:
+//! - append: GetItem of the head (consistent), then one TransactWriteItems: the "recorded"
+//!   marker (`attribute_not_exists`), the head moved on (conditional on the `seq` read, or on
+//!   its absence) and the events put (`attribute_not_exists`). A concurrent append makes the
+//!   head's condition fail and the append starts again from the new head; a retried stream
+//!   batch finds its marker and appends nothing;
+//! - list, newest first: Query `PK = AUDIT#<chain> AND begins_with(SK, E#)` backwards, the
+//!   filter as a FilterExpression (so a page may hold fewer than asked, with a cursor on);
+//! - verify: Query forwards from `E#<after>` in pages, then GetItem of the head.
+
+use super::super::table::reason_code;
+use super::*;
+use crate::domain::audit::{Actor, AuditEvent, Chain, Draft, Head, Outcome, Target};
+use crate::ports::{AuditFilter, AuditLog};
+use serde::{Deserialize, Serialize};
+
+const HEAD_SK: &str = "#HEAD";
+const SEEN_SK: &str = "#SEEN";
+const EVENT_SK_PREFIX: &str = "E#";
+/// How long a source's "recorded" marker is kept: past the stream's 24 h retention.
+const SEEN_TTL_HOURS: i64 = 48;
+/// Appends tried against a head that keeps moving.
+const APPEND_ATTEMPTS: u32 = 8;
+
+fn chain_pk(chain: &Chain) -> String {
+    format!("AUDIT#{}", chain.key())
+}
+
+fn event_sk(seq: u64) -> String {
+    format!("{EVENT_SK_PREFIX}{seq:012}")
+}
+
+fn head_key(chain: &Chain) -> Item {
+    HashMap::from([(PK.into(), s(chain_pk(chain))), (SK.into(), s(HEAD_SK))])
+}
+
+/// An event as stored: its fields, with `detail` as JSON text (numbers in a map would come
+/// back from DynamoDB in another form than they were hashed in).
+#[derive(Serialize, Deserialize)]
+struct StoredEvent {
+    chain: String,
+    seq: u64,
+    id: String,
+    at: DateTime<Utc>,
+    actor: Actor,
+    action: String,
+    target: Target,
+    outcome: Outcome,
+    source_ip: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+    detail: String,
+    prev_hash: String,
+    hash: String,
+}
+
+fn event_item(e: &AuditEvent) -> Result<Item, StoreError> {
+    let stored = StoredEvent {
+        chain: e.chain.clone(),
+        seq: e.seq,
+        id: e.id.clone(),
+        at: e.at,
+        actor: e.actor.clone(),
+        action: e.action.clone(),
+        target: e.target.clone(),
+        outcome: e.outcome,
+        source_ip: e.source_ip.clone(),
+        user_agent: e.user_agent.clone(),
+        request_id: e.request_id.clone(),
+        detail: serde_json::Value::Object(e.detail.clone()).to_string(),
+        prev_hash: e.prev_hash.clone(),
+        hash: e.hash.clone(),
+    };
+    let mut item: Item =
+        serde_dynamo::to_item(stored).map_err(|e| StoreError::Internal(e.to_string()))?;
+    item.insert(PK.into(), s(format!("AUDIT#{}", e.chain)));
+    item.insert(SK.into(), s(event_sk(e.seq)));
+    Ok(item)
+}
+
+fn event_from(item: Item) -> Result<AuditEvent, StoreError> {
+    let e: StoredEvent =
+        serde_dynamo::from_item(item).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let detail = match serde_json::from_str(&e.detail) {
+        Ok(serde_json::Value::Object(m)) => m,
+        // An edited event whose detail no longer parses still shows (and fails its hash).
+        _ => serde_json::Map::from_iter([("unreadable".to_string(), e.detail.into())]),
+    };
+    Ok(AuditEvent {
+        chain: e.chain,
+        seq: e.seq,
+        id: e.id,
+        at: e.at,
+        actor: e.actor,
+        action: e.action,
+        target: e.target,
+        outcome: e.outcome,
+        source_ip: e.source_ip,
+        user_agent: e.user_agent,
+        request_id: e.request_id,
+        detail,
+        prev_hash: e.prev_hash,
+        hash: e.hash,
+    })
+}
+
+impl DynamoStore {
+    async fn read_head(&self, chain: &Chain) -> Result<Option<Head>, StoreError> {
+        let Some(item) = self.table.get(head_key(chain), None).await? else {
+            return Ok(None);
+        };
+        let seq = item
+            .get("seq")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok());
+        let hash = item.get("hash").and_then(|v| v.as_s().ok());
+        match (seq, hash) {
+            (Some(seq), Some(hash)) => Ok(Some(Head {
+                seq,
+                hash: hash.clone(),
+            })),
+            _ => Err(StoreError::Internal(format!(
+                "the audit chain {} has an unreadable head",
+                chain.key()
+            ))),
+        }
+    }
+
+    async fn query_chain(
+        &self,
+        chain: &Chain,
+        from_sk: String,
+        forward: bool,
+        limit: usize,
+        filter: Option<(String, Expr)>,
+        after: Option<PageKey>,
+    ) -> Result<(Vec<AuditEvent>, Option<PageKey>), StoreError> {
+        let (filter, mut e) = match filter {
+            Some((f, e)) => (Some(f), e),
+            None => (None, Expr::default()),
+        };
+        let pk = chain_pk(chain);
+        let condition = if forward {
+            format!(
+                "{} = {} AND {} BETWEEN {} AND {}",
+                e.name(PK),
+                e.s(pk.as_str()),
+                e.name(SK),
+                e.s(from_sk),
+                e.s(format!("{EVENT_SK_PREFIX}~"))
+            )
+        } else {
+            format!(
+                "{} = {} AND begins_with({}, {})",
+                e.name(PK),
+                e.s(pk.as_str()),
+                e.name(SK),
+                e.s(EVENT_SK_PREFIX)
+            )
+        };
+        if let Some(k) = &after {
+            let ok = k.0.len() == 2
+                && k.0.get(PK) == Some(&pk)
+                && k.0.get(SK).is_some_and(|s| s.starts_with(EVENT_SK_PREFIX));
+            if !ok {
+                return Err(StoreError::BadPageKey);
+            }
+        }
+        let out = self
+            .table
+            .client
+            .query()
+            .table_name(self.table.name())
+            .key_condition_expression(condition)
+            .set_filter_expression(filter)
+            .set_expression_attribute_names(e.names_opt())
+            .set_expression_attribute_values(e.values_opt())
+            .scan_index_forward(forward)
+            .consistent_read(true)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(after.as_ref().map(start_key))
+            .send()
+            .await
+            .map_err(classify)?;
+        let events = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(event_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((events, page_key(out.last_evaluated_key.as_ref())))
+    }
+}
+
+/// The FilterExpression of `filter`, if it has any condition.
+fn filter_expression(filter: &AuditFilter) -> Option<(String, Expr)> {
+    let mut e = Expr::default();
+    let mut parts = Vec::new();
+    if let Some(a) = &filter.action {
+        parts.push(format!("{} = {}", e.name("action"), e.s(a.as_str())));
+    }
+    if let Some(o) = filter.outcome {
+        parts.push(format!("{} = {}", e.name("outcome"), e.s(o.as_str())));
+    }
+    if let Some(a) = &filter.actor {
+        parts.push(format!(
+            "{} = {}",
+            e.path(&["actor", "id"]),
+            e.s(a.as_str())
+        ));
+    }
+    if let Some(t) = &filter.target {
+        parts.push(format!(
+            "{} = {}",
+            e.path(&["target", "id"]),
+            e.s(t.as_str())
+        ));
+    }
+    // `at` is stored as RFC 3339 UTC; compare as instants by their fixed-width form.
+    if let Some(from) = filter.from {
+        parts.push(format!("{} >= {}", e.name("at"), e.s(at_text(from))));
+    }
+    if let Some(to) = filter.to {
+        parts.push(format!("{} < {}", e.name("at"), e.s(at_text(to))));
+    }
+    (!parts.is_empty()).then(|| (parts.join(" AND "), e))
+}
+
+/// `t` as serde writes a `DateTime<Utc>` (what `at` holds), for comparisons. Both sides use
+/// the same format, so text order is time order within a second's precision and beyond.
+fn at_text(t: DateTime<Utc>) -> String {
+    serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+impl AuditLog for DynamoStore {
+    fn append<'a>(
+        &'a self,
+        chain: &'a Chain,
+        source: Option<&'a str>,
+        drafts: &'a [Draft],
+    ) -> Fut<'a, bool> {
+        Box::pin(async move {
+            if drafts.is_empty() {
+                return Ok(true);
+            }
+            for _ in 0..APPEND_ATTEMPTS {
+                let head = self.read_head(chain).await?;
+                let (mut seq, mut prev) = head
+                    .as_ref()
+                    .map_or((0, crate::domain::audit::GENESIS.to_string()), |h| {
+                        (h.seq, h.hash.clone())
+                    });
+                let mut actions = Vec::new();
+                if let Some(source) = source {
+                    let mut e = Expr::default();
+                    let condition = format!("attribute_not_exists({})", e.name(PK));
+                    let expires = (Utc::now() + chrono::Duration::hours(SEEN_TTL_HOURS))
+                        .timestamp()
+                        .to_string();
+                    let marker = aws_sdk_dynamodb::types::Put::builder()
+                        .table_name(self.table.name())
+                        .item(PK, s(format!("AUDITSEEN#{source}")))
+                        .item(SK, s(SEEN_SK))
+                        .item(EXPIRES_AT, AttributeValue::N(expires))
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(e.names_opt())
+                        .build()
+                        .map_err(build)?;
+                    actions.push(TransactWriteItem::builder().put(marker).build());
+                }
+                let head_seq = seq;
+                let mut events = Vec::with_capacity(drafts.len());
+                for d in drafts {
+                    seq += 1;
+                    let event = AuditEvent::seal(chain, seq, &prev, d.clone());
+                    prev = event.hash.clone();
+                    events.push(event);
+                }
+                let mut e = Expr::default();
+                let update = format!(
+                    "SET {} = {}, {} = {}",
+                    e.name("seq"),
+                    e.n(seq),
+                    e.name("hash"),
+                    e.s(prev.as_str())
+                );
+                let condition = if head.is_some() {
+                    format!("{} = {}", e.name("seq"), e.n(head_seq))
+                } else {
+                    format!("attribute_not_exists({})", e.name(PK))
+                };
+                let head_index = actions.len();
+                actions.push(
+                    UpdateParts {
+                        key: head_key(chain),
+                        update,
+                        condition,
+                        expr: e,
+                    }
+                    .action(self.table.name())?,
+                );
+                for event in &events {
+                    actions.push(self.put_new(event_item(event)?)?);
+                }
+                match self.table.transact(actions).await {
+                    Ok(()) => return Ok(true),
+                    Err(TxError::Cancelled(reasons))
+                        if source.is_some()
+                            && reason_code(&reasons, 0) == Some("ConditionalCheckFailed") =>
+                    {
+                        return Ok(false);
+                    }
+                    Err(TxError::Cancelled(reasons))
+                        if reason_code(&reasons, head_index) == Some("ConditionalCheckFailed")
+                            || reasons
+                                .iter()
+                                .skip(head_index + 1)
+                                .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                    {
+                        // Another append moved the head first: start again from it.
+                        continue;
+                    }
+                    Err(TxError::Cancelled(reasons)) => {
+                        return Err(StoreError::Internal(format!(
+                            "an audit append was cancelled: {:?}",
+                            reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                        )));
+                    }
+                    Err(TxError::Other(e)) => return Err(e),
+                }
+            }
+            Err(StoreError::Unavailable(format!(
+                "the audit chain {} kept moving",
+                chain.key()
+            )))
+        })
+    }
+
+    fn events<'a>(
+        &'a self,
+        chain: &'a Chain,
+        filter: &'a AuditFilter,
+        limit: usize,
+        after: Option<PageKey>,
+    ) -> Fut<'a, Page<AuditEvent>> {
+        Box::pin(async move {
+            let (items, next) = self
+                .query_chain(
+                    chain,
+                    String::new(),
+                    false,
+                    limit,
+                    filter_expression(filter),
+                    after,
+                )
+                .await?;
+            Ok(Page { items, next })
+        })
+    }
+
+    fn chain_after<'a>(
+        &'a self,
+        chain: &'a Chain,
+        after_seq: u64,
+        limit: usize,
+    ) -> Fut<'a, Vec<AuditEvent>> {
+        Box::pin(async move {
+            let (items, _) = self
+                .query_chain(chain, event_sk(after_seq + 1), true, limit, None, None)
+                .await?;
+            Ok(items)
+        })
+    }
+
+    fn head<'a>(&'a self, chain: &'a Chain) -> Fut<'a, Option<Head>> {
+        Box::pin(self.read_head(chain))
+    }
+}
