@@ -105,6 +105,8 @@ pub mod metric {
     /// Messages in a step queue's dead-letter queue, by `[Service, Queue]` (the scheduler's
     /// `queue_depths` job).
     pub const DEAD_LETTER_MESSAGES: &str = "DeadLetterMessages";
+    /// An audit event a request handler could not leave in the inbox (logged with its action).
+    pub const AUDIT_NOT_RECORDED: &str = "AuditNotRecorded";
 
     /// Every metric name above: the dashboard and alarms may use these and no other.
     pub const ALL: &[&str] = &[
@@ -127,6 +129,7 @@ pub mod metric {
         POSTS_THROTTLED,
         POSTS_FAILED,
         DEAD_LETTER_MESSAGES,
+        AUDIT_NOT_RECORDED,
     ];
 }
 

@@ -7,6 +7,7 @@ pub mod app;
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod context;
 pub mod crypto;
 pub mod domain;
 pub mod emf;

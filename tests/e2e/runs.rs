@@ -56,6 +56,35 @@ async fn a_continue_run_of_five_steps_writes_a_chain_of_five_documents() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    // ... and the audit trail: who started the run, from where, and that the system ended it.
+    let started = Instant::now();
+    let events = loop {
+        let r = s.get("/api/v3/audit?limit=200", ALICE).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let events = r.body["items"].as_array().cloned().unwrap_or_default();
+        if events.iter().any(|e| e["action"] == "run.succeeded") {
+            break events;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the run's end was not audited: {}",
+            r.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let one = |action: &str| {
+        let found: Vec<&Value> = events.iter().filter(|e| e["action"] == action).collect();
+        assert_eq!(found.len(), 1, "{action}: {events:#?}");
+        found[0].clone()
+    };
+    let run_started = one("run.started");
+    assert_eq!(run_started["actor"]["kind"], "user", "{run_started}");
+    assert_eq!(run_started["source_ip"], "127.0.0.1", "{run_started}");
+    assert!(run_started["request_id"].is_string(), "{run_started}");
+    assert_eq!(one("run.succeeded")["actor"]["kind"], "system");
+    assert_eq!(one("workflow.created")["target"]["id"], workflow_id);
+    let verified = s.get("/api/v3/audit/verify", ALICE).await;
+    assert_eq!(verified.body["ok"], true, "{}", verified.text);
 }
 
 /// The template as deployed, but for the step queues' visibility timeout (900 s there, 6x the

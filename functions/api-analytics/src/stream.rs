@@ -7,7 +7,7 @@
 //! there.
 
 use serde_json::Value;
-use shared::app::analytics::{self, CountOutcome, Counted};
+use shared::app::analytics::{self, CountOutcome, Counted, Recorded};
 use shared::app::audit::{self, RecordOutcome};
 use shared::aws::dynamo::stream;
 use shared::ports::{Analytics, AuditLog, Workflows};
@@ -56,9 +56,20 @@ pub async fn process(sinks: Sinks<'_>, mut event: Value) -> Outcome {
     for record in records {
         let seq = stream::sequence_number(&record);
         let id = stream::event_id(&record).map(str::to_string);
-        match (id, stream::record_change(record)) {
-            (Some(event_id), Ok(Some(change))) => {
-                counted.push(Counted { event_id, change });
+        let by = stream::changed_by(&record);
+        let what = match stream::record_note(&record) {
+            Ok(Some((chain, draft))) => Ok(Some(Recorded::Note { chain, draft })),
+            Ok(None) => stream::record_change(record).map(|c| {
+                c.map(|change| Recorded::Change {
+                    change: Box::new(change),
+                    by,
+                })
+            }),
+            Err(e) => Err(e),
+        };
+        match (id, what) {
+            (Some(event_id), Ok(Some(what))) => {
+                counted.push(Counted { event_id, what });
                 sequence_numbers.push(seq);
             }
             (_, Ok(None)) => {}

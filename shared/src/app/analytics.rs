@@ -12,10 +12,25 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// One stream record to count: its id and its change.
+/// One stream record to count and audit: its id and what it brings.
 pub struct Counted {
     pub event_id: String,
-    pub change: Change,
+    pub what: Recorded,
+}
+
+/// What a stream record brings.
+pub enum Recorded {
+    /// A workflow, node or run changed, and who changed it (the item's `changed_by` stamp, when
+    /// it has one).
+    Change {
+        change: Box<Change>,
+        by: Option<crate::domain::audit::ChangedBy>,
+    },
+    /// An audit event a request handler left in the inbox.
+    Note {
+        chain: crate::domain::audit::Chain,
+        draft: crate::domain::audit::Draft,
+    },
 }
 
 /// What a batch did.
@@ -38,7 +53,11 @@ pub async fn count(
 ) -> Result<CountOutcome, (usize, CountOutcome, StoreError)> {
     let mut out = CountOutcome::default();
     for (i, record) in records.iter().enumerate() {
-        let Some(tally) = a::tally(&record.change) else {
+        let Recorded::Change { change, .. } = &record.what else {
+            out.ignored += 1;
+            continue;
+        };
+        let Some(tally) = a::tally(change) else {
             out.ignored += 1;
             continue;
         };

@@ -2,12 +2,17 @@
 //! routes of `/api/v3/audit` (whose chain a caller may read, listing, verifying a chain).
 
 use super::AppError;
-use super::analytics::{Counted, scope_of};
+use super::analytics::{Counted, Recorded, scope_of};
 use crate::domain::Principal;
 use crate::domain::analytics::Scope;
-use crate::domain::audit::{self, AuditEvent, Chain, ChainOf, Verification, Verifier};
+use crate::domain::audit::{
+    self, Actor, ActorKind, AuditEvent, Chain, ChainOf, Draft, Outcome, Target, Verification,
+    Verifier,
+};
 use crate::domain::ids;
-use crate::ports::{AuditFilter, AuditLog, Page, PageKey, StoreError, Workflows};
+use crate::ports::{AuditFilter, AuditInbox, AuditLog, Page, PageKey, StoreError, Workflows};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
 
 /// Events read per Query while verifying a chain.
 const VERIFY_PAGE: usize = 500;
@@ -23,6 +28,58 @@ pub struct RecordOutcome {
     pub ignored: usize,
 }
 
+/// An event a request handler saw (a sign-in, a refusal, an admin action) rather than an item
+/// change.
+pub struct Note {
+    pub chain: Chain,
+    pub action: &'static str,
+    pub target: Target,
+    pub outcome: Outcome,
+    /// Who acted where the request does not say (a sign-in before there is a session: the
+    /// account signing in; a request with no account: `unknown`).
+    pub actor: Actor,
+    pub detail: Value,
+}
+
+/// Leaves `note` in the inbox as an event of the request being handled (its actor, source IP,
+/// user agent and request id, [`crate::context`]): one write. A failure is logged and counted,
+/// never answered: the caller's action happened either way.
+pub async fn note(inbox: &(impl AuditInbox + ?Sized), note: Note, at: DateTime<Utc>) {
+    let context = crate::context::changed_by();
+    let (actor, source_ip, user_agent, request_id) = match context {
+        Some(c) => {
+            let actor = if c.actor.kind == ActorKind::Unknown {
+                note.actor
+            } else {
+                c.actor
+            };
+            (actor, c.source_ip, c.user_agent, c.request_id)
+        }
+        None => (note.actor, None, None, None),
+    };
+    let draft = Draft {
+        id: ids::new_id(),
+        at,
+        actor,
+        action: note.action.into(),
+        target: note.target,
+        outcome: note.outcome,
+        source_ip,
+        user_agent,
+        request_id,
+        detail: match note.detail {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        },
+    };
+    if let Err(e) = inbox.note(&note.chain, &draft).await {
+        tracing::error!(error = %e, action = note.action, "audit event not recorded");
+        crate::emf::Record::new()
+            .count(crate::emf::metric::AUDIT_NOT_RECORDED, 1)
+            .emit();
+    }
+}
+
 /// Appends the audit events of `records`' changes, in order, each change's exactly once.
 /// Stops at the first change that cannot be recorded and returns its index with the error, so
 /// the caller reports it and what follows as the batch's failures.
@@ -33,9 +90,17 @@ pub async fn record(
 ) -> Result<RecordOutcome, (usize, RecordOutcome, StoreError)> {
     let mut out = RecordOutcome::default();
     for (i, record) in records.iter().enumerate() {
-        let Some((chain, drafts)) = audit::from_change(&record.change, ids::new_id) else {
-            out.ignored += 1;
-            continue;
+        let (chain, drafts) = match &record.what {
+            Recorded::Note { chain, draft } => (ChainOf::Known(chain.clone()), vec![draft.clone()]),
+            Recorded::Change { change, by } => {
+                match audit::from_change(change, by.as_ref(), ids::new_id) {
+                    Some(found) => found,
+                    None => {
+                        out.ignored += 1;
+                        continue;
+                    }
+                }
+            }
         };
         let chain = match chain {
             ChainOf::Known(c) => c,

@@ -43,6 +43,26 @@ pub const ACTIONS: &[&str] = &[
     "run.failed",
     "run.succeeded",
     "run.retried",
+    "account.registered",
+    "account.email_verified",
+    "account.password_changed",
+    "account.password_reset",
+    "account.role_changed",
+    "account.suspended",
+    "account.reactivated",
+    "account.deleted",
+    "auth.login_succeeded",
+    "auth.login_failed",
+    "auth.login_locked",
+    "auth.refresh_reused",
+    "auth.session_ended",
+    "auth.sessions_ended",
+    "mfa.enabled",
+    "mfa.disabled",
+    "mfa.reset",
+    "api_key.created",
+    "api_key.revoked",
+    "signing_key.rotated",
 ];
 
 /// Whose chain an event is in.
@@ -60,6 +80,17 @@ impl Chain {
         match self {
             Chain::User(u) => format!("U#{u}"),
             Chain::System => "SYS".into(),
+        }
+    }
+
+    /// The chain of a [`Chain::key`].
+    pub fn parse(key: &str) -> Option<Chain> {
+        match key {
+            "SYS" => Some(Chain::System),
+            _ => key
+                .strip_prefix("U#")
+                .filter(|u| !u.is_empty())
+                .map(|u| Chain::User(u.to_string())),
         }
     }
 }
@@ -89,6 +120,12 @@ impl Actor {
             id: Some(id.into()),
         }
     }
+    pub fn api_key(id: impl Into<String>) -> Actor {
+        Actor {
+            kind: ActorKind::ApiKey,
+            id: Some(id.into()),
+        }
+    }
     pub fn system() -> Actor {
         Actor {
             kind: ActorKind::System,
@@ -99,6 +136,28 @@ impl Actor {
         Actor {
             kind: ActorKind::Unknown,
             id: None,
+        }
+    }
+}
+
+/// Who made a change and from where, as the table adapter stamps it on the workflow, node and
+/// run items it writes (`changed_by`; see [`crate::context`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedBy {
+    pub actor: Actor,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl ChangedBy {
+    /// Work of no request: the worker, the scheduler's jobs.
+    pub fn system() -> ChangedBy {
+        ChangedBy {
+            actor: Actor::system(),
+            source_ip: None,
+            user_agent: None,
+            request_id: None,
         }
     }
 }
@@ -353,16 +412,27 @@ pub enum ChainOf {
 
 /// The audit events a table change stands for (none for changes nobody asked to hear of: a
 /// node's child count, a step's progress, a run starting to run), and whose chain they go to.
-/// `id` makes the events' ids (one per event, in order). Changes do not yet say who made them,
-/// so the actor is the user where the item names them (a workflow's creator is its owner, a
-/// run's starter its owner), the system for what the worker does (a run ending, a document
-/// generated), and `unknown` otherwise.
+/// `by` is the `changed_by` stamp of the item as written: who made the change, from where.
+/// Where there is none (a deleted item, an item written before stamps), the actor is the user
+/// the item names (a workflow's creator is its owner, a run's starter its owner), the system
+/// for what the worker does (a run ending, a document generated), and `unknown` otherwise.
+/// `id` makes the events' ids (one per event, in order).
 pub fn from_change(
     change: &Change,
+    by: Option<&ChangedBy>,
     mut id: impl FnMut() -> String,
 ) -> Option<(ChainOf, Vec<Draft>)> {
     let mut drafts = Vec::new();
     let mut add = |at, actor, action: &str, target, detail: Value| {
+        let (actor, source_ip, user_agent, request_id) = match by {
+            Some(b) => (
+                b.actor.clone(),
+                b.source_ip.clone(),
+                b.user_agent.clone(),
+                b.request_id.clone(),
+            ),
+            None => (actor, None, None, None),
+        };
         drafts.push(Draft {
             id: id(),
             at,
@@ -370,9 +440,9 @@ pub fn from_change(
             action: action.into(),
             target,
             outcome: Outcome::Success,
-            source_ip: None,
-            user_agent: None,
-            request_id: None,
+            source_ip,
+            user_agent,
+            request_id,
             detail: match detail {
                 Value::Object(m) => m,
                 _ => Map::new(),

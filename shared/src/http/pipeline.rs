@@ -16,6 +16,7 @@ use super::limits::source_ip;
 use super::request as rq;
 use super::{Authenticator, Gate, Per, Problem};
 use crate::domain::Principal;
+use crate::domain::audit::{Actor, ChangedBy};
 use crate::ports::Clock;
 use chrono::{DateTime, Utc};
 use lambda_http::request::RequestContext;
@@ -201,6 +202,7 @@ async fn run<R: Routes>(api: &R::Api, req: &Request) -> Reply {
             Some(p)
         }
     };
+    let by = changed_by(req, principal.as_ref(), ip.clone());
     let call = Call {
         req,
         method,
@@ -209,7 +211,46 @@ async fn run<R: Routes>(api: &R::Api, req: &Request) -> Reply {
         now,
         principal,
     };
-    route.dispatch(api, &call).await
+    crate::context::with_changed_by(by, route.dispatch(api, &call)).await
+}
+
+/// Longest user agent kept with a change.
+const MAX_USER_AGENT: usize = 256;
+
+/// Who a request acts for, and from where: what its writes are stamped with (and so what the
+/// audit trail records). An API key is named by its key id; a public route's caller is
+/// `unknown` until a use case knows better (a sign-in knows its account).
+fn changed_by(req: &Request, p: Option<&Principal>, ip: Option<String>) -> ChangedBy {
+    let key_id = p.and_then(|p| p.scopes.as_ref()).and_then(|_| {
+        let header = req
+            .headers()
+            .get(http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
+        let credential = header.strip_prefix("Bearer ")?;
+        crate::domain::credentials::parse_api_key(credential).map(|(_, key, _)| key.to_string())
+    });
+    let actor = match (p, key_id) {
+        (_, Some(k)) => Actor::api_key(k),
+        (Some(p), None) => Actor::user(p.user_id.as_str()),
+        (None, None) => Actor::unknown(),
+    };
+    let user_agent = req
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
+    let request_id = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    ChangedBy {
+        actor,
+        source_ip: ip,
+        user_agent,
+        request_id,
+    }
 }
 
 #[cfg(test)]

@@ -46,3 +46,10 @@ pub trait AuditLog: Send + Sync {
     /// The chain's head (`None` before its first event).
     fn head<'a>(&'a self, chain: &'a Chain) -> Fut<'a, Option<Head>>;
 }
+
+/// Where request handlers leave the audit events that are no item change (sign-ins and their
+/// failures, MFA, passwords, keys, admin actions): one write each on the request's path; the
+/// table's stream brings it to the chains, exactly once.
+pub trait AuditInbox: Send + Sync {
+    fn note<'a>(&'a self, chain: &'a Chain, draft: &'a Draft) -> Fut<'a, ()>;
+}

@@ -818,6 +818,7 @@ where
         signer: Arc::new(signer),
         vault,
         mailer,
+        audit: Arc::new(super::audit::RecordingInbox::default()),
         clock,
         public_url: PUBLIC_URL.into(),
         product_name: PRODUCT_NAME.into(),

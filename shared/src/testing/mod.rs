@@ -3,6 +3,7 @@
 //! service does, with the JWKS that verifies them.
 
 pub mod accounts;
+pub mod audit;
 pub mod openai_server;
 pub mod realtime;
 pub mod runs;

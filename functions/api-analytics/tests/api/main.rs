@@ -125,12 +125,16 @@ impl Stack {
         let alice = Principal::user(ALICE, Role::Editor);
         let now = Utc::now();
         let w = active_workflow(&alice, "Analytics", now);
-        self.store.create_workflow(&w, &[], None).await.unwrap();
         let (run, steps, nodes) = chain(&w, 1, Some(ModelRef::parse(MODEL).unwrap()), 3, now);
-        self.store
-            .create_run(&alice, &run, &steps, &nodes, w.settings.max_nodes(), None)
-            .await
-            .unwrap();
+        // Alice's requests create the workflow and start the run; the rest is the worker's.
+        shared::context::with_changed_by(alices_request(), async {
+            self.store.create_workflow(&w, &[], None).await.unwrap();
+            self.store
+                .create_run(&alice, &run, &steps, &nodes, w.settings.max_nodes(), None)
+                .await
+                .unwrap();
+        })
+        .await;
         let policy = RetryPolicy::default();
         // Attempt 1: claimed, fails with a retryable error.
         let mut step = steps[0].clone();
@@ -554,6 +558,16 @@ async fn metrics_are_prometheus_text_for_admins_only() {
     assert_eq!(bob.content_type, "application/problem+json");
 }
 
+/// What the HTTP pipeline sets while it handles one of Alice's requests.
+fn alices_request() -> shared::domain::audit::ChangedBy {
+    shared::domain::audit::ChangedBy {
+        actor: shared::domain::audit::Actor::user(ALICE),
+        source_ip: Some("203.0.113.9".into()),
+        user_agent: Some("curl/8.5".into()),
+        request_id: Some("req-alice-1".into()),
+    }
+}
+
 /// The actions of a page of audit events, oldest first.
 fn actions(page: &Value) -> Vec<String> {
     let mut a: Vec<String> = page["items"]
@@ -597,8 +611,30 @@ async fn each_change_becomes_its_audit_events_once_even_when_the_batch_is_delive
     assert_eq!(created["target"]["id"], w.as_str());
     assert_eq!(created["outcome"], "success");
     assert_eq!(created["chain"], "U#alice");
-    assert_eq!(by("run.started")["actor"]["id"], ALICE);
-    assert_eq!(by("run.succeeded")["actor"]["kind"], "system");
+    // Who and from where, as stamped on the items Alice's requests wrote.
+    for action in ["workflow.created", "node.created", "run.started"] {
+        let e = by(action);
+        assert_eq!(e["actor"]["id"], ALICE, "{e}");
+        assert_eq!(
+            (&e["source_ip"], &e["user_agent"], &e["request_id"]),
+            (
+                &"203.0.113.9".into(),
+                &"curl/8.5".into(),
+                &"req-alice-1".into()
+            ),
+            "{e}"
+        );
+    }
+    // The worker's changes are the system's, with no request.
+    for action in ["run.succeeded", "node.updated"] {
+        let e = by(action);
+        assert_eq!(
+            e["actor"],
+            serde_json::json!({"kind": "system", "id": null}),
+            "{e}"
+        );
+        assert_eq!(e["source_ip"], Value::Null, "{e}");
+    }
     assert_eq!(by("node.updated")["detail"]["status"], "completed");
     // Newest first, numbered 5..1, each linked to the one before.
     let seqs: Vec<u64> = items.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
@@ -621,8 +657,10 @@ async fn each_change_becomes_its_audit_events_once_even_when_the_batch_is_delive
     // Filters and pages.
     let runs = s.ok("/api/v3/audit?action=run.started", ALICE).await;
     assert_eq!(actions(&runs), ["run.started"]);
-    let system = s.ok("/api/v3/audit?actor=alice&limit=50", ALICE).await;
-    assert_eq!(actions(&system), ["workflow.created", "run.started"]);
+    let hers = s.ok("/api/v3/audit?actor=alice&limit=50", ALICE).await;
+    let mut hers = actions(&hers);
+    hers.sort();
+    assert_eq!(hers, ["node.created", "run.started", "workflow.created"]);
     let first_page = s.ok("/api/v3/audit?limit=2", ALICE).await;
     assert_eq!(first_page["items"].as_array().unwrap().len(), 2);
     let cursor = first_page["next_cursor"].as_str().unwrap();
@@ -806,4 +844,58 @@ async fn verify_reports_the_first_edited_or_deleted_event() {
     let page = s.ok("/api/v3/audit?user=bob", ADMIN).await;
     assert_eq!(page["items"][0]["request_id"], "req-0");
     assert_eq!(page["items"][0]["detail"]["steps"], 0);
+}
+
+#[tokio::test]
+async fn a_note_left_in_the_inbox_reaches_its_chain_once() {
+    use shared::app::audit::{Note, note};
+    use shared::domain::audit::{Actor, Chain, ChangedBy, Outcome, Target};
+    let s = stack().await;
+    let request = ChangedBy {
+        actor: Actor::unknown(),
+        source_ip: Some("198.51.100.4".into()),
+        user_agent: Some("Mozilla/5.0".into()),
+        request_id: Some("req-login".into()),
+    };
+    // As the identity service leaves a failed sign-in: one write on the request's path.
+    shared::context::with_changed_by(request, async {
+        note(
+            s.store.as_ref(),
+            Note {
+                chain: Chain::User(ALICE.into()),
+                action: "auth.login_failed",
+                target: Target::new("account", ALICE),
+                outcome: Outcome::Failure,
+                actor: Actor::user(ALICE),
+                detail: serde_json::json!({"reason": "password", "failures_in_a_row": 2}),
+            },
+            Utc::now(),
+        )
+        .await
+    })
+    .await;
+    let event = localstack::testing::stream_event(&s.table).await;
+    let first = process(s.store.as_ref().into(), event.clone()).await;
+    assert!(first.failures.is_empty(), "{first:?}");
+    let again = process(s.store.as_ref().into(), event).await;
+    assert_eq!(again.audited.recorded, 0, "{again:?}");
+    let page = s.ok("/api/v3/audit", ALICE).await;
+    assert_eq!(actions(&page), ["auth.login_failed"], "{page}");
+    let e = &page["items"][0];
+    assert_eq!(e["outcome"], "failure");
+    assert_eq!(
+        e["actor"]["id"], ALICE,
+        "the account signing in, the request had no caller"
+    );
+    assert_eq!(e["source_ip"], "198.51.100.4");
+    assert_eq!(e["request_id"], "req-login");
+    assert_eq!(e["detail"]["failures_in_a_row"], 2);
+    let failures = s
+        .ok(
+            "/api/v3/audit?outcome=failure&action=auth.login_failed",
+            ALICE,
+        )
+        .await;
+    assert_eq!(failures["items"].as_array().unwrap().len(), 1);
+    assert_eq!(s.ok("/api/v3/audit/verify", ALICE).await["ok"], true);
 }

@@ -45,6 +45,8 @@ pub struct Harness {
     pub clock: Arc<TestClock>,
     pub table: String,
     pub client: aws_sdk_dynamodb::Client,
+    /// The audit notes the identity service left.
+    pub audit: Arc<shared::testing::audit::RecordingInbox>,
 }
 
 pub struct Reply {
@@ -131,11 +133,13 @@ impl Harness {
         let keys = KeyRing::load(accounts.clone(), clock.clone(), ISSUER, AUDIENCE)
             .await
             .unwrap();
+        let audit = Arc::new(shared::testing::audit::RecordingInbox::default());
         let identity = Identity {
             accounts: accounts.clone(),
             signer: Arc::new(signer),
             vault,
             mailer: Arc::new(SesMailer::new(&sdk, MAIL_FROM)),
+            audit: audit.clone(),
             clock: clock.clone(),
             public_url: "https://app.example.com".into(),
             product_name: "DWC test".into(),
@@ -164,6 +168,7 @@ impl Harness {
             clock,
             table,
             client,
+            audit,
         }
     }
 

@@ -4,6 +4,7 @@ use super::dto::*;
 use super::{Identity, require_session};
 use crate::app::AppError;
 use crate::domain::account::{Account, AccountStatus};
+use crate::domain::audit::{Outcome, Target};
 use crate::domain::{Principal, Role};
 use crate::ports::{AccountFilter, Accounts, Page, PageKey};
 
@@ -81,11 +82,27 @@ impl Identity {
             (true, _) => {
                 account.status = AccountStatus::Suspended;
                 self.end_everything(&mut account).await?;
+                self.audit(
+                    Some(user_id),
+                    "account.suspended",
+                    Outcome::Success,
+                    None,
+                    serde_json::json!({"sessions_ended": true}),
+                )
+                .await;
             }
             (false, _) => {
                 account.status = AccountStatus::Active;
                 account.clear_failures();
                 self.save(&mut account).await?;
+                self.audit(
+                    Some(user_id),
+                    "account.reactivated",
+                    Outcome::Success,
+                    None,
+                    serde_json::json!({}),
+                )
+                .await;
             }
         }
         Ok(UserView::from(&account))
@@ -100,8 +117,17 @@ impl Identity {
         let mut account = self.target(principal, user_id).await?;
         not_self(principal, user_id)?;
         if account.role != body.role {
+            let from = account.role;
             account.role = body.role;
             self.save(&mut account).await?;
+            self.audit(
+                Some(user_id),
+                "account.role_changed",
+                Outcome::Success,
+                None,
+                serde_json::json!({"from": from, "to": body.role}),
+            )
+            .await;
         }
         Ok(UserView::from(&account))
     }
@@ -119,6 +145,14 @@ impl Identity {
         if account.mfa.enabled || account.mfa.pending_secret.is_some() {
             account.mfa = Default::default();
             self.save(&mut account).await?;
+            self.audit(
+                Some(user_id),
+                "mfa.reset",
+                Outcome::Success,
+                None,
+                serde_json::json!({}),
+            )
+            .await;
         }
         Ok(UserView::from(&account))
     }
@@ -130,7 +164,16 @@ impl Identity {
     ) -> Result<(), AppError> {
         require_session(principal)?;
         let mut account = self.target(principal, user_id).await?;
-        self.end_everything(&mut account).await
+        self.end_everything(&mut account).await?;
+        self.audit(
+            Some(user_id),
+            "auth.sessions_ended",
+            Outcome::Success,
+            None,
+            serde_json::json!({"by": "admin"}),
+        )
+        .await;
+        Ok(())
     }
 
     pub async fn admin_delete_user(
@@ -141,6 +184,14 @@ impl Identity {
         let account = self.target(principal, user_id).await?;
         not_self(principal, user_id)?;
         self.accounts.delete_account(&account).await?;
+        self.audit(
+            Some(user_id),
+            "account.deleted",
+            Outcome::Success,
+            None,
+            serde_json::json!({}),
+        )
+        .await;
         Ok(())
     }
 
@@ -149,9 +200,16 @@ impl Identity {
         principal: &Principal,
     ) -> Result<RotatedKey, AppError> {
         require_admin(principal)?;
-        Ok(RotatedKey {
-            kid: self.signer.rotate(self.now()).await?,
-        })
+        let kid = self.signer.rotate(self.now()).await?;
+        self.audit(
+            None,
+            "signing_key.rotated",
+            Outcome::Success,
+            Some(Target::new("signing_key", &kid)),
+            serde_json::json!({}),
+        )
+        .await;
+        Ok(RotatedKey { kid })
     }
 }
 

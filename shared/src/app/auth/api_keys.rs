@@ -47,6 +47,14 @@ impl Identity {
             secret_hash: crypto::sha256_hex(&secret),
         };
         self.accounts.put_api_key(&key).await?;
+        self.audit(
+            Some(&key.user_id),
+            "api_key.created",
+            Outcome::Success,
+            Some(Target::new("api_key", &key.key_id)),
+            serde_json::json!({"scopes": key.scopes, "expires_at": key.expires_at}),
+        )
+        .await;
         let api_key = credentials::api_key(&key.user_id, &key.key_id, &secret);
         Ok(CreatedApiKey {
             key: key.into(),
@@ -78,6 +86,14 @@ impl Identity {
             .delete_api_key(&principal.user_id, key_id)
             .await?
         {
+            self.audit(
+                Some(&principal.user_id),
+                "api_key.revoked",
+                Outcome::Success,
+                Some(Target::new("api_key", key_id)),
+                serde_json::json!({}),
+            )
+            .await;
             Ok(())
         } else {
             Err(AppError::NotFound("API key"))

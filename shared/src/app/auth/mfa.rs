@@ -229,6 +229,14 @@ impl Identity {
             last_step: step,
         };
         self.save(&mut account).await?;
+        self.audit(
+            Some(&account.user_id),
+            "mfa.enabled",
+            Outcome::Success,
+            None,
+            serde_json::json!({"method": "totp"}),
+        )
+        .await;
         Ok(RecoveryCodes {
             recovery_codes: codes,
         })
@@ -266,6 +274,15 @@ impl Identity {
             });
         self.count_wrong_code(&account, checked).await?;
         account.mfa = Mfa::default();
-        self.save(&mut account).await
+        self.save(&mut account).await?;
+        self.audit(
+            Some(&account.user_id),
+            "mfa.disabled",
+            Outcome::Success,
+            None,
+            serde_json::json!({"method": "totp"}),
+        )
+        .await;
+        Ok(())
     }
 }

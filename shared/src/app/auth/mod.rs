@@ -13,8 +13,10 @@ mod sessions;
 pub mod signer;
 
 use crate::app::AppError;
+use crate::app::audit::Note;
 use crate::crypto::{self, totp};
 use crate::domain::account::{self, Account, AccountStatus, ApiKey, Mfa, Session};
+use crate::domain::audit::{Actor, Chain, Outcome, Target};
 use crate::domain::{Principal, Role, credentials, ids};
 use crate::ports::{
     AccountStore, Clock, Email, KeyVault, Mailer, OneTimeToken, StoreError, TokenPurpose,
@@ -36,6 +38,8 @@ pub struct Identity {
     /// The key service that seals MFA secrets (the signer's too).
     pub vault: Arc<dyn KeyVault>,
     pub mailer: Arc<dyn Mailer>,
+    /// Where sign-ins, credential changes and admin actions are recorded (the audit trail).
+    pub audit: Arc<dyn crate::ports::AuditInbox>,
     pub clock: Arc<dyn Clock>,
     /// Base URL of the links in emails (the web app or the API).
     pub public_url: String,
@@ -76,6 +80,31 @@ const WRONG_CREDENTIALS: &str = "email or password is wrong";
 impl Identity {
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Records `action` about `account` in its audit chain (the system's with none), done by
+    /// the request's caller, or by the account itself where the request has no caller yet (a
+    /// sign-in). `target` is the account unless given.
+    async fn audit(
+        &self,
+        account: Option<&str>,
+        action: &'static str,
+        outcome: Outcome,
+        target: Option<Target>,
+        detail: serde_json::Value,
+    ) {
+        let note = Note {
+            chain: account.map_or(Chain::System, |a| Chain::User(a.to_string())),
+            action,
+            target: target.unwrap_or_else(|| match account {
+                Some(a) => Target::new("account", a),
+                None => Target::new("account", "unknown"),
+            }),
+            outcome,
+            actor: account.map_or_else(Actor::unknown, Actor::user),
+            detail,
+        };
+        super::audit::note(self.audit.as_ref(), note, self.now()).await;
     }
 
     fn email_token(

@@ -1,6 +1,7 @@
 //! Passwords: change (with the current one), reset by an emailed single-use link.
 
 use super::*;
+use serde_json::json;
 
 impl Identity {
     pub async fn change_password(
@@ -18,7 +19,16 @@ impl Identity {
             &[account.email.as_str(), account.display_name.as_str()],
         )?;
         account.password_hash = crypto::hash_password(&body.new_password).map_err(crypto_error)?;
-        self.end_everything(&mut account).await
+        self.end_everything(&mut account).await?;
+        self.audit(
+            Some(&account.user_id),
+            "account.password_changed",
+            Outcome::Success,
+            None,
+            json!({"sessions_ended": true}),
+        )
+        .await;
+        Ok(())
     }
 
     /// Always the same answer, whether or not the email has an account.
@@ -65,6 +75,15 @@ impl Identity {
         }
         account.tokens_valid_after = self.now();
         self.save_or_restore(&mut account, &token).await?;
-        self.end_sessions(&account).await
+        self.end_sessions(&account).await?;
+        self.audit(
+            Some(&account.user_id),
+            "account.password_reset",
+            Outcome::Success,
+            None,
+            json!({"sessions_ended": true}),
+        )
+        .await;
+        Ok(())
     }
 }

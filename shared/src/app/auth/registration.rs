@@ -10,6 +10,7 @@
 //! notice instead, and nothing changes.
 
 use super::*;
+use serde_json::json;
 
 impl Identity {
     pub(super) async fn send_verification(&self, to: &str, secret: &str) -> Result<(), AppError> {
@@ -72,7 +73,17 @@ impl Identity {
         let (token, secret) =
             self.email_token(&account, TokenPurpose::VerifyEmail, VERIFY_TOKEN_LIFETIME)?;
         match self.accounts.create_account(&account, &token).await {
-            Ok(()) => self.send_verification(&account.email, &secret).await?,
+            Ok(()) => {
+                self.audit(
+                    Some(&account.user_id),
+                    "account.registered",
+                    Outcome::Success,
+                    None,
+                    json!({"role": account.role, "status": account.status}),
+                )
+                .await;
+                self.send_verification(&account.email, &secret).await?
+            }
             Err(StoreError::Duplicate) => {
                 match self.accounts.find_account_by_email(&account.email).await? {
                     Some(existing) if existing.status == AccountStatus::Pending => {
@@ -126,6 +137,14 @@ impl Identity {
             account.display_name = n.clone();
         }
         self.save_or_restore(&mut account, &token).await?;
+        self.audit(
+            Some(&account.user_id),
+            "account.email_verified",
+            Outcome::Success,
+            None,
+            json!({}),
+        )
+        .await;
         Ok(UserView::from(&account))
     }
 }

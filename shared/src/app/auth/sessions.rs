@@ -2,6 +2,7 @@
 //! with reuse detection, logout and the session list.
 
 use super::*;
+use serde_json::json;
 
 impl Identity {
     pub async fn login(&self, body: LoginRequest, client: &Client) -> Result<TokenPair, AppError> {
@@ -13,12 +14,29 @@ impl Identity {
         let Some(mut account) = account else {
             // As slow as a wrong password, so the answer does not tell which emails exist.
             password_matches(&body.password, crypto::decoy_password_hash());
+            let attempted = crypto::sha256_hex(&body.email.trim().to_lowercase());
+            self.audit(
+                None,
+                "auth.login_failed",
+                Outcome::Failure,
+                None,
+                json!({"reason": "unknown_email", "email_sha256": attempted}),
+            )
+            .await;
             return Err(AppError::Unauthorized(WRONG_CREDENTIALS));
         };
-        if account.locked(now).is_some() {
+        if let Some(until) = account.locked(now) {
             // Refused like a wrong password, so a lock does not tell that the account exists;
             // its owner was told by email when the lock began.
             password_matches(&body.password, crypto::decoy_password_hash());
+            self.audit(
+                Some(&account.user_id),
+                "auth.login_failed",
+                Outcome::Denied,
+                None,
+                json!({"reason": "locked", "locked_until": until}),
+            )
+            .await;
             return Err(AppError::Unauthorized(WRONG_CREDENTIALS));
         }
         let password_ok = password_matches(&body.password, &account.password_hash);
@@ -47,7 +65,28 @@ impl Identity {
             self.accounts
                 .record_login_failure(&account.user_id, now)
                 .await?;
+            let reason = if password_ok {
+                "second_factor"
+            } else {
+                "password"
+            };
+            self.audit(
+                Some(&account.user_id),
+                "auth.login_failed",
+                Outcome::Failure,
+                None,
+                json!({"reason": reason, "failures_in_a_row": account.failed_logins + 1}),
+            )
+            .await;
             if let Some(lock) = account::lock_for(account.failed_logins + 1) {
+                self.audit(
+                    Some(&account.user_id),
+                    "auth.login_locked",
+                    Outcome::Denied,
+                    None,
+                    json!({"locked_until": now + lock}),
+                )
+                .await;
                 self.send_lock_notice(&account, now + lock).await;
             }
             return Err(second
@@ -55,23 +94,40 @@ impl Identity {
                 .filter(|_| password_ok)
                 .unwrap_or(AppError::Unauthorized(WRONG_CREDENTIALS)));
         }
-        match account.status {
-            AccountStatus::Active => {}
-            AccountStatus::Pending => {
-                return Err(AppError::Forbidden(
-                    "confirm your email address first (see the email we sent)",
-                ));
-            }
-            AccountStatus::Suspended => {
-                return Err(AppError::Forbidden("this account is suspended"));
-            }
+        let refused = match account.status {
+            AccountStatus::Active => None,
+            AccountStatus::Pending => Some((
+                "pending",
+                "confirm your email address first (see the email we sent)",
+            )),
+            AccountStatus::Suspended => Some(("suspended", "this account is suspended")),
+        };
+        if let Some((reason, answer)) = refused {
+            self.audit(
+                Some(&account.user_id),
+                "auth.login_failed",
+                Outcome::Denied,
+                None,
+                json!({"reason": reason}),
+            )
+            .await;
+            return Err(AppError::Forbidden(answer));
         }
         if account.failed_logins > 0 || account.last_failed_at.is_some() || account.mfa.enabled {
             // Versioned: of two logins with one TOTP code at once, one gets a conflict.
             account.clear_failures();
             self.save(&mut account).await?;
         }
-        self.start_session(&account, client).await
+        let pair = self.start_session(&account, client).await?;
+        self.audit(
+            Some(&account.user_id),
+            "auth.login_succeeded",
+            Outcome::Success,
+            Some(Target::new("session", &pair.session_id)),
+            json!({"mfa": account.mfa.enabled}),
+        )
+        .await;
+        Ok(pair)
     }
 
     /// Tells the owner that sign-in is paused. A failure is logged, not answered: the answer
@@ -202,6 +258,14 @@ impl Identity {
         self.accounts
             .delete_session(&session.user_id, &session.session_id)
             .await?;
+        self.audit(
+            Some(&session.user_id),
+            "auth.refresh_reused",
+            Outcome::Denied,
+            Some(Target::new("session", &session.session_id)),
+            json!({"session_ended": true}),
+        )
+        .await;
         Ok(())
     }
 
@@ -213,6 +277,14 @@ impl Identity {
         self.accounts
             .delete_session(&principal.user_id, sid)
             .await?;
+        self.audit(
+            Some(&principal.user_id),
+            "auth.session_ended",
+            Outcome::Success,
+            Some(Target::new("session", sid)),
+            json!({"by": "logout"}),
+        )
+        .await;
         Ok(())
     }
 
@@ -242,6 +314,14 @@ impl Identity {
             .delete_session(&principal.user_id, session_id)
             .await?
         {
+            self.audit(
+                Some(&principal.user_id),
+                "auth.session_ended",
+                Outcome::Success,
+                Some(Target::new("session", session_id)),
+                json!({"by": "session_list"}),
+            )
+            .await;
             Ok(())
         } else {
             Err(AppError::NotFound("session"))

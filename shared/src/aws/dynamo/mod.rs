@@ -51,6 +51,7 @@ mod expr;
 mod items;
 mod keys;
 pub mod ratelimit;
+pub(crate) mod stamp;
 mod store;
 pub mod stream;
 mod table;

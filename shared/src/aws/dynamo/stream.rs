@@ -4,6 +4,7 @@
 
 use super::items::{Item, is_node, node_from, workflow_from};
 use super::keys::{PK, SK, WORKFLOW_SK};
+use crate::domain::audit::{Chain, ChangedBy, Draft};
 use crate::domain::broadcast::Change;
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -27,6 +28,36 @@ pub fn record_change(mut record: Value) -> Result<Option<Change>, String> {
     let keys = image("Keys")?.ok_or("the record has no keys")?;
     let (old, new) = (image("OldImage")?, image("NewImage")?);
     change(&keys, old, new).map_err(|e| e.to_string())
+}
+
+/// The audit note a record brings (an inbox item written: [`crate::ports::AuditInbox`]);
+/// `Ok(None)` for every other record, `Err` for a note that cannot be read.
+pub fn record_note(record: &Value) -> Result<Option<(Chain, Draft)>, String> {
+    let image = |name: &str| -> Result<Option<Item>, String> {
+        match record.pointer(&format!("/dynamodb/{name}")) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => serde_json::from_value::<serde_dynamo::Item>(v.clone())
+                .map(|i| Some(i.into()))
+                .map_err(|e| format!("{name}: {e}")),
+        }
+    };
+    let is_note = record
+        .pointer(&format!("/dynamodb/Keys/{PK}/S"))
+        .and_then(Value::as_str)
+        .is_some_and(|pk| pk.starts_with(super::store::NOTE_PK_PREFIX));
+    if !is_note {
+        return Ok(None);
+    }
+    let keys = image("Keys")?.ok_or("the record has no keys")?;
+    super::store::note_of(&keys, image("NewImage")?.as_ref())
+}
+
+/// Who made the record's change: the `changed_by` stamp of the item as written (`None` for a
+/// deleted item, or one written without a stamp).
+pub fn changed_by(record: &Value) -> Option<ChangedBy> {
+    let v = record.pointer(&format!("/dynamodb/NewImage/{}", super::stamp::CHANGED_BY))?;
+    let av: serde_dynamo::AttributeValue = serde_json::from_value(v.clone()).ok()?;
+    serde_dynamo::from_attribute_value(av).ok()
 }
 
 /// The stream record's id (`eventID`): unique per change, the same when a batch is retried.

@@ -2,6 +2,7 @@
 //! hands back unprocessed are asked for again, a bounded number of times), query of a whole
 //! partition, conditional put, batch delete (bounded the same way) and transactions (retried
 //! when only a concurrent transaction got in the way; otherwise the cancellation reasons).
+//! Puts, updates and transactions carry the `changed_by` stamp ([`super::stamp`]).
 
 use super::expr::Expr;
 use super::items::Item;
@@ -86,6 +87,8 @@ impl Table {
         condition: Option<String>,
         e: Expr,
     ) -> Result<bool, StoreError> {
+        let mut item = item;
+        super::stamp::put(&mut item);
         let result = self
             .client
             .put_item()
@@ -108,6 +111,8 @@ impl Table {
         condition: String,
         e: Expr,
     ) -> Result<bool, StoreError> {
+        let (mut update, mut names, mut values) = (update, e.names_opt(), e.values_opt());
+        super::stamp::update(&key, &mut update, &mut names, &mut values);
         let result = self
             .client
             .update_item()
@@ -115,8 +120,8 @@ impl Table {
             .set_key(Some(key))
             .update_expression(update)
             .condition_expression(condition)
-            .set_expression_attribute_names(e.names_opt())
-            .set_expression_attribute_values(e.values_opt())
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
             .send()
             .await;
         condition_held(result)
@@ -259,7 +264,8 @@ impl Table {
 
     /// TransactWriteItems, tried again (with backoff) while the only reasons are conflicts
     /// with concurrent transactions; persistent conflicts are `Unavailable`.
-    pub async fn transact(&self, actions: Vec<TransactWriteItem>) -> Result<(), TxError> {
+    pub async fn transact(&self, mut actions: Vec<TransactWriteItem>) -> Result<(), TxError> {
+        super::stamp::transaction(&mut actions);
         let mut attempt = 0;
         loop {
             attempt += 1;

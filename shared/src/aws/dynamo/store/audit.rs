@@ -5,6 +5,7 @@
 //! | chain head | `AUDIT#<chain>` | `#HEAD` | `seq`, `hash` of the last event |
 //! | event | `AUDIT#<chain>` | `E#<seq, 12 digits>` | the event's fields (`detail` as JSON text, so it reads back exactly as it was hashed) |
 //! | source recorded | `AUDITSEEN#<stream event id>` | `#SEEN` | `expires_at` 2 days on (the stream keeps records 24 h) |
+//! | inbox note | `AUDITQ#<event id>` | `#NOTE` | `chain`, `draft` (JSON text), `expires_at` 2 days on |
 //!
 //! `<chain>` is `U#<user>` or `SYS`. Access patterns:
 //! - append: GetItem of the head (consistent), then one TransactWriteItems: the "recorded"
@@ -14,15 +15,21 @@
 //!   batch finds its marker and appends nothing;
 //! - list, newest first: Query `PK = AUDIT#<chain> AND begins_with(SK, E#)` backwards, the
 //!   filter as a FilterExpression (so a page may hold fewer than asked, with a cursor on);
-//! - verify: Query forwards from `E#<after>` in pages, then GetItem of the head.
+//! - verify: Query forwards from `E#<after>` in pages, then GetItem of the head;
+//! - note (an event a request handler saw): one PutItem in the inbox; its stream record brings
+//!   it to `analytics-stream`, which appends it like a change ([`note_of`]).
 
 use super::super::table::reason_code;
 use super::*;
 use crate::domain::audit::{Actor, AuditEvent, Chain, Draft, Head, Outcome, Target};
-use crate::ports::{AuditFilter, AuditLog};
+use crate::ports::{AuditFilter, AuditInbox, AuditLog};
 use serde::{Deserialize, Serialize};
 
 const HEAD_SK: &str = "#HEAD";
+const NOTE_SK: &str = "#NOTE";
+pub(crate) const NOTE_PK_PREFIX: &str = "AUDITQ#";
+/// How long an inbox note is kept: past the stream's 24 h retention.
+const NOTE_TTL_HOURS: i64 = 48;
 const SEEN_SK: &str = "#SEEN";
 const EVENT_SK_PREFIX: &str = "E#";
 /// How long a source's "recorded" marker is kept: past the stream's 24 h retention.
@@ -386,4 +393,42 @@ impl AuditLog for DynamoStore {
     fn head<'a>(&'a self, chain: &'a Chain) -> Fut<'a, Option<Head>> {
         Box::pin(self.read_head(chain))
     }
+}
+
+impl AuditInbox for DynamoStore {
+    fn note<'a>(&'a self, chain: &'a Chain, draft: &'a Draft) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let draft_json =
+                serde_json::to_string(draft).map_err(|e| StoreError::Internal(e.to_string()))?;
+            let expires = (Utc::now() + chrono::Duration::hours(NOTE_TTL_HOURS))
+                .timestamp()
+                .to_string();
+            let item: Item = HashMap::from([
+                (PK.into(), s(format!("{NOTE_PK_PREFIX}{}", draft.id))),
+                (SK.into(), s(NOTE_SK)),
+                ("chain".into(), s(chain.key())),
+                ("draft".into(), s(draft_json)),
+                (EXPIRES_AT.into(), AttributeValue::N(expires)),
+            ]);
+            self.table.put_if(item, None, Expr::default()).await?;
+            Ok(())
+        })
+    }
+}
+
+/// The note an inbox item holds (its stream image): `Ok(None)` for any other item, `Err` for
+/// a note that cannot be read.
+pub fn note_of(keys: &Item, new: Option<&Item>) -> Result<Option<(Chain, Draft)>, String> {
+    let is_note =
+        matches!(keys.get(PK), Some(AttributeValue::S(pk)) if pk.starts_with(NOTE_PK_PREFIX));
+    let Some(item) = new.filter(|_| is_note) else {
+        return Ok(None);
+    };
+    let text = |k: &str| match item.get(k) {
+        Some(AttributeValue::S(v)) => Ok(v.as_str()),
+        _ => Err(format!("the audit note has no {k}")),
+    };
+    let chain = Chain::parse(text("chain")?).ok_or("the audit note names no chain")?;
+    let draft = serde_json::from_str(text("draft")?).map_err(|e| format!("draft: {e}"))?;
+    Ok(Some((chain, draft)))
 }

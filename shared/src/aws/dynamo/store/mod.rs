@@ -22,6 +22,7 @@ mod connections;
 mod nodes;
 mod runs;
 mod schedules;
+pub(crate) use audit::{NOTE_PK_PREFIX, note_of};
 pub(crate) use runs::run_with_steps;
 mod shares;
 mod workflows;

@@ -207,16 +207,19 @@ impl Workflows for DynamoStore {
     fn change_workflow<'a>(&'a self, change: &'a WorkflowChange) -> Fut<'a, Workflow> {
         Box::pin(async move {
             let p = workflow_update_parts(change)?;
+            let (mut update, mut names, mut values) =
+                (p.update, p.expr.names_opt(), p.expr.values_opt());
+            crate::aws::dynamo::stamp::update(&p.key, &mut update, &mut names, &mut values);
             let result = self
                 .table
                 .client
                 .update_item()
                 .table_name(self.table.name())
                 .set_key(Some(p.key))
-                .update_expression(p.update)
+                .update_expression(update)
                 .condition_expression(p.condition)
-                .set_expression_attribute_names(p.expr.names_opt())
-                .set_expression_attribute_values(p.expr.values_opt())
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values)
                 .return_values(ReturnValue::AllNew)
                 .return_values_on_condition_check_failure(ALL_OLD)
                 .send()
