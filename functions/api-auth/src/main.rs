@@ -3,7 +3,6 @@
 use api_auth::{Api, Route};
 use lambda_http::Error;
 use shared::app::auth::{Identity, Signer};
-use shared::aws::dynamo::DynamoStore;
 use shared::aws::kms::KmsVault;
 use shared::aws::ses::SesMailer;
 use shared::config::AuthConfig;
@@ -26,10 +25,7 @@ async fn main() -> Result<(), Error> {
         signer: Arc::new(signer),
         vault,
         mailer: Arc::new(SesMailer::new(&w.sdk, auth_config.mail_from)),
-        audit: Arc::new(DynamoStore::new(
-            w.dynamo.clone(),
-            w.config.table_name.clone(),
-        )),
+        audit: w.pipeline.audit.clone(),
         clock: w.pipeline.clock.clone(),
         public_url: auth_config.public_url,
         product_name: "Document Workflow Chain".into(),

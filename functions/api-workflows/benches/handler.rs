@@ -198,6 +198,7 @@ impl Fixture {
                 }),
                 gate: Gate::open(),
                 clock: Arc::new(SystemClock),
+                audit: Arc::new(shared::testing::audit::RecordingInbox::default()),
             },
         }
     }

@@ -63,6 +63,9 @@ pub const ACTIONS: &[&str] = &[
     "api_key.created",
     "api_key.revoked",
     "signing_key.rotated",
+    "access.denied",
+    "access.ip_denied",
+    "access.rate_limited",
 ];
 
 /// Whose chain an event is in.

@@ -15,14 +15,17 @@
 use super::limits::source_ip;
 use super::request as rq;
 use super::{Authenticator, Gate, Per, Problem};
+use crate::app::audit::Note;
 use crate::domain::Principal;
-use crate::domain::audit::{Actor, ChangedBy};
+use crate::domain::audit::{Actor, Chain, ChangedBy, Outcome, Target};
+use crate::ports::AuditInbox;
 use crate::ports::Clock;
 use chrono::{DateTime, Utc};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 pub type Reply = Result<Response<Body>, Problem>;
@@ -70,6 +73,9 @@ pub struct Pipeline {
     pub gate: Gate,
     pub auth: Arc<Authenticator>,
     pub clock: Arc<dyn Clock>,
+    /// Where refusals are noted for the audit trail (403s; IP list and rate limit refusals,
+    /// sampled).
+    pub audit: Arc<dyn AuditInbox>,
 }
 
 /// One routed request and what the pipeline learnt about it.
@@ -170,10 +176,61 @@ fn request_metrics<R: Routes>(req: &Request, status: u16, elapsed: std::time::Du
         .emit();
 }
 
+/// Refusals of the IP lists and rate limits noted in the audit trail: the first of each kind
+/// per instance, then one in this many.
+const REFUSALS_SAMPLED: u64 = 100;
+static IP_REFUSALS: AtomicU64 = AtomicU64::new(0);
+static RATE_REFUSALS: AtomicU64 = AtomicU64::new(0);
+
+/// Runs the request in its context (who, from where: [`crate::context`]), so its writes and
+/// its audit notes carry them: anonymous until authenticated, then the caller's.
 async fn run<R: Routes>(api: &R::Api, req: &Request) -> Reply {
-    let pipeline = api.as_ref();
     let ip = source_ip(req);
-    pipeline.gate.admit_ip(ip.as_deref())?;
+    let anonymous = changed_by(req, None, ip.clone());
+    crate::context::with_changed_by(anonymous, guarded::<R>(api, req, ip)).await
+}
+
+/// Notes a refusal in the audit trail, in the caller's chain when known; `sampled` counts the
+/// refusals of its kind, of which one in [`REFUSALS_SAMPLED`] is noted.
+async fn note_refusal(
+    pipeline: &Pipeline,
+    action: &'static str,
+    problem: &Problem,
+    user: Option<&str>,
+    route: &str,
+    sampled: Option<&AtomicU64>,
+) {
+    if let Some(counter) = sampled
+        && counter.fetch_add(1, Ordering::Relaxed) % REFUSALS_SAMPLED != 0
+    {
+        return;
+    }
+    let mut detail =
+        serde_json::json!({"route": route, "status": problem.status, "detail": problem.detail});
+    if sampled.is_some() {
+        detail["sampled_one_in"] = REFUSALS_SAMPLED.into();
+    }
+    let note = Note {
+        chain: user.map_or(Chain::System, |u| Chain::User(u.to_string())),
+        action,
+        target: Target::new("route", route),
+        outcome: Outcome::Denied,
+        actor: user.map_or_else(Actor::unknown, Actor::user),
+        detail,
+    };
+    crate::app::audit::note(pipeline.audit.as_ref(), note, pipeline.clock.now()).await;
+}
+
+/// The gate, routing, authentication and the handler. Refusals of the IP lists and rate
+/// limits (sampled) and every 403 a handler gives a known caller are noted for the audit trail.
+async fn guarded<R: Routes>(api: &R::Api, req: &Request, ip: Option<String>) -> Reply {
+    let pipeline = api.as_ref();
+    let route_name = route_key(req).unwrap_or("-");
+    if let Err(p) = pipeline.gate.admit_ip(ip.as_deref()) {
+        let ips = Some(&IP_REFUSALS);
+        note_refusal(pipeline, "access.ip_denied", &p, None, route_name, ips).await;
+        return Err(p);
+    }
     let route = route_key(req)
         .and_then(R::from_key)
         .ok_or_else(|| Problem::not_found("route"))?;
@@ -181,11 +238,12 @@ async fn run<R: Routes>(api: &R::Api, req: &Request) -> Reply {
     let path = req.uri().path();
     let now = pipeline.clock.now();
     let now_ms = now.timestamp_millis();
-    if let Some(ip) = &ip {
-        pipeline
-            .gate
-            .limit(method, path, Per::Ip, ip, now_ms)
-            .await?;
+    let rates = Some(&RATE_REFUSALS);
+    if let Some(ip) = &ip
+        && let Err(p) = pipeline.gate.limit(method, path, Per::Ip, ip, now_ms).await
+    {
+        note_refusal(pipeline, "access.rate_limited", &p, None, route_name, rates).await;
+        return Err(p);
     }
     let principal = match route.access() {
         Access::Public => None,
@@ -195,14 +253,22 @@ async fn run<R: Routes>(api: &R::Api, req: &Request) -> Reply {
                 .authenticate(req.headers().get(http::header::AUTHORIZATION), now)
                 .await
                 .map_err(Problem::from)?;
-            pipeline
+            let limited = pipeline
                 .gate
                 .limit(method, path, Per::Principal, &p.user_id, now_ms)
-                .await?;
+                .await;
+            if let Err(e) = limited {
+                let user = Some(p.user_id.as_str());
+                note_refusal(pipeline, "access.rate_limited", &e, user, route_name, rates).await;
+                return Err(e);
+            }
             Some(p)
         }
     };
-    let by = changed_by(req, principal.as_ref(), ip.clone());
+    // The caller's own context for the handler's writes and notes.
+    let caller = principal
+        .as_ref()
+        .map(|p| (changed_by(req, Some(p), ip.clone()), p.user_id.clone()));
     let call = Call {
         req,
         method,
@@ -211,7 +277,19 @@ async fn run<R: Routes>(api: &R::Api, req: &Request) -> Reply {
         now,
         principal,
     };
-    crate::context::with_changed_by(by, route.dispatch(api, &call)).await
+    let Some((by, user)) = caller else {
+        return route.dispatch(api, &call).await;
+    };
+    crate::context::with_changed_by(by, async {
+        let reply = route.dispatch(api, &call).await;
+        if let Err(p) = &reply
+            && p.status == 403
+        {
+            note_refusal(pipeline, "access.denied", p, Some(&user), route_name, None).await;
+        }
+        reply
+    })
+    .await
 }
 
 /// Longest user agent kept with a change.
@@ -302,6 +380,7 @@ mod tests {
                 accounts: Arc::new(MemoryAccounts::new()),
             }),
             clock: Arc::new(crate::clock::SystemClock),
+            audit: Arc::new(crate::testing::audit::RecordingInbox::default()),
         })
     }
 

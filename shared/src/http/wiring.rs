@@ -53,6 +53,10 @@ impl HttpWiring {
                 accounts: accounts.clone(),
             }),
             clock,
+            audit: Arc::new(crate::aws::dynamo::DynamoStore::new(
+                dynamo.clone(),
+                config.table_name.clone(),
+            )),
         };
         Ok(HttpWiring {
             config,

@@ -72,6 +72,7 @@ async fn stack_with_probes(
             }),
             gate: Gate::open(),
             clock: Arc::new(SystemClock),
+            audit: store.clone(),
         },
     };
     Stack {

@@ -168,3 +168,52 @@ async fn admin_actions_are_noted_in_the_target_accounts_chain_as_the_admins() {
         .ok(204);
     assert_eq!(one(&h, "account.deleted").0, theirs);
 }
+
+#[tokio::test]
+async fn refusals_are_noted_403s_each_and_gate_refusals_sampled() {
+    let rules = r#"[{"route":"POST /api/v3/auth/password/reset-request","per":"ip","algorithm":"fixed_window","limit":1,"period":"minute"}]"#;
+    let h = Harness::with_gate("", "192.0.2.0/24", rules).await;
+    let u = h.sign_up("curious").await;
+
+    // A signed-in editor asks for the admin API: 403, noted in their chain, every time.
+    for _ in 0..2 {
+        let r = h.get("/api/v3/admin/users", &u.access).await;
+        assert_eq!(r.status, 403, "{}", r.text);
+    }
+    let denied = h.audit.of("access.denied");
+    assert_eq!(denied.len(), 2, "{:#?}", h.audit.notes());
+    let (chain, d) = &denied[0];
+    assert_eq!(*chain, Chain::User(u.user_id.clone()));
+    assert_eq!(d.outcome, Outcome::Denied);
+    assert_eq!(d.target.id, "GET /api/v3/admin/users");
+    assert_eq!(d.actor.id.as_deref(), Some(u.user_id.as_str()));
+    assert_eq!(d.source_ip.as_deref(), Some("203.0.113.7"));
+
+    // An address on the deny list: the system's chain, the first of many.
+    for _ in 0..3 {
+        let r = h
+            .send_from("192.0.2.44", "GET", "/api/v3/auth/health", None, None)
+            .await;
+        assert_eq!(r.status, 403, "{}", r.text);
+    }
+    let (chain, d) = one(&h, "access.ip_denied");
+    assert_eq!(chain, Chain::System);
+    assert_eq!(d.source_ip.as_deref(), Some("192.0.2.44"));
+    assert_eq!(d.detail["sampled_one_in"], 100);
+
+    // A rate limit: the first refusal is noted, the next ones only one in 100.
+    for _ in 0..4 {
+        h.send_from(
+            "198.51.100.23",
+            "POST",
+            "/api/v3/auth/password/reset-request",
+            None,
+            Some(json!({"email": "someone@example.com"})),
+        )
+        .await;
+    }
+    let (chain, d) = one(&h, "access.rate_limited");
+    assert_eq!(chain, Chain::System);
+    assert_eq!(d.detail["status"], 429);
+    assert_eq!(d.target.id, "POST /api/v3/auth/password/reset-request");
+}

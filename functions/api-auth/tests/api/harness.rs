@@ -160,6 +160,7 @@ impl Harness {
                     Arc::new(limits),
                 ),
                 clock: clock.clone(),
+                audit: audit.clone(),
             },
         };
         Harness {

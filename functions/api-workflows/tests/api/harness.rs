@@ -217,6 +217,7 @@ impl Harness {
                 }),
                 gate: Gate::open(),
                 clock: Arc::new(SystemClock),
+                audit: Arc::new(shared::testing::audit::RecordingInbox::default()),
             },
         };
         counter.take();
