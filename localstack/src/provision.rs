@@ -513,9 +513,15 @@ pub async fn provision_services(
                     lines.push(format!("key {alias}: already exists (left as it is)"));
                     continue;
                 }
+                // The key's kind as the template gives it (an HMAC key for the audit seals).
+                let (spec, usage) = template.alias_key_spec(&r.logical_id);
                 let key = kms
                     .create_key()
                     .description(format!("local stand-in for {}", r.logical_id))
+                    .set_key_spec(spec.map(|s| aws_sdk_kms::types::KeySpec::from(s.as_str())))
+                    .set_key_usage(
+                        usage.map(|u| aws_sdk_kms::types::KeyUsageType::from(u.as_str())),
+                    )
                     .send()
                     .await
                     .map_err(|e| failed(format!("{e:?}")))?;

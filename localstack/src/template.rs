@@ -34,6 +34,15 @@ pub use websocket::{
 };
 
 use crate::Error;
+
+/// `X` of `!Ref X` or `{Ref: X}`.
+pub(crate) fn ref_of(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(t) if t.tag == "Ref" => t.value.as_str(),
+        Value::Mapping(m) if m.len() == 1 => m.get("Ref").and_then(Value::as_str),
+        _ => None,
+    }
+}
 use node::{Ctx, Node};
 
 /// The template's path relative to the repository root.
@@ -262,6 +271,18 @@ impl Template {
 
     pub fn resource(&self, logical_id: &str) -> Option<&Resource> {
         self.resources.iter().find(|r| r.logical_id == logical_id)
+    }
+
+    /// The `KeySpec` and `KeyUsage` of the key an `AWS::KMS::Alias` names (`TargetKeyId:
+    /// !Ref Key`): `None` each where the key gives none (a symmetric encryption key).
+    pub fn alias_key_spec(&self, alias_logical_id: &str) -> (Option<String>, Option<String>) {
+        let key = self
+            .resource(alias_logical_id)
+            .and_then(|a| ref_of(a.properties.get("TargetKeyId")?))
+            .and_then(|k| self.resource(k));
+        let text =
+            |name: &str| key.and_then(|k| k.properties.get(name)?.as_str().map(str::to_string));
+        (text("KeySpec"), text("KeyUsage"))
     }
 
     /// Every `AWS::DynamoDB::Table`, in template order.

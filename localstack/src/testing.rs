@@ -133,9 +133,33 @@ pub async fn provision_queues(template: &Template, suffix: &str) -> crate::resol
 /// A new KMS key in the emulator, by a new alias (`alias/{prefix}-{ULID}`), as the template's
 /// `SigningKeysKeyAlias` is locally.
 pub async fn fresh_kms_alias(prefix: &str) -> String {
+    fresh_key(prefix, None).await
+}
+
+/// A new KMS HMAC key (`HMAC_256`, `GENERATE_VERIFY_MAC`) by a new alias, as the template's
+/// `AuditKeyAlias` is locally.
+pub async fn fresh_hmac_alias(prefix: &str) -> String {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+    fresh_key(
+        prefix,
+        Some((KeySpec::Hmac256, KeyUsageType::GenerateVerifyMac)),
+    )
+    .await
+}
+
+async fn fresh_key(
+    prefix: &str,
+    spec: Option<(
+        aws_sdk_kms::types::KeySpec,
+        aws_sdk_kms::types::KeyUsageType,
+    )>,
+) -> String {
     let kms = aws_sdk_kms::Client::new(&emulator_config().await);
+    let (key_spec, key_usage) = spec.unzip();
     let key = kms
         .create_key()
+        .set_key_spec(key_spec)
+        .set_key_usage(key_usage)
         .send()
         .await
         .unwrap_or_else(|e| panic!("create a KMS key: {e:?}"));

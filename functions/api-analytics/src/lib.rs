@@ -14,7 +14,7 @@ pub mod stream;
 
 use lambda_http::{Body, Request, Response};
 use shared::http::pipeline::{self, Pipeline};
-use shared::ports::{Analytics, AuditLog, Probe, Workflows};
+use shared::ports::{Analytics, AuditLog, Probe, Sealer, Workflows};
 use std::sync::Arc;
 
 /// What the handlers need from the world, built once per cold start.
@@ -24,6 +24,8 @@ pub struct Api {
     pub analytics: Arc<dyn Analytics>,
     /// The audit trail's chains.
     pub audit: Arc<dyn AuditLog>,
+    /// Checks the chains' seals (KMS VerifyMac).
+    pub sealer: Arc<dyn Sealer>,
     /// Who may read a workflow's figures.
     pub workflows: Arc<dyn Workflows>,
     /// What the health checker checks (`GET /status`).

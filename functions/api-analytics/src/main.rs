@@ -4,6 +4,7 @@ use api_analytics::{Api, Route};
 use lambda_http::Error;
 use shared::aws::dynamo::DynamoStore;
 use shared::aws::health::{GeneratorProbe, KeyProbe, QueueProbe, TableProbe};
+use shared::aws::kms::KmsSealer;
 use shared::http::wiring::{HttpWiring, serve};
 use shared::ports::Probe;
 use std::sync::Arc;
@@ -37,6 +38,10 @@ async fn main() -> Result<(), Error> {
     serve::<Route>(Api {
         analytics: store.clone(),
         audit: store.clone(),
+        sealer: Arc::new(KmsSealer::new(
+            &w.sdk,
+            std::env::var("AUDIT_KEY_ID").map_err(|_| "AUDIT_KEY_ID is not set")?,
+        )),
         workflows: store,
         probes,
         pipeline: w.pipeline,

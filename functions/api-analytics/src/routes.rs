@@ -338,7 +338,9 @@ pub async fn audit(api: &Api, p: &Principal, req: &Request) -> Reply {
 
 /// Checks an audit chain from its first event: each event's hash against its contents, each
 /// link to the event before, the numbering (a deleted event leaves a gap) and the chain's head
-/// (a deleted last event leaves the chain short). `ok` and the first broken link.
+/// (a deleted last event leaves the chain short); then its latest seal with the KMS key (a
+/// chain rewritten after it was sealed no longer has the sealed hash). `ok` and the first
+/// broken link.
 #[utoipa::path(get, path = "/api/v3/audit/verify", tag = "audit",
     params(("user" = Option<String>, Query, description = "Whose chain: the caller's by default; admins may name any user"),
         ("scope" = Option<String>, Query, description = "`system`: the system's chain (admins only)")),
@@ -346,7 +348,7 @@ pub async fn audit(api: &Api, p: &Principal, req: &Request) -> Reply {
 pub async fn audit_verify(api: &Api, p: &Principal, req: &Request) -> Reply {
     let q = rq::query(req, &["user", "scope"])?;
     let chain = audit_chain(p, &q)?;
-    let v = audit::verify(api.audit.as_ref(), &chain).await?;
+    let v = audit::verify(api.audit.as_ref(), api.sealer.as_ref(), &chain).await?;
     Ok(json(StatusCode::OK, &v))
 }
 

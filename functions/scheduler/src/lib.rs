@@ -6,6 +6,9 @@
 //! - `{"kind": "sweep"}` (the template's `ScheduleV2` every 5 minutes): step messages that were
 //!   lost (an attempt or retry long past its lease, a ready step of a quiet run) are sent again
 //!   ([`shared::app::runs::sweep`]), also retries that wait longer than SQS's 900 s delay;
+//! - `{"kind": "seal_audit"}` (the template's `ScheduleV2` every hour): each audit chain with
+//!   events appended since its last seal gets a KMS MAC of its head
+//!   ([`shared::app::audit::seal_chains`]);
 //! - `{"kind": "queue_depths"}` (the template's `ScheduleV2` every 5 minutes): the messages in
 //!   each step queue's dead-letter queue, as the EMF metric `DeadLetterMessages` by `Queue`
 //!   (the dashboard's and the DLQ alarms' figure, also where CloudWatch's own SQS metrics lag).
@@ -18,15 +21,18 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::app::schedules::{self, FireEvent, Fired};
 use shared::ports::{
-    Accounts, DeadLetters, Idempotency, Runs, Schedules, StepQueue, TaskQueue, Workflows,
+    Accounts, AuditLog, DeadLetters, Idempotency, Runs, Schedules, Sealer, StepQueue, TaskQueue,
+    Workflows,
 };
 
 /// What the handler needs from the world, built once per cold start.
-pub struct Deps<S, A, Q, D> {
+pub struct Deps<S, A, Q, D, K> {
     pub store: S,
     pub accounts: A,
     pub queue: Q,
     pub dead_letters: D,
+    /// The KMS key that seals the audit chains' heads.
+    pub sealer: K,
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,20 +41,22 @@ enum Job {
     UserSchedule(FireEvent),
     Sweep {},
     QueueDepths {},
+    SealAudit {},
 }
 
 /// Runs the job `event` names; `Err` (the invocation fails, Scheduler retries) only when a
 /// store or queue is unreachable, or the event is not one of ours.
-pub async fn handle<S, A, Q, D>(
-    deps: &Deps<S, A, Q, D>,
+pub async fn handle<S, A, Q, D, K>(
+    deps: &Deps<S, A, Q, D, K>,
     event: Value,
     now: DateTime<Utc>,
 ) -> Result<Value, String>
 where
-    S: Workflows + Runs + Idempotency + Schedules,
+    S: Workflows + Runs + Idempotency + Schedules + AuditLog,
     A: Accounts,
     Q: TaskQueue,
     D: DeadLetters,
+    K: Sealer,
 {
     let job: Job = serde_json::from_value(event.clone())
         .map_err(|e| format!("not a job of this function ({e}): {event}"))?;
@@ -80,6 +88,13 @@ where
                 .map_err(|e| e.to_string())?;
             tracing::info!(runs = swept.runs, resent = swept.resent, "sweep");
             Ok(json!({"runs": swept.runs, "resent": swept.resent}))
+        }
+        Job::SealAudit {} => {
+            let sealed = shared::app::audit::seal_chains(&deps.store, &deps.sealer, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(sealed, "audit chains sealed");
+            Ok(json!({ "sealed": sealed }))
         }
         Job::QueueDepths {} => {
             let mut depths = serde_json::Map::new();

@@ -4,6 +4,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use scheduler::{Deps, handle};
 use serde_json::Value;
 use shared::aws::dynamo::{DynamoAccounts, DynamoStore};
+use shared::aws::kms::KmsSealer;
 use shared::aws::sqs::{SqsDeadLetters, SqsQueue};
 use shared::config::Config;
 
@@ -21,6 +22,10 @@ async fn main() -> Result<(), Error> {
         accounts: DynamoAccounts::new(dynamo, config.table_name),
         queue: SqsQueue::new(sqs.clone(), queue_urls.clone().into()),
         dead_letters: SqsDeadLetters::new(sqs, queue_urls.into(), dead_letter_urls.into()),
+        sealer: KmsSealer::new(
+            &sdk,
+            std::env::var("AUDIT_KEY_ID").map_err(|_| "AUDIT_KEY_ID is not set")?,
+        ),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;

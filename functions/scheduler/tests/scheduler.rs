@@ -11,12 +11,13 @@ use chrono::{Duration, TimeZone, Utc};
 use scheduler::{Deps, handle};
 use serde_json::{Value, json};
 use shared::aws::dynamo::{DynamoAccounts, DynamoStore};
+use shared::aws::kms::KmsSealer;
 use shared::domain::schedule::Schedule;
 use shared::domain::{Principal, Role, Workflow, WorkflowStatus, ids};
 use shared::ports::{Runs, Schedules, StepQueue, Workflows};
 use shared::testing::runs::{MemoryDeadLetters, MemoryQueue, active_workflow};
 
-type TestDeps = Deps<DynamoStore, DynamoAccounts, MemoryQueue, MemoryDeadLetters>;
+type TestDeps = Deps<DynamoStore, DynamoAccounts, MemoryQueue, MemoryDeadLetters, KmsSealer>;
 
 async fn deps() -> TestDeps {
     let (client, table) = localstack::testing::fresh_table("scheduler").await;
@@ -25,6 +26,10 @@ async fn deps() -> TestDeps {
         accounts: DynamoAccounts::new(client, table),
         queue: MemoryQueue::new(),
         dead_letters: MemoryDeadLetters::new(),
+        sealer: KmsSealer::new(
+            &localstack::testing::emulator_config().await,
+            localstack::testing::fresh_hmac_alias("audit").await,
+        ),
     }
 }
 
@@ -276,4 +281,56 @@ async fn the_sweep_sends_lost_step_messages_again_and_leaves_the_rest() {
         "{sent:?}"
     );
     assert!(!sent.iter().any(|(r, _)| r == &fresh.id));
+}
+
+#[tokio::test]
+async fn the_seal_job_seals_each_chain_with_new_events_once() {
+    use shared::domain::audit::{Actor, Chain, Draft, Outcome, Target};
+    use shared::ports::AuditLog;
+    let deps = deps().await;
+    let draft = |i: u32| Draft {
+        id: ids::new_id(),
+        at: Utc::now(),
+        actor: Actor::system(),
+        action: "run.succeeded".into(),
+        target: Target::new("run", "r1"),
+        outcome: Outcome::Success,
+        source_ip: None,
+        user_agent: None,
+        request_id: None,
+        detail: serde_json::Map::from_iter([("i".to_string(), json!(i))]),
+    };
+    let (alice, bob) = (Chain::User("alice".into()), Chain::User("bob".into()));
+    for chain in [&alice, &bob] {
+        assert!(
+            deps.store
+                .append(chain, None, &[draft(1), draft(2)])
+                .await
+                .unwrap()
+        );
+    }
+    let seal = json!({"kind": "seal_audit"});
+    let now = Utc::now();
+    assert_eq!(
+        handle(&deps, seal.clone(), now).await.unwrap(),
+        json!({"sealed": 2})
+    );
+    assert_eq!(
+        handle(&deps, seal.clone(), now).await.unwrap(),
+        json!({"sealed": 0})
+    );
+    deps.store.append(&bob, None, &[draft(3)]).await.unwrap();
+    assert_eq!(
+        handle(&deps, seal, now).await.unwrap(),
+        json!({"sealed": 1})
+    );
+    let latest = deps.store.latest_seal(&bob).await.unwrap().unwrap();
+    assert_eq!(
+        (latest.seq, latest.hash),
+        (3, deps.store.head(&bob).await.unwrap().unwrap().hash)
+    );
+    assert_eq!(
+        deps.store.latest_seal(&alice).await.unwrap().unwrap().seq,
+        2
+    );
 }

@@ -1059,3 +1059,18 @@ fn dynamodb_stream_event_errors_are_clear() {
         );
     }
 }
+
+#[test]
+fn each_kms_alias_gives_the_kind_of_its_key() {
+    let t = repository_template();
+    // The audit seals' key makes and checks MACs; the signing keys' wraps data keys.
+    assert_eq!(
+        t.alias_key_spec("AuditKeyAlias"),
+        (
+            Some("HMAC_256".to_string()),
+            Some("GENERATE_VERIFY_MAC".to_string())
+        )
+    );
+    assert_eq!(t.alias_key_spec("SigningKeysKeyAlias"), (None, None));
+    assert_eq!(t.alias_key_spec("NoSuchAlias"), (None, None));
+}

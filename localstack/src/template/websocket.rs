@@ -9,7 +9,7 @@
 //! API.
 
 use super::node::{Ctx, Node, describe};
-use super::{FUNCTION_TYPE, Resource, ResourceKind};
+use super::{FUNCTION_TYPE, Resource, ResourceKind, ref_of};
 use crate::Error;
 use serde_yaml_ng::{Mapping, Value};
 
@@ -163,15 +163,6 @@ pub(crate) fn parse(
         stage_logical_id,
         routes,
     }))
-}
-
-/// `X` of `!Ref X` or `{Ref: X}`.
-fn ref_of(value: &Value) -> Option<&str> {
-    match value {
-        Value::Tagged(t) if t.tag == "Ref" => t.value.as_str(),
-        Value::Mapping(m) if m.len() == 1 => m.get("Ref").and_then(Value::as_str),
-        _ => None,
-    }
 }
 
 /// The text of a string, a `!Sub` or `Fn::Sub` (the string, or the first item of its list).

@@ -6,11 +6,15 @@ use super::analytics::{Counted, Recorded, scope_of};
 use crate::domain::Principal;
 use crate::domain::analytics::Scope;
 use crate::domain::audit::{
-    self, Actor, ActorKind, AuditEvent, Chain, ChainOf, Draft, Outcome, Target, Verification,
-    Verifier,
+    self, Actor, ActorKind, AuditEvent, Chain, ChainOf, Draft, Outcome, Seal, SealCheck, Target,
+    Verification, Verifier,
 };
 use crate::domain::ids;
-use crate::ports::{AuditFilter, AuditInbox, AuditLog, Page, PageKey, StoreError, Workflows};
+use crate::ports::{
+    AuditFilter, AuditInbox, AuditLog, Page, PageKey, Sealer, StoreError, Workflows,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -153,10 +157,40 @@ pub async fn list(
     Ok(log.events(chain, filter, limit, after).await?)
 }
 
+/// Chains sealed per run of the scheduler's `seal_audit` job (the rest wait for the next run).
+pub const SEALS_PER_RUN: usize = 1000;
+
+/// Seals every chain with events appended since its last seal: a KMS MAC of its head as it is
+/// now ([`Seal`]). Returns how many were sealed.
+pub async fn seal_chains(
+    log: &(impl AuditLog + ?Sized),
+    sealer: &(impl Sealer + ?Sized),
+    now: DateTime<Utc>,
+) -> Result<usize, AppError> {
+    let mut sealed = 0;
+    for (chain, head) in log.unsealed(SEALS_PER_RUN).await? {
+        let key = chain.key();
+        let message = Seal::message(&key, head.seq, &head.hash, now);
+        let mac = sealer.mac(message.as_bytes()).await?;
+        let seal = Seal {
+            chain: key,
+            seq: head.seq,
+            hash: head.hash,
+            at: now,
+            mac: URL_SAFE_NO_PAD.encode(mac),
+        };
+        log.put_seal(&chain, &seal).await?;
+        sealed += 1;
+    }
+    Ok(sealed)
+}
+
 /// Walks `chain` from its first event, a page at a time, and reports its first broken link
-/// (an edited event, a deleted one, a head that does not match the chain's end).
+/// (an edited event, a deleted one, a head that does not match the chain's end), then checks
+/// its latest seal with the KMS key (a chain rewritten after it was sealed, or a forged seal).
 pub async fn verify(
     log: &(impl AuditLog + ?Sized),
+    sealer: &(impl Sealer + ?Sized),
     chain: &Chain,
 ) -> Result<Verification, AppError> {
     let mut verifier = Verifier::new(chain);
@@ -172,5 +206,23 @@ pub async fn verify(
         }
     }
     let head = log.head(chain).await?;
-    Ok(verifier.finish(head))
+    let verification = verifier.finish(head);
+    let Some(seal) = log.latest_seal(chain).await? else {
+        return Ok(verification);
+    };
+    let message = Seal::message(&seal.chain, seal.seq, &seal.hash, seal.at);
+    let mac_valid = match URL_SAFE_NO_PAD.decode(&seal.mac) {
+        Ok(mac) => seal.chain == chain.key() && sealer.verify(message.as_bytes(), &mac).await?,
+        Err(_) => false,
+    };
+    let matches = log
+        .event(chain, seal.seq)
+        .await?
+        .is_some_and(|e| e.hash == seal.hash);
+    Ok(verification.with_seal(SealCheck {
+        seq: seal.seq,
+        at: seal.at,
+        mac_valid,
+        matches,
+    }))
 }

@@ -1,10 +1,11 @@
-//! [`KeyVault`] over AWS KMS: data keys for envelope encryption (GenerateDataKey AES_256, Decrypt).
+//! [`KeyVault`] over AWS KMS: data keys for envelope encryption (GenerateDataKey AES_256,
+//! Decrypt); [`KmsSealer`]: the audit chains' seals (GenerateMac, VerifyMac).
 
 use crate::aws::errors::classify;
-use crate::ports::{DataKey, Fut, KeyVault, StoreError};
+use crate::ports::{DataKey, Fut, KeyVault, Sealer, StoreError};
 use aws_sdk_kms::Client;
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::DataKeySpec;
+use aws_sdk_kms::types::{DataKeySpec, MacAlgorithmSpec};
 
 /// The client is built on first use: a cold start that signs nothing (or finds its key
 /// already open) never pays for it (DESIGN.md §8, lazy clients).
@@ -76,6 +77,62 @@ impl KeyVault for KmsVault {
             out.plaintext
                 .map(Blob::into_inner)
                 .ok_or_else(|| StoreError::Internal("kms: decrypt without plaintext".into()))
+        })
+    }
+}
+
+/// [`Sealer`] over a KMS HMAC key (`HMAC_256`, `GENERATE_VERIFY_MAC`): the audit chains'
+/// seals. Only the scheduler may make MACs; api-analytics may only verify them.
+#[derive(Debug)]
+pub struct KmsSealer(KmsVault);
+
+impl KmsSealer {
+    pub fn new(sdk: &aws_config::SdkConfig, key_id: impl Into<String>) -> Self {
+        KmsSealer(KmsVault::new(sdk, key_id))
+    }
+}
+
+impl Sealer for KmsSealer {
+    fn mac<'a>(&'a self, message: &'a [u8]) -> Fut<'a, Vec<u8>> {
+        Box::pin(async move {
+            let out = self
+                .0
+                .client()
+                .generate_mac()
+                .key_id(&self.0.key_id)
+                .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+                .message(Blob::new(message))
+                .send()
+                .await
+                .map_err(classify)?;
+            out.mac
+                .map(Blob::into_inner)
+                .ok_or_else(|| StoreError::Internal("kms: GenerateMac without a MAC".into()))
+        })
+    }
+
+    fn verify<'a>(&'a self, message: &'a [u8], mac: &'a [u8]) -> Fut<'a, bool> {
+        Box::pin(async move {
+            let out = self
+                .0
+                .client()
+                .verify_mac()
+                .key_id(&self.0.key_id)
+                .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+                .message(Blob::new(message))
+                .mac(Blob::new(mac))
+                .send()
+                .await;
+            match out {
+                Ok(o) => Ok(o.mac_valid),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_kms_invalid_mac_exception()) =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(classify(e)),
+            }
         })
     }
 }

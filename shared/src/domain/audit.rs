@@ -287,6 +287,37 @@ pub struct Head {
     pub hash: String,
 }
 
+/// A chain's head as it was at `at`, with a MAC of it made by a KMS key
+/// (`GenerateMac`, HMAC-SHA-256) that the table's writers cannot use: rewriting a chain after
+/// it was sealed (events, hashes and head alike) no longer matches the seal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Seal {
+    pub chain: String,
+    pub seq: u64,
+    pub hash: String,
+    pub at: DateTime<Utc>,
+    /// Base64 of the MAC of [`Seal::message`].
+    pub mac: String,
+}
+
+impl Seal {
+    /// What the MAC is of: the canonical JSON of the chain, number, hash and time.
+    pub fn message(chain: &str, seq: u64, hash: &str, at: DateTime<Utc>) -> String {
+        canonical(&json!({"chain": chain, "seq": seq, "hash": hash, "at": at}))
+    }
+}
+
+/// The latest seal of a chain, checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SealCheck {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    /// Whether the KMS key confirms the seal's MAC.
+    pub mac_valid: bool,
+    /// Whether the chain's event `seq` still has the sealed hash.
+    pub matches: bool,
+}
+
 /// The first broken link of a chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Broken {
@@ -304,6 +335,38 @@ pub struct Verification {
     pub ok: bool,
     pub first_broken: Option<Broken>,
     pub head: Option<Head>,
+    /// The latest seal, checked (`null` before the chain's first seal).
+    pub seal: Option<SealCheck>,
+}
+
+impl Verification {
+    /// Adds the check of the chain's latest seal: a seal whose MAC the key refuses, or whose
+    /// event no longer has the sealed hash, breaks the chain there (unless it broke earlier).
+    pub fn with_seal(mut self, check: SealCheck) -> Verification {
+        if !(check.mac_valid && check.matches) {
+            let reason = if check.mac_valid {
+                format!(
+                    "its hash is not the one sealed at {}: the chain was rewritten after it was sealed",
+                    check.at
+                )
+            } else {
+                "the seal's MAC is not the KMS key's: the seal was forged or altered".into()
+            };
+            let earlier = self
+                .first_broken
+                .as_ref()
+                .is_some_and(|b| b.seq <= check.seq);
+            if !earlier {
+                self.first_broken = Some(Broken {
+                    seq: check.seq,
+                    reason,
+                });
+            }
+            self.ok = false;
+        }
+        self.seal = Some(check);
+        self
+    }
 }
 
 /// Walks a chain in order, one event at a time (so a long chain is checked in pages), and
@@ -401,6 +464,7 @@ impl Verifier {
             ok: self.broken.is_none(),
             first_broken: self.broken,
             head,
+            seal: None,
         }
     }
 }

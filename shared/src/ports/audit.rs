@@ -1,7 +1,7 @@
 //! The audit trail's chains (see [`crate::domain::audit`]).
 
 use super::{Fut, Page, PageKey};
-use crate::domain::audit::{AuditEvent, Chain, Draft, Head, Outcome};
+use crate::domain::audit::{AuditEvent, Chain, Draft, Head, Outcome, Seal};
 use chrono::{DateTime, Utc};
 
 /// Which events of a chain a listing wants (all given conditions hold).
@@ -45,6 +45,22 @@ pub trait AuditLog: Send + Sync {
     ) -> Fut<'a, Vec<AuditEvent>>;
     /// The chain's head (`None` before its first event).
     fn head<'a>(&'a self, chain: &'a Chain) -> Fut<'a, Option<Head>>;
+    /// Event `seq` of `chain`, as stored.
+    fn event<'a>(&'a self, chain: &'a Chain, seq: u64) -> Fut<'a, Option<AuditEvent>>;
+    /// Up to `limit` chains with events appended since their last seal, with their heads.
+    fn unsealed<'a>(&'a self, limit: usize) -> Fut<'a, Vec<(Chain, Head)>>;
+    /// Stores `seal` as the chain's latest; the chain stays among the unsealed if events were
+    /// appended after the head that was sealed.
+    fn put_seal<'a>(&'a self, chain: &'a Chain, seal: &'a Seal) -> Fut<'a, ()>;
+    /// The chain's latest seal.
+    fn latest_seal<'a>(&'a self, chain: &'a Chain) -> Fut<'a, Option<Seal>>;
+}
+
+/// The key that seals chain heads (KMS `GenerateMac`/`VerifyMac`, HMAC-SHA-256).
+pub trait Sealer: Send + Sync {
+    fn mac<'a>(&'a self, message: &'a [u8]) -> Fut<'a, Vec<u8>>;
+    /// Whether `mac` is the key's MAC of `message`.
+    fn verify<'a>(&'a self, message: &'a [u8], mac: &'a [u8]) -> Fut<'a, bool>;
 }
 
 /// Where request handlers leave the audit events that are no item change (sign-ins and their

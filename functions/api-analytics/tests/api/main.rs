@@ -35,6 +35,7 @@ const TEXT: &str = "The chain begins here. It goes on for a while.\n\nThen it en
 struct Stack {
     api: Api,
     store: Arc<DynamoStore>,
+    sealer: Arc<shared::aws::kms::KmsSealer>,
     client: aws_sdk_dynamodb::Client,
     table: String,
     keys: TestKeys,
@@ -60,9 +61,14 @@ async fn stack_with_probes(
         shared::testing::accounts::seed_signed_in(accounts.as_ref(), user, role).await;
     }
     let keys = TestKeys::generate("test-key");
+    let sealer = Arc::new(shared::aws::kms::KmsSealer::new(
+        &localstack::testing::emulator_config().await,
+        localstack::testing::fresh_hmac_alias("audit").await,
+    ));
     let api = Api {
         analytics: store.clone(),
         audit: store.clone(),
+        sealer: sealer.clone(),
         workflows: store.clone(),
         probes,
         pipeline: Pipeline {
@@ -78,6 +84,7 @@ async fn stack_with_probes(
     Stack {
         api,
         store,
+        sealer,
         client,
         table,
         keys,
@@ -899,4 +906,115 @@ async fn a_note_left_in_the_inbox_reaches_its_chain_once() {
         .await;
     assert_eq!(failures["items"].as_array().unwrap().len(), 1);
     assert_eq!(s.ok("/api/v3/audit/verify", ALICE).await["ok"], true);
+}
+
+/// Sets `attributes` (strings) on audit item `sk` of `user`'s chain, as someone with write
+/// access to the table (but not to the KMS key) could.
+async fn overwrite(s: &Stack, user: &str, sk: &str, attributes: &[(&str, String)]) {
+    let mut update = s
+        .client
+        .update_item()
+        .table_name(&s.table)
+        .key("PK", AttributeValue::S(format!("AUDIT#U#{user}")))
+        .key("SK", AttributeValue::S(sk.to_string()));
+    let mut sets = Vec::new();
+    for (i, (name, value)) in attributes.iter().enumerate() {
+        sets.push(format!("#n{i} = :v{i}"));
+        update = update
+            .expression_attribute_names(format!("#n{i}"), *name)
+            .expression_attribute_values(format!(":v{i}"), AttributeValue::S(value.clone()));
+    }
+    update
+        .update_expression(format!("SET {}", sets.join(", ")))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_chain_rewritten_after_its_seal_or_a_forged_seal_is_reported() {
+    use shared::app::audit::seal_chains;
+    use shared::ports::AuditLog;
+    let s = stack().await;
+    chain_of(&s, ALICE, 4).await;
+    let sealed = seal_chains(s.store.as_ref(), s.sealer.as_ref(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(sealed, 1);
+    // Nothing appended since: nothing to seal.
+    let again = seal_chains(s.store.as_ref(), s.sealer.as_ref(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    let v = s.ok("/api/v3/audit/verify?user=alice", ADMIN).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(
+        v["seal"],
+        serde_json::json!({"seq": 4, "at": v["seal"]["at"], "mac_valid": true, "matches": true}),
+        "{v}"
+    );
+
+    // Event 2 changed, and every later hash and the head recomputed to match: the links hold,
+    // but event 4 no longer has the hash that was sealed.
+    let chain = shared::domain::audit::Chain::User(ALICE.into());
+    let mut events = s.store.chain_after(&chain, 0, 10).await.unwrap();
+    events[1].outcome = shared::domain::audit::Outcome::Failure;
+    for i in 1..events.len() {
+        events[i].prev_hash = events[i - 1].hash.clone();
+        events[i].hash = events[i].computed_hash();
+    }
+    for e in &events[1..] {
+        overwrite(
+            &s,
+            ALICE,
+            &format!("E#{:012}", e.seq),
+            &[
+                ("outcome", e.outcome.as_str().to_string()),
+                ("prev_hash", e.prev_hash.clone()),
+                ("hash", e.hash.clone()),
+            ],
+        )
+        .await;
+    }
+    overwrite(&s, ALICE, "#HEAD", &[("hash", events[3].hash.clone())]).await;
+    let v = s.ok("/api/v3/audit/verify?user=alice", ADMIN).await;
+    assert_eq!(
+        (v["ok"].as_bool(), v["checked"].as_u64()),
+        (Some(false), Some(4)),
+        "{v}"
+    );
+    assert_eq!(v["first_broken"]["seq"], 4, "{v}");
+    assert!(
+        v["first_broken"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rewritten after it was sealed"),
+        "{v}"
+    );
+    assert_eq!(
+        (
+            v["seal"]["mac_valid"].as_bool(),
+            v["seal"]["matches"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+
+    // ... and the seal made to match: the KMS key does not confirm it.
+    overwrite(
+        &s,
+        ALICE,
+        &format!("SEAL#{:012}", 4),
+        &[("hash", events[3].hash.clone())],
+    )
+    .await;
+    let v = s.ok("/api/v3/audit/verify?user=alice", ADMIN).await;
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["seal"]["mac_valid"], false, "{v}");
+    assert!(
+        v["first_broken"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("forged"),
+        "{v}"
+    );
 }

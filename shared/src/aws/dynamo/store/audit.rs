@@ -3,11 +3,15 @@
 //! | item | `PK` | `SK` | attributes |
 //! | --- | --- | --- | --- |
 //! | chain head | `AUDIT#<chain>` | `#HEAD` | `seq`, `hash` of the last event |
+//! | seal | `AUDIT#<chain>` | `SEAL#<seq, 12 digits>` | the head as sealed: `seq`, `hash`, `at`, `mac` (KMS HMAC, base64) |
 //! | event | `AUDIT#<chain>` | `E#<seq, 12 digits>` | the event's fields (`detail` as JSON text, so it reads back exactly as it was hashed) |
 //! | source recorded | `AUDITSEEN#<stream event id>` | `#SEEN` | `expires_at` 2 days on (the stream keeps records 24 h) |
 //! | inbox note | `AUDITQ#<event id>` | `#NOTE` | `chain`, `draft` (JSON text), `expires_at` 2 days on |
 //!
-//! `<chain>` is `U#<user>` or `SYS`. Access patterns:
+//! `<chain>` is `U#<user>` or `SYS`. A head with events appended since its chain's last seal is
+//! in the sparse index `GSI2` (`AUDIT_UNSEALED#<0..3>`, sort key the chain), which the
+//! scheduler's `seal_audit` job reads; sealing takes it out unless the head moved meanwhile.
+//! Access patterns:
 //! - append: GetItem of the head (consistent), then one TransactWriteItems: the "recorded"
 //!   marker (`attribute_not_exists`), the head moved on (conditional on the `seq` read, or on
 //!   its absence) and the events put (`attribute_not_exists`). A concurrent append makes the
@@ -21,11 +25,14 @@
 
 use super::super::table::reason_code;
 use super::*;
-use crate::domain::audit::{Actor, AuditEvent, Chain, Draft, Head, Outcome, Target};
+use crate::domain::audit::{Actor, AuditEvent, Chain, Draft, Head, Outcome, Seal, Target};
 use crate::ports::{AuditFilter, AuditInbox, AuditLog};
 use serde::{Deserialize, Serialize};
 
 const HEAD_SK: &str = "#HEAD";
+const SEAL_SK_PREFIX: &str = "SEAL#";
+/// Chains with events appended since their last seal, in the sparse index `GSI2`.
+const UNSEALED: &str = "AUDIT_UNSEALED";
 const NOTE_SK: &str = "#NOTE";
 pub(crate) const NOTE_PK_PREFIX: &str = "AUDITQ#";
 /// How long an inbox note is kept: past the stream's 24 h retention.
@@ -141,6 +148,7 @@ impl DynamoStore {
         }
     }
 
+    /// A page of `chain`'s events: forwards from sort key `from_sk`, or newest first.
     async fn query_chain(
         &self,
         chain: &Chain,
@@ -150,29 +158,7 @@ impl DynamoStore {
         filter: Option<(String, Expr)>,
         after: Option<PageKey>,
     ) -> Result<(Vec<AuditEvent>, Option<PageKey>), StoreError> {
-        let (filter, mut e) = match filter {
-            Some((f, e)) => (Some(f), e),
-            None => (None, Expr::default()),
-        };
         let pk = chain_pk(chain);
-        let condition = if forward {
-            format!(
-                "{} = {} AND {} BETWEEN {} AND {}",
-                e.name(PK),
-                e.s(pk.as_str()),
-                e.name(SK),
-                e.s(from_sk),
-                e.s(format!("{EVENT_SK_PREFIX}~"))
-            )
-        } else {
-            format!(
-                "{} = {} AND begins_with({}, {})",
-                e.name(PK),
-                e.s(pk.as_str()),
-                e.name(SK),
-                e.s(EVENT_SK_PREFIX)
-            )
-        };
         if let Some(k) = &after {
             let ok = k.0.len() == 2
                 && k.0.get(PK) == Some(&pk)
@@ -181,6 +167,43 @@ impl DynamoStore {
                 return Err(StoreError::BadPageKey);
             }
         }
+        let range = if forward {
+            (from_sk, format!("{EVENT_SK_PREFIX}~"))
+        } else {
+            (EVENT_SK_PREFIX.to_string(), format!("{EVENT_SK_PREFIX}~"))
+        };
+        let (items, next) = self
+            .query_between_keys(&pk, range, forward, limit, filter, after)
+            .await?;
+        let events = items
+            .into_iter()
+            .map(event_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((events, next))
+    }
+
+    /// One Query of partition `pk` between two sort keys, in either direction, filtered.
+    async fn query_between_keys(
+        &self,
+        pk: &str,
+        (from, to): (String, String),
+        forward: bool,
+        limit: usize,
+        filter: Option<(String, Expr)>,
+        after: Option<PageKey>,
+    ) -> Result<(Vec<Item>, Option<PageKey>), StoreError> {
+        let (filter, mut e) = match filter {
+            Some((f, e)) => (Some(f), e),
+            None => (None, Expr::default()),
+        };
+        let condition = format!(
+            "{} = {} AND {} BETWEEN {} AND {}",
+            e.name(PK),
+            e.s(pk),
+            e.name(SK),
+            e.s(from),
+            e.s(to)
+        );
         let out = self
             .table
             .client
@@ -197,13 +220,10 @@ impl DynamoStore {
             .send()
             .await
             .map_err(classify)?;
-        let events = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(event_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((events, page_key(out.last_evaluated_key.as_ref())))
+        Ok((
+            out.items.unwrap_or_default(),
+            page_key(out.last_evaluated_key.as_ref()),
+        ))
     }
 }
 
@@ -295,12 +315,17 @@ impl AuditLog for DynamoStore {
                     events.push(event);
                 }
                 let mut e = Expr::default();
+                // The chain joins the unsealed list until the next seal.
                 let update = format!(
-                    "SET {} = {}, {} = {}",
+                    "SET {} = {}, {} = {}, {} = {}, {} = {}",
                     e.name("seq"),
                     e.n(seq),
                     e.name("hash"),
-                    e.s(prev.as_str())
+                    e.s(prev.as_str()),
+                    e.name(GSI2PK),
+                    e.s(sparse_pk(UNSEALED, &chain.key())),
+                    e.name(GSI2SK),
+                    e.s(chain.key())
                 );
                 let condition = if head.is_some() {
                     format!("{} = {}", e.name("seq"), e.n(head_seq))
@@ -392,6 +417,96 @@ impl AuditLog for DynamoStore {
 
     fn head<'a>(&'a self, chain: &'a Chain) -> Fut<'a, Option<Head>> {
         Box::pin(self.read_head(chain))
+    }
+
+    fn event<'a>(&'a self, chain: &'a Chain, seq: u64) -> Fut<'a, Option<AuditEvent>> {
+        Box::pin(async move {
+            let key = HashMap::from([
+                (PK.into(), s(chain_pk(chain))),
+                (SK.into(), s(event_sk(seq))),
+            ]);
+            self.table.get(key, None).await?.map(event_from).transpose()
+        })
+    }
+
+    fn unsealed<'a>(&'a self, limit: usize) -> Fut<'a, Vec<(Chain, Head)>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for item in self.sparse_index(UNSEALED, limit).await? {
+                let Some(chain) = item
+                    .get(GSI2SK)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|k| Chain::parse(k))
+                else {
+                    continue;
+                };
+                // The index holds keys only: the head itself, consistently.
+                if let Some(head) = self.read_head(&chain).await? {
+                    out.push((chain, head));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn put_seal<'a>(&'a self, chain: &'a Chain, seal: &'a Seal) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let mut item: Item =
+                serde_dynamo::to_item(seal).map_err(|e| StoreError::Internal(e.to_string()))?;
+            item.insert(PK.into(), s(chain_pk(chain)));
+            item.insert(SK.into(), s(format!("{SEAL_SK_PREFIX}{:012}", seal.seq)));
+            let mut e = Expr::default();
+            let head_left = UpdateParts {
+                key: head_key(chain),
+                update: format!("REMOVE {}, {}", e.name(GSI2PK), e.name(GSI2SK)),
+                condition: format!("{} = {}", e.name("seq"), e.n(seal.seq)),
+                expr: e,
+            };
+            let actions = vec![
+                TransactWriteItem::builder()
+                    .put(
+                        aws_sdk_dynamodb::types::Put::builder()
+                            .table_name(self.table.name())
+                            .set_item(Some(item.clone()))
+                            .build()
+                            .map_err(build)?,
+                    )
+                    .build(),
+                head_left.action(self.table.name())?,
+            ];
+            match self.table.transact(actions).await {
+                Ok(()) => Ok(()),
+                // Events were appended after the sealed head: the seal stands, and the chain
+                // stays on the list for the next one.
+                Err(TxError::Cancelled(reasons))
+                    if reason_code(&reasons, 1) == Some("ConditionalCheckFailed") =>
+                {
+                    self.table.put_if(item, None, Expr::default()).await?;
+                    Ok(())
+                }
+                Err(TxError::Cancelled(reasons)) => Err(StoreError::Internal(format!(
+                    "sealing was cancelled: {:?}",
+                    reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                ))),
+                Err(TxError::Other(e)) => Err(e),
+            }
+        })
+    }
+
+    fn latest_seal<'a>(&'a self, chain: &'a Chain) -> Fut<'a, Option<Seal>> {
+        Box::pin(async move {
+            let range = (SEAL_SK_PREFIX.to_string(), format!("{SEAL_SK_PREFIX}~"));
+            let (items, _) = self
+                .query_between_keys(&chain_pk(chain), range, false, 1, None, None)
+                .await?;
+            items
+                .into_iter()
+                .next()
+                .map(|i| {
+                    serde_dynamo::from_item(i).map_err(|e| StoreError::Internal(e.to_string()))
+                })
+                .transpose()
+        })
     }
 }
 

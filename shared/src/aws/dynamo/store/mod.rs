@@ -222,6 +222,53 @@ impl UpdateParts {
     }
 }
 
+/// The sparse index `GSI2` holds several lists (runs not over, audit chains not sealed), each
+/// spread over this many partitions: `<list>#<0..4>`.
+const SPARSE_SHARDS: usize = 4;
+
+/// `GSI2PK` of `id` in `list`: the shard from the id's last character.
+fn sparse_pk(list: &str, id: &str) -> String {
+    let shard = id.bytes().last().map_or(0, |b| b as usize % SPARSE_SHARDS);
+    format!("{list}#{shard}")
+}
+
+impl DynamoStore {
+    /// Up to `limit` items of `list` in `GSI2` (a Query per shard, paged).
+    async fn sparse_index(&self, list: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        for shard in 0..SPARSE_SHARDS {
+            let mut start = None;
+            loop {
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                let mut e = Expr::default();
+                let condition = format!("{} = {}", e.name(GSI2PK), e.s(format!("{list}#{shard}")));
+                let page = self
+                    .table
+                    .client
+                    .query()
+                    .table_name(self.table.name())
+                    .index_name(GSI2)
+                    .key_condition_expression(condition)
+                    .set_expression_attribute_names(e.names_opt())
+                    .set_expression_attribute_values(e.values_opt())
+                    .limit(i32::try_from(limit - out.len()).unwrap_or(i32::MAX))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                out.extend(page.items.unwrap_or_default());
+                start = page.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Adds `n` (negative to subtract) to a counter of an item, under `condition`.
 fn counter_parts(
     key: Item,

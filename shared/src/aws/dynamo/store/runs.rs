@@ -80,16 +80,12 @@ fn run_of(item: Item, workflow_id: &str) -> Result<Option<(Run, Vec<Step>)>, Sto
     Ok((run.workflow_id == workflow_id).then_some((run, steps)))
 }
 
-/// The sparse index of runs that are not over (`GSI2`), spread over this many partitions.
-const ACTIVE_SHARDS: usize = 4;
+/// The runs that are not over, in the sparse index `GSI2`.
+const ACTIVE_RUNS: &str = "ACTIVE_RUNS";
 
-/// `GSI2PK` of an active run: `ACTIVE_RUNS#<0..4>`, from the run id's last character.
+/// `GSI2PK` of an active run.
 fn active_pk(run_id: &str) -> String {
-    let shard = run_id
-        .bytes()
-        .last()
-        .map_or(0, |b| b as usize % ACTIVE_SHARDS);
-    format!("ACTIVE_RUNS#{shard}")
+    sparse_pk(ACTIVE_RUNS, run_id)
 }
 
 /// Whether a run belongs in the index of runs that are not over (the sweep's): anything but
@@ -369,49 +365,16 @@ impl Runs for DynamoStore {
 
     fn active_runs<'a>(&'a self, limit: usize) -> Fut<'a, Vec<(String, String)>> {
         Box::pin(async move {
-            let mut out = Vec::new();
-            for shard in 0..ACTIVE_SHARDS {
-                let mut start = None;
-                loop {
-                    if out.len() >= limit {
-                        return Ok(out);
-                    }
-                    let mut e = Expr::default();
-                    let condition = format!(
-                        "{} = {}",
-                        e.name(GSI2PK),
-                        e.s(format!("ACTIVE_RUNS#{shard}"))
-                    );
-                    let page = self
-                        .table
-                        .client
-                        .query()
-                        .table_name(self.table.name())
-                        .index_name(GSI2)
-                        .key_condition_expression(condition)
-                        .set_expression_attribute_names(e.names_opt())
-                        .set_expression_attribute_values(e.values_opt())
-                        .limit(i32::try_from(limit - out.len()).unwrap_or(i32::MAX))
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await
-                        .map_err(classify)?;
-                    for item in page.items.unwrap_or_default() {
-                        let text = |k: &str| match item.get(k) {
-                            Some(AttributeValue::S(v)) => Some(v.clone()),
-                            _ => None,
-                        };
-                        if let (Some(w), Some(r)) = (text("workflow_id"), text(GSI2SK)) {
-                            out.push((w, r));
-                        }
-                    }
-                    start = page.last_evaluated_key;
-                    if start.is_none() {
-                        break;
-                    }
-                }
-            }
-            Ok(out)
+            let text = |item: &Item, k: &str| match item.get(k) {
+                Some(AttributeValue::S(v)) => Some(v.clone()),
+                _ => None,
+            };
+            Ok(self
+                .sparse_index(ACTIVE_RUNS, limit)
+                .await?
+                .iter()
+                .filter_map(|item| Some((text(item, "workflow_id")?, text(item, GSI2SK)?)))
+                .collect())
         })
     }
 
