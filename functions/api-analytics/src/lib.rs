@@ -26,6 +26,8 @@ pub struct Api {
     pub audit: Arc<dyn AuditLog>,
     /// Checks the chains' seals (KMS VerifyMac).
     pub sealer: Arc<dyn Sealer>,
+    /// Largest part of an audit export ([`shared::app::audit::EXPORT_MAX_BYTES`] deployed).
+    pub export_max_bytes: usize,
     /// Who may read a workflow's figures.
     pub workflows: Arc<dyn Workflows>,
     /// What the health checker checks (`GET /status`).
@@ -49,6 +51,7 @@ pub enum Route {
     Metrics,
     Audit,
     AuditVerify,
+    AuditExport,
 }
 
 impl AsRef<Pipeline> for Api {

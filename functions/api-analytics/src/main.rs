@@ -42,6 +42,7 @@ async fn main() -> Result<(), Error> {
             &w.sdk,
             std::env::var("AUDIT_KEY_ID").map_err(|_| "AUDIT_KEY_ID is not set")?,
         )),
+        export_max_bytes: shared::app::audit::EXPORT_MAX_BYTES,
         workflows: store,
         probes,
         pipeline: w.pipeline,

@@ -14,7 +14,7 @@ use utoipa::OpenApi;
         routes::openapi, routes::overview, routes::generation, routes::quality,
         routes::workflow, routes::insights, routes::export,
         routes::status, routes::api_status, routes::metrics,
-        routes::audit, routes::audit_verify,
+        routes::audit, routes::audit_verify, routes::audit_export,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

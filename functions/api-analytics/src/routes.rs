@@ -7,7 +7,7 @@ use lambda_http::{Body, Request, Response};
 use shared::app::analytics::{
     self, GenerationReport, InsightsReport, OverviewReport, QualityReport, WorkflowReport,
 };
-use shared::app::audit;
+use shared::app::audit::{self, ExportFormat};
 use shared::app::operations::{self, StatusReport};
 use shared::app::workflows::requests::ListResponse;
 use shared::domain::Principal;
@@ -36,6 +36,7 @@ impl Routes for Route {
         ("GET /metrics", Route::Metrics),
         ("GET /api/v3/audit", Route::Audit),
         ("GET /api/v3/audit/verify", Route::AuditVerify),
+        ("GET /api/v3/audit/export", Route::AuditExport),
     ];
 
     fn access(self) -> Access {
@@ -61,6 +62,7 @@ impl Routes for Route {
             Route::Metrics => metrics(api, p()?).await,
             Route::Audit => audit(api, p()?, req).await,
             Route::AuditVerify => audit_verify(api, p()?, req).await,
+            Route::AuditExport => audit_export(api, p()?, req).await,
         }
     }
 }
@@ -278,6 +280,47 @@ pub async fn metrics(api: &Api, p: &Principal) -> Reply {
     Ok(r)
 }
 
+/// The chain, filter and query of an audit listing or export (which may name `extra`
+/// parameters too).
+fn audit_query(
+    p: &Principal,
+    req: &Request,
+    extra: &[&str],
+) -> Result<
+    (
+        shared::domain::audit::Chain,
+        AuditFilter,
+        HashMap<String, String>,
+    ),
+    Problem,
+> {
+    let allowed: Vec<&str> = [
+        "user", "scope", "action", "outcome", "actor", "target", "from", "to", "cursor",
+    ]
+    .iter()
+    .chain(extra)
+    .copied()
+    .collect();
+    let q = rq::query(req, &allowed)?;
+    let chain = audit_chain(p, &q)?;
+    let outcome = match q.get("outcome") {
+        None => None,
+        Some(o) => Some(Outcome::parse(o).ok_or_else(|| {
+            Problem::bad_parameter("outcome", "must be success, failure or denied")
+        })?),
+    };
+    let filter = AuditFilter {
+        action: q.get("action").cloned(),
+        outcome,
+        actor: q.get("actor").cloned(),
+        target: q.get("target").cloned(),
+        from: rq::time(&q, "from")?,
+        to: rq::time(&q, "to")?,
+        oldest_first: false,
+    };
+    Ok((chain, filter, q))
+}
+
 /// Whose audit chain: `user` (admins: anyone's; others: their own) or `scope=system` (admins).
 fn audit_chain(
     p: &Principal,
@@ -297,33 +340,13 @@ fn audit_chain(
 
 /// A page of an account's audit events (the caller's by default; admins may name any user or
 /// the system's chain), newest first, filtered by action, outcome, actor, target and time.
-#[utoipa::path(get, path = "/api/v3/audit", tag = "audit", params(AuditParams),
+#[utoipa::path(get, path = "/api/v3/audit", tag = "audit",
+    params(AuditParams, ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "1..=200, default 50")),
     responses((status = 200, body = ListResponse<AuditEvent>), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem, description = "Another user's or the system's events, asked by a non-admin"),
         (status = 422, body = Problem, description = "An unknown action")))]
 pub async fn audit(api: &Api, p: &Principal, req: &Request) -> Reply {
-    let q = rq::query(
-        req,
-        &[
-            "user", "scope", "action", "outcome", "actor", "target", "from", "to", "limit",
-            "cursor",
-        ],
-    )?;
-    let chain = audit_chain(p, &q)?;
-    let outcome = match q.get("outcome") {
-        None => None,
-        Some(o) => Some(Outcome::parse(o).ok_or_else(|| {
-            Problem::bad_parameter("outcome", "must be success, failure or denied")
-        })?),
-    };
-    let filter = AuditFilter {
-        action: q.get("action").cloned(),
-        outcome,
-        actor: q.get("actor").cloned(),
-        target: q.get("target").cloned(),
-        from: rq::time(&q, "from")?,
-        to: rq::time(&q, "to")?,
-    };
+    let (chain, filter, q) = audit_query(p, req, &["limit"])?;
     let limit = rq::limit(&q, 50, 200)?;
     let events = audit::list(
         api.audit.as_ref(),
@@ -352,7 +375,51 @@ pub async fn audit_verify(api: &Api, p: &Principal, req: &Request) -> Reply {
     Ok(json(StatusCode::OK, &v))
 }
 
-/// Parameters of `GET /api/v3/audit` (documentation only).
+/// A chain's events that pass the filters, oldest first, as CSV (`format=csv`, RFC 4180, the
+/// header row on the first part, cells a spreadsheet would run as formulas defused with `'`)
+/// or JSON Lines (`format=json`, one event per line). Written a page at a time as they are
+/// read; an answer stops after about 4 MB (under Lambda's 6 MB limit) and its `X-Next-Cursor`
+/// header is the `cursor` of the next part. No header: the export is complete.
+#[utoipa::path(get, path = "/api/v3/audit/export", tag = "audit",
+    params(AuditParams, ("format" = Option<String>, Query, description = "`csv` (default) or `json` (JSON Lines)", example = "csv")),
+    responses((status = 200, description = "A part of the export", content((String = "text/csv"), (String = "application/x-ndjson")),
+            headers(("X-Next-Cursor" = String, description = "Where the next part starts; absent on the last part"))),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn audit_export(api: &Api, p: &Principal, req: &Request) -> Reply {
+    let (chain, filter, q) = audit_query(p, req, &["format"])?;
+    let (format, content_type, extension) = match q.get("format").map(String::as_str) {
+        None | Some("csv") => (ExportFormat::Csv, "text/csv; charset=utf-8", "csv"),
+        Some("json") => (ExportFormat::JsonLines, "application/x-ndjson", "jsonl"),
+        Some(_) => return Err(Problem::bad_parameter("format", "must be csv or json")),
+    };
+    let part = audit::export(
+        api.audit.as_ref(),
+        &chain,
+        &filter,
+        format,
+        rq::cursor(&q)?,
+        api.export_max_bytes,
+    )
+    .await?;
+    let mut r = Response::new(Body::Text(part.text));
+    let headers = r.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    let name = format!("attachment; filename=\"audit.{extension}\"");
+    if let Ok(v) = http::HeaderValue::from_str(&name) {
+        headers.insert(http::header::CONTENT_DISPOSITION, v);
+    }
+    if let Some(next) = part.next
+        && let Ok(v) = http::HeaderValue::from_str(&shared::http::cursor::encode(&next))
+    {
+        headers.insert("x-next-cursor", v);
+    }
+    Ok(r)
+}
+
+/// Parameters of `GET /api/v3/audit` and its export (documentation only).
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -375,9 +442,7 @@ pub struct AuditParams {
     from: Option<chrono::DateTime<chrono::Utc>>,
     /// Events before (RFC 3339).
     to: Option<chrono::DateTime<chrono::Utc>>,
-    /// 1..=200, default 50.
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<u32>,
-    /// `next_cursor` of the page before.
+    /// Where to go on: `next_cursor` of the page before (a listing), `X-Next-Cursor` of the
+    /// part before (an export).
     cursor: Option<String>,
 }

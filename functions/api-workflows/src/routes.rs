@@ -5,6 +5,7 @@ use crate::{Api, Route};
 use http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::app::Outcome;
+use shared::app::audit::Note;
 use shared::app::runs::dead_letters::{self, DeadLetterList, RedriveRequest, RedriveResult};
 use shared::app::runs::{self, Control, RunDetail};
 use shared::app::schedules;
@@ -12,6 +13,7 @@ use shared::app::workflows::requests::*;
 use shared::app::workflows::shares::{self, ShareList, ShareRequest};
 use shared::app::workflows::transfer::{self, ExportDocument};
 use shared::app::workflows::{self, bulk, nodes};
+use shared::domain::audit::{Actor, Chain, Outcome as AuditOutcome, Target};
 use shared::domain::run::{Run, StartRunRequest};
 use shared::domain::schedule::{CreateScheduleRequest, ScheduleView, UpdateScheduleRequest};
 use shared::domain::{Node, Principal, Workflow, WorkflowStatistics, WorkflowStatus};
@@ -446,6 +448,10 @@ pub async fn bulk_action(api: &Api, p: &Principal, req: &Request) -> Reply {
 pub async fn export_workflow(api: &Api, p: &Principal, id: &str) -> Reply {
     let document = transfer::export(api.store.as_ref(), p, id, api.pipeline.clock.now()).await?;
     let text = serde_json::to_string(&document).map_err(|_| Problem::internal())?;
+    let detail = serde_json::json!({"nodes": document.nodes.len(), "bytes": text.len()});
+    // In the exporter's chain: who took a copy of what.
+    let target = Target::new("workflow", id);
+    note(api, Some(&p.user_id), "workflow.exported", target, detail).await;
     // Lambda answers at most 6 MB, and the body travels escaped inside a JSON envelope.
     if text.len() > MAX_EXPORT_BYTES {
         return Err(Problem::new(
@@ -481,7 +487,39 @@ pub async fn import_workflow(api: &Api, p: &Principal, req: &Request) -> Reply {
         },
     )
     .await?;
+    if let Outcome::Created(c) = &outcome {
+        let detail = serde_json::json!({"nodes": c.nodes.len()});
+        let target = Target::new("workflow", &c.workflow.id);
+        note(
+            api,
+            Some(&c.workflow.owner_id),
+            "workflow.imported",
+            target,
+            detail,
+        )
+        .await;
+    }
     Ok(created(outcome))
+}
+
+/// Records `action` in `account`'s audit chain (the system's with none), as this request's
+/// (one write; see [`shared::app::audit::note`]).
+async fn note(
+    api: &Api,
+    account: Option<&str>,
+    action: &'static str,
+    target: Target,
+    detail: serde_json::Value,
+) {
+    let note = Note {
+        chain: account.map_or(Chain::System, |a| Chain::User(a.to_string())),
+        action,
+        target,
+        outcome: AuditOutcome::Success,
+        actor: Actor::unknown(),
+        detail,
+    };
+    shared::app::audit::note(api.pipeline.audit.as_ref(), note, api.pipeline.clock.now()).await;
 }
 
 /// Add a node; its parent must be a node of this workflow.
@@ -751,6 +789,10 @@ pub async fn redrive_dead_letters(api: &Api, p: &Principal, queue: &str, req: &R
         },
     )
     .await?;
+    let detail =
+        serde_json::json!({"moved": result.moved, "remaining_approx": result.remaining_approx});
+    let target = Target::new("queue", queue);
+    note(api, None, "dlq.redriven", target, detail).await;
     Ok(json(StatusCode::OK, &result))
 }
 

@@ -308,9 +308,7 @@ impl Export {
         let mut out = a::EXPORT_COLUMNS.join(",");
         out.push_str("\r\n");
         for row in &self.rows {
-            let cells: Vec<String> = row.iter().map(csv_cell).collect();
-            out.push_str(&cells.join(","));
-            out.push_str("\r\n");
+            csv_row(row, &mut out);
         }
         out
     }
@@ -323,6 +321,17 @@ impl Export {
             "rows": self.rows,
         })
     }
+}
+
+/// Appends `cells` as one CSV record (RFC 4180, CRLF), defused as [`Export::csv`] says.
+pub fn csv_row(cells: &[serde_json::Value], out: &mut String) {
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&csv_cell(c));
+    }
+    out.push_str("\r\n");
 }
 
 fn csv_cell(v: &serde_json::Value) -> String {

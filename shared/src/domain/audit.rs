@@ -16,6 +16,7 @@ use crate::domain::broadcast::Change;
 use crate::domain::canonical::canonical;
 use crate::domain::node::{Node, NodeStatus};
 use crate::domain::run::{Run, RunStatus};
+use crate::domain::schedule::Schedule;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -43,6 +44,9 @@ pub const ACTIONS: &[&str] = &[
     "run.failed",
     "run.succeeded",
     "run.retried",
+    "schedule.created",
+    "schedule.changed",
+    "schedule.deleted",
     "account.registered",
     "account.email_verified",
     "account.password_changed",
@@ -63,6 +67,9 @@ pub const ACTIONS: &[&str] = &[
     "api_key.created",
     "api_key.revoked",
     "signing_key.rotated",
+    "workflow.imported",
+    "workflow.exported",
+    "dlq.redriven",
     "access.denied",
     "access.ip_denied",
     "access.rate_limited",
@@ -527,6 +534,11 @@ pub fn from_change(
             node_events(old.as_ref(), new.as_ref(), &mut add);
             ChainOf::OwnerOfWorkflow(n.workflow_id.clone())
         }
+        Change::Schedule { old, new } => {
+            let s = new.as_ref().or(old.as_ref())?;
+            schedule_events(old.as_deref(), new.as_deref(), &mut add);
+            ChainOf::Known(Chain::User(s.owner_id.clone()))
+        }
         Change::Run { old, new } => {
             let r = new.as_ref().or(old.as_ref()).map(|(r, _)| r)?;
             run_events(
@@ -682,6 +694,44 @@ fn node_events(old: Option<&Node>, new: Option<&Node>, add: &mut Add<'_>) {
                 target(n),
                 json!({"workflow_id": n.workflow_id, "fields": fields, "status": n.status}),
             );
+        }
+        (None, None) => {}
+    }
+}
+
+fn schedule_events(old: Option<&Schedule>, new: Option<&Schedule>, add: &mut Add<'_>) {
+    let target = |s: &Schedule| Target::new("schedule", &s.id);
+    let view = |s: &Schedule| json!({"workflow_id": s.workflow_id, "expression": s.expression, "timezone": s.timezone, "enabled": s.enabled});
+    match (old, new) {
+        (None, Some(n)) => add(
+            n.created_at,
+            Actor::user(&n.owner_id),
+            "schedule.created",
+            target(n),
+            view(n),
+        ),
+        (Some(o), None) => add(
+            Utc::now(),
+            Actor::unknown(),
+            "schedule.deleted",
+            target(o),
+            view(o),
+        ),
+        (Some(o), Some(n)) => {
+            // A fire records itself on the schedule (`last_fire`): not a change of it.
+            let changed = o.expression != n.expression
+                || o.timezone != n.timezone
+                || o.run != n.run
+                || o.enabled != n.enabled;
+            if changed {
+                add(
+                    n.updated_at,
+                    Actor::unknown(),
+                    "schedule.changed",
+                    target(n),
+                    view(n),
+                );
+            }
         }
         (None, None) => {}
     }

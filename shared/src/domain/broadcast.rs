@@ -365,6 +365,11 @@ pub enum Change {
         old: Option<(Run, Vec<Step>)>,
         new: Option<(Run, Vec<Step>)>,
     },
+    /// A user's schedule (audited; nothing is broadcast of it).
+    Schedule {
+        old: Option<Box<crate::domain::schedule::Schedule>>,
+        new: Option<Box<crate::domain::schedule::Schedule>>,
+    },
 }
 
 /// The users who could read a workflow through a share before a change and cannot after it (the
@@ -408,6 +413,7 @@ pub fn messages(change: &Change, now: DateTime<Utc>) -> Vec<Message> {
             ));
             out
         }
+        Change::Schedule { .. } => Vec::new(),
     }
 }
 

@@ -4,7 +4,7 @@ use super::{Fut, Page, PageKey};
 use crate::domain::audit::{AuditEvent, Chain, Draft, Head, Outcome, Seal};
 use chrono::{DateTime, Utc};
 
-/// Which events of a chain a listing wants (all given conditions hold).
+/// Which events of a chain a listing wants (all given conditions hold), and in which order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
     pub action: Option<String>,
@@ -15,6 +15,8 @@ pub struct AuditFilter {
     pub target: Option<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// In chain order (an export); newest first otherwise.
+    pub oldest_first: bool,
 }
 
 pub trait AuditLog: Send + Sync {
@@ -28,7 +30,7 @@ pub trait AuditLog: Send + Sync {
         source: Option<&'a str>,
         drafts: &'a [Draft],
     ) -> Fut<'a, bool>;
-    /// A page of `chain`'s events that pass `filter`, newest first.
+    /// A page of `chain`'s events that pass `filter`, newest first (or oldest first).
     fn events<'a>(
         &'a self,
         chain: &'a Chain,

@@ -69,6 +69,8 @@ async fn stack_with_probes(
         analytics: store.clone(),
         audit: store.clone(),
         sealer: sealer.clone(),
+        // 1 MB parts, so an export of thousands of events comes in several.
+        export_max_bytes: 1024 * 1024,
         workflows: store.clone(),
         probes,
         pipeline: Pipeline {
@@ -93,6 +95,7 @@ async fn stack_with_probes(
 
 struct Reply {
     status: u16,
+    headers: http::HeaderMap,
     content_type: String,
     text: String,
     body: Value,
@@ -109,6 +112,7 @@ impl Stack {
         let text = String::from_utf8_lossy(r.body().as_ref()).to_string();
         Reply {
             status: r.status().as_u16(),
+            headers: r.headers().clone(),
             content_type: r
                 .headers()
                 .get("content-type")
@@ -447,7 +451,7 @@ async fn the_openapi_document_lists_every_route_of_the_template() {
     let doc = s.get("/api/v3/analytics/openapi.json", None).await;
     assert_eq!(doc.status, 200);
     let keys = localstack::testing::template_route_keys("ApiAnalyticsFunction");
-    assert_eq!(keys.len(), 12);
+    assert_eq!(keys.len(), 13);
     for key in keys {
         let (method, path) = key.split_once(' ').unwrap();
         assert!(
@@ -1017,4 +1021,286 @@ async fn a_chain_rewritten_after_its_seal_or_a_forged_seal_is_reported() {
             .contains("forged"),
         "{v}"
     );
+}
+
+/// `n` events in `user`'s chain, 99 to an append (a transaction holds 100 writes with the
+/// head); every 10th has a user agent a spreadsheet would run as a formula.
+async fn many_events(s: &Stack, user: &str, n: usize) {
+    use shared::domain::audit::{Actor, Chain, Draft, Outcome, Target};
+    use shared::ports::AuditLog;
+    let chain = Chain::User(user.into());
+    let mut i = 0;
+    while i < n {
+        let drafts: Vec<Draft> = (i..n.min(i + 99))
+            .map(|k| Draft {
+                id: shared::domain::ids::new_id(),
+                at: Utc::now(),
+                actor: Actor::user(user),
+                action: "workflow.updated".into(),
+                target: Target::new("workflow", &format!("w{k}")),
+                outcome: Outcome::Success,
+                source_ip: Some("203.0.113.9".into()),
+                user_agent: Some(if k % 10 == 0 {
+                    "=HYPERLINK(\"http://evil\",\"x\")".into()
+                } else {
+                    "curl/8.5, \"quoted\"".into()
+                }),
+                request_id: Some(format!("req-{k}")),
+                detail: serde_json::Map::from_iter([("k".to_string(), serde_json::json!(k))]),
+            })
+            .collect();
+        i += drafts.len();
+        assert!(s.store.append(&chain, None, &drafts).await.unwrap());
+    }
+}
+
+/// Counts the events each read hands out, to show an export holds one page at a time.
+struct CountingLog {
+    inner: Arc<DynamoStore>,
+    largest_read: AtomicUsize,
+}
+
+impl shared::ports::AuditLog for CountingLog {
+    fn append<'a>(
+        &'a self,
+        chain: &'a shared::domain::audit::Chain,
+        source: Option<&'a str>,
+        drafts: &'a [shared::domain::audit::Draft],
+    ) -> Fut<'a, bool> {
+        self.inner.append(chain, source, drafts)
+    }
+    fn events<'a>(
+        &'a self,
+        chain: &'a shared::domain::audit::Chain,
+        filter: &'a shared::ports::AuditFilter,
+        limit: usize,
+        after: Option<shared::ports::PageKey>,
+    ) -> Fut<'a, shared::ports::Page<shared::domain::audit::AuditEvent>> {
+        Box::pin(async move {
+            let page = self.inner.events(chain, filter, limit, after).await?;
+            self.largest_read
+                .fetch_max(page.items.len(), Ordering::SeqCst);
+            Ok(page)
+        })
+    }
+    fn chain_after<'a>(
+        &'a self,
+        chain: &'a shared::domain::audit::Chain,
+        after_seq: u64,
+        limit: usize,
+    ) -> Fut<'a, Vec<shared::domain::audit::AuditEvent>> {
+        self.inner.chain_after(chain, after_seq, limit)
+    }
+    fn head<'a>(
+        &'a self,
+        chain: &'a shared::domain::audit::Chain,
+    ) -> Fut<'a, Option<shared::domain::audit::Head>> {
+        self.inner.head(chain)
+    }
+    fn event<'a>(
+        &'a self,
+        chain: &'a shared::domain::audit::Chain,
+        seq: u64,
+    ) -> Fut<'a, Option<shared::domain::audit::AuditEvent>> {
+        self.inner.event(chain, seq)
+    }
+    fn unsealed<'a>(
+        &'a self,
+        limit: usize,
+    ) -> Fut<'a, Vec<(shared::domain::audit::Chain, shared::domain::audit::Head)>> {
+        self.inner.unsealed(limit)
+    }
+    fn put_seal<'a>(
+        &'a self,
+        chain: &'a shared::domain::audit::Chain,
+        seal: &'a shared::domain::audit::Seal,
+    ) -> Fut<'a, ()> {
+        self.inner.put_seal(chain, seal)
+    }
+    fn latest_seal<'a>(
+        &'a self,
+        chain: &'a shared::domain::audit::Chain,
+    ) -> Fut<'a, Option<shared::domain::audit::Seal>> {
+        self.inner.latest_seal(chain)
+    }
+}
+
+#[tokio::test]
+async fn ten_thousand_events_export_as_csv_and_json_in_parts_a_page_at_a_time() {
+    use shared::app::audit::{ExportFormat, export};
+    let s = stack().await;
+    many_events(&s, ALICE, 10_000).await;
+
+    // Through the route: parts of at most about 1 MB here (4 MB deployed), each naming where
+    // the next starts.
+    let mut csv = String::new();
+    let mut cursor: Option<String> = None;
+    let mut parts = 0;
+    loop {
+        let uri = match &cursor {
+            None => "/api/v3/audit/export?format=csv".to_string(),
+            Some(c) => format!("/api/v3/audit/export?format=csv&cursor={c}"),
+        };
+        let r = s.get(&uri, Some(ALICE)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.content_type, "text/csv; charset=utf-8");
+        assert!(r.text.len() < 1024 * 1024 + 4096, "{}", r.text.len());
+        parts += 1;
+        csv.push_str(&r.text);
+        match r.headers.get("x-next-cursor") {
+            Some(c) => cursor = Some(c.to_str().unwrap().to_string()),
+            None => break,
+        }
+    }
+    assert!(parts >= 3, "3 MB of CSV comes in parts, got {parts}");
+    let rows: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert!(rows[0].starts_with("seq,id,at,actor_kind"), "{}", rows[0]);
+    assert_eq!(rows.len(), 10_001, "a header and every event once");
+    for (i, row) in rows[1..].iter().enumerate() {
+        assert!(
+            row.starts_with(&format!("{},", i + 1)),
+            "in chain order: {row}"
+        );
+    }
+    // Formulas defused, quotes doubled.
+    assert!(
+        rows[1].contains(",\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\","),
+        "{}",
+        rows[1]
+    );
+    assert!(
+        rows[2].contains(",\"curl/8.5, \"\"quoted\"\"\","),
+        "{}",
+        rows[2]
+    );
+
+    // JSON Lines from a cursor (after event 9,990), and filtered: one event per line.
+    let after =
+        shared::http::cursor::encode(&shared::ports::PageKey(std::collections::BTreeMap::from([
+            ("PK".to_string(), "AUDIT#U#alice".to_string()),
+            ("SK".to_string(), format!("E#{:012}", 9_990)),
+        ])));
+    let r = s
+        .get(
+            &format!("/api/v3/audit/export?format=json&cursor={after}"),
+            Some(ALICE),
+        )
+        .await;
+    assert_eq!(r.content_type, "application/x-ndjson");
+    let lines: Vec<Value> = r
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (9_991..=10_000).collect::<Vec<u64>>());
+    assert!(r.headers.get("x-next-cursor").is_none(), "the last part");
+    let r = s
+        .get(
+            &format!("/api/v3/audit/export?format=json&target=w9999&cursor={after}"),
+            Some(ALICE),
+        )
+        .await;
+    let only: Value = serde_json::from_str(r.text.trim()).unwrap();
+    assert_eq!(
+        (only["seq"].as_u64(), only["detail"]["k"].as_u64()),
+        (Some(10_000), Some(9_999))
+    );
+
+    // The use case reads a page (at most 500 events) at a time and writes each as it comes.
+    let counting = CountingLog {
+        inner: s.store.clone(),
+        largest_read: AtomicUsize::new(0),
+    };
+    let chain = shared::domain::audit::Chain::User(ALICE.into());
+    let part = export(
+        &counting,
+        &chain,
+        &Default::default(),
+        ExportFormat::JsonLines,
+        None,
+        1024 * 1024,
+    )
+    .await
+    .unwrap();
+    assert!(part.next.is_some());
+    assert!(part.text.len() < 1024 * 1024 + 4096, "{}", part.text.len());
+    assert!(part.events > 500 && part.events < 10_000, "{}", part.events);
+    assert_eq!(counting.largest_read.load(Ordering::SeqCst), 500);
+    for bad in ["format=xml", "cursor=nope", "limit=5"] {
+        let r = s
+            .get(&format!("/api/v3/audit/export?{bad}"), Some(ALICE))
+            .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text);
+    }
+    let bob = s.get("/api/v3/audit/export?user=alice", Some(BOB)).await;
+    assert_eq!(bob.status, 403);
+}
+
+#[tokio::test]
+async fn schedule_changes_are_audited_but_their_fires_are_not() {
+    use shared::domain::schedule::{Fire, Schedule};
+    use shared::ports::Schedules;
+    let s = stack().await;
+    let now = Utc::now();
+    let mut sched = Schedule {
+        id: shared::domain::ids::new_id(),
+        workflow_id: "01J00000000000000000000000".into(),
+        owner_id: ALICE.into(),
+        expression: "rate(1 hour)".into(),
+        timezone: "Europe/Paris".into(),
+        run: serde_json::json!({"plan": {"mode": "continue", "steps": 1}}),
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        last_fire: None,
+    };
+    shared::context::with_changed_by(alices_request(), async {
+        assert!(s.store.create_schedule(&sched, 20).await.unwrap());
+        let mut changed = sched.clone();
+        changed.enabled = false;
+        changed.version = 2;
+        s.store.update_schedule(&changed, 1).await.unwrap();
+        sched = changed;
+    })
+    .await;
+    // The scheduler records a fire on the schedule: no audit event of its own.
+    let fire = Fire {
+        scheduled_time: now,
+        run_id: None,
+        skipped: Some("the workflow is paused".into()),
+    };
+    s.store
+        .record_fire(&sched.workflow_id, &sched.id, &fire)
+        .await
+        .unwrap();
+    shared::context::with_changed_by(alices_request(), async {
+        s.store
+            .delete_schedule(&sched.workflow_id, &sched.id)
+            .await
+            .unwrap();
+    })
+    .await;
+    let event = localstack::testing::stream_event(&s.table).await;
+    let out = process(s.store.as_ref().into(), event).await;
+    assert!(out.failures.is_empty(), "{out:?}");
+    let page = s.ok("/api/v3/audit", ALICE).await;
+    assert_eq!(
+        actions(&page),
+        ["schedule.created", "schedule.changed", "schedule.deleted"],
+        "{page}"
+    );
+    let items = page["items"].as_array().unwrap();
+    for e in items {
+        assert_eq!(e["target"]["id"], sched.id.as_str());
+    }
+    // Newest first: deleted, changed, created. A deleted item has no new image to carry who
+    // deleted it (README, "Audit trail").
+    for e in &items[1..] {
+        assert_eq!(e["actor"]["id"], ALICE, "{e}");
+        assert_eq!(e["request_id"], "req-alice-1", "{e}");
+    }
+    assert_eq!(items[0]["actor"]["kind"], "unknown");
+    assert_eq!(items[1]["detail"]["enabled"], false);
 }

@@ -121,6 +121,14 @@ async fn a_redrive_moves_messages_back_to_their_step_queue() {
     assert_eq!(groups, ["owner-0", "owner-1", "owner-2"], "the groups kept");
     assert!(q.drain(&q.dead_letters.high).await.is_empty());
     assert!(q.drain(&q.sources.critical).await.is_empty());
+    // The redrive is in the system's audit chain, with the admin who asked for it.
+    let noted = h.audit.of("dlq.redriven");
+    assert_eq!(noted.len(), 1, "{:?}", h.audit.notes());
+    let (chain, d) = &noted[0];
+    assert_eq!(*chain, shared::domain::audit::Chain::System);
+    assert_eq!(d.target.id, "high");
+    assert_eq!(d.detail["moved"], 3);
+    assert_eq!(d.actor.kind, shared::domain::audit::ActorKind::User);
 }
 
 #[tokio::test]

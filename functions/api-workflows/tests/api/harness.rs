@@ -36,6 +36,8 @@ pub struct Harness {
     pub accounts: Arc<DynamoAccounts>,
     /// What would have been sent to EventBridge Scheduler.
     pub triggers: Arc<RecordingTriggers>,
+    /// The audit notes the handlers and the pipeline left.
+    pub audit: Arc<shared::testing::audit::RecordingInbox>,
     /// What starting and controlling runs queued.
     pub queue: Arc<MemoryQueue>,
     /// The step queues and their dead-letter queues in the emulator, when the harness was made
@@ -203,6 +205,7 @@ impl Harness {
         };
         let store = Arc::new(DynamoStore::new(client.clone(), table.clone()));
         let triggers = Arc::new(RecordingTriggers::new());
+        let audit = Arc::new(shared::testing::audit::RecordingInbox::default());
         let api = Api {
             store: store.clone(),
             schedules: store,
@@ -217,7 +220,7 @@ impl Harness {
                 }),
                 gate: Gate::open(),
                 clock: Arc::new(SystemClock),
-                audit: Arc::new(shared::testing::audit::RecordingInbox::default()),
+                audit: audit.clone(),
             },
         };
         counter.take();
@@ -232,6 +235,7 @@ impl Harness {
             queue,
             queues,
             triggers,
+            audit,
             known: Default::default(),
         }
     }

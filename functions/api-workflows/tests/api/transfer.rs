@@ -78,6 +78,21 @@ async fn export_import_export_round_trips() {
             .iter()
             .all(|n| !old_ids.contains(&&n["id"]))
     );
+    // Each export and the import are in the audit trail, with the request that made them.
+    let exported = h.audit.of("workflow.exported");
+    let targets: Vec<&str> = exported.iter().map(|(_, d)| d.target.id.as_str()).collect();
+    assert_eq!(targets, [id, new_id]);
+    let (chain, d) = &exported[0];
+    assert_eq!(
+        *chain,
+        shared::domain::audit::Chain::User(ALICE.to_string())
+    );
+    assert_eq!(d.detail["nodes"], 4);
+    assert!(d.request_id.is_some() && d.source_ip.is_some(), "{d:?}");
+    let imported = h.audit.of("workflow.imported");
+    assert_eq!(imported.len(), 1);
+    assert_eq!(imported[0].1.target.id, new_id);
+    assert_eq!(imported[0].1.actor.id, Some(ALICE.to_string()));
 }
 
 #[tokio::test]

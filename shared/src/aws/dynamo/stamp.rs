@@ -1,4 +1,5 @@
-//! The `changed_by` stamp: every write of a workflow, node or run item (`WF#`, `RUN#`) carries
+//! The `changed_by` stamp: every write of a workflow, node, run or schedule item (`WF#`,
+//! `RUN#`, `SCHED#`) carries
 //! who made it and from where ([`crate::context::changed_by`], or the system outside a
 //! request), so the audit trail derived from the table's stream knows the actor of each change
 //! without a second write. [`super::table::Table`] stamps every put, update and transaction it
@@ -16,7 +17,8 @@ const VALUE: &str = ":dwc_changed_by";
 
 /// Whether an item with this partition key is stamped.
 fn stamped(pk: Option<&AttributeValue>) -> bool {
-    matches!(pk, Some(AttributeValue::S(s)) if s.starts_with("WF#") || s.starts_with("RUN#"))
+    matches!(pk, Some(AttributeValue::S(s))
+        if s.starts_with("WF#") || s.starts_with("RUN#") || s.starts_with("SCHED#"))
 }
 
 fn value() -> Option<AttributeValue> {

@@ -111,6 +111,16 @@ pub fn change(
             new: decode(new)?,
         }));
     }
+    if pk.starts_with("SCHED#") && sk.starts_with("S#") {
+        let decode = |i: Option<Item>| {
+            i.map(|i| super::store::schedule_from(i).map(Box::new))
+                .transpose()
+        };
+        return Ok(Some(Change::Schedule {
+            old: decode(old)?,
+            new: decode(new)?,
+        }));
+    }
     if pk.starts_with("RUN#") {
         let decode = |i: Option<Item>| i.map(super::store::run_with_steps).transpose();
         return Ok(Some(Change::Run {

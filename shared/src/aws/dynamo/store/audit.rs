@@ -390,8 +390,8 @@ impl AuditLog for DynamoStore {
             let (items, next) = self
                 .query_chain(
                     chain,
-                    String::new(),
-                    false,
+                    EVENT_SK_PREFIX.to_string(),
+                    filter.oldest_first,
                     limit,
                     filter_expression(filter),
                     after,

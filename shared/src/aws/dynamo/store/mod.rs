@@ -24,6 +24,7 @@ mod runs;
 mod schedules;
 pub(crate) use audit::{NOTE_PK_PREFIX, note_of};
 pub(crate) use runs::run_with_steps;
+pub(crate) use schedules::schedule_from;
 mod shares;
 mod workflows;
 

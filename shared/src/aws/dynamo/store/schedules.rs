@@ -45,7 +45,7 @@ fn schedule_item(schedule: &Schedule) -> Result<Item, StoreError> {
     Ok(item)
 }
 
-fn schedule_from(item: Item) -> Result<Schedule, StoreError> {
+pub(crate) fn schedule_from(item: Item) -> Result<Schedule, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Internal(format!("schedule item: {e}")))
 }
 
