@@ -14,7 +14,7 @@ pub mod stream;
 
 use lambda_http::{Body, Request, Response};
 use shared::http::pipeline::{self, Pipeline};
-use shared::ports::{Analytics, AuditLog, Probe, Sealer, Workflows};
+use shared::ports::{Analytics, AuditLog, AuditReports, Probe, Sealer, Workflows};
 use std::sync::Arc;
 
 /// What the handlers need from the world, built once per cold start.
@@ -24,6 +24,8 @@ pub struct Api {
     pub analytics: Arc<dyn Analytics>,
     /// The audit trail's chains.
     pub audit: Arc<dyn AuditLog>,
+    /// The trail's daily figures and compliance reports.
+    pub reports: Arc<dyn AuditReports>,
     /// Checks the chains' seals (KMS VerifyMac).
     pub sealer: Arc<dyn Sealer>,
     /// Largest part of an audit export ([`shared::app::audit::EXPORT_MAX_BYTES`] deployed).
@@ -52,6 +54,8 @@ pub enum Route {
     Audit,
     AuditVerify,
     AuditExport,
+    AuditReports,
+    AuditReport,
 }
 
 impl AsRef<Pipeline> for Api {

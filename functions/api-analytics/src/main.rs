@@ -38,6 +38,7 @@ async fn main() -> Result<(), Error> {
     serve::<Route>(Api {
         analytics: store.clone(),
         audit: store.clone(),
+        reports: store.clone(),
         sealer: Arc::new(KmsSealer::new(
             &w.sdk,
             std::env::var("AUDIT_KEY_ID").map_err(|_| "AUDIT_KEY_ID is not set")?,

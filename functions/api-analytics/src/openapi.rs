@@ -15,6 +15,7 @@ use utoipa::OpenApi;
         routes::workflow, routes::insights, routes::export,
         routes::status, routes::api_status, routes::metrics,
         routes::audit, routes::audit_verify, routes::audit_export,
+        routes::audit_reports, routes::audit_report,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -7,12 +7,12 @@ use lambda_http::{Body, Request, Response};
 use shared::app::analytics::{
     self, GenerationReport, InsightsReport, OverviewReport, QualityReport, WorkflowReport,
 };
-use shared::app::audit::{self, ExportFormat};
+use shared::app::audit::{self, CheckedReport, ExportFormat};
 use shared::app::operations::{self, StatusReport};
 use shared::app::workflows::requests::ListResponse;
 use shared::domain::Principal;
 use shared::domain::analytics::{Scope, Window};
-use shared::domain::audit::{AuditEvent, Outcome, Verification};
+use shared::domain::audit::{AuditEvent, ComplianceReport, Outcome, Verification};
 use shared::http::Problem;
 use shared::http::pipeline::{Access, Call, Reply, Routes};
 use shared::http::request as rq;
@@ -37,6 +37,8 @@ impl Routes for Route {
         ("GET /api/v3/audit", Route::Audit),
         ("GET /api/v3/audit/verify", Route::AuditVerify),
         ("GET /api/v3/audit/export", Route::AuditExport),
+        ("GET /api/v3/audit/reports", Route::AuditReports),
+        ("GET /api/v3/audit/reports/{date}", Route::AuditReport),
     ];
 
     fn access(self) -> Access {
@@ -63,6 +65,8 @@ impl Routes for Route {
             Route::Audit => audit(api, p()?, req).await,
             Route::AuditVerify => audit_verify(api, p()?, req).await,
             Route::AuditExport => audit_export(api, p()?, req).await,
+            Route::AuditReports => audit_reports(api, p()?, req).await,
+            Route::AuditReport => audit_report(api, p()?, req).await,
         }
     }
 }
@@ -417,6 +421,54 @@ pub async fn audit_export(api: &Api, p: &Principal, req: &Request) -> Reply {
         headers.insert("x-next-cursor", v);
     }
     Ok(r)
+}
+
+/// Admins: the latest daily compliance reports (up to 90), newest first: each day's events by
+/// class, action and outcome, failed logins and privilege changes, made by the scheduler after
+/// the day ends and sealed with the audit key.
+#[utoipa::path(get, path = "/api/v3/audit/reports", tag = "audit",
+    responses((status = 200, body = Vec<ComplianceReport>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn audit_reports(api: &Api, p: &Principal, req: &Request) -> Reply {
+    rq::query(req, &[])?;
+    let r = audit::reports(api.reports.as_ref(), p, 90).await?;
+    Ok(json(StatusCode::OK, &r))
+}
+
+/// Admins: the compliance report of one day (UTC), checked with the audit key (`mac_valid`),
+/// as JSON or as CSV (`format=csv`: `metric,key,value` rows) to download.
+#[utoipa::path(get, path = "/api/v3/audit/reports/{date}", tag = "audit",
+    params(("date" = String, Path, format = Date, example = "2026-12-05"),
+        ("format" = Option<String>, Query, description = "`json` (default) or `csv`")),
+    responses((status = 200, body = CheckedReport, content((CheckedReport = "application/json"), (String = "text/csv"))),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem, description = "No report of that day (yet)")))]
+pub async fn audit_report(api: &Api, p: &Principal, req: &Request) -> Reply {
+    use lambda_http::RequestExt;
+    let q = rq::query(req, &["format"])?;
+    let csv = match q.get("format").map(String::as_str) {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(Problem::bad_parameter("format", "must be json or csv")),
+    };
+    let params = req.path_parameters_ref();
+    let text = params.and_then(|p| p.first("date")).unwrap_or("");
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| Problem::bad_parameter("date", "must be a date, YYYY-MM-DD"))?;
+    let r = audit::report(api.reports.as_ref(), api.sealer.as_ref(), p, date).await?;
+    if !csv {
+        return Ok(json(StatusCode::OK, &r));
+    }
+    let mut response = Response::new(Body::Text(audit::report_csv(&r)));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    let name = format!("attachment; filename=\"compliance-{date}.csv\"");
+    if let Ok(v) = http::HeaderValue::from_str(&name) {
+        headers.insert(http::header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
 }
 
 /// Parameters of `GET /api/v3/audit` and its export (documentation only).

@@ -9,6 +9,9 @@
 //! - `{"kind": "seal_audit"}` (the template's `ScheduleV2` every hour): each audit chain with
 //!   events appended since its last seal gets a KMS MAC of its head
 //!   ([`shared::app::audit::seal_chains`]);
+//! - `{"kind": "compliance_report", "date"?}` (the template's `ScheduleV2` at 00:15 UTC): the
+//!   day's compliance report (yesterday's by default), sealed with the audit key
+//!   ([`shared::app::audit::make_report`]);
 //! - `{"kind": "queue_depths"}` (the template's `ScheduleV2` every 5 minutes): the messages in
 //!   each step queue's dead-letter queue, as the EMF metric `DeadLetterMessages` by `Queue`
 //!   (the dashboard's and the DLQ alarms' figure, also where CloudWatch's own SQS metrics lag).
@@ -21,8 +24,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::app::schedules::{self, FireEvent, Fired};
 use shared::ports::{
-    Accounts, AuditLog, DeadLetters, Idempotency, Runs, Schedules, Sealer, StepQueue, TaskQueue,
-    Workflows,
+    Accounts, AuditLog, AuditReports, DeadLetters, Idempotency, Runs, Schedules, Sealer, StepQueue,
+    TaskQueue, Workflows,
 };
 
 /// What the handler needs from the world, built once per cold start.
@@ -42,6 +45,11 @@ enum Job {
     Sweep {},
     QueueDepths {},
     SealAudit {},
+    /// The compliance report of `date` (default: yesterday, UTC).
+    ComplianceReport {
+        #[serde(default)]
+        date: Option<chrono::NaiveDate>,
+    },
 }
 
 /// Runs the job `event` names; `Err` (the invocation fails, Scheduler retries) only when a
@@ -52,7 +60,7 @@ pub async fn handle<S, A, Q, D, K>(
     now: DateTime<Utc>,
 ) -> Result<Value, String>
 where
-    S: Workflows + Runs + Idempotency + Schedules + AuditLog,
+    S: Workflows + Runs + Idempotency + Schedules + AuditLog + AuditReports,
     A: Accounts,
     Q: TaskQueue,
     D: DeadLetters,
@@ -95,6 +103,14 @@ where
                 .map_err(|e| e.to_string())?;
             tracing::info!(sealed, "audit chains sealed");
             Ok(json!({ "sealed": sealed }))
+        }
+        Job::ComplianceReport { date } => {
+            let date = date.unwrap_or_else(|| (now - chrono::Duration::days(1)).date_naive());
+            let report = shared::app::audit::make_report(&deps.store, &deps.sealer, date, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(%date, events = report.figures.events, "compliance report made");
+            Ok(json!({ "date": date, "events": report.figures.events }))
         }
         Job::QueueDepths {} => {
             let mut depths = serde_json::Map::new();

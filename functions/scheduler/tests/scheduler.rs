@@ -334,3 +334,62 @@ async fn the_seal_job_seals_each_chain_with_new_events_once() {
         2
     );
 }
+
+#[tokio::test]
+async fn the_report_job_makes_yesterdays_report_by_default_or_the_days_it_is_given() {
+    use shared::domain::audit::{Actor, Chain, Draft, Outcome, Target};
+    use shared::ports::{AuditLog, AuditReports};
+    let deps = deps().await;
+    let now = Utc::now();
+    let yesterday = now - Duration::days(1);
+    let at = |t: chrono::DateTime<Utc>, action: &str| Draft {
+        id: ids::new_id(),
+        at: t,
+        actor: Actor::user("root"),
+        action: action.into(),
+        target: Target::new("account", "bob"),
+        outcome: Outcome::Success,
+        source_ip: None,
+        user_agent: None,
+        request_id: None,
+        detail: serde_json::Map::new(),
+    };
+    let bob = Chain::User("bob".into());
+    let drafts = [
+        at(yesterday, "account.suspended"),
+        at(now, "account.reactivated"),
+    ];
+    assert!(
+        deps.store
+            .append(&bob, Some("rec-1"), &drafts)
+            .await
+            .unwrap()
+    );
+    // The same stream record again: counted once.
+    assert!(
+        !deps
+            .store
+            .append(&bob, Some("rec-1"), &drafts)
+            .await
+            .unwrap()
+    );
+    let made = handle(&deps, json!({"kind": "compliance_report"}), now)
+        .await
+        .unwrap();
+    assert_eq!(made["events"], 1, "{made}");
+    let report = deps
+        .store
+        .report(yesterday.date_naive())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.figures.by_action["account.suspended"], 1);
+    assert_eq!(
+        report.figures.privilege_changes[0].action,
+        "account.suspended"
+    );
+    assert!(!report.mac.is_empty());
+    let today = json!({"kind": "compliance_report", "date": now.date_naive()});
+    assert_eq!(handle(&deps, today, now).await.unwrap()["events"], 1);
+    assert_eq!(deps.store.reports(10).await.unwrap().len(), 2);
+}

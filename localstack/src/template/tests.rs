@@ -81,9 +81,9 @@ fn the_repository_template_has_one_table_as_designed() {
 fn the_repository_template_has_every_route_once() {
     let routes = repository_template().http_routes();
     // 37 of api-workflows (8 of them chain runs, 5 schedules, 2 dead-letter queues, /docs), 30
-    // of api-auth, 13 of api-analytics (3 of them /status, /api/v3/status and /metrics, 3 the
+    // of api-auth, 15 of api-analytics (3 of them /status, /api/v3/status and /metrics, 5 the
     // audit trail's).
-    assert_eq!(routes.len(), 80, "{routes:#?}");
+    assert_eq!(routes.len(), 82, "{routes:#?}");
 
     let triples: Vec<_> = routes
         .iter()

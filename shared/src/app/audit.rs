@@ -6,16 +6,16 @@ use super::analytics::{Counted, Recorded, scope_of};
 use crate::domain::Principal;
 use crate::domain::analytics::Scope;
 use crate::domain::audit::{
-    self, Actor, ActorKind, AuditEvent, Chain, ChainOf, Draft, Outcome, Seal, SealCheck, Target,
-    Verification, Verifier,
+    self, Actor, ActorKind, AuditEvent, Chain, ChainOf, ComplianceReport, Draft, Outcome, Seal,
+    SealCheck, Target, Verification, Verifier,
 };
 use crate::domain::ids;
 use crate::ports::{
-    AuditFilter, AuditInbox, AuditLog, Page, PageKey, Sealer, StoreError, Workflows,
+    AuditFilter, AuditInbox, AuditLog, AuditReports, Page, PageKey, Sealer, StoreError, Workflows,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 /// Events read per Query while verifying a chain.
@@ -270,6 +270,123 @@ fn write_event(e: &AuditEvent, format: ExportFormat, out: &mut String) {
             super::analytics::csv_row(&cells, out);
         }
     }
+}
+
+/// Makes the compliance report of `date` from its figures, seals it with the audit key and
+/// keeps it (made again, it replaces the one before: a late event is then counted).
+pub async fn make_report(
+    store: &(impl AuditReports + ?Sized),
+    sealer: &(impl Sealer + ?Sized),
+    date: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<ComplianceReport, AppError> {
+    let figures = store.day_figures(date).await?;
+    let message = ComplianceReport::message(date, now, &figures);
+    let mac = sealer.mac(message.as_bytes()).await?;
+    let report = ComplianceReport {
+        date,
+        generated_at: now,
+        figures,
+        mac: URL_SAFE_NO_PAD.encode(mac),
+    };
+    store.put_report(&report).await?;
+    Ok(report)
+}
+
+fn require_admin(principal: &Principal) -> Result<(), AppError> {
+    if principal.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "only admins may read the compliance reports",
+        ))
+    }
+}
+
+/// A report as it is read: checked with the audit key.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct CheckedReport {
+    #[serde(flatten)]
+    pub report: ComplianceReport,
+    /// Whether the audit key confirms the report's MAC (it was not changed since it was made).
+    pub mac_valid: bool,
+}
+
+/// Admins: the report of `date`, checked.
+pub async fn report(
+    store: &(impl AuditReports + ?Sized),
+    sealer: &(impl Sealer + ?Sized),
+    principal: &Principal,
+    date: NaiveDate,
+) -> Result<CheckedReport, AppError> {
+    require_admin(principal)?;
+    let report = store
+        .report(date)
+        .await?
+        .ok_or(AppError::NotFound("compliance report"))?;
+    let message = ComplianceReport::message(report.date, report.generated_at, &report.figures);
+    let mac_valid = match URL_SAFE_NO_PAD.decode(&report.mac) {
+        Ok(mac) => sealer.verify(message.as_bytes(), &mac).await?,
+        Err(_) => false,
+    };
+    Ok(CheckedReport { report, mac_valid })
+}
+
+/// Admins: the latest reports (up to `limit`), newest first.
+pub async fn reports(
+    store: &(impl AuditReports + ?Sized),
+    principal: &Principal,
+    limit: usize,
+) -> Result<Vec<ComplianceReport>, AppError> {
+    require_admin(principal)?;
+    Ok(store.reports(limit).await?)
+}
+
+/// A report as CSV: `metric,key,value` rows (events; by class, action and outcome; failed
+/// logins; one row per privilege change with its time, action, target and actor).
+pub fn report_csv(r: &CheckedReport) -> String {
+    let mut out = String::from("metric,key,value\r\n");
+    let mut row = |m: &str, k: String, v: Value| {
+        super::analytics::csv_row(&[Value::from(m), Value::from(k), v], &mut out)
+    };
+    let f = &r.report.figures;
+    row(
+        "date",
+        String::new(),
+        Value::from(r.report.date.to_string()),
+    );
+    row("mac_valid", String::new(), Value::from(r.mac_valid));
+    row("events", String::new(), Value::from(f.events));
+    for (metric, map) in [
+        ("class", &f.by_class),
+        ("action", &f.by_action),
+        ("outcome", &f.by_outcome),
+    ] {
+        for (k, n) in map {
+            row(metric, k.clone(), Value::from(*n));
+        }
+    }
+    row("failed_logins", String::new(), Value::from(f.failed_logins));
+    for c in &f.privilege_changes {
+        let who = c
+            .actor
+            .id
+            .clone()
+            .unwrap_or_else(|| format!("{:?}", c.actor.kind));
+        let key = format!(
+            "{} {} {}:{} by {who}",
+            c.at.to_rfc3339(),
+            c.action,
+            c.target.kind,
+            c.target.id
+        );
+        row(
+            "privilege_change",
+            key,
+            Value::from(Value::Object(c.detail.clone()).to_string()),
+        );
+    }
+    out
 }
 
 /// Chains sealed per run of the scheduler's `seal_audit` job (the rest wait for the next run).

@@ -325,6 +325,101 @@ pub struct SealCheck {
     pub matches: bool,
 }
 
+/// The class of an action, for the compliance report: `security` (sign-ins, credentials, keys,
+/// accounts, refusals) or `data` (workflows, nodes, runs, schedules, queues).
+pub fn class_of(action: &str) -> &'static str {
+    const SECURITY: [&str; 6] = [
+        "auth.",
+        "mfa.",
+        "api_key.",
+        "account.",
+        "access.",
+        "signing_key.",
+    ];
+    if SECURITY.iter().any(|p| action.starts_with(p)) {
+        "security"
+    } else {
+        "data"
+    }
+}
+
+/// Actions that change who may do what: listed one by one in the compliance report.
+pub const PRIVILEGE_CHANGES: [&str; 6] = [
+    "account.role_changed",
+    "account.suspended",
+    "account.reactivated",
+    "account.deleted",
+    "mfa.reset",
+    "signing_key.rotated",
+];
+
+/// One privilege change, as the day's figures list it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PrivilegeChange {
+    pub at: DateTime<Utc>,
+    pub chain: String,
+    pub action: String,
+    pub actor: Actor,
+    pub target: Target,
+    #[schema(value_type = Object)]
+    pub detail: Map<String, Value>,
+}
+
+/// A day's figures of the audit trail (UTC), kept as events are appended, exactly once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DayFigures {
+    pub events: u64,
+    /// By class (`security`, `data`).
+    pub by_class: std::collections::BTreeMap<String, u64>,
+    pub by_action: std::collections::BTreeMap<String, u64>,
+    pub by_outcome: std::collections::BTreeMap<String, u64>,
+    /// `auth.login_failed` events.
+    pub failed_logins: u64,
+    pub privilege_changes: Vec<PrivilegeChange>,
+}
+
+impl DayFigures {
+    /// Adds another part of the same day (the figures are kept in shards).
+    pub fn merge(&mut self, other: DayFigures) {
+        self.events += other.events;
+        for (into, from) in [
+            (&mut self.by_class, other.by_class),
+            (&mut self.by_action, other.by_action),
+            (&mut self.by_outcome, other.by_outcome),
+        ] {
+            for (k, n) in from {
+                *into.entry(k).or_default() += n;
+            }
+        }
+        self.failed_logins += other.failed_logins;
+        self.privilege_changes.extend(other.privilege_changes);
+        self.privilege_changes.sort_by_key(|c| c.at);
+    }
+}
+
+/// The compliance report of one day, made by the scheduler after the day ended and sealed with
+/// the audit key like the chains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ComplianceReport {
+    #[schema(value_type = String, format = Date)]
+    pub date: chrono::NaiveDate,
+    pub generated_at: DateTime<Utc>,
+    pub figures: DayFigures,
+    /// Base64 of the KMS MAC of [`ComplianceReport::message`].
+    pub mac: String,
+}
+
+impl ComplianceReport {
+    /// What the MAC is of: the canonical JSON of the date, time and figures.
+    pub fn message(
+        date: chrono::NaiveDate,
+        generated_at: DateTime<Utc>,
+        figures: &DayFigures,
+    ) -> String {
+        canonical(&json!({"date": date, "generated_at": generated_at, "figures": figures}))
+    }
+}
+
 /// The first broken link of a chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Broken {

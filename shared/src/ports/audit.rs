@@ -1,7 +1,9 @@
 //! The audit trail's chains (see [`crate::domain::audit`]).
 
 use super::{Fut, Page, PageKey};
-use crate::domain::audit::{AuditEvent, Chain, Draft, Head, Outcome, Seal};
+use crate::domain::audit::{
+    AuditEvent, Chain, ComplianceReport, DayFigures, Draft, Head, Outcome, Seal,
+};
 use chrono::{DateTime, Utc};
 
 /// Which events of a chain a listing wants (all given conditions hold), and in which order.
@@ -70,4 +72,15 @@ pub trait Sealer: Send + Sync {
 /// table's stream brings it to the chains, exactly once.
 pub trait AuditInbox: Send + Sync {
     fn note<'a>(&'a self, chain: &'a Chain, draft: &'a Draft) -> Fut<'a, ()>;
+}
+
+/// The trail's daily figures (kept as events are appended) and the compliance reports made of
+/// them.
+pub trait AuditReports: Send + Sync {
+    /// The figures of `date` (UTC) so far.
+    fn day_figures<'a>(&'a self, date: chrono::NaiveDate) -> Fut<'a, DayFigures>;
+    fn put_report<'a>(&'a self, report: &'a ComplianceReport) -> Fut<'a, ()>;
+    fn report<'a>(&'a self, date: chrono::NaiveDate) -> Fut<'a, Option<ComplianceReport>>;
+    /// The latest `limit` reports, newest first.
+    fn reports<'a>(&'a self, limit: usize) -> Fut<'a, Vec<ComplianceReport>>;
 }

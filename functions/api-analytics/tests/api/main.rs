@@ -68,6 +68,7 @@ async fn stack_with_probes(
     let api = Api {
         analytics: store.clone(),
         audit: store.clone(),
+        reports: store.clone(),
         sealer: sealer.clone(),
         // 1 MB parts, so an export of thousands of events comes in several.
         export_max_bytes: 1024 * 1024,
@@ -451,7 +452,7 @@ async fn the_openapi_document_lists_every_route_of_the_template() {
     let doc = s.get("/api/v3/analytics/openapi.json", None).await;
     assert_eq!(doc.status, 200);
     let keys = localstack::testing::template_route_keys("ApiAnalyticsFunction");
-    assert_eq!(keys.len(), 13);
+    assert_eq!(keys.len(), 15);
     for key in keys {
         let (method, path) = key.split_once(' ').unwrap();
         assert!(
@@ -1023,15 +1024,15 @@ async fn a_chain_rewritten_after_its_seal_or_a_forged_seal_is_reported() {
     );
 }
 
-/// `n` events in `user`'s chain, 99 to an append (a transaction holds 100 writes with the
-/// head); every 10th has a user agent a spreadsheet would run as a formula.
+/// `n` events in `user`'s chain, as many to an append as one takes; every 10th has a user
+/// agent a spreadsheet would run as a formula.
 async fn many_events(s: &Stack, user: &str, n: usize) {
     use shared::domain::audit::{Actor, Chain, Draft, Outcome, Target};
     use shared::ports::AuditLog;
     let chain = Chain::User(user.into());
     let mut i = 0;
     while i < n {
-        let drafts: Vec<Draft> = (i..n.min(i + 99))
+        let drafts: Vec<Draft> = (i..n.min(i + shared::aws::dynamo::AUDIT_MAX_APPEND))
             .map(|k| Draft {
                 id: shared::domain::ids::new_id(),
                 at: Utc::now(),
@@ -1303,4 +1304,100 @@ async fn schedule_changes_are_audited_but_their_fires_are_not() {
     }
     assert_eq!(items[0]["actor"]["kind"], "unknown");
     assert_eq!(items[1]["detail"]["enabled"], false);
+}
+
+#[tokio::test]
+async fn compliance_reports_are_for_admins_sealed_and_downloadable() {
+    use shared::app::audit::{Note, make_report, note};
+    use shared::domain::audit::{Actor, Chain, Outcome, Target};
+    let s = stack().await;
+    // A role change and a failed sign-in, through the inbox and the stream like any note.
+    for (action, outcome, detail) in [
+        (
+            "account.role_changed",
+            Outcome::Success,
+            serde_json::json!({"from": "editor", "to": "admin"}),
+        ),
+        (
+            "auth.login_failed",
+            Outcome::Failure,
+            serde_json::json!({"reason": "password"}),
+        ),
+    ] {
+        let n = Note {
+            chain: Chain::User(BOB.into()),
+            action,
+            target: Target::new("account", BOB),
+            outcome,
+            actor: Actor::user(ADMIN),
+            detail,
+        };
+        note(s.store.as_ref(), n, Utc::now()).await;
+    }
+    let event = localstack::testing::stream_event(&s.table).await;
+    process(s.store.as_ref().into(), event.clone()).await;
+    // A retried batch counts nothing twice.
+    process(s.store.as_ref().into(), event).await;
+    let today = Utc::now().date_naive();
+    let report = make_report(s.store.as_ref(), s.sealer.as_ref(), today, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(report.figures.events, 2);
+    assert_eq!(report.figures.failed_logins, 1);
+    assert_eq!(report.figures.by_class["security"], 2);
+    assert_eq!(report.figures.privilege_changes.len(), 1);
+
+    let uri = format!("/api/v3/audit/reports/{today}");
+    let r = s.ok(&uri, ADMIN).await;
+    assert_eq!(r["mac_valid"], true, "{r}");
+    assert_eq!(r["figures"]["by_action"]["account.role_changed"], 1, "{r}");
+    assert_eq!(
+        r["figures"]["privilege_changes"][0]["detail"]["to"],
+        "admin"
+    );
+    let csv = s.get(&format!("{uri}?format=csv"), Some(ADMIN)).await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.content_type, "text/csv; charset=utf-8");
+    assert!(csv.text.contains("failed_logins,,1\r\n"), "{}", csv.text);
+    assert!(csv.text.contains("privilege_change,"), "{}", csv.text);
+    let list = s.ok("/api/v3/audit/reports", ADMIN).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    // Altered in the table, the report no longer matches its seal.
+    let item = s
+        .client
+        .get_item()
+        .table_name(&s.table)
+        .key("PK", AttributeValue::S("AUDITREPORT".into()))
+        .key("SK", AttributeValue::S(format!("D#{today}")))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let text = item["report"]
+        .as_s()
+        .unwrap()
+        .replace("\"failed_logins\":1", "\"failed_logins\":0");
+    s.client
+        .put_item()
+        .table_name(&s.table)
+        .item("PK", AttributeValue::S("AUDITREPORT".into()))
+        .item("SK", AttributeValue::S(format!("D#{today}")))
+        .item("report", AttributeValue::S(text))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(s.ok(&uri, ADMIN).await["mac_valid"], false);
+
+    for (who, path, status) in [
+        (BOB, uri.clone(), 403),
+        (BOB, "/api/v3/audit/reports".to_string(), 403),
+        (ADMIN, "/api/v3/audit/reports/2001-01-01".to_string(), 404),
+        (ADMIN, "/api/v3/audit/reports/yesterday".to_string(), 400),
+        (ADMIN, format!("{uri}?format=pdf"), 400),
+    ] {
+        let r = s.get(&path, Some(who)).await;
+        assert_eq!(r.status, status, "{path}: {}", r.text);
+    }
 }

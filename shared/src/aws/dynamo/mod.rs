@@ -58,4 +58,4 @@ mod table;
 
 pub use accounts::DynamoAccounts;
 pub use ratelimit::DynamoRateLimits;
-pub use store::{DynamoStore, WORKFLOW_FIELDS};
+pub use store::{AUDIT_MAX_APPEND, DynamoStore, WORKFLOW_FIELDS};

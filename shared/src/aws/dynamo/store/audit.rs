@@ -6,6 +6,8 @@
 //! | seal | `AUDIT#<chain>` | `SEAL#<seq, 12 digits>` | the head as sealed: `seq`, `hash`, `at`, `mac` (KMS HMAC, base64) |
 //! | event | `AUDIT#<chain>` | `E#<seq, 12 digits>` | the event's fields (`detail` as JSON text, so it reads back exactly as it was hashed) |
 //! | source recorded | `AUDITSEEN#<stream event id>` | `#SEEN` | `expires_at` 2 days on (the stream keeps records 24 h) |
+//! | a day's figures | `AUDITSTAT#<yyyy-mm-dd>#<0..7>` | `#DAY` | `events`, `c#<class>`, `a#<action>`, `o#<outcome>`, `failed_logins` (ADD), `privilege_changes` (list) |
+//! | compliance report | `AUDITREPORT` | `D#<yyyy-mm-dd>` | `report` (JSON text) |
 //! | inbox note | `AUDITQ#<event id>` | `#NOTE` | `chain`, `draft` (JSON text), `expires_at` 2 days on |
 //!
 //! `<chain>` is `U#<user>` or `SYS`. A head with events appended since its chain's last seal is
@@ -25,11 +27,22 @@
 
 use super::super::table::reason_code;
 use super::*;
-use crate::domain::audit::{Actor, AuditEvent, Chain, Draft, Head, Outcome, Seal, Target};
-use crate::ports::{AuditFilter, AuditInbox, AuditLog};
+use crate::domain::audit::{
+    self, Actor, AuditEvent, Chain, ComplianceReport, DayFigures, Draft, Head, Outcome,
+    PrivilegeChange, Seal, Target,
+};
+use crate::ports::{AuditFilter, AuditInbox, AuditLog, AuditReports};
 use serde::{Deserialize, Serialize};
 
 const HEAD_SK: &str = "#HEAD";
+/// Events one append takes: with the marker, the head and two days' figures, a transaction's
+/// 100 writes.
+pub const MAX_APPEND: usize = 96;
+const DAY_SK: &str = "#DAY";
+/// Each day's figures are kept in this many items (by chain), so appends to many chains at
+/// once do not all write one item.
+const DAY_SHARDS: usize = 8;
+const REPORT_PK: &str = "AUDITREPORT";
 const SEAL_SK_PREFIX: &str = "SEAL#";
 /// Chains with events appended since their last seal, in the sparse index `GSI2`.
 const UNSEALED: &str = "AUDIT_UNSEALED";
@@ -281,6 +294,12 @@ impl AuditLog for DynamoStore {
             if drafts.is_empty() {
                 return Ok(true);
             }
+            if drafts.len() > MAX_APPEND {
+                return Err(StoreError::Internal(format!(
+                    "at most {MAX_APPEND} audit events an append, not {}",
+                    drafts.len()
+                )));
+            }
             for _ in 0..APPEND_ATTEMPTS {
                 let head = self.read_head(chain).await?;
                 let (mut seq, mut prev) = head
@@ -344,6 +363,9 @@ impl AuditLog for DynamoStore {
                 );
                 for event in &events {
                     actions.push(self.put_new(event_item(event)?)?);
+                }
+                for update in day_figures_updates(self.table.name(), chain, &events)? {
+                    actions.push(update);
                 }
                 match self.table.transact(actions).await {
                     Ok(()) => return Ok(true),
@@ -508,6 +530,186 @@ impl AuditLog for DynamoStore {
                 .transpose()
         })
     }
+}
+
+fn day_pk(date: chrono::NaiveDate, shard: usize) -> String {
+    format!("AUDITSTAT#{date}#{shard}")
+}
+
+/// The updates adding `events` (appended to `chain`) to their days' figures: counters by
+/// class, action and outcome, and the privilege changes listed.
+fn day_figures_updates(
+    table: &str,
+    chain: &Chain,
+    events: &[AuditEvent],
+) -> Result<Vec<TransactWriteItem>, StoreError> {
+    let shard = chain
+        .key()
+        .bytes()
+        .last()
+        .map_or(0, |b| b as usize % DAY_SHARDS);
+    let mut days: std::collections::BTreeMap<chrono::NaiveDate, Vec<&AuditEvent>> =
+        Default::default();
+    for e in events {
+        days.entry(e.at.date_naive()).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for (date, events) in days {
+        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut changes = Vec::new();
+        for e in &events {
+            for k in [
+                "events".to_string(),
+                format!("c#{}", audit::class_of(&e.action)),
+                format!("a#{}", e.action),
+                format!("o#{}", e.outcome.as_str()),
+            ] {
+                *counts.entry(k).or_default() += 1;
+            }
+            if e.action == "auth.login_failed" {
+                *counts.entry("failed_logins".into()).or_default() += 1;
+            }
+            if audit::PRIVILEGE_CHANGES.contains(&e.action.as_str()) {
+                let change = PrivilegeChange {
+                    at: e.at,
+                    chain: e.chain.clone(),
+                    action: e.action.clone(),
+                    actor: e.actor.clone(),
+                    target: e.target.clone(),
+                    detail: e.detail.clone(),
+                };
+                let text = serde_json::to_string(&change)
+                    .map_err(|e| StoreError::Internal(e.to_string()))?;
+                changes.push(s(text));
+            }
+        }
+        let mut e = Expr::default();
+        let adds: Vec<String> = counts
+            .iter()
+            .map(|(k, n)| format!("{} {}", e.name(k), e.n(n)))
+            .collect();
+        let mut update = format!("ADD {}", adds.join(", "));
+        if !changes.is_empty() {
+            let list = e.name("privilege_changes");
+            update = format!(
+                "SET {list} = list_append(if_not_exists({list}, {}), {}) {update}",
+                e.value(AttributeValue::L(Vec::new())),
+                e.value(AttributeValue::L(changes))
+            );
+        }
+        let key = HashMap::from([(PK.into(), s(day_pk(date, shard))), (SK.into(), s(DAY_SK))]);
+        let u = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(table)
+            .set_key(Some(key))
+            .update_expression(update)
+            .set_expression_attribute_names(e.names_opt())
+            .set_expression_attribute_values(e.values_opt())
+            .build()
+            .map_err(build)?;
+        out.push(TransactWriteItem::builder().update(u).build());
+    }
+    Ok(out)
+}
+
+/// The figures one day's item holds.
+fn day_figures_of(item: &Item) -> DayFigures {
+    let mut f = DayFigures::default();
+    for (k, v) in item {
+        let n = || {
+            v.as_n()
+                .ok()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        if k == "events" {
+            f.events = n();
+        } else if k == "failed_logins" {
+            f.failed_logins = n();
+        } else if let Some(c) = k.strip_prefix("c#") {
+            f.by_class.insert(c.to_string(), n());
+        } else if let Some(a) = k.strip_prefix("a#") {
+            f.by_action.insert(a.to_string(), n());
+        } else if let Some(o) = k.strip_prefix("o#") {
+            f.by_outcome.insert(o.to_string(), n());
+        } else if k == "privilege_changes"
+            && let AttributeValue::L(list) = v
+        {
+            f.privilege_changes = list
+                .iter()
+                .filter_map(|x| x.as_s().ok())
+                .filter_map(|t| serde_json::from_str(t).ok())
+                .collect();
+        }
+    }
+    f
+}
+
+impl DynamoStore {
+    /// The figures of `date` (its shards read at once, merged).
+    pub(crate) async fn read_day_figures(
+        &self,
+        date: chrono::NaiveDate,
+    ) -> Result<DayFigures, StoreError> {
+        let keys = (0..DAY_SHARDS)
+            .map(|i| HashMap::from([(PK.into(), s(day_pk(date, i))), (SK.into(), s(DAY_SK))]))
+            .collect();
+        let mut figures = DayFigures::default();
+        for item in self.table.batch_get(keys).await? {
+            figures.merge(day_figures_of(&item));
+        }
+        Ok(figures)
+    }
+}
+
+impl AuditReports for DynamoStore {
+    fn day_figures<'a>(&'a self, date: chrono::NaiveDate) -> Fut<'a, DayFigures> {
+        Box::pin(self.read_day_figures(date))
+    }
+
+    fn put_report<'a>(&'a self, report: &'a ComplianceReport) -> Fut<'a, ()> {
+        Box::pin(async move {
+            let text =
+                serde_json::to_string(report).map_err(|e| StoreError::Internal(e.to_string()))?;
+            let item: Item = HashMap::from([
+                (PK.into(), s(REPORT_PK)),
+                (SK.into(), s(format!("D#{}", report.date))),
+                ("report".into(), s(text)),
+            ]);
+            self.table.put_if(item, None, Expr::default()).await?;
+            Ok(())
+        })
+    }
+
+    fn report<'a>(&'a self, date: chrono::NaiveDate) -> Fut<'a, Option<ComplianceReport>> {
+        Box::pin(async move {
+            let key = HashMap::from([
+                (PK.into(), s(REPORT_PK)),
+                (SK.into(), s(format!("D#{date}"))),
+            ]);
+            let Some(item) = self.table.get(key, None).await? else {
+                return Ok(None);
+            };
+            report_of(&item).map(Some)
+        })
+    }
+
+    fn reports<'a>(&'a self, limit: usize) -> Fut<'a, Vec<ComplianceReport>> {
+        Box::pin(async move {
+            let range = ("D#".to_string(), "D#~".to_string());
+            let (items, _) = self
+                .query_between_keys(REPORT_PK, range, false, limit, None, None)
+                .await?;
+            items.iter().map(report_of).collect()
+        })
+    }
+}
+
+fn report_of(item: &Item) -> Result<ComplianceReport, StoreError> {
+    let text = item
+        .get("report")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| StoreError::Internal("a report item without its report".into()))?;
+    serde_json::from_str(text).map_err(|e| StoreError::Internal(e.to_string()))
 }
 
 impl AuditInbox for DynamoStore {

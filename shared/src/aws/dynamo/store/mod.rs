@@ -22,6 +22,7 @@ mod connections;
 mod nodes;
 mod runs;
 mod schedules;
+pub use audit::MAX_APPEND as AUDIT_MAX_APPEND;
 pub(crate) use audit::{NOTE_PK_PREFIX, note_of};
 pub(crate) use runs::run_with_steps;
 pub(crate) use schedules::schedule_from;
