@@ -125,6 +125,42 @@ fn by_priority(get: &impl Fn(&str) -> Option<String>, prefix: &str) -> Result<[S
     ])
 }
 
+/// `AUDIT_RETENTION_DAYS_SECURITY` and `AUDIT_RETENTION_DAYS_DATA` (whole days, at least 1):
+/// how long audit events are kept; neither set: for good.
+pub fn audit_retention() -> Result<Option<crate::domain::audit::Retention>, String> {
+    audit_retention_from(|k| env::var(k).ok())
+}
+
+pub fn audit_retention_from(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Option<crate::domain::audit::Retention>, String> {
+    let days = |k: &str| -> Result<Option<u32>, String> {
+        match get(k).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if n >= 1 => Ok(Some(n)),
+                _ => Err(format!(
+                    "{k} must be a whole number of days, at least 1: {v}"
+                )),
+            },
+        }
+    };
+    match (
+        days("AUDIT_RETENTION_DAYS_SECURITY")?,
+        days("AUDIT_RETENTION_DAYS_DATA")?,
+    ) {
+        (None, None) => Ok(None),
+        (Some(security_days), Some(data_days)) => Ok(Some(crate::domain::audit::Retention {
+            security_days,
+            data_days,
+        })),
+        _ => Err(
+            "set both AUDIT_RETENTION_DAYS_SECURITY and AUDIT_RETENTION_DAYS_DATA, or neither"
+                .into(),
+        ),
+    }
+}
+
 /// The step queues' dead-letter queue URLs, by priority (critical, high, normal, low), from
 /// `DLQ_URL_CRITICAL`, `DLQ_URL_HIGH`, `DLQ_URL_NORMAL` and `DLQ_URL_LOW` (the admin's
 /// dead-letter routes).
@@ -309,5 +345,37 @@ mod tests {
             "HTTPS://proxy"
         )])));
         assert!(!custom_https_endpoint_in(vars(&[("OTHER", "https://x")])));
+    }
+
+    #[test]
+    fn audit_retention_is_both_days_or_neither() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(audit_retention_from(env(&[])), Ok(None));
+        let both = env(&[
+            ("AUDIT_RETENTION_DAYS_SECURITY", "400"),
+            ("AUDIT_RETENTION_DAYS_DATA", "90"),
+        ]);
+        assert_eq!(
+            audit_retention_from(both),
+            Ok(Some(crate::domain::audit::Retention {
+                security_days: 400,
+                data_days: 90
+            }))
+        );
+        let one = env(&[("AUDIT_RETENTION_DAYS_DATA", "90")]);
+        assert!(audit_retention_from(one).is_err());
+        let zero = env(&[
+            ("AUDIT_RETENTION_DAYS_SECURITY", "0"),
+            ("AUDIT_RETENTION_DAYS_DATA", "90"),
+        ]);
+        let err = audit_retention_from(zero).unwrap_err();
+        assert!(err.contains("AUDIT_RETENTION_DAYS_SECURITY"), "{err}");
     }
 }

@@ -28,6 +28,8 @@ pub struct Api {
     pub reports: Arc<dyn AuditReports>,
     /// Checks the chains' seals (KMS VerifyMac).
     pub sealer: Arc<dyn Sealer>,
+    /// How long audit events are kept (`verify` accepts older ones missing).
+    pub retention: Option<shared::domain::audit::Retention>,
     /// Largest part of an audit export ([`shared::app::audit::EXPORT_MAX_BYTES`] deployed).
     pub export_max_bytes: usize,
     /// Who may read a workflow's figures.

@@ -44,6 +44,7 @@ async fn main() -> Result<(), Error> {
             std::env::var("AUDIT_KEY_ID").map_err(|_| "AUDIT_KEY_ID is not set")?,
         )),
         export_max_bytes: shared::app::audit::EXPORT_MAX_BYTES,
+        retention: shared::config::audit_retention()?,
         workflows: store,
         probes,
         pipeline: w.pipeline,

@@ -375,7 +375,8 @@ pub async fn audit(api: &Api, p: &Principal, req: &Request) -> Reply {
 pub async fn audit_verify(api: &Api, p: &Principal, req: &Request) -> Reply {
     let q = rq::query(req, &["user", "scope"])?;
     let chain = audit_chain(p, &q)?;
-    let v = audit::verify(api.audit.as_ref(), api.sealer.as_ref(), &chain).await?;
+    let horizon = api.retention.map(|r| r.horizon(api.pipeline.clock.now()));
+    let v = audit::verify(api.audit.as_ref(), api.sealer.as_ref(), &chain, horizon).await?;
     Ok(json(StatusCode::OK, &v))
 }
 

@@ -420,12 +420,15 @@ pub async fn seal_chains(
 /// Walks `chain` from its first event, a page at a time, and reports its first broken link
 /// (an edited event, a deleted one, a head that does not match the chain's end), then checks
 /// its latest seal with the KMS key (a chain rewritten after it was sealed, or a forged seal).
+/// `horizon`: events that happened before it may have expired ([`crate::domain::audit::Retention::horizon`]); their
+/// absence is counted as `expired`, not reported.
 pub async fn verify(
     log: &(impl AuditLog + ?Sized),
     sealer: &(impl Sealer + ?Sized),
     chain: &Chain,
+    horizon: Option<DateTime<Utc>>,
 ) -> Result<Verification, AppError> {
-    let mut verifier = Verifier::new(chain);
+    let mut verifier = Verifier::new(chain).expiring_before(horizon);
     let mut after = 0;
     loop {
         let page = log.chain_after(chain, after, VERIFY_PAGE).await?;
@@ -447,10 +450,11 @@ pub async fn verify(
         Ok(mac) => seal.chain == chain.key() && sealer.verify(message.as_bytes(), &mac).await?,
         Err(_) => false,
     };
-    let matches = log
-        .event(chain, seal.seq)
-        .await?
-        .is_some_and(|e| e.hash == seal.hash);
+    let matches = match log.event(chain, seal.seq).await? {
+        Some(e) => e.hash == seal.hash,
+        // Sealed before the horizon, the event may have expired.
+        None => horizon.is_some_and(|h| seal.at <= h),
+    };
     Ok(verification.with_seal(SealCheck {
         seq: seal.seq,
         at: seal.at,

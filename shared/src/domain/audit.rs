@@ -249,13 +249,16 @@ pub struct AuditEvent {
     pub detail: Map<String, Value>,
     /// The `hash` of the event before it (`GENESIS`, 64 zeros, for the first).
     pub prev_hash: String,
+    /// The time of the event before it (`null` for the first): when that one may have expired,
+    /// its absence is no break.
+    pub prev_at: Option<DateTime<Utc>>,
     /// SHA-256 (hex) of this event's canonical JSON without `hash`.
     pub hash: String,
 }
 
 impl AuditEvent {
-    /// `draft` as event `seq` of `chain`, after the event whose hash is `prev_hash`.
-    pub fn seal(chain: &Chain, seq: u64, prev_hash: &str, draft: Draft) -> AuditEvent {
+    /// `draft` as event `seq` of `chain`, after `prev` (the chain's head before it).
+    pub fn seal(chain: &Chain, seq: u64, prev: &Head, draft: Draft) -> AuditEvent {
         let mut e = AuditEvent {
             chain: chain.key(),
             seq,
@@ -269,7 +272,8 @@ impl AuditEvent {
             user_agent: draft.user_agent,
             request_id: draft.request_id,
             detail: draft.detail,
-            prev_hash: prev_hash.to_string(),
+            prev_hash: prev.hash.clone(),
+            prev_at: prev.at,
             hash: String::new(),
         };
         e.hash = e.computed_hash();
@@ -292,6 +296,45 @@ impl AuditEvent {
 pub struct Head {
     pub seq: u64,
     pub hash: String,
+    /// The last event's time.
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl Head {
+    /// The head of a chain with no event yet.
+    pub fn empty() -> Head {
+        Head {
+            seq: 0,
+            hash: GENESIS.into(),
+            at: None,
+        }
+    }
+}
+
+/// How long events are kept, by class (template parameters `AuditRetentionDaysSecurity` and
+/// `AuditRetentionDaysData`): each event expires through the table's TTL that many days after
+/// it happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub security_days: u32,
+    pub data_days: u32,
+}
+
+impl Retention {
+    /// When an event of `action` at `at` expires (epoch seconds, the TTL attribute).
+    pub fn expires_at(&self, action: &str, at: DateTime<Utc>) -> i64 {
+        let days = match class_of(action) {
+            "security" => self.security_days,
+            _ => self.data_days,
+        };
+        (at + chrono::Duration::days(i64::from(days))).timestamp()
+    }
+
+    /// Events that happened before this may be gone (the shorter retention).
+    pub fn horizon(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - chrono::Duration::days(i64::from(self.security_days.min(self.data_days)))
+    }
 }
 
 /// A chain's head as it was at `at`, with a MAC of it made by a KMS key
@@ -436,6 +479,8 @@ pub struct Verification {
     pub checked: u64,
     pub ok: bool,
     pub first_broken: Option<Broken>,
+    /// Events missing because they expired (older than the shorter retention).
+    pub expired: u64,
     pub head: Option<Head>,
     /// The latest seal, checked (`null` before the chain's first seal).
     pub seal: Option<SealCheck>,
@@ -479,6 +524,9 @@ pub struct Verifier {
     last_seq: u64,
     last_hash: String,
     checked: u64,
+    expired: u64,
+    /// Events before this may have expired; `None`: events are kept.
+    horizon: Option<DateTime<Utc>>,
     broken: Option<Broken>,
 }
 
@@ -489,8 +537,22 @@ impl Verifier {
             last_seq: 0,
             last_hash: GENESIS.into(),
             checked: 0,
+            expired: 0,
+            horizon: None,
             broken: None,
         }
+    }
+
+    /// Accepts as expired the events missing before one whose predecessor happened before
+    /// `horizon` ([`Retention::horizon`]): all of them are older than that.
+    pub fn expiring_before(mut self, horizon: Option<DateTime<Utc>>) -> Verifier {
+        self.horizon = horizon;
+        self
+    }
+
+    /// Whether events up to one that happened at `at` may have expired.
+    fn may_have_expired(&self, at: Option<DateTime<Utc>>) -> bool {
+        matches!((self.horizon, at), (Some(h), Some(at)) if at <= h)
     }
 
     /// Whether a link is already broken (nothing more needs reading).
@@ -504,6 +566,16 @@ impl Verifier {
             return;
         }
         let expected = self.last_seq + 1;
+        if e.seq > expected && self.may_have_expired(e.prev_at) {
+            // The events between expired: this one starts the chain again, if it is sound.
+            if e.chain == self.chain && e.hash == e.computed_hash() {
+                self.expired += e.seq - expected;
+                self.last_seq = e.seq;
+                self.last_hash = e.hash.clone();
+                self.checked += 1;
+                return;
+            }
+        }
         let reason = if e.seq > expected {
             Some(format!(
                 "event {expected} is missing: the chain goes from {} to {}",
@@ -544,7 +616,11 @@ impl Verifier {
             let (head_seq, head_hash) = head
                 .as_ref()
                 .map_or((0, GENESIS), |h| (h.seq, h.hash.as_str()));
-            if head_seq != self.last_seq {
+            let head_at = head.as_ref().and_then(|h| h.at);
+            if head_seq > self.last_seq && self.may_have_expired(head_at) {
+                // The last events (the newest of them included) expired.
+                self.expired += head_seq - self.last_seq;
+            } else if head_seq != self.last_seq {
                 self.broken = Some(Broken {
                     seq: self.last_seq + 1,
                     reason: format!(
@@ -565,6 +641,7 @@ impl Verifier {
             checked: self.checked,
             ok: self.broken.is_none(),
             first_broken: self.broken,
+            expired: self.expired,
             head,
             seal: None,
         }
@@ -895,17 +972,17 @@ mod tests {
 
     fn chain(n: u32) -> (Vec<AuditEvent>, Head) {
         let c = Chain::User("u1".into());
-        let mut prev = GENESIS.to_string();
+        let mut head = Head::empty();
         let mut out = Vec::new();
         for i in 1..=n {
-            let e = AuditEvent::seal(&c, u64::from(i), &prev, draft(i));
-            prev = e.hash.clone();
+            let e = AuditEvent::seal(&c, u64::from(i), &head, draft(i));
+            head = Head {
+                seq: e.seq,
+                hash: e.hash.clone(),
+                at: Some(e.at),
+            };
             out.push(e);
         }
-        let head = Head {
-            seq: u64::from(n),
-            hash: prev,
-        };
         (out, head)
     }
 
@@ -976,5 +1053,52 @@ mod tests {
         let before = e.computed_hash();
         e.detail = reversed;
         assert_eq!(e.computed_hash(), before);
+    }
+
+    #[test]
+    fn events_older_than_the_retention_may_be_missing_newer_ones_may_not() {
+        // Events 1..=5 happened at 1_800_000_001.. (draft's times).
+        let (events, head) = chain(5);
+        let verify_at = |events: &[AuditEvent], horizon: i64, head: Option<Head>| {
+            let mut v = Verifier::new(&Chain::User("u1".into()))
+                .expiring_before(DateTime::from_timestamp(horizon, 0));
+            for e in events {
+                v.push(e);
+            }
+            v.finish(head)
+        };
+        // 1 and 2 gone; 3's predecessor (2) happened before the horizon: expired, not broken.
+        let v = verify_at(&events[2..], 1_800_000_002, Some(head.clone()));
+        assert!(v.ok, "{v:?}");
+        assert_eq!((v.checked, v.expired), (3, 2));
+        // The same with the horizon before event 2: a deletion.
+        let v = verify_at(&events[2..], 1_800_000_001, Some(head.clone()));
+        assert!(!v.ok);
+        assert_eq!(v.first_broken.expect("broken").seq, 1);
+        // A gap in the middle of recent events is a deletion whatever the retention.
+        let mut middle = events.clone();
+        middle.remove(3);
+        let v = verify_at(&middle, 1_800_000_002, Some(head.clone()));
+        assert_eq!(v.first_broken.expect("broken").seq, 4);
+        // All gone, the newest too: expired when the head's last event is past the horizon.
+        let v = verify_at(&[], 1_800_000_005, Some(head.clone()));
+        assert!(v.ok, "{v:?}");
+        assert_eq!(v.expired, 5);
+        assert!(!verify_at(&[], 1_800_000_004, Some(head)).ok);
+    }
+
+    #[test]
+    fn retention_is_by_class() {
+        let r = Retention {
+            security_days: 400,
+            data_days: 90,
+        };
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        assert_eq!(
+            r.expires_at("auth.login_failed", at),
+            1_800_000_000 + 400 * 86_400
+        );
+        assert_eq!(r.expires_at("run.started", at), 1_800_000_000 + 90 * 86_400);
+        assert_eq!(r.horizon(at).timestamp(), 1_800_000_000 - 90 * 86_400);
     }
 }

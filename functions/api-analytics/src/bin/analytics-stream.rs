@@ -12,7 +12,8 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let sdk = shared::aws::sdk_config().await?;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name)
+        .with_audit_retention(shared::config::audit_retention()?);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let store = &store;
         async move { Ok::<_, Error>(handle(store.into(), event.payload).await) }

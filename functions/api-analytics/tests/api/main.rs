@@ -72,6 +72,7 @@ async fn stack_with_probes(
         sealer: sealer.clone(),
         // 1 MB parts, so an export of thousands of events comes in several.
         export_max_bytes: 1024 * 1024,
+        retention: None,
         workflows: store.clone(),
         probes,
         pipeline: Pipeline {
@@ -1400,4 +1401,90 @@ async fn compliance_reports_are_for_admins_sealed_and_downloadable() {
         let r = s.get(&path, Some(who)).await;
         assert_eq!(r.status, status, "{path}: {}", r.text);
     }
+}
+
+#[tokio::test]
+async fn events_expire_by_class_and_verify_counts_the_expired_ones() {
+    use shared::domain::audit::{Actor, Chain, Draft, Outcome, Retention, Target};
+    use shared::ports::AuditLog;
+    let s = stack().await;
+    let retention = Retention {
+        security_days: 400,
+        data_days: 90,
+    };
+    let store =
+        DynamoStore::new(s.client.clone(), s.table.clone()).with_audit_retention(Some(retention));
+    let long_ago = Utc::now() - Duration::days(200);
+    let draft = |action: &str, at| Draft {
+        id: shared::domain::ids::new_id(),
+        at,
+        actor: Actor::user(ALICE),
+        action: action.into(),
+        target: Target::new("account", ALICE),
+        outcome: Outcome::Success,
+        source_ip: None,
+        user_agent: None,
+        request_id: None,
+        detail: serde_json::Map::new(),
+    };
+    let chain = Chain::User(ALICE.into());
+    let drafts = [
+        draft("run.started", long_ago),
+        draft("run.succeeded", long_ago),
+        draft("auth.login_succeeded", Utc::now()),
+    ];
+    assert!(store.append(&chain, None, &drafts).await.unwrap());
+    let expires = |seq: u64| {
+        let key = audit_key(ALICE, seq);
+        let client = s.client.clone();
+        let table = s.table.clone();
+        async move {
+            let item = client
+                .get_item()
+                .table_name(table)
+                .set_key(Some(key))
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap();
+            item["expires_at"].as_n().unwrap().parse::<i64>().unwrap()
+        }
+    };
+    assert_eq!(
+        expires(1).await,
+        (long_ago + Duration::days(90)).timestamp()
+    );
+    let third = store.event(&chain, 3).await.unwrap().unwrap();
+    assert_eq!(
+        expires(3).await,
+        (third.at + Duration::days(400)).timestamp()
+    );
+    // The TTL removes the two data events (long past their 90 days).
+    for seq in [1, 2] {
+        s.client
+            .delete_item()
+            .table_name(&s.table)
+            .set_key(Some(audit_key(ALICE, seq)))
+            .send()
+            .await
+            .unwrap();
+    }
+    let now = Utc::now();
+    let v = shared::app::audit::verify(
+        &store,
+        s.sealer.as_ref(),
+        &chain,
+        Some(retention.horizon(now)),
+    )
+    .await
+    .unwrap();
+    assert!(v.ok, "{v:?}");
+    assert_eq!((v.checked, v.expired), (1, 2));
+    // Without retention (or with a longer one), the same gap is a deletion.
+    let v = shared::app::audit::verify(&store, s.sealer.as_ref(), &chain, None)
+        .await
+        .unwrap();
+    assert!(!v.ok);
+    assert_eq!(v.first_broken.unwrap().seq, 1);
 }

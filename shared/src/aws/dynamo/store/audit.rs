@@ -29,7 +29,7 @@ use super::super::table::reason_code;
 use super::*;
 use crate::domain::audit::{
     self, Actor, AuditEvent, Chain, ComplianceReport, DayFigures, Draft, Head, Outcome,
-    PrivilegeChange, Seal, Target,
+    PrivilegeChange, Retention, Seal, Target,
 };
 use crate::ports::{AuditFilter, AuditInbox, AuditLog, AuditReports};
 use serde::{Deserialize, Serialize};
@@ -86,10 +86,12 @@ struct StoredEvent {
     request_id: Option<String>,
     detail: String,
     prev_hash: String,
+    #[serde(default)]
+    prev_at: Option<DateTime<Utc>>,
     hash: String,
 }
 
-fn event_item(e: &AuditEvent) -> Result<Item, StoreError> {
+fn event_item(e: &AuditEvent, retention: Option<&Retention>) -> Result<Item, StoreError> {
     let stored = StoredEvent {
         chain: e.chain.clone(),
         seq: e.seq,
@@ -104,12 +106,17 @@ fn event_item(e: &AuditEvent) -> Result<Item, StoreError> {
         request_id: e.request_id.clone(),
         detail: serde_json::Value::Object(e.detail.clone()).to_string(),
         prev_hash: e.prev_hash.clone(),
+        prev_at: e.prev_at,
         hash: e.hash.clone(),
     };
     let mut item: Item =
         serde_dynamo::to_item(stored).map_err(|e| StoreError::Internal(e.to_string()))?;
     item.insert(PK.into(), s(format!("AUDIT#{}", e.chain)));
     item.insert(SK.into(), s(event_sk(e.seq)));
+    if let Some(r) = retention {
+        let expires = r.expires_at(&e.action, e.at);
+        item.insert(EXPIRES_AT.into(), AttributeValue::N(expires.to_string()));
+    }
     Ok(item)
 }
 
@@ -135,6 +142,7 @@ fn event_from(item: Item) -> Result<AuditEvent, StoreError> {
         request_id: e.request_id,
         detail,
         prev_hash: e.prev_hash,
+        prev_at: e.prev_at,
         hash: e.hash,
     })
 }
@@ -149,10 +157,16 @@ impl DynamoStore {
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok());
         let hash = item.get("hash").and_then(|v| v.as_s().ok());
+        let at = item
+            .get("at")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
         match (seq, hash) {
             (Some(seq), Some(hash)) => Ok(Some(Head {
                 seq,
                 hash: hash.clone(),
+                at,
             })),
             _ => Err(StoreError::Internal(format!(
                 "the audit chain {} has an unreadable head",
@@ -302,11 +316,7 @@ impl AuditLog for DynamoStore {
             }
             for _ in 0..APPEND_ATTEMPTS {
                 let head = self.read_head(chain).await?;
-                let (mut seq, mut prev) = head
-                    .as_ref()
-                    .map_or((0, crate::domain::audit::GENESIS.to_string()), |h| {
-                        (h.seq, h.hash.clone())
-                    });
+                let mut prev = head.clone().unwrap_or_else(Head::empty);
                 let mut actions = Vec::new();
                 if let Some(source) = source {
                     let mut e = Expr::default();
@@ -325,22 +335,27 @@ impl AuditLog for DynamoStore {
                         .map_err(build)?;
                     actions.push(TransactWriteItem::builder().put(marker).build());
                 }
-                let head_seq = seq;
+                let head_seq = prev.seq;
                 let mut events = Vec::with_capacity(drafts.len());
                 for d in drafts {
-                    seq += 1;
-                    let event = AuditEvent::seal(chain, seq, &prev, d.clone());
-                    prev = event.hash.clone();
+                    let event = AuditEvent::seal(chain, prev.seq + 1, &prev, d.clone());
+                    prev = Head {
+                        seq: event.seq,
+                        hash: event.hash.clone(),
+                        at: Some(event.at),
+                    };
                     events.push(event);
                 }
                 let mut e = Expr::default();
                 // The chain joins the unsealed list until the next seal.
                 let update = format!(
-                    "SET {} = {}, {} = {}, {} = {}, {} = {}",
+                    "SET {} = {}, {} = {}, {} = {}, {} = {}, {} = {}",
                     e.name("seq"),
-                    e.n(seq),
+                    e.n(prev.seq),
                     e.name("hash"),
-                    e.s(prev.as_str()),
+                    e.s(prev.hash.as_str()),
+                    e.name("at"),
+                    e.s(prev.at.map(at_text).unwrap_or_default()),
                     e.name(GSI2PK),
                     e.s(sparse_pk(UNSEALED, &chain.key())),
                     e.name(GSI2SK),
@@ -362,7 +377,8 @@ impl AuditLog for DynamoStore {
                     .action(self.table.name())?,
                 );
                 for event in &events {
-                    actions.push(self.put_new(event_item(event)?)?);
+                    let retention = self.audit_retention.as_ref();
+                    actions.push(self.put_new(event_item(event, retention)?)?);
                 }
                 for update in day_figures_updates(self.table.name(), chain, &events)? {
                     actions.push(update);

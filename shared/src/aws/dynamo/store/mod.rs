@@ -71,6 +71,8 @@ const ALL_OLD: ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionChec
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
     table: Table,
+    /// How long audit events are kept (`None`: for good).
+    audit_retention: Option<crate::domain::audit::Retention>,
 }
 
 /// What an action of a transaction stands for, to explain a cancellation.
@@ -316,7 +318,17 @@ impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore {
             table: Table::new(client, table),
+            audit_retention: None,
         }
+    }
+
+    /// Audit events appended through this store expire (TTL) as `retention` says.
+    pub fn with_audit_retention(
+        mut self,
+        retention: Option<crate::domain::audit::Retention>,
+    ) -> Self {
+        self.audit_retention = retention;
+        self
     }
 
     pub fn table(&self) -> &str {
