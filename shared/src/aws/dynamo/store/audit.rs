@@ -4,7 +4,7 @@
 //! | --- | --- | --- | --- |
 //! | chain head | `AUDIT#<chain>` | `#HEAD` | `seq`, `hash` of the last event |
 //! | seal | `AUDIT#<chain>` | `SEAL#<seq, 12 digits>` | the head as sealed: `seq`, `hash`, `at`, `mac` (KMS HMAC, base64) |
-//! | event | `AUDIT#<chain>` | `E#<seq, 12 digits>` | the event's fields (`detail` as JSON text, so it reads back exactly as it was hashed) |
+//! | event | `AUDIT#<chain>` | `E#<seq, 12 digits>` | the event's fields (`detail` as JSON text, so it reads back exactly as it was hashed), `at_key` (its time, fixed width, for time filters), `expires_at` |
 //! | source recorded | `AUDITSEEN#<stream event id>` | `#SEEN` | `expires_at` 2 days on (the stream keeps records 24 h) |
 //! | a day's figures | `AUDITSTAT#<yyyy-mm-dd>#<0..7>` | `#DAY` | `events`, `c#<class>`, `a#<action>`, `o#<outcome>`, `failed_logins` (ADD), `privilege_changes` (list) |
 //! | compliance report | `AUDITREPORT` | `D#<yyyy-mm-dd>` | `report` (JSON text) |
@@ -28,11 +28,11 @@
 use super::super::table::reason_code;
 use super::*;
 use crate::domain::audit::{
-    self, Actor, AuditEvent, Chain, ComplianceReport, DayFigures, Draft, Head, Outcome,
-    PrivilegeChange, Retention, Seal, Target,
+    self, AuditEvent, Chain, ComplianceReport, DayFigures, Draft, Head, PrivilegeChange, Retention,
+    Seal,
 };
 use crate::ports::{AuditFilter, AuditInbox, AuditLog, AuditReports};
-use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 const HEAD_SK: &str = "#HEAD";
 /// Events one append takes: with the marker, the head and two days' figures, a transaction's
@@ -69,48 +69,20 @@ fn head_key(chain: &Chain) -> Item {
     HashMap::from([(PK.into(), s(chain_pk(chain))), (SK.into(), s(HEAD_SK))])
 }
 
-/// An event as stored: its fields, with `detail` as JSON text (numbers in a map would come
-/// back from DynamoDB in another form than they were hashed in).
-#[derive(Serialize, Deserialize)]
-struct StoredEvent {
-    chain: String,
-    seq: u64,
-    id: String,
-    at: DateTime<Utc>,
-    actor: Actor,
-    action: String,
-    target: Target,
-    outcome: Outcome,
-    source_ip: Option<String>,
-    user_agent: Option<String>,
-    request_id: Option<String>,
-    detail: String,
-    prev_hash: String,
-    #[serde(default)]
-    prev_at: Option<DateTime<Utc>>,
-    hash: String,
-}
+/// An event's attribute holding its time in fixed width ([`sort_time`]): what time filters
+/// compare (serde's form of `at` varies in width, so its text order is not time order).
+const AT_KEY: &str = "at_key";
 
+/// The item of an event: its fields as serde writes them, but `detail` as JSON text (numbers
+/// in a map would come back from DynamoDB in another form than they were hashed in).
 fn event_item(e: &AuditEvent, retention: Option<&Retention>) -> Result<Item, StoreError> {
-    let stored = StoredEvent {
-        chain: e.chain.clone(),
-        seq: e.seq,
-        id: e.id.clone(),
-        at: e.at,
-        actor: e.actor.clone(),
-        action: e.action.clone(),
-        target: e.target.clone(),
-        outcome: e.outcome,
-        source_ip: e.source_ip.clone(),
-        user_agent: e.user_agent.clone(),
-        request_id: e.request_id.clone(),
-        detail: serde_json::Value::Object(e.detail.clone()).to_string(),
-        prev_hash: e.prev_hash.clone(),
-        prev_at: e.prev_at,
-        hash: e.hash.clone(),
-    };
     let mut item: Item =
-        serde_dynamo::to_item(stored).map_err(|e| StoreError::Internal(e.to_string()))?;
+        serde_dynamo::to_item(e).map_err(|e| StoreError::Internal(e.to_string()))?;
+    item.insert(
+        "detail".into(),
+        s(Value::Object(e.detail.clone()).to_string()),
+    );
+    item.insert(AT_KEY.into(), s(sort_time(e.at)));
     item.insert(PK.into(), s(format!("AUDIT#{}", e.chain)));
     item.insert(SK.into(), s(event_sk(e.seq)));
     if let Some(r) = retention {
@@ -120,31 +92,19 @@ fn event_item(e: &AuditEvent, retention: Option<&Retention>) -> Result<Item, Sto
     Ok(item)
 }
 
-fn event_from(item: Item) -> Result<AuditEvent, StoreError> {
-    let e: StoredEvent =
-        serde_dynamo::from_item(item).map_err(|e| StoreError::Internal(e.to_string()))?;
-    let detail = match serde_json::from_str(&e.detail) {
-        Ok(serde_json::Value::Object(m)) => m,
-        // An edited event whose detail no longer parses still shows (and fails its hash).
-        _ => serde_json::Map::from_iter([("unreadable".to_string(), e.detail.into())]),
+fn event_from(mut item: Item) -> Result<AuditEvent, StoreError> {
+    let detail = match item.insert("detail".into(), AttributeValue::M(HashMap::new())) {
+        Some(AttributeValue::S(text)) => text,
+        _ => String::new(),
     };
-    Ok(AuditEvent {
-        chain: e.chain,
-        seq: e.seq,
-        id: e.id,
-        at: e.at,
-        actor: e.actor,
-        action: e.action,
-        target: e.target,
-        outcome: e.outcome,
-        source_ip: e.source_ip,
-        user_agent: e.user_agent,
-        request_id: e.request_id,
-        detail,
-        prev_hash: e.prev_hash,
-        prev_at: e.prev_at,
-        hash: e.hash,
-    })
+    let mut e: AuditEvent =
+        serde_dynamo::from_item(item).map_err(|e| StoreError::Internal(e.to_string()))?;
+    e.detail = match serde_json::from_str(&detail) {
+        Ok(Value::Object(m)) => m,
+        // An edited event whose detail no longer parses still shows (and fails its hash).
+        _ => Map::from_iter([("unreadable".to_string(), detail.into())]),
+    };
+    Ok(e)
 }
 
 impl DynamoStore {
@@ -152,27 +112,7 @@ impl DynamoStore {
         let Some(item) = self.table.get(head_key(chain), None).await? else {
             return Ok(None);
         };
-        let seq = item
-            .get("seq")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok());
-        let hash = item.get("hash").and_then(|v| v.as_s().ok());
-        let at = item
-            .get("at")
-            .and_then(|v| v.as_s().ok())
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc));
-        match (seq, hash) {
-            (Some(seq), Some(hash)) => Ok(Some(Head {
-                seq,
-                hash: hash.clone(),
-                at,
-            })),
-            _ => Err(StoreError::Internal(format!(
-                "the audit chain {} has an unreadable head",
-                chain.key()
-            ))),
-        }
+        head_of(&item, chain).map(Some)
     }
 
     /// A page of `chain`'s events: forwards from sort key `from_sk`, or newest first.
@@ -254,6 +194,31 @@ impl DynamoStore {
     }
 }
 
+/// The head a head item holds.
+fn head_of(item: &Item, chain: &Chain) -> Result<Head, StoreError> {
+    let seq = item
+        .get("seq")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok());
+    let hash = item.get("hash").and_then(|v| v.as_s().ok());
+    let at = item
+        .get("at")
+        .and_then(|v| v.as_s().ok())
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    match (seq, hash) {
+        (Some(seq), Some(hash)) => Ok(Head {
+            seq,
+            hash: hash.clone(),
+            at,
+        }),
+        _ => Err(StoreError::Internal(format!(
+            "the audit chain {} has an unreadable head",
+            chain.key()
+        ))),
+    }
+}
+
 /// The FilterExpression of `filter`, if it has any condition.
 fn filter_expression(filter: &AuditFilter) -> Option<(String, Expr)> {
     let mut e = Expr::default();
@@ -278,18 +243,16 @@ fn filter_expression(filter: &AuditFilter) -> Option<(String, Expr)> {
             e.s(t.as_str())
         ));
     }
-    // `at` is stored as RFC 3339 UTC; compare as instants by their fixed-width form.
     if let Some(from) = filter.from {
-        parts.push(format!("{} >= {}", e.name("at"), e.s(at_text(from))));
+        parts.push(format!("{} >= {}", e.name(AT_KEY), e.s(sort_time(from))));
     }
     if let Some(to) = filter.to {
-        parts.push(format!("{} < {}", e.name("at"), e.s(at_text(to))));
+        parts.push(format!("{} < {}", e.name(AT_KEY), e.s(sort_time(to))));
     }
     (!parts.is_empty()).then(|| (parts.join(" AND "), e))
 }
 
-/// `t` as serde writes a `DateTime<Utc>` (what `at` holds), for comparisons. Both sides use
-/// the same format, so text order is time order within a second's precision and beyond.
+/// `t` as serde writes a `DateTime<Utc>` (what a head's `at` holds, read back exactly).
 fn at_text(t: DateTime<Utc>) -> String {
     serde_json::to_value(t)
         .ok()
@@ -469,18 +432,28 @@ impl AuditLog for DynamoStore {
 
     fn unsealed<'a>(&'a self, limit: usize) -> Fut<'a, Vec<(Chain, Head)>> {
         Box::pin(async move {
-            let mut out = Vec::new();
-            for item in self.sparse_index(UNSEALED, limit).await? {
-                let Some(chain) = item
-                    .get(GSI2SK)
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|k| Chain::parse(k))
-                else {
-                    continue;
-                };
-                // The index holds keys only: the head itself, consistently.
-                if let Some(head) = self.read_head(&chain).await? {
-                    out.push((chain, head));
+            let chains: Vec<Chain> = self
+                .sparse_index(UNSEALED, limit)
+                .await?
+                .iter()
+                .filter_map(|item| Chain::parse(item.get(GSI2SK)?.as_s().ok()?))
+                .collect();
+            // The index holds keys only: the heads themselves, consistently, 100 at a time.
+            let mut out = Vec::with_capacity(chains.len());
+            for batch in chains.chunks(100) {
+                for item in self
+                    .table
+                    .batch_get(batch.iter().map(head_key).collect())
+                    .await?
+                {
+                    let chain = item
+                        .get(PK)
+                        .and_then(|v| v.as_s().ok())
+                        .and_then(|pk| Chain::parse(pk.strip_prefix("AUDIT#")?));
+                    if let Some(chain) = chain {
+                        let head = head_of(&item, &chain)?;
+                        out.push((chain, head));
+                    }
                 }
             }
             Ok(out)
