@@ -13,7 +13,7 @@ use shared::app::workflows::requests::*;
 use shared::app::workflows::shares::{self, ShareList, ShareRequest};
 use shared::app::workflows::transfer::{self, ExportDocument};
 use shared::app::workflows::{self, bulk, nodes};
-use shared::domain::audit::{Actor, Chain, Outcome as AuditOutcome, Target};
+use shared::domain::audit::{Outcome as AuditOutcome, Target};
 use shared::domain::run::{Run, StartRunRequest};
 use shared::domain::schedule::{CreateScheduleRequest, ScheduleView, UpdateScheduleRequest};
 use shared::domain::{Node, Principal, Workflow, WorkflowStatistics, WorkflowStatus};
@@ -511,14 +511,7 @@ async fn note(
     target: Target,
     detail: serde_json::Value,
 ) {
-    let note = Note {
-        chain: account.map_or(Chain::System, |a| Chain::User(a.to_string())),
-        action,
-        target,
-        outcome: AuditOutcome::Success,
-        actor: Actor::unknown(),
-        detail,
-    };
+    let note = Note::about(account, action, target, AuditOutcome::Success, detail);
     shared::app::audit::note(api.pipeline.audit.as_ref(), note, api.pipeline.clock.now()).await;
 }
 

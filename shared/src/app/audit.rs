@@ -6,7 +6,7 @@ use super::analytics::{Counted, Recorded, scope_of};
 use crate::domain::Principal;
 use crate::domain::analytics::Scope;
 use crate::domain::audit::{
-    self, Actor, ActorKind, AuditEvent, Chain, ChainOf, ComplianceReport, Draft, Outcome, Seal,
+    self, Actor, AuditEvent, Chain, ChainOf, ChangedBy, ComplianceReport, Draft, Outcome, Seal,
     SealCheck, Target, Verification, Verifier,
 };
 use crate::domain::ids;
@@ -45,37 +45,41 @@ pub struct Note {
     pub detail: Value,
 }
 
+impl Note {
+    /// `action` about `account` (the system's chain with none), done by the request's caller
+    /// or, where the request has none yet (a sign-in), by the account itself.
+    pub fn about(
+        account: Option<&str>,
+        action: &'static str,
+        target: Target,
+        outcome: Outcome,
+        detail: Value,
+    ) -> Note {
+        Note {
+            chain: account.map_or(Chain::System, |a| Chain::User(a.to_string())),
+            action,
+            target,
+            outcome,
+            actor: account.map_or_else(Actor::unknown, Actor::user),
+            detail,
+        }
+    }
+}
+
 /// Leaves `note` in the inbox as an event of the request being handled (its actor, source IP,
 /// user agent and request id, [`crate::context`]): one write. A failure is logged and counted,
 /// never answered: the caller's action happened either way.
 pub async fn note(inbox: &(impl AuditInbox + ?Sized), note: Note, at: DateTime<Utc>) {
-    let context = crate::context::changed_by();
-    let (actor, source_ip, user_agent, request_id) = match context {
-        Some(c) => {
-            let actor = if c.actor.kind == ActorKind::Unknown {
-                note.actor
-            } else {
-                c.actor
-            };
-            (actor, c.source_ip, c.user_agent, c.request_id)
-        }
-        None => (note.actor, None, None, None),
-    };
-    let draft = Draft {
-        id: ids::new_id(),
+    let by = ChangedBy::or_actor(crate::context::changed_by().as_ref(), note.actor);
+    let draft = Draft::new(
+        ids::new_id(),
         at,
-        actor,
-        action: note.action.into(),
-        target: note.target,
-        outcome: note.outcome,
-        source_ip,
-        user_agent,
-        request_id,
-        detail: match note.detail {
-            Value::Object(m) => m,
-            _ => serde_json::Map::new(),
-        },
-    };
+        by,
+        note.action,
+        note.target,
+        note.outcome,
+        note.detail,
+    );
     if let Err(e) = inbox.note(&note.chain, &draft).await {
         tracing::error!(error = %e, action = note.action, "audit event not recorded");
         crate::emf::Record::new()
@@ -272,6 +276,23 @@ fn write_event(e: &AuditEvent, format: ExportFormat, out: &mut String) {
     }
 }
 
+/// The audit key's MAC of `message`, as base64 (how seals and reports carry it).
+async fn sign(sealer: &(impl Sealer + ?Sized), message: &str) -> Result<String, AppError> {
+    Ok(URL_SAFE_NO_PAD.encode(sealer.mac(message.as_bytes()).await?))
+}
+
+/// Whether `mac` (base64) is the audit key's MAC of `message`.
+async fn signed(
+    sealer: &(impl Sealer + ?Sized),
+    message: &str,
+    mac: &str,
+) -> Result<bool, AppError> {
+    match URL_SAFE_NO_PAD.decode(mac) {
+        Ok(mac) => Ok(sealer.verify(message.as_bytes(), &mac).await?),
+        Err(_) => Ok(false),
+    }
+}
+
 /// Makes the compliance report of `date` from its figures, seals it with the audit key and
 /// keeps it (made again, it replaces the one before: a late event is then counted).
 pub async fn make_report(
@@ -282,25 +303,14 @@ pub async fn make_report(
 ) -> Result<ComplianceReport, AppError> {
     let figures = store.day_figures(date).await?;
     let message = ComplianceReport::message(date, now, &figures);
-    let mac = sealer.mac(message.as_bytes()).await?;
     let report = ComplianceReport {
         date,
         generated_at: now,
         figures,
-        mac: URL_SAFE_NO_PAD.encode(mac),
+        mac: sign(sealer, &message).await?,
     };
     store.put_report(&report).await?;
     Ok(report)
-}
-
-fn require_admin(principal: &Principal) -> Result<(), AppError> {
-    if principal.is_admin() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(
-            "only admins may read the compliance reports",
-        ))
-    }
 }
 
 /// A report as it is read: checked with the audit key.
@@ -319,16 +329,13 @@ pub async fn report(
     principal: &Principal,
     date: NaiveDate,
 ) -> Result<CheckedReport, AppError> {
-    require_admin(principal)?;
+    crate::app::require_admin(principal, "only admins may read the compliance reports")?;
     let report = store
         .report(date)
         .await?
         .ok_or(AppError::NotFound("compliance report"))?;
     let message = ComplianceReport::message(report.date, report.generated_at, &report.figures);
-    let mac_valid = match URL_SAFE_NO_PAD.decode(&report.mac) {
-        Ok(mac) => sealer.verify(message.as_bytes(), &mac).await?,
-        Err(_) => false,
-    };
+    let mac_valid = signed(sealer, &message, &report.mac).await?;
     Ok(CheckedReport { report, mac_valid })
 }
 
@@ -338,7 +345,7 @@ pub async fn reports(
     principal: &Principal,
     limit: usize,
 ) -> Result<Vec<ComplianceReport>, AppError> {
-    require_admin(principal)?;
+    crate::app::require_admin(principal, "only admins may read the compliance reports")?;
     Ok(store.reports(limit).await?)
 }
 
@@ -403,13 +410,12 @@ pub async fn seal_chains(
     for (chain, head) in log.unsealed(SEALS_PER_RUN).await? {
         let key = chain.key();
         let message = Seal::message(&key, head.seq, &head.hash, now);
-        let mac = sealer.mac(message.as_bytes()).await?;
         let seal = Seal {
             chain: key,
             seq: head.seq,
             hash: head.hash,
             at: now,
-            mac: URL_SAFE_NO_PAD.encode(mac),
+            mac: sign(sealer, &message).await?,
         };
         log.put_seal(&chain, &seal).await?;
         sealed += 1;
@@ -446,10 +452,7 @@ pub async fn verify(
         return Ok(verification);
     };
     let message = Seal::message(&seal.chain, seal.seq, &seal.hash, seal.at);
-    let mac_valid = match URL_SAFE_NO_PAD.decode(&seal.mac) {
-        Ok(mac) => seal.chain == chain.key() && sealer.verify(message.as_bytes(), &mac).await?,
-        Err(_) => false,
-    };
+    let mac_valid = seal.chain == chain.key() && signed(sealer, &message, &seal.mac).await?;
     let matches = match log.event(chain, seal.seq).await? {
         Some(e) => e.hash == seal.hash,
         // Sealed before the horizon, the event may have expired.

@@ -15,4 +15,19 @@ pub mod schemas;
 pub mod workflows;
 
 pub use error::AppError;
+
+/// The refusal of the admin API to anyone else.
+pub(crate) const ADMIN_API: &str = "only admins may use the admin API";
+
+/// `Forbidden(refusal)` unless the caller is an admin.
+pub(crate) fn require_admin(
+    principal: &crate::domain::Principal,
+    refusal: &'static str,
+) -> Result<(), AppError> {
+    if principal.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(refusal))
+    }
+}
 pub use workflows::idempotency::{IdempotencyKey, Outcome};

@@ -163,11 +163,24 @@ pub struct ChangedBy {
 impl ChangedBy {
     /// Work of no request: the worker, the scheduler's jobs.
     pub fn system() -> ChangedBy {
-        ChangedBy {
-            actor: Actor::system(),
-            source_ip: None,
-            user_agent: None,
-            request_id: None,
+        ChangedBy::or_actor(None, Actor::system())
+    }
+
+    /// `by` (a request's context or an item's stamp), with `fallback` as the actor where it
+    /// names none; with no request, `fallback` alone.
+    pub fn or_actor(by: Option<&ChangedBy>, fallback: Actor) -> ChangedBy {
+        match by {
+            Some(b) if b.actor.kind != ActorKind::Unknown => b.clone(),
+            Some(b) => ChangedBy {
+                actor: fallback,
+                ..b.clone()
+            },
+            None => ChangedBy {
+                actor: fallback,
+                source_ip: None,
+                user_agent: None,
+                request_id: None,
+            },
         }
     }
 }
@@ -226,6 +239,36 @@ pub struct Draft {
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub detail: Map<String, Value>,
+}
+
+impl Draft {
+    /// An event of `action` done by `by`'s actor, from its IP, user agent and request; a
+    /// `detail` that is no object is none.
+    pub fn new(
+        id: String,
+        at: DateTime<Utc>,
+        by: ChangedBy,
+        action: &str,
+        target: Target,
+        outcome: Outcome,
+        detail: Value,
+    ) -> Draft {
+        Draft {
+            id,
+            at,
+            actor: by.actor,
+            action: action.into(),
+            target,
+            outcome,
+            source_ip: by.source_ip,
+            user_agent: by.user_agent,
+            request_id: by.request_id,
+            detail: match detail {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+        }
+    }
 }
 
 /// One recorded event.
@@ -670,30 +713,16 @@ pub fn from_change(
 ) -> Option<(ChainOf, Vec<Draft>)> {
     let mut drafts = Vec::new();
     let mut add = |at, actor, action: &str, target, detail: Value| {
-        let (actor, source_ip, user_agent, request_id) = match by {
-            Some(b) => (
-                b.actor.clone(),
-                b.source_ip.clone(),
-                b.user_agent.clone(),
-                b.request_id.clone(),
-            ),
-            None => (actor, None, None, None),
-        };
-        drafts.push(Draft {
-            id: id(),
+        let by = ChangedBy::or_actor(by, actor);
+        drafts.push(Draft::new(
+            id(),
             at,
-            actor,
-            action: action.into(),
+            by,
+            action,
             target,
-            outcome: Outcome::Success,
-            source_ip,
-            user_agent,
-            request_id,
-            detail: match detail {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            },
-        })
+            Outcome::Success,
+            detail,
+        ))
     };
     let chain = match change {
         Change::Workflow { old, new } => {

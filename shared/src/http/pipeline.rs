@@ -17,7 +17,7 @@ use super::request as rq;
 use super::{Authenticator, Gate, Per, Problem};
 use crate::app::audit::Note;
 use crate::domain::Principal;
-use crate::domain::audit::{Actor, Chain, ChangedBy, Outcome, Target};
+use crate::domain::audit::{Actor, ChangedBy, Outcome, Target};
 use crate::ports::AuditInbox;
 use crate::ports::Clock;
 use chrono::{DateTime, Utc};
@@ -210,14 +210,13 @@ async fn note_refusal(
     if sampled.is_some() {
         detail["sampled_one_in"] = REFUSALS_SAMPLED.into();
     }
-    let note = Note {
-        chain: user.map_or(Chain::System, |u| Chain::User(u.to_string())),
+    let note = Note::about(
+        user,
         action,
-        target: Target::new("route", route),
-        outcome: Outcome::Denied,
-        actor: user.map_or_else(Actor::unknown, Actor::user),
+        Target::new("route", route),
+        Outcome::Denied,
         detail,
-    };
+    );
     crate::app::audit::note(pipeline.audit.as_ref(), note, pipeline.clock.now()).await;
 }
 

@@ -8,14 +8,6 @@ use crate::domain::audit::{Outcome, Target};
 use crate::domain::{Principal, Role};
 use crate::ports::{AccountFilter, Accounts, Page, PageKey};
 
-fn require_admin(principal: &Principal) -> Result<(), AppError> {
-    if principal.is_admin() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden("only admins may use the admin API"))
-    }
-}
-
 /// An admin may not lock themself out through the admin API.
 fn not_self(principal: &Principal, user_id: &str) -> Result<(), AppError> {
     if principal.user_id == user_id {
@@ -36,7 +28,7 @@ impl Identity {
         limit: u32,
         after: Option<PageKey>,
     ) -> Result<Page<Account>, AppError> {
-        require_admin(principal)?;
+        crate::app::require_admin(principal, crate::app::ADMIN_API)?;
         Ok(self
             .accounts
             .list_accounts(&filter, limit, after.as_ref())
@@ -44,7 +36,7 @@ impl Identity {
     }
 
     async fn target(&self, principal: &Principal, user_id: &str) -> Result<Account, AppError> {
-        require_admin(principal)?;
+        crate::app::require_admin(principal, crate::app::ADMIN_API)?;
         self.accounts
             .get_account(user_id)
             .await?
@@ -199,7 +191,7 @@ impl Identity {
         &self,
         principal: &Principal,
     ) -> Result<RotatedKey, AppError> {
-        require_admin(principal)?;
+        crate::app::require_admin(principal, crate::app::ADMIN_API)?;
         let kid = self.signer.rotate(self.now()).await?;
         self.audit(
             None,

@@ -16,7 +16,7 @@ use crate::app::AppError;
 use crate::app::audit::Note;
 use crate::crypto::{self, totp};
 use crate::domain::account::{self, Account, AccountStatus, ApiKey, Mfa, Session};
-use crate::domain::audit::{Actor, Chain, Outcome, Target};
+use crate::domain::audit::{Outcome, Target};
 use crate::domain::{Principal, Role, credentials, ids};
 use crate::ports::{
     AccountStore, Clock, Email, KeyVault, Mailer, OneTimeToken, StoreError, TokenPurpose,
@@ -93,17 +93,8 @@ impl Identity {
         target: Option<Target>,
         detail: serde_json::Value,
     ) {
-        let note = Note {
-            chain: account.map_or(Chain::System, |a| Chain::User(a.to_string())),
-            action,
-            target: target.unwrap_or_else(|| match account {
-                Some(a) => Target::new("account", a),
-                None => Target::new("account", "unknown"),
-            }),
-            outcome,
-            actor: account.map_or_else(Actor::unknown, Actor::user),
-            detail,
-        };
+        let target = target.unwrap_or_else(|| Target::new("account", account.unwrap_or("unknown")));
+        let note = Note::about(account, action, target, outcome, detail);
         super::audit::note(self.audit.as_ref(), note, self.now()).await;
     }
 

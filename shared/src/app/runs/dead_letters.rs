@@ -74,14 +74,6 @@ pub struct RedriveResult {
     pub remaining_approx: u64,
 }
 
-fn require_admin(principal: &Principal) -> Result<(), AppError> {
-    if principal.is_admin() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden("only admins may use the admin API"))
-    }
-}
-
 fn queue_named(name: &str) -> Result<StepQueue, AppError> {
     StepQueue::parse(name).ok_or(AppError::NotFound("dead-letter queue"))
 }
@@ -107,7 +99,7 @@ pub async fn list(
     queue: &str,
     limit: u32,
 ) -> Result<DeadLetterList, AppError> {
-    require_admin(principal)?;
+    crate::app::require_admin(principal, crate::app::ADMIN_API)?;
     let queue = queue_named(queue)?;
     if !(1..=MAX_LIST).contains(&limit) {
         return Err(AppError::field(
@@ -149,7 +141,7 @@ pub async fn redrive(
     dead_letters: &(impl DeadLetters + ?Sized),
     req: Redrive<'_>,
 ) -> Result<RedriveResult, AppError> {
-    require_admin(req.principal)?;
+    crate::app::require_admin(req.principal, crate::app::ADMIN_API)?;
     let queue = queue_named(req.queue)?;
     let max = req.body.max_messages.unwrap_or(DEFAULT_REDRIVE);
     if !(1..=MAX_REDRIVE).contains(&max) {
