@@ -137,11 +137,12 @@ else
   say "Generator: local model server $generator_url, model smollm2 (SmolLM2-135M-Instruct on the CPU; GENERATOR=builtin to do without)"
   generator_overrides="DefaultModel=openai:smollm2 GeneratorUrl=$generator_url"
 fi
-if [[ -n $generator_overrides ]]; then
-  # The caller's own overrides come last: the gateway keeps the last value of a repeated key.
-  PARAMETER_OVERRIDES="$generator_overrides${PARAMETER_OVERRIDES:+ $PARAMETER_OVERRIDES}"
-  export PARAMETER_OVERRIDES
-fi
+# Notification webhooks may point at a receiver on this machine (http://127.0.0.1:...): only
+# locally; the template's default keeps them to public HTTPS endpoints.
+local_overrides="NotifyAllowPrivateTargets=true${generator_overrides:+ $generator_overrides}"
+# The caller's own overrides come last: the gateway keeps the last value of a repeated key.
+PARAMETER_OVERRIDES="$local_overrides${PARAMETER_OVERRIDES:+ $PARAMETER_OVERRIDES}"
+export PARAMETER_OVERRIDES
 
 export PORT
 mkdir -p "$RUN_DIR"

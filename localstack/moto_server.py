@@ -1,7 +1,9 @@
 """moto server with one extra read-only route for tests and `localstack/mail.sh`.
 
 `GET /_dwc/ses/messages?to=<address>` answers the emails SES "sent" (v1 and v2 share one
-store in moto) as JSON: [{"to": [...], "source", "subject", "body"}], oldest first. moto's own
+store in moto) as JSON: [{"to": [...], "source", "subject", "body"}], oldest first;
+`GET /_dwc/sns/messages?to=<phone number or platform endpoint ARN>` the SMS and push messages
+SNS "sent" there: [{"to", "message"}]. moto's own
 `/moto-api/data.json` has them too, but it serialises every tracked object of every service
 (every DynamoDB item of every test table): megabytes and seconds per call once tests have run.
 
@@ -56,6 +58,7 @@ from moto.dynamodb.parsing import validators
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 
 MESSAGES_PATH = "/_dwc/ses/messages"
+SNS_MESSAGES_PATH = "/_dwc/sns/messages"
 
 
 def sent_messages(to):
@@ -76,11 +79,30 @@ def sent_messages(to):
     return out
 
 
+def sns_messages(to):
+    """SMS published to phone number `to`, or messages published to platform endpoint `to`."""
+    from moto.sns.models import sns_backends
+
+    out = []
+    for account in list(sns_backends.keys()):
+        for region in list(sns_backends[account].keys()):
+            backend = sns_backends[account][region]
+            for phone, message in list(backend.sms_messages.values()):
+                if phone == to:
+                    out.append({"to": phone, "message": message})
+            endpoint = backend.platform_endpoints.get(to)
+            if endpoint is not None:
+                out.extend({"to": to, "message": m} for m in list(endpoint.messages.values()))
+    return out
+
+
 def with_messages(app):
     def wrapped(environ, start_response):
-        if environ.get("PATH_INFO") == MESSAGES_PATH and environ.get("REQUEST_METHOD") == "GET":
+        path = environ.get("PATH_INFO")
+        if path in (MESSAGES_PATH, SNS_MESSAGES_PATH) and environ.get("REQUEST_METHOD") == "GET":
             to = parse_qs(environ.get("QUERY_STRING", "")).get("to", [""])[0]
-            body = json.dumps(sent_messages(to)).encode()
+            found = sent_messages(to) if path == MESSAGES_PATH else sns_messages(to)
+            body = json.dumps(found).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         return app(environ, start_response)

@@ -214,6 +214,20 @@ pub async fn emails_to(to: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What SNS sent to `to` (an E.164 phone number: SMS; a platform endpoint ARN: push), as the
+/// emulator keeps it (`localstack/moto_server.py`'s `/_dwc/sns/messages`), oldest first.
+pub async fn sns_messages_to(to: &str) -> Vec<String> {
+    let endpoint =
+        emulator_endpoint(std::env::var(ENDPOINT_ENV).ok()).unwrap_or_else(|e| panic!("{e}"));
+    let query: String = form_urlencoded::byte_serialize(to.as_bytes()).collect();
+    let data = http_get_json(&endpoint, &format!("/_dwc/sns/messages?to={query}")).await;
+    data.as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| m["message"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
 /// The token in the newest email to `to` whose subject has `subject` (the value of `?token=`
 /// in its link), waiting for it up to 10 s.
 pub async fn emailed_token(to: &str, subject: &str) -> String {

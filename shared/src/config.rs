@@ -379,3 +379,46 @@ mod tests {
         assert!(err.contains("AUDIT_RETENTION_DAYS_SECURITY"), "{err}");
     }
 }
+
+/// Whether webhook, Slack, Teams and Discord URLs may be plain http or reach private and
+/// loopback addresses (`NOTIFY_ALLOW_PRIVATE_TARGETS=true`: the local stack and tests only;
+/// the template's `NotifyAllowPrivateTargets` parameter, `false` by default).
+pub fn notify_allow_private_targets() -> bool {
+    env::var("NOTIFY_ALLOW_PRIVATE_TARGETS").is_ok_and(|v| v == "true")
+}
+
+/// The notifications queue's URL (`NOTIFY_QUEUE_URL`): where `analytics-stream` queues
+/// deliveries, and the notifier its retries; `None` when unset (no notifications).
+pub fn notify_queue_url() -> Option<String> {
+    env::var("NOTIFY_QUEUE_URL").ok().filter(|v| !v.is_empty())
+}
+
+/// The notifier's configuration.
+#[derive(Debug, Clone)]
+pub struct NotifierConfig {
+    pub table_name: String,
+    pub queue_url: String,
+    /// Email is sent from this verified SES identity (`MAIL_FROM`).
+    pub mail_from: String,
+    /// The key that opens webhook signing secrets (`KMS_KEY_ID`).
+    pub kms_key_id: String,
+    pub allow_private_targets: bool,
+}
+
+impl NotifierConfig {
+    pub fn from_env() -> Result<NotifierConfig, String> {
+        let required = |k: &str| {
+            env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("environment variable {k} is required"))
+        };
+        Ok(NotifierConfig {
+            table_name: required("TABLE_NAME")?,
+            queue_url: required("NOTIFY_QUEUE_URL")?,
+            mail_from: required("MAIL_FROM")?,
+            kms_key_id: required("KMS_KEY_ID")?,
+            allow_private_targets: notify_allow_private_targets(),
+        })
+    }
+}

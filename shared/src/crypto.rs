@@ -109,6 +109,25 @@ pub fn open(
     Ok(plain.to_vec())
 }
 
+/// [`seal`] as one base64 text: the nonce, then the ciphertext with its tag (how sealed secrets
+/// are stored: TOTP secrets, webhook signing secrets).
+pub fn seal_b64(key: &[u8], plaintext: &[u8], aad: &str) -> Result<String, CryptoError> {
+    use base64::engine::general_purpose::STANDARD;
+    let (ciphertext, nonce) = seal(key, plaintext, aad)?;
+    Ok(STANDARD.encode([nonce, ciphertext].concat()))
+}
+
+/// Opens what [`seal_b64`] made.
+pub fn open_b64(key: &[u8], sealed: &str, aad: &str) -> Result<Vec<u8>, CryptoError> {
+    use base64::engine::general_purpose::STANDARD;
+    let bytes = STANDARD.decode(sealed).map_err(err)?;
+    if bytes.len() <= NONCE_LEN {
+        return Err(err("sealed secret is too short"));
+    }
+    let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+    open(key, ciphertext, nonce, aad)
+}
+
 /// HMAC-SHA256 of `data` under `key`, hex.
 pub fn hmac_sha256_hex(key: &[u8], data: &str) -> String {
     use aws_lc_rs::hmac;

@@ -1,7 +1,10 @@
 //! The table's stream into the analytics counters and the audit trail: each record's change is
 //! counted exactly once and its audit events appended exactly once (a retried batch finds its
 //! records done and adds nothing). One consumer does both, since a DynamoDB stream serves at
-//! most two readers per shard without throttling and `ws-broadcast` is the other. A record that
+//! most two readers per shard without throttling and `ws-broadcast` is the other. The same
+//! records raise users' notifications (a run finished, a step waiting for approval, a share, a
+//! skipped schedule fire, security notes) and start system notices, queued for the notifier;
+//! a retried record raises the same notification again, which is stored once. A record that
 //! cannot be read is logged and skipped (it would block its shard forever); a store failure
 //! reports the record and everything after it as the batch's failures, so Lambda retries from
 //! there.
@@ -9,8 +12,12 @@
 use serde_json::Value;
 use shared::app::analytics::{self, CountOutcome, Counted, Recorded};
 use shared::app::audit::{self, RecordOutcome};
+use shared::app::notify::raise::{self, Source};
 use shared::aws::dynamo::stream;
-use shared::ports::{Analytics, AuditLog, Workflows};
+use shared::domain::audit::Chain;
+use shared::domain::notification::Notice;
+use shared::domain::notify::triggers;
+use shared::ports::{Analytics, AuditLog, NotifyQueue, NotifyStore, Workflows};
 
 /// Where a batch's changes go.
 #[derive(Clone, Copy)]
@@ -19,6 +26,15 @@ pub struct Sinks<'a> {
     pub audit: &'a dyn AuditLog,
     /// Whose chain a node's events go to (its workflow's owner).
     pub workflows: &'a dyn Workflows,
+    /// Where notifications are raised (none: no notifications, as in tests of the counters).
+    pub notify: Option<NotifySink<'a>>,
+}
+
+/// The notifications' store and queue.
+#[derive(Clone, Copy)]
+pub struct NotifySink<'a> {
+    pub store: &'a dyn NotifyStore,
+    pub queue: &'a dyn NotifyQueue,
 }
 
 impl<'a, S: Analytics + AuditLog + Workflows> From<&'a S> for Sinks<'a> {
@@ -27,6 +43,7 @@ impl<'a, S: Analytics + AuditLog + Workflows> From<&'a S> for Sinks<'a> {
             analytics: store,
             audit: store,
             workflows: store,
+            notify: None,
         }
     }
 }
@@ -38,6 +55,8 @@ pub struct Outcome {
     pub skipped: usize,
     pub counted: CountOutcome,
     pub audited: RecordOutcome,
+    /// Deliveries queued.
+    pub notified: usize,
     /// Sequence numbers to retry (the first failed record and those after it).
     pub failures: Vec<String>,
 }
@@ -52,9 +71,27 @@ pub async fn process(sinks: Sinks<'_>, mut event: Value) -> Outcome {
         ..Outcome::default()
     };
     let mut counted = Vec::new();
+    // Every record's sequence number, and the record each counted change or notice came from:
+    // a failure is retried from its record on.
     let mut sequence_numbers = Vec::new();
+    let mut counted_at = Vec::new();
+    let mut notices: Vec<(usize, Notice)> = Vec::new();
     for record in records {
         let seq = stream::sequence_number(&record);
+        let at = sequence_numbers.len();
+        sequence_numbers.push(seq.clone());
+        match stream::record_notice(&record) {
+            Ok(Some(notice)) => {
+                notices.push((at, notice));
+                continue;
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                out.skipped += 1;
+                tracing::error!(sequence_number = ?seq, %reason, "stream record skipped");
+                continue;
+            }
+        }
         let id = stream::event_id(&record).map(str::to_string);
         let by = stream::changed_by(&record);
         let what = match stream::record_note(&record) {
@@ -70,7 +107,7 @@ pub async fn process(sinks: Sinks<'_>, mut event: Value) -> Outcome {
         match (id, what) {
             (Some(event_id), Ok(Some(what))) => {
                 counted.push(Counted { event_id, what });
-                sequence_numbers.push(seq);
+                counted_at.push(at);
             }
             (_, Ok(None)) => {}
             (None, Ok(Some(_))) => {
@@ -83,13 +120,14 @@ pub async fn process(sinks: Sinks<'_>, mut event: Value) -> Outcome {
             }
         }
     }
-    let mut failed_at = None;
+    let mut failed_at: Option<usize> = None;
+    let mut fail = |at: usize| failed_at = Some(failed_at.map_or(at, |f| f.min(at)));
     match analytics::count(sinks.analytics, &counted).await {
         Ok(c) => out.counted = c,
         Err((at, c, e)) => {
             tracing::error!(error = %e, "counting failed: the batch is retried from this record");
             out.counted = c;
-            failed_at = Some(at);
+            fail(counted_at[at]);
         }
     }
     match audit::record(sinks.audit, sinks.workflows, &counted).await {
@@ -97,13 +135,70 @@ pub async fn process(sinks: Sinks<'_>, mut event: Value) -> Outcome {
         Err((at, a, e)) => {
             tracing::error!(error = %e, "auditing failed: the batch is retried from this record");
             out.audited = a;
-            failed_at = Some(failed_at.map_or(at, |f| f.min(at)));
+            fail(counted_at[at]);
+        }
+    }
+    if let Some(n) = sinks.notify {
+        match notify(n, &counted, &notices, chrono::Utc::now()).await {
+            Ok(queued) => out.notified = queued,
+            Err((at, queued, e)) => {
+                tracing::error!(error = %e, "notifying failed: the batch is retried from this record");
+                out.notified = queued;
+                fail(match at {
+                    Failed::Counted(i) => counted_at[i],
+                    Failed::Notice(at) => at,
+                });
+            }
         }
     }
     if let Some(at) = failed_at {
         out.failures = sequence_numbers.into_iter().skip(at).flatten().collect();
     }
     out
+}
+
+/// Which record a notification failed at.
+enum Failed {
+    Counted(usize),
+    /// The record's index in the batch.
+    Notice(usize),
+}
+
+/// Raises the notifications of `counted`'s changes and notes, and starts `notices`; the
+/// number of deliveries queued, or where it failed.
+async fn notify(
+    sink: NotifySink<'_>,
+    counted: &[Counted],
+    notices: &[(usize, Notice)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, (Failed, usize, shared::ports::StoreError)> {
+    let mut queued = 0;
+    for (i, record) in counted.iter().enumerate() {
+        let raised = match &record.what {
+            Recorded::Change { change, .. } => triggers::from_change(change),
+            Recorded::Note {
+                chain: Chain::User(user),
+                draft,
+            } => triggers::from_note(user, draft).into_iter().collect(),
+            Recorded::Note { .. } => Vec::new(),
+        };
+        for trigger in &raised {
+            let source = Source {
+                seed: &record.event_id,
+                not_before: None,
+                only_channel: None,
+            };
+            queued += raise::raise(sink.store, sink.queue, trigger, &source, now)
+                .await
+                .map_err(|e| (Failed::Counted(i), queued, e))?;
+        }
+    }
+    for (at, notice) in notices {
+        raise::start_notice(sink.store, sink.queue, notice, now)
+            .await
+            .map_err(|e| (Failed::Notice(*at), queued, e))?;
+    }
+    Ok(queued)
 }
 
 /// [`process`] as the Lambda response: the batch item failures.
@@ -116,6 +211,7 @@ pub async fn handle(sinks: Sinks<'_>, event: Value) -> Value {
         repeated = out.counted.repeated,
         audited = out.audited.recorded,
         audit_repeated = out.audited.repeated,
+        notified = out.notified,
         failures = out.failures.len(),
         "batch counted"
     );

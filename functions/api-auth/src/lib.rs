@@ -1,17 +1,19 @@
-//! `api-auth`: the identity API under `/api/v3/auth` and the admin API under `/api/v3/admin`.
+//! `api-auth`: the identity API under `/api/v3/auth`, the admin API under `/api/v3/admin`, and
+//! users' notification settings and delivery log under `/api/v3/notifications`.
 //!
 //! The function is its routes ([`Route`]: the template's route keys, and a handler each, in
 //! `routes`); the request pipeline
 //! (gate, routing on the template's route key, limits, authentication where a route needs it,
 //! problem+json) is [`shared::http::pipeline`]. `main.rs` only wires AWS clients into [`Api`].
 
+mod notifications;
 pub mod openapi;
 mod routes;
 
 use lambda_http::{Body, Request, Response};
 use shared::app::auth::Identity;
 use shared::http::pipeline::{self, Pipeline};
-use shared::ports::SigningKeyStore;
+use shared::ports::{NotifyStore, SigningKeyStore};
 use std::sync::Arc;
 
 /// What the handler needs from the world, built once per cold start.
@@ -28,6 +30,10 @@ pub struct Api {
     pub answer_floor: std::time::Duration,
     /// Gate, authenticator and clock.
     pub pipeline: Pipeline,
+    /// Notification channels, preferences, the delivery log, templates and notices.
+    pub notify: Arc<dyn NotifyStore>,
+    /// Webhook URLs may be http or private (the local stack only).
+    pub allow_private_targets: bool,
 }
 
 /// One variant per route of this function in `infra/sam-template.yaml`.
@@ -63,6 +69,20 @@ pub enum Route {
     UserSessions,
     UserMfa,
     RotateSigningKey,
+    Notifications,
+    GetNotification,
+    ListChannels,
+    CreateChannel,
+    GetChannel,
+    UpdateChannel,
+    DeleteChannel,
+    TestChannel,
+    GetPreferences,
+    PutPreferences,
+    SendNotice,
+    GetTemplate,
+    PutTemplate,
+    DeleteTemplate,
 }
 
 impl AsRef<Pipeline> for Api {

@@ -3,6 +3,7 @@
 use api_auth::{Api, Route};
 use lambda_http::Error;
 use shared::app::auth::{Identity, Signer};
+use shared::aws::dynamo::DynamoStore;
 use shared::aws::kms::KmsVault;
 use shared::aws::ses::SesMailer;
 use shared::config::AuthConfig;
@@ -35,6 +36,8 @@ async fn main() -> Result<(), Error> {
         keys: w.accounts,
         answer_floor: api_auth::ANSWER_FLOOR,
         pipeline: w.pipeline,
+        notify: Arc::new(DynamoStore::new(w.dynamo, w.config.table_name)),
+        allow_private_targets: shared::config::notify_allow_private_targets(),
     })
     .await
 }

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document of the identity and admin API, generated from the Rust types and
 //! route annotations, served at `/api/v3/auth/openapi.json`.
 
-use crate::routes;
+use crate::{notifications, routes};
 use serde_json::Value;
 use shared::http::openapi::{BearerAuth, finish};
 use std::sync::OnceLock;
@@ -9,7 +9,7 @@ use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Document Workflow Chain identity API", version = "3.0.0", description = "Accounts, sessions, MFA, API keys and the admin API. Routes that need a caller take `Authorization: Bearer <access token or API key>`. Errors are RFC 9457 problem+json."),
+    info(title = "Document Workflow Chain identity API", version = "3.0.0", description = "Accounts, sessions, MFA, API keys, the admin API, and notification channels, preferences and the delivery log. Routes that need a caller take `Authorization: Bearer <access token or API key>`. Errors are RFC 9457 problem+json."),
     paths(
         routes::health, routes::openapi, routes::jwks,
         routes::register, routes::verify_email, routes::login, routes::refresh,
@@ -19,6 +19,11 @@ use utoipa::OpenApi;
         routes::me, routes::list_users, routes::get_user, routes::delete_user, routes::suspend_user,
         routes::reactivate_user, routes::set_role, routes::end_user_sessions, routes::reset_user_mfa,
         routes::rotate_signing_key,
+        notifications::list, notifications::get, notifications::list_channels,
+        notifications::create_channel, notifications::get_channel, notifications::update_channel,
+        notifications::delete_channel, notifications::test_channel, notifications::preferences,
+        notifications::set_preferences, notifications::send_notice, notifications::template,
+        notifications::put_template, notifications::delete_template,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

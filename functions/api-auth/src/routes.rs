@@ -1,6 +1,7 @@
 //! One function per route and method: parse the request, call the use case, shape the
 //! response. The `#[utoipa::path]` annotations generate the OpenAPI document from these.
 
+use crate::notifications as n;
 use crate::{Api, Route};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -63,6 +64,44 @@ impl Routes for Route {
             "POST /api/v3/admin/signing-keys/rotate",
             Route::RotateSigningKey,
         ),
+        ("GET /api/v3/notifications", Route::Notifications),
+        ("GET /api/v3/notifications/{id}", Route::GetNotification),
+        ("GET /api/v3/notifications/channels", Route::ListChannels),
+        ("POST /api/v3/notifications/channels", Route::CreateChannel),
+        ("GET /api/v3/notifications/channels/{id}", Route::GetChannel),
+        (
+            "PATCH /api/v3/notifications/channels/{id}",
+            Route::UpdateChannel,
+        ),
+        (
+            "DELETE /api/v3/notifications/channels/{id}",
+            Route::DeleteChannel,
+        ),
+        (
+            "POST /api/v3/notifications/channels/{id}/test",
+            Route::TestChannel,
+        ),
+        (
+            "GET /api/v3/notifications/preferences",
+            Route::GetPreferences,
+        ),
+        (
+            "PUT /api/v3/notifications/preferences",
+            Route::PutPreferences,
+        ),
+        ("POST /api/v3/notifications/notices", Route::SendNotice),
+        (
+            "GET /api/v3/notifications/templates/{event}/{format}",
+            Route::GetTemplate,
+        ),
+        (
+            "PUT /api/v3/notifications/templates/{event}/{format}",
+            Route::PutTemplate,
+        ),
+        (
+            "DELETE /api/v3/notifications/templates/{event}/{format}",
+            Route::DeleteTemplate,
+        ),
     ];
 
     fn access(self) -> Access {
@@ -73,7 +112,11 @@ impl Routes for Route {
             Logout | Sessions | EndSession | PasswordChange | TotpSetup | TotpEnable
             | TotpDisable | CreateApiKey | ListApiKeys | DeleteApiKey | Me | Users | GetUser
             | DeleteUser | Suspend | Reactivate | UserRole | UserSessions | UserMfa
-            | RotateSigningKey => Access::Authenticated,
+            | RotateSigningKey | Notifications | GetNotification | ListChannels | CreateChannel
+            | GetChannel | UpdateChannel | DeleteChannel | TestChannel | GetPreferences
+            | PutPreferences | SendNotice | GetTemplate | PutTemplate | DeleteTemplate => {
+                Access::Authenticated
+            }
         }
     }
 
@@ -121,6 +164,20 @@ impl Routes for Route {
             UserSessions => end_user_sessions(api, p()?, &call.id("id")?).await,
             UserMfa => reset_user_mfa(api, p()?, &call.id("id")?).await,
             RotateSigningKey => rotate_signing_key(api, p()?).await,
+            Notifications => n::list(api, p()?, req).await,
+            GetNotification => n::get(api, p()?, &call.id("id")?).await,
+            ListChannels => n::list_channels(api, p()?).await,
+            CreateChannel => n::create_channel(api, call).await,
+            GetChannel => n::get_channel(api, p()?, &call.id("id")?).await,
+            UpdateChannel => n::update_channel(api, call).await,
+            DeleteChannel => n::delete_channel(api, p()?, &call.id("id")?).await,
+            TestChannel => n::test_channel(api, call).await,
+            GetPreferences => n::preferences(api, p()?).await,
+            PutPreferences => n::set_preferences(api, p()?, req).await,
+            SendNotice => n::send_notice(api, call).await,
+            GetTemplate => n::template(api, p()?, req).await,
+            PutTemplate => n::put_template(api, call).await,
+            DeleteTemplate => n::delete_template(api, p()?, req).await,
         }
     }
 }

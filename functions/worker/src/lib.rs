@@ -4,6 +4,8 @@
 //! delivers it again after its visibility timeout; the others are deleted by the event source.
 //! `main.rs` only wires AWS clients into [`Deps`].
 
+pub mod notifier;
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use shared::app::broadcast::LiveText;
 use shared::app::runs::worker::{Outcome, Worker};
@@ -111,7 +113,7 @@ where
 
 /// A number in 0..1 for the retry jitter, from the message id and the clock (no RNG needed:
 /// it only spreads retries).
-fn jitter(message_id: &str) -> f64 {
+pub(crate) fn jitter(message_id: &str) -> f64 {
     let digest = shared::crypto::sha256_hex(&format!(
         "{message_id}{}",
         chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod broadcast;
 pub mod error;
+pub mod notify;
 pub mod operations;
 pub mod ratelimit;
 pub mod realtime;

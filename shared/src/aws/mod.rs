@@ -8,6 +8,8 @@ pub mod errors;
 #[cfg(feature = "health")]
 pub mod health;
 pub mod kms;
+#[cfg(feature = "notify")]
+pub mod notify;
 #[cfg(feature = "scheduler")]
 pub mod scheduler;
 pub mod ses;

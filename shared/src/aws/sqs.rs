@@ -5,8 +5,10 @@
 //! up to 10).
 
 use crate::aws::errors::classify;
+use crate::domain::notification::QueueMessage;
 use crate::ports::{
-    DeadLetter, DeadLetters, Fut, MessageAttribute, StepMessage, StepQueue, StoreError, TaskQueue,
+    DeadLetter, DeadLetters, Fut, MessageAttribute, NotifyQueue, StepMessage, StepQueue,
+    StoreError, TaskQueue,
 };
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
@@ -359,5 +361,57 @@ mod tests {
         assert_eq!(got, ["c", "h", "n", "l"]);
         assert_eq!(StepQueue::parse("normal"), Some(StepQueue::Normal));
         assert_eq!(StepQueue::parse("Normal"), None);
+    }
+}
+
+/// [`NotifyQueue`] over the notifications queue (standard; a delivery's retries and waits are
+/// its messages' delays).
+#[derive(Debug, Clone)]
+pub struct SqsNotifyQueue {
+    client: Client,
+    url: String,
+}
+
+impl SqsNotifyQueue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        SqsNotifyQueue {
+            client,
+            url: url.into(),
+        }
+    }
+}
+
+impl NotifyQueue for SqsNotifyQueue {
+    fn send<'a>(&'a self, messages: &'a [(QueueMessage, u32)]) -> Fut<'a, ()> {
+        Box::pin(async move {
+            for chunk in messages.chunks(10) {
+                let mut entries = Vec::with_capacity(chunk.len());
+                for (i, (message, delay_s)) in chunk.iter().enumerate() {
+                    let body = serde_json::to_string(message)
+                        .map_err(|e| StoreError::Internal(format!("notify message: {e}")))?;
+                    let entry = SendMessageBatchRequestEntry::builder()
+                        .id(entry_id(i))
+                        .message_body(body)
+                        .delay_seconds(i32::try_from((*delay_s).min(900)).unwrap_or(900))
+                        .build()
+                        .map_err(entry_error)?;
+                    entries.push(entry);
+                }
+                let out = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                // A message not sent is an error: the caller's retry sends the batch again
+                // (deliveries are idempotent).
+                if let Some(e) = batch_failures("SendMessageBatch", out.failed()) {
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })
     }
 }

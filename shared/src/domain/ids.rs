@@ -5,6 +5,18 @@ pub fn new_id() -> String {
     ulid::Ulid::new().to_string()
 }
 
+/// An identifier for something raised again and again from one source (a retried stream
+/// record): the ULID of time `at` whose random part is taken from SHA-256 of `seed`, so the
+/// same `at` and `seed` always give the same id.
+pub fn derived_id(at: chrono::DateTime<chrono::Utc>, seed: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(seed.as_bytes());
+    let mut random = [0u8; 16];
+    random.copy_from_slice(&digest[..16]);
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    ulid::Ulid::from_parts(ms, u128::from_be_bytes(random)).to_string()
+}
+
 /// `n` new identifiers in strictly increasing order, even within one millisecond, so items
 /// created together sort in the order they were made.
 pub fn new_ids(n: usize) -> Vec<String> {

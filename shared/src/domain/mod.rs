@@ -14,6 +14,8 @@ pub mod histogram;
 pub mod ids;
 pub mod metrics;
 pub mod node;
+pub mod notification;
+pub mod notify;
 pub mod principal;
 pub mod prompt;
 pub mod quality;

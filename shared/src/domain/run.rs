@@ -1409,7 +1409,7 @@ pub fn validate_settings(errors: &mut Errors, field: &str, settings: &Settings) 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::node::{NodeFields, Priority};
     use chrono::TimeZone;
@@ -1440,7 +1440,13 @@ mod tests {
         node(id, parent, NodeStatus::Pending)
     }
 
-    fn step(id: &str, position: u32, depends_on: Option<&str>, status: StepStatus) -> Step {
+    /// A step of run `r` for node `n-<id>` (the tests of other modules build theirs here too).
+    pub(crate) fn step(
+        id: &str,
+        position: u32,
+        depends_on: Option<&str>,
+        status: StepStatus,
+    ) -> Step {
         Step {
             id: id.into(),
             run_id: "r".into(),

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod audit;
 pub mod openai_server;
 pub mod realtime;
+pub mod receiver;
 pub mod runs;
 pub mod schedules;
 pub mod workflows;
@@ -14,6 +15,45 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+
+/// An HTTP/1 server on a free port of 127.0.0.1 for a fake of the tests: every request goes to
+/// `answer` with the fake's `state`. Its address, and the task to abort when the fake is
+/// dropped.
+pub(crate) async fn serve_local<S, B, E, F, Fut>(
+    state: std::sync::Arc<S>,
+    answer: F,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>)
+where
+    S: Send + Sync + 'static,
+    F: Fn(std::sync::Arc<S>, hyper::Request<hyper::body::Incoming>) -> Fut
+        + Copy
+        + Send
+        + Sync
+        + 'static,
+    Fut: std::future::Future<Output = Result<hyper::Response<B>, E>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    let accept = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| answer(state.clone(), req));
+                // A client that goes away mid-answer is not the server's failure.
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, accept)
+}
 
 /// A clock that stands still until a test moves it.
 #[derive(Debug)]

@@ -6,10 +6,7 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Frame;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -188,24 +185,8 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 impl FakeOpenAi {
     /// A server on a free port of 127.0.0.1.
     pub async fn start() -> FakeOpenAi {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local address");
         let state = Arc::new(Mutex::new(State::default()));
-        let shared = state.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| answer(state.clone(), req));
-                    // A client that goes away mid-answer is not the server's failure.
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, accept) = super::serve_local(state.clone(), answer).await;
         FakeOpenAi {
             addr,
             state,

@@ -7,20 +7,25 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use api_analytics::stream::{Sinks, process};
+use api_analytics::stream::{NotifySink, Sinks, process};
 use api_analytics::{Api, handle};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, Utc};
 use lambda_http::Body;
 use serde_json::Value;
+use shared::app::notify;
 use shared::aws::dynamo::{DynamoAccounts, DynamoStore};
 use shared::clock::SystemClock;
 use shared::domain::analytics::{Bucket, Scope, Tally, Window};
+use shared::domain::notification::QueueMessage;
+use shared::domain::notify::EventKind;
 use shared::domain::run::{ErrorKind, ModelRef, RetryPolicy, StepError, StepStatus, Usage};
 use shared::domain::{ContentMetrics, NodeStatus, Principal, QualityScores, Role};
 use shared::http::pipeline::Pipeline;
 use shared::http::{Authenticator, Gate, KeyRing};
-use shared::ports::{Analytics, Fut, Probe, Runs, StepCommit, StoreError, Workflows};
+use shared::ports::{
+    Analytics, Fut, Notifications, NotifyQueue, Probe, Runs, StepCommit, StoreError, Workflows,
+};
 use shared::testing::TestKeys;
 use shared::testing::runs::{active_workflow, chain};
 use std::sync::Arc;
@@ -267,6 +272,102 @@ async fn each_change_is_counted_once_even_when_the_stream_batch_is_delivered_aga
     assert_eq!(overview_figures(&wf["overview"]), EXPECTED, "{wf}");
 }
 
+/// The notifications queue, in memory: what was queued, with its delay.
+#[derive(Default)]
+struct QueuedNotifications(std::sync::Mutex<Vec<(QueueMessage, u32)>>);
+
+impl NotifyQueue for QueuedNotifications {
+    fn send<'a>(&'a self, messages: &'a [(QueueMessage, u32)]) -> Fut<'a, ()> {
+        self.0.lock().unwrap().extend(messages.iter().cloned());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn a_finished_run_notifies_its_owner_on_the_chosen_channel_once_and_a_notice_starts_its_fan_out()
+ {
+    let s = stack().await;
+    let vault = shared::aws::kms::KmsVault::new(
+        &localstack::testing::emulator_config().await,
+        localstack::testing::fresh_kms_alias("notify").await,
+    );
+    let request = serde_json::from_value(
+        serde_json::json!({"kind": "webhook", "name": "ci", "target": "https://example.com/hook"}),
+    )
+    .unwrap();
+    let hook = notify::create_channel(s.store.as_ref(), &vault, false, ALICE, request, Utc::now())
+        .await
+        .unwrap();
+    let prefs = serde_json::from_value(serde_json::json!({"events": {"run_succeeded": [hook.id]}}))
+        .unwrap();
+    notify::set_preferences(s.store.as_ref(), ALICE, prefs)
+        .await
+        .unwrap();
+    s.run_written_like_the_worker().await;
+    let event = localstack::testing::stream_event(&s.table).await;
+    let queue = QueuedNotifications::default();
+    let sinks = || {
+        let mut sinks: Sinks<'_> = s.store.as_ref().into();
+        sinks.notify = Some(NotifySink {
+            store: s.store.as_ref(),
+            queue: &queue,
+        });
+        sinks
+    };
+    let first = process(sinks(), event.clone()).await;
+    assert!(first.failures.is_empty(), "{first:?}");
+    assert_eq!(first.notified, 1, "{first:?}");
+    let log = s.store.list_notifications(ALICE, 10, None).await.unwrap();
+    assert_eq!(log.items.len(), 1);
+    let n = &log.items[0];
+    assert_eq!(n.event, EventKind::RunSucceeded);
+    assert_eq!(n.vars["steps_succeeded"], 1);
+    assert_eq!(
+        n.deliveries.keys().collect::<Vec<_>>(),
+        [&hook.id],
+        "exactly the chosen channel"
+    );
+    let queued = queue.0.lock().unwrap().clone();
+    assert_eq!(queued.len(), 1);
+    let QueueMessage::Deliver(m) = &queued[0].0 else {
+        panic!("{queued:?}")
+    };
+    assert_eq!((&m.notification_id, &m.channel_id), (&n.id, &hook.id));
+
+    // The batch delivered again raises the same notification: stored once.
+    let again = process(sinks(), event).await;
+    assert!(again.failures.is_empty(), "{again:?}");
+    let log = s.store.list_notifications(ALICE, 10, None).await.unwrap();
+    assert_eq!(log.items.len(), 1);
+
+    // An admin's notice: its stream record starts the fan-out.
+    let admin = Principal {
+        user_id: ADMIN.into(),
+        role: Role::Admin,
+        scopes: None,
+        session_id: None,
+    };
+    let request =
+        serde_json::from_value(serde_json::json!({"subject": "Maintenance", "body": "Tonight."}))
+            .unwrap();
+    let notice = notify::send_notice(s.store.as_ref(), &admin, request, Utc::now())
+        .await
+        .unwrap();
+    let event = localstack::testing::stream_event(&s.table).await;
+    queue.0.lock().unwrap().clear();
+    let out = process(sinks(), event).await;
+    assert!(out.failures.is_empty(), "{out:?}");
+    let queued = queue.0.lock().unwrap().clone();
+    assert!(
+        queued.iter().any(|(m, _)| *m
+            == QueueMessage::Notice {
+                notice_id: notice.id.clone(),
+                after: None
+            }),
+        "{queued:?}"
+    );
+}
+
 /// Fails `record` from the `fail_at`-th call on (0-based), once.
 struct FailingOnce {
     inner: Arc<DynamoStore>,
@@ -281,6 +382,7 @@ impl FailingOnce {
             analytics: self,
             audit: self.inner.as_ref(),
             workflows: self.inner.as_ref(),
+            notify: None,
         }
     }
 }

@@ -8,7 +8,7 @@ use lambda_http::Body;
 use serde_json::{Value, json};
 use shared::app::auth::{Identity, Signer};
 use shared::app::ratelimit::MemoryFront;
-use shared::aws::dynamo::{DynamoAccounts, DynamoRateLimits};
+use shared::aws::dynamo::{DynamoAccounts, DynamoRateLimits, DynamoStore};
 use shared::aws::kms::KmsVault;
 use shared::aws::ses::SesMailer;
 use shared::http::pipeline::Pipeline;
@@ -162,6 +162,8 @@ impl Harness {
                 clock: clock.clone(),
                 audit: audit.clone(),
             },
+            notify: Arc::new(DynamoStore::new(client.clone(), table.clone())),
+            allow_private_targets: false,
         };
         Harness {
             api,

@@ -9,5 +9,6 @@ mod harness;
 mod keys;
 mod limits;
 mod mfa;
+mod notifications;
 mod openapi;
 mod passwords;

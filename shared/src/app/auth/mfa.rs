@@ -11,29 +11,16 @@ use super::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
-/// AES-GCM's nonce length, which leads a sealed secret.
-const NONCE_LEN: usize = 12;
-
 /// An account's MFA data key, in clear for the length of one request.
 pub(super) struct MfaKey(Vec<u8>);
 
 impl MfaKey {
     fn seal(&self, user_id: &str, secret: &str) -> Result<String, AppError> {
-        let (ciphertext, nonce) =
-            crypto::seal(&self.0, secret.as_bytes(), &aad(user_id)).map_err(crypto_error)?;
-        Ok(B64.encode([nonce, ciphertext].concat()))
+        crypto::seal_b64(&self.0, secret.as_bytes(), &aad(user_id)).map_err(crypto_error)
     }
 
     fn open(&self, user_id: &str, sealed: &str) -> Result<String, AppError> {
-        let bytes = B64
-            .decode(sealed)
-            .map_err(|e| AppError::Internal(format!("sealed TOTP secret: {e}")))?;
-        if bytes.len() <= NONCE_LEN {
-            return Err(AppError::Internal("sealed TOTP secret is too short".into()));
-        }
-        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
-        let plain =
-            crypto::open(&self.0, ciphertext, nonce, &aad(user_id)).map_err(crypto_error)?;
+        let plain = crypto::open_b64(&self.0, sealed, &aad(user_id)).map_err(crypto_error)?;
         String::from_utf8(plain).map_err(|e| AppError::Internal(format!("TOTP secret: {e}")))
     }
 

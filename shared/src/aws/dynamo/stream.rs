@@ -52,6 +52,30 @@ pub fn record_note(record: &Value) -> Result<Option<(Chain, Draft)>, String> {
     super::store::note_of(&keys, image("NewImage")?.as_ref())
 }
 
+/// The system notice a record of a new `NOTICE#` item brings (its fan-out starts then);
+/// `Ok(None)` for every other record.
+pub fn record_notice(
+    record: &Value,
+) -> Result<Option<crate::domain::notification::Notice>, String> {
+    let is_new_notice = record.get("eventName").and_then(Value::as_str) == Some("INSERT")
+        && record
+            .pointer(&format!("/dynamodb/Keys/{PK}/S"))
+            .and_then(Value::as_str)
+            .is_some_and(|pk| pk.starts_with(super::store::NOTICE_PK_PREFIX));
+    if !is_new_notice {
+        return Ok(None);
+    }
+    let Some(image) = record.pointer("/dynamodb/NewImage") else {
+        return Err("a notice without its new image".into());
+    };
+    let item: Item = serde_json::from_value::<serde_dynamo::Item>(image.clone())
+        .map_err(|e| format!("NewImage: {e}"))?
+        .into();
+    super::store::notice_from(item)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
 /// Who made the record's change: the `changed_by` stamp of the item as written (`None` for a
 /// deleted item, or one written without a stamp).
 pub fn changed_by(record: &Value) -> Option<ChangedBy> {

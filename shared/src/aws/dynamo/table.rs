@@ -127,6 +127,20 @@ impl Table {
         condition_held(result)
     }
 
+    /// DeleteItem of `key`; whether there was an item to delete.
+    pub async fn delete(&self, key: Item) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(self.name())
+            .set_key(Some(key))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.attributes.is_some())
+    }
+
     /// Strongly consistent BatchGetItem of `keys` (at most 100), in no particular order.
     pub async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());

@@ -255,17 +255,7 @@ impl DynamoAccounts {
     }
 
     async fn delete(&self, key: Item) -> Result<bool, StoreError> {
-        let out = self
-            .table
-            .client
-            .delete_item()
-            .table_name(self.table.name())
-            .set_key(Some(key))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(out.attributes.is_some())
+        self.table.delete(key).await
     }
 }
 

@@ -150,7 +150,7 @@ impl DynamoStore {
     }
 
     /// One Query of partition `pk` between two sort keys, in either direction, filtered.
-    async fn query_between_keys(
+    pub(crate) async fn query_between_keys(
         &self,
         pk: &str,
         (from, to): (String, String),

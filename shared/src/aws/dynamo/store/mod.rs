@@ -20,6 +20,8 @@ mod analytics;
 mod audit;
 mod connections;
 mod nodes;
+mod notify;
+pub(crate) use notify::{NOTICE_PK_PREFIX, notice_from};
 mod runs;
 mod schedules;
 pub use audit::MAX_APPEND as AUDIT_MAX_APPEND;

@@ -1,0 +1,398 @@
+//! Notifications: a user's channels and preferences, the delivery log, admins' templates and
+//! system notices ([`settings`] of this module), raising notifications from the table's
+//! stream ([`raise`]) and delivering them from the notifications queue ([`deliver`]).
+
+pub mod deliver;
+pub mod raise;
+
+use super::{AppError, require_admin};
+use crate::crypto;
+use crate::domain::notification::{
+    Channel, ChannelStatus, ChannelView, CreateChannelRequest, MAX_CHANNELS, MAX_NOTICE_BODY_CHARS,
+    MAX_NOTICE_SUBJECT_CHARS, Notice, NoticeRequest, Notification, TemplateOverride,
+    TemplateRequest, TemplateView, UpdateChannelRequest, check_name,
+};
+use crate::domain::notify::templates::{self, Format};
+use crate::domain::notify::{self, ChannelKind, EventKind, Preferences};
+use crate::domain::{FieldError, Principal, ids};
+use crate::ports::{KeyVault, Notifications, NotifyAdmin, NotifyConfig, Page, PageKey};
+use chrono::{DateTime, Utc};
+
+/// The refusal of the notification admin routes (templates, notices) to anyone else.
+const ADMIN_ONLY: &str = "only admins may change notification templates or send notices";
+
+/// Webhook signing secrets start with this, so they are recognisable in a config file.
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// What the AAD of a channel's sealed secret binds it to.
+fn secret_aad(channel: &Channel) -> String {
+    format!("notify-secret:{}:{}", channel.user_id, channel.id)
+}
+
+/// A new signing secret for `channel`: in clear (shown once), and sealed in the channel under a
+/// new data key.
+async fn new_secret(vault: &dyn KeyVault, channel: &mut Channel) -> Result<String, AppError> {
+    let secret = format!(
+        "{SECRET_PREFIX}{}",
+        crypto::random_secret().map_err(|e| AppError::Internal(e.to_string()))?
+    );
+    let key = vault.generate_data_key().await?;
+    let sealed = crypto::seal_b64(&key.plaintext, secret.as_bytes(), &secret_aad(channel))
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    use base64::Engine;
+    channel.sealed_secret = Some(sealed);
+    channel.data_key = Some(base64::engine::general_purpose::STANDARD.encode(key.ciphertext));
+    Ok(secret)
+}
+
+/// A webhook channel's signing secret, opened with the key service.
+pub async fn open_secret(vault: &dyn KeyVault, channel: &Channel) -> Result<Vec<u8>, AppError> {
+    use base64::Engine;
+    let (Some(sealed), Some(data_key)) = (&channel.sealed_secret, &channel.data_key) else {
+        return Err(AppError::Internal(
+            "the webhook has no signing secret".into(),
+        ));
+    };
+    let data_key = base64::engine::general_purpose::STANDARD
+        .decode(data_key)
+        .map_err(|e| AppError::Internal(format!("data key: {e}")))?;
+    let key = vault.decrypt_data_key(&data_key).await?;
+    crypto::open_b64(&key, sealed, &secret_aad(channel))
+        .map_err(|e| AppError::Internal(e.to_string()))
+}
+
+pub async fn list_channels(
+    store: &dyn NotifyConfig,
+    user_id: &str,
+) -> Result<Vec<ChannelView>, AppError> {
+    let settings = store.notify_settings(user_id).await?;
+    Ok(settings.channels.iter().map(Channel::view).collect())
+}
+
+pub async fn get_channel(
+    store: &dyn NotifyConfig,
+    user_id: &str,
+    id: &str,
+) -> Result<ChannelView, AppError> {
+    let settings = store.notify_settings(user_id).await?;
+    settings
+        .channels
+        .iter()
+        .find(|c| c.id == id)
+        .map(Channel::view)
+        .ok_or(AppError::NotFound("channel"))
+}
+
+/// Adds a channel; a webhook's answer carries its signing secret, once.
+pub async fn create_channel(
+    store: &dyn NotifyConfig,
+    vault: &dyn KeyVault,
+    allow_private_targets: bool,
+    user_id: &str,
+    request: CreateChannelRequest,
+    now: DateTime<Utc>,
+) -> Result<ChannelView, AppError> {
+    let mut errors: Vec<FieldError> = Vec::new();
+    if let Err(e) = check_name(&request.name, "name") {
+        errors.push(e);
+    }
+    let target = request.target.trim().to_string();
+    if let Err(e) = notify::check_target(request.kind, &target, allow_private_targets) {
+        errors.push(e);
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let settings = store.notify_settings(user_id).await?;
+    if settings.channels.len() >= MAX_CHANNELS {
+        return Err(AppError::Conflict {
+            slug: "too-many-channels",
+            detail: "a user may have at most 20 channels; delete one first",
+        });
+    }
+    let mut channel = Channel {
+        id: ids::new_id(),
+        user_id: user_id.to_string(),
+        kind: request.kind,
+        name: request.name.trim().to_string(),
+        target,
+        status: ChannelStatus::Active,
+        failure: None,
+        sealed_secret: None,
+        data_key: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let secret = if request.kind == ChannelKind::Webhook {
+        Some(new_secret(vault, &mut channel).await?)
+    } else {
+        None
+    };
+    store.put_channel(&channel).await?;
+    let mut view = channel.view();
+    view.secret = secret;
+    Ok(view)
+}
+
+/// Renames a channel, turns it on or off (on again clears a failure), or gives a webhook a
+/// new signing secret (shown once).
+pub async fn update_channel(
+    store: &dyn NotifyConfig,
+    vault: &dyn KeyVault,
+    user_id: &str,
+    id: &str,
+    request: UpdateChannelRequest,
+    now: DateTime<Utc>,
+) -> Result<ChannelView, AppError> {
+    if let Some(name) = &request.name {
+        check_name(name, "name").map_err(|e| AppError::Validation(vec![e]))?;
+    }
+    let settings = store.notify_settings(user_id).await?;
+    let mut channel = settings
+        .channels
+        .into_iter()
+        .find(|c| c.id == id)
+        .ok_or(AppError::NotFound("channel"))?;
+    if request.rotate_secret == Some(true) && channel.kind != ChannelKind::Webhook {
+        return Err(AppError::field(
+            "rotate_secret",
+            "only webhooks have a signing secret",
+        ));
+    }
+    if let Some(name) = request.name {
+        channel.name = name.trim().to_string();
+    }
+    match request.enabled {
+        Some(true) => {
+            channel.status = ChannelStatus::Active;
+            channel.failure = None;
+        }
+        Some(false) => channel.status = ChannelStatus::Disabled,
+        None => {}
+    }
+    let secret = if request.rotate_secret == Some(true) {
+        Some(new_secret(vault, &mut channel).await?)
+    } else {
+        None
+    };
+    channel.updated_at = now;
+    if !store.replace_channel(&channel).await? {
+        return Err(AppError::NotFound("channel"));
+    }
+    let mut view = channel.view();
+    view.secret = secret;
+    Ok(view)
+}
+
+/// Deletes a channel, and takes it out of the preferences.
+pub async fn delete_channel(
+    store: &dyn NotifyConfig,
+    user_id: &str,
+    id: &str,
+) -> Result<(), AppError> {
+    if !store.delete_channel(user_id, id).await? {
+        return Err(AppError::NotFound("channel"));
+    }
+    let settings = store.notify_settings(user_id).await?;
+    if let Some(mut prefs) = settings.preferences {
+        let before = prefs.clone();
+        for ids in prefs.events.values_mut() {
+            ids.retain(|c| c != id);
+        }
+        prefs.events.retain(|_, ids| !ids.is_empty());
+        if prefs != before {
+            store.put_preferences(user_id, &prefs).await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn preferences(store: &dyn NotifyConfig, user_id: &str) -> Result<Preferences, AppError> {
+    Ok(store
+        .notify_settings(user_id)
+        .await?
+        .preferences
+        .unwrap_or_default())
+}
+
+/// Replaces the preferences; every channel named must be the user's.
+pub async fn set_preferences(
+    store: &dyn NotifyConfig,
+    user_id: &str,
+    preferences: Preferences,
+) -> Result<Preferences, AppError> {
+    let settings = store.notify_settings(user_id).await?;
+    let ids: Vec<&str> = settings.channels.iter().map(|c| c.id.as_str()).collect();
+    notify::check_preferences(&preferences, &ids).map_err(AppError::Validation)?;
+    store.put_preferences(user_id, &preferences).await?;
+    Ok(preferences)
+}
+
+/// The delivery log, newest first.
+pub async fn list(
+    store: &dyn Notifications,
+    user_id: &str,
+    limit: usize,
+    after: Option<PageKey>,
+) -> Result<Page<Notification>, AppError> {
+    Ok(store.list_notifications(user_id, limit, after).await?)
+}
+
+pub async fn get(
+    store: &dyn Notifications,
+    user_id: &str,
+    id: &str,
+) -> Result<Notification, AppError> {
+    store
+        .get_notification(user_id, id)
+        .await?
+        .ok_or(AppError::NotFound("notification"))
+}
+
+/// Sends a test notice to one of the user's channels (now, whatever the preferences).
+pub async fn test_channel(
+    store: &(impl NotifyConfig + NotifyAdmin + ?Sized),
+    user_id: &str,
+    channel_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Notice, AppError> {
+    let settings = store.notify_settings(user_id).await?;
+    if !settings.channels.iter().any(|c| c.id == channel_id) {
+        return Err(AppError::NotFound("channel"));
+    }
+    let notice = Notice {
+        id: ids::new_id(),
+        user_id: Some(user_id.to_string()),
+        channel_id: Some(channel_id.to_string()),
+        subject: "Test notification".into(),
+        body: "This channel receives Document Workflow Chain notifications.".into(),
+        send_at: now,
+        created_at: now,
+        created_by: user_id.to_string(),
+    };
+    store.put_notice(&notice).await?;
+    Ok(notice)
+}
+
+/// An admin's notice to every account, now or at `send_at` (at most 7 days ahead).
+pub async fn send_notice(
+    store: &dyn NotifyAdmin,
+    principal: &Principal,
+    request: NoticeRequest,
+    now: DateTime<Utc>,
+) -> Result<Notice, AppError> {
+    require_admin(principal, ADMIN_ONLY)?;
+    let mut errors = Vec::new();
+    for (field, value, max) in [
+        ("subject", &request.subject, MAX_NOTICE_SUBJECT_CHARS),
+        ("body", &request.body, MAX_NOTICE_BODY_CHARS),
+    ] {
+        if value.trim().is_empty() || value.chars().count() > max {
+            errors.push(FieldError::new(
+                field,
+                format!("must be 1 to {max} characters, not blank"),
+            ));
+        }
+    }
+    let send_at = match notify::check_send_at(request.send_at, now) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let (Some(send_at), true) = (send_at, errors.is_empty()) else {
+        return Err(AppError::Validation(errors));
+    };
+    let notice = Notice {
+        id: ids::new_id(),
+        user_id: None,
+        channel_id: None,
+        subject: request.subject.trim().to_string(),
+        body: request.body.trim().to_string(),
+        send_at,
+        created_at: now,
+        created_by: principal.user_id.clone(),
+    };
+    store.put_notice(&notice).await?;
+    Ok(notice)
+}
+
+/// An event's and format's template: the admins' override, or the shipped one.
+pub fn effective_template(
+    overrides: &[TemplateOverride],
+    event: EventKind,
+    format: Format,
+) -> &str {
+    overrides
+        .iter()
+        .find(|t| t.event == event && t.format == format)
+        .map_or_else(
+            || templates::default_template(event, format),
+            |t| t.source.as_str(),
+        )
+}
+
+pub async fn template(
+    store: &dyn NotifyAdmin,
+    principal: &Principal,
+    event: EventKind,
+    format: Format,
+) -> Result<TemplateView, AppError> {
+    require_admin(principal, ADMIN_ONLY)?;
+    let overrides = store.template_overrides().await?;
+    let overridden = overrides
+        .iter()
+        .any(|t| t.event == event && t.format == format);
+    Ok(TemplateView {
+        event,
+        format,
+        source: effective_template(&overrides, event, format).to_string(),
+        overridden,
+        variables: templates::sample_vars(event),
+    })
+}
+
+pub async fn put_template(
+    store: &dyn NotifyAdmin,
+    principal: &Principal,
+    event: EventKind,
+    format: Format,
+    request: TemplateRequest,
+    now: DateTime<Utc>,
+) -> Result<TemplateView, AppError> {
+    require_admin(principal, ADMIN_ONLY)?;
+    templates::check_template(event, format, &request.source)
+        .map_err(|e| AppError::field("source", e))?;
+    store
+        .put_template_override(&TemplateOverride {
+            event,
+            format,
+            source: request.source.clone(),
+            updated_at: now,
+            updated_by: principal.user_id.clone(),
+        })
+        .await?;
+    Ok(TemplateView {
+        event,
+        format,
+        source: request.source,
+        overridden: true,
+        variables: templates::sample_vars(event),
+    })
+}
+
+/// Goes back to the shipped template.
+pub async fn delete_template(
+    store: &dyn NotifyAdmin,
+    principal: &Principal,
+    event: EventKind,
+    format: Format,
+) -> Result<(), AppError> {
+    require_admin(principal, ADMIN_ONLY)?;
+    if store.delete_template_override(event, format).await? {
+        Ok(())
+    } else {
+        Err(AppError::NotFound("template override"))
+    }
+}
