@@ -6,6 +6,7 @@
 mod identity;
 mod instances;
 mod isolation;
+mod notifications;
 mod realtime;
 mod routes;
 mod runs;

@@ -187,6 +187,7 @@ async fn notify(
                 seed: &record.event_id,
                 not_before: None,
                 only_channel: None,
+                verification: false,
             };
             queued += raise::raise(sink.store, sink.queue, trigger, &source, now)
                 .await

@@ -77,6 +77,7 @@ pub enum Route {
     UpdateChannel,
     DeleteChannel,
     TestChannel,
+    VerifyChannel,
     GetPreferences,
     PutPreferences,
     SendNotice,

@@ -10,7 +10,7 @@ use shared::app::notify;
 use shared::domain::Principal;
 use shared::domain::notification::{
     ChannelView, CreateChannelRequest, Notice, NoticeRequest, Notification, TemplateRequest,
-    TemplateView, UpdateChannelRequest,
+    TemplateView, UpdateChannelRequest, VerifyChannelRequest,
 };
 use shared::domain::notify::templates::Format;
 use shared::domain::notify::{EventKind, Preferences};
@@ -50,7 +50,8 @@ pub async fn list_channels(api: &Api, p: &Principal) -> Reply {
     })
 }
 
-/// Add a channel. A webhook's answer carries its signing secret, shown this once.
+/// Add a channel. A webhook's answer carries its signing secret, shown this once. An email or
+/// SMS channel starts `unverified`: a code is sent to it, to confirm with `.../verify`.
 #[utoipa::path(post, path = "/api/v3/notifications/channels", tag = "notifications",
     request_body = CreateChannelRequest,
     responses((status = 201, body = ChannelView), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -64,8 +65,34 @@ pub async fn create_channel(api: &Api, call: &Call<'_>) -> Reply {
         json_body(call.req)?,
         call.now,
     )
-    .await?;
+    .await?
+    .view;
     Ok(json(StatusCode::CREATED, &view))
+}
+
+/// Confirm an email or SMS channel with the code sent to it (`{"code": "123456"}`), or have a
+/// new code sent (`{"resend": true}`, 202). Until then nothing else is sent to it.
+#[utoipa::path(post, path = "/api/v3/notifications/channels/{id}/verify", tag = "notifications",
+    params(("id" = String, Path)), request_body = VerifyChannelRequest,
+    responses((status = 200, body = ChannelView), (status = 202, body = ChannelView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn verify_channel(api: &Api, call: &Call<'_>) -> Reply {
+    let p = call.principal()?;
+    let request: VerifyChannelRequest = json_body(call.req)?;
+    let resend = request.resend == Some(true);
+    let created = notify::verify_channel(
+        api.notify.as_ref(),
+        &p.user_id,
+        &call.id("id")?,
+        request,
+        call.now,
+    )
+    .await?;
+    let status = if resend {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json(status, &created.view))
 }
 
 /// One of the caller's channels.

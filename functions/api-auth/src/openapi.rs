@@ -21,7 +21,7 @@ use utoipa::OpenApi;
         routes::rotate_signing_key,
         notifications::list, notifications::get, notifications::list_channels,
         notifications::create_channel, notifications::get_channel, notifications::update_channel,
-        notifications::delete_channel, notifications::test_channel, notifications::preferences,
+        notifications::delete_channel, notifications::test_channel, notifications::verify_channel, notifications::preferences,
         notifications::set_preferences, notifications::send_notice, notifications::template,
         notifications::put_template, notifications::delete_template,
     ),

@@ -82,6 +82,10 @@ impl Routes for Route {
             Route::TestChannel,
         ),
         (
+            "POST /api/v3/notifications/channels/{id}/verify",
+            Route::VerifyChannel,
+        ),
+        (
             "GET /api/v3/notifications/preferences",
             Route::GetPreferences,
         ),
@@ -113,10 +117,9 @@ impl Routes for Route {
             | TotpDisable | CreateApiKey | ListApiKeys | DeleteApiKey | Me | Users | GetUser
             | DeleteUser | Suspend | Reactivate | UserRole | UserSessions | UserMfa
             | RotateSigningKey | Notifications | GetNotification | ListChannels | CreateChannel
-            | GetChannel | UpdateChannel | DeleteChannel | TestChannel | GetPreferences
-            | PutPreferences | SendNotice | GetTemplate | PutTemplate | DeleteTemplate => {
-                Access::Authenticated
-            }
+            | GetChannel | UpdateChannel | DeleteChannel | TestChannel | VerifyChannel
+            | GetPreferences | PutPreferences | SendNotice | GetTemplate | PutTemplate
+            | DeleteTemplate => Access::Authenticated,
         }
     }
 
@@ -172,6 +175,7 @@ impl Routes for Route {
             UpdateChannel => n::update_channel(api, call).await,
             DeleteChannel => n::delete_channel(api, p()?, &call.id("id")?).await,
             TestChannel => n::test_channel(api, call).await,
+            VerifyChannel => n::verify_channel(api, call).await,
             GetPreferences => n::preferences(api, p()?).await,
             PutPreferences => n::set_preferences(api, p()?, req).await,
             SendNotice => n::send_notice(api, call).await,

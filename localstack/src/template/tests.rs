@@ -80,10 +80,10 @@ fn the_repository_template_has_one_table_as_designed() {
 #[test]
 fn the_repository_template_has_every_route_once() {
     let routes = repository_template().http_routes();
-    // 37 of api-workflows (8 of them chain runs, 5 schedules, 2 dead-letter queues, /docs), 44
-    // of api-auth (14 of them notifications), 15 of api-analytics (3 of them /status,
+    // 37 of api-workflows (8 of them chain runs, 5 schedules, 2 dead-letter queues, /docs), 45
+    // of api-auth (15 of them notifications), 15 of api-analytics (3 of them /status,
     // /api/v3/status and /metrics, 5 the audit trail's).
-    assert_eq!(routes.len(), 96, "{routes:#?}");
+    assert_eq!(routes.len(), 97, "{routes:#?}");
 
     let triples: Vec<_> = routes
         .iter()

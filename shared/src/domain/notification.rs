@@ -20,11 +20,18 @@ pub const KEEP_DAYS: i64 = 30;
 /// Longest subject and body of a system notice.
 pub const MAX_NOTICE_SUBJECT_CHARS: usize = 150;
 pub const MAX_NOTICE_BODY_CHARS: usize = 5_000;
+/// How long an email or SMS channel's confirmation code holds, and how many wrong tries it
+/// takes.
+pub const CODE_TTL_MINUTES: i64 = 60;
+pub const MAX_CODE_ATTEMPTS: u32 = 5;
 
 /// Whether a channel is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelStatus {
+    /// An email or SMS channel waiting for the code sent to it (`POST .../verify`): nothing
+    /// but the code is sent to an address or number until its owner shows it is theirs.
+    Unverified,
     Active,
     /// Turned off by its user.
     Disabled,
@@ -53,8 +60,33 @@ pub struct Channel {
     /// The KMS-encrypted data key of `sealed_secret`, base64.
     #[serde(default)]
     pub data_key: Option<String>,
+    /// An unverified channel's confirmation code.
+    #[serde(default)]
+    pub verification: Option<Verification>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The code sent to an email or SMS channel, as kept: its hash only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    /// SHA-256 of `<channel id>:<code>`, hex.
+    pub code_sha256: String,
+    pub expires_at: DateTime<Utc>,
+    /// Wrong codes tried.
+    pub attempts: u32,
+}
+
+/// `POST /api/v3/notifications/channels/{id}/verify`: the code the channel received, or
+/// `{"resend": true}` for a new one.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyChannelRequest {
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 16, example = "123456")]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub resend: Option<bool>,
 }
 
 /// A channel as its user sees it: never its secret.
@@ -238,6 +270,9 @@ pub struct Notification {
     pub vars: Map<String, Value>,
     /// By channel id.
     pub deliveries: BTreeMap<String, Delivery>,
+    /// A channel's confirmation code, which goes to the channel while it is unverified.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verification: bool,
 }
 
 /// A delivery's message on the notifications queue: which notification, to which channel.
@@ -283,6 +318,9 @@ pub struct Notice {
     pub user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_id: Option<String>,
+    /// A channel's confirmation code: sent to that channel even though it is unverified.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verification: bool,
     pub subject: String,
     pub body: String,
     pub send_at: DateTime<Utc>,

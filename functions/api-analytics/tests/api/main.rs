@@ -297,7 +297,8 @@ async fn a_finished_run_notifies_its_owner_on_the_chosen_channel_once_and_a_noti
     .unwrap();
     let hook = notify::create_channel(s.store.as_ref(), &vault, false, ALICE, request, Utc::now())
         .await
-        .unwrap();
+        .unwrap()
+        .view;
     let prefs = serde_json::from_value(serde_json::json!({"events": {"run_succeeded": [hook.id]}}))
         .unwrap();
     notify::set_preferences(s.store.as_ref(), ALICE, prefs)

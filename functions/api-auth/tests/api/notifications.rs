@@ -97,6 +97,7 @@ async fn stored_notification(h: &Harness, user_id: &str, channel_id: &str) -> No
                 reason: None,
             },
         )]),
+        verification: false,
     };
     assert!(h.api.notify.put_notification(&n).await.unwrap());
     n
@@ -885,4 +886,105 @@ async fn a_user_has_at_most_twenty_channels() {
     .await
     .ok(204);
     channel(&h, &alice, "email", "One more", "alice+20@example.com").await;
+}
+
+/// The code in the newest confirmation notice of channel `id` (what the notifier sends it).
+async fn sent_code(h: &Harness, id: &str) -> String {
+    let notices = notice_items(h).await;
+    let notice = notices
+        .iter()
+        .filter(|n| n["channel_id"] == id && n["verification"] == true)
+        .max_by_key(|n| n["created_at"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_else(|| panic!("no code was sent to {id}: {notices:#?}"));
+    notice["body"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect()
+}
+
+/// `u` sends `body` to channel `id`'s verify route.
+async fn verify(h: &Harness, u: &User, id: &str, body: Value) -> Reply {
+    h.post(&format!("{CHANNELS}/{id}/verify"), Some(&u.access), body)
+        .await
+}
+
+#[tokio::test]
+async fn email_and_sms_channels_are_used_only_once_confirmed_with_their_code() {
+    let h = Harness::new().await;
+    let alice = h.sign_up("alice").await;
+    for (kind, target) in [("email", "ops@example.com"), ("sms", "+15555550100")] {
+        let created = channel(&h, &alice, kind, "mine", target).await;
+        assert_eq!(created["status"], "unverified", "{created}");
+        let id = id_of(&created);
+        let code = sent_code(&h, &id).await;
+        assert_eq!(code.len(), 6, "{code}");
+        // It cannot be turned on without the code.
+        let on = patch(&h, &alice, &id, json!({"enabled": true})).await;
+        assert_eq!(on.status, 409, "{}", on.text);
+        // A wrong code is refused and changes nothing.
+        let wrong = if code == "000000" { "000001" } else { "000000" };
+        let r = verify(&h, &alice, &id, json!({"code": wrong})).await;
+        assert_eq!(r.status, 422, "{}", r.text);
+        assert_eq!(fields(&r.body), ["code"]);
+        let shown = h.get(&channel_path(&id), &alice.access).await;
+        assert_eq!(shown.ok(200)["status"], "unverified");
+        // The right one confirms it.
+        let ok = verify(&h, &alice, &id, json!({"code": code})).await;
+        assert_eq!(ok.ok(200)["status"], "active");
+        let again = verify(&h, &alice, &id, json!({"code": code})).await;
+        assert_eq!(again.status, 409, "{}", again.text);
+    }
+    // Webhooks need no code.
+    let hook = channel(&h, &alice, "webhook", "hook", WEBHOOK_URL).await;
+    assert_eq!(hook["status"], "active");
+    let r = verify(&h, &alice, &id_of(&hook), json!({"code": "123456"})).await;
+    assert_eq!(r.status, 409, "{}", r.text);
+}
+
+#[tokio::test]
+async fn five_wrong_codes_use_a_code_up_and_a_new_one_can_be_sent() {
+    let h = Harness::new().await;
+    let alice = h.sign_up("alice").await;
+    let bob = h.sign_up("bob").await;
+    let created = channel(&h, &alice, "email", "mine", "someone@example.com").await;
+    let id = id_of(&created);
+    let code = sent_code(&h, &id).await;
+    // Bob cannot confirm Alice's channel, even with its code.
+    let r = verify(&h, &bob, &id, json!({"code": code})).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    let wrong = if code == "999999" { "999998" } else { "999999" };
+    for _ in 0..5 {
+        let r = verify(&h, &alice, &id, json!({"code": wrong})).await;
+        assert_eq!(r.status, 422, "{}", r.text);
+    }
+    let late = verify(&h, &alice, &id, json!({"code": code})).await;
+    assert_eq!(late.status, 409, "{}", late.text);
+    // No code at all is a 422 naming it.
+    let none = verify(&h, &alice, &id, json!({})).await;
+    assert_eq!(fields(&none.body), ["code"]);
+    let resent = verify(&h, &alice, &id, json!({"resend": true})).await;
+    assert_eq!(resent.ok(202)["status"], "unverified");
+    let fresh = sent_code(&h, &id).await;
+    let ok = verify(&h, &alice, &id, json!({"code": fresh})).await;
+    assert_eq!(ok.ok(200)["status"], "active");
+}
+
+#[tokio::test]
+async fn the_delivery_log_does_not_repeat_a_confirmation_code() {
+    let h = Harness::new().await;
+    let alice = h.sign_up("alice").await;
+    let created = channel(&h, &alice, "email", "mine", "victim@example.com").await;
+    let mut n = stored_notification(&h, &alice.user_id, &id_of(&created)).await;
+    n.id = shared::domain::ids::new_id();
+    n.event = EventKind::SystemNotice;
+    n.verification = true;
+    n.vars.insert("body".into(), json!("Your code is 424242."));
+    h.api.notify.put_notification(&n).await.unwrap();
+    for path in [LOG.to_string(), format!("{LOG}/{}", n.id)] {
+        let r = h.get(&path, &alice.access).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(!r.text.contains("424242"), "{path}: {}", r.text);
+    }
 }

@@ -100,6 +100,7 @@ async fn fan_out(
             seed: &notice.id,
             not_before: Some(notice.send_at),
             only_channel: None,
+            verification: false,
         };
         raised += raise::raise(n.store, n.queue, &trigger, &source, now).await?;
     }
@@ -152,8 +153,11 @@ async fn deliver(
     };
     let channel = match channel {
         None => return skip("the channel was deleted").await,
-        Some(c) if c.status != ChannelStatus::Active => {
-            return skip("the channel is turned off or failed").await;
+        Some(c)
+            if c.status != ChannelStatus::Active
+                && !(c.status == ChannelStatus::Unverified && notification.verification) =>
+        {
+            return skip("the channel is turned off, failed or not confirmed").await;
         }
         Some(c) => c,
     };

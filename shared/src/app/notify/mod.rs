@@ -8,9 +8,10 @@ pub mod raise;
 use super::{AppError, require_admin};
 use crate::crypto;
 use crate::domain::notification::{
-    Channel, ChannelStatus, ChannelView, CreateChannelRequest, MAX_CHANNELS, MAX_NOTICE_BODY_CHARS,
-    MAX_NOTICE_SUBJECT_CHARS, Notice, NoticeRequest, Notification, TemplateOverride,
-    TemplateRequest, TemplateView, UpdateChannelRequest, check_name,
+    CODE_TTL_MINUTES, Channel, ChannelStatus, ChannelView, CreateChannelRequest, MAX_CHANNELS,
+    MAX_CODE_ATTEMPTS, MAX_NOTICE_BODY_CHARS, MAX_NOTICE_SUBJECT_CHARS, Notice, NoticeRequest,
+    Notification, TemplateOverride, TemplateRequest, TemplateView, UpdateChannelRequest,
+    Verification, VerifyChannelRequest, check_name,
 };
 use crate::domain::notify::templates::{self, Format};
 use crate::domain::notify::{self, ChannelKind, EventKind, Preferences};
@@ -69,29 +70,80 @@ pub async fn list_channels(
     Ok(settings.channels.iter().map(Channel::view).collect())
 }
 
+/// The user's channel `id` (404 for anyone else's: they look alike).
+async fn own_channel(
+    store: &(impl NotifyConfig + ?Sized),
+    user_id: &str,
+    id: &str,
+) -> Result<Channel, AppError> {
+    store
+        .notify_settings(user_id)
+        .await?
+        .channels
+        .into_iter()
+        .find(|c| c.id == id)
+        .ok_or(AppError::NotFound("channel"))
+}
+
 pub async fn get_channel(
     store: &dyn NotifyConfig,
     user_id: &str,
     id: &str,
 ) -> Result<ChannelView, AppError> {
-    let settings = store.notify_settings(user_id).await?;
-    settings
-        .channels
-        .iter()
-        .find(|c| c.id == id)
-        .map(Channel::view)
-        .ok_or(AppError::NotFound("channel"))
+    Ok(own_channel(store, user_id, id).await?.view())
 }
 
-/// Adds a channel; a webhook's answer carries its signing secret, once.
+/// A channel just added: its view (a webhook's with its signing secret, once) and, for an
+/// email or SMS channel, the notice that carries its confirmation code.
+pub struct Created {
+    pub view: ChannelView,
+    pub verification: Option<Notice>,
+}
+
+/// The hash a confirmation code is kept as.
+fn code_hash(channel_id: &str, code: &str) -> String {
+    crypto::sha256_hex(&format!("{channel_id}:{}", code.trim()))
+}
+
+/// A new confirmation code for `channel` (kept as its hash, for an hour), and the notice that
+/// sends it to the channel alone.
+fn new_code(channel: &mut Channel, now: DateTime<Utc>) -> Result<Notice, AppError> {
+    let random = crypto::random_bytes(4).map_err(|e| AppError::Internal(e.to_string()))?;
+    let code = format!(
+        "{:06}",
+        u32::from_be_bytes([random[0], random[1], random[2], random[3]]) % 1_000_000
+    );
+    channel.verification = Some(Verification {
+        code_sha256: code_hash(&channel.id, &code),
+        expires_at: now + chrono::Duration::minutes(CODE_TTL_MINUTES),
+        attempts: 0,
+    });
+    Ok(Notice {
+        id: ids::new_id(),
+        user_id: Some(channel.user_id.clone()),
+        channel_id: Some(channel.id.clone()),
+        verification: true,
+        subject: "Confirm this channel".into(),
+        body: format!(
+            "Your Document Workflow Chain confirmation code is {code}. It expires in one hour. \
+             If you did not add this channel, ignore this message."
+        ),
+        send_at: now,
+        created_at: now,
+        created_by: channel.user_id.clone(),
+    })
+}
+
+/// Adds a channel; a webhook's answer carries its signing secret, once. Email and SMS
+/// channels start unverified, and a code is sent to them.
 pub async fn create_channel(
-    store: &dyn NotifyConfig,
+    store: &(impl NotifyConfig + NotifyAdmin + ?Sized),
     vault: &dyn KeyVault,
     allow_private_targets: bool,
     user_id: &str,
     request: CreateChannelRequest,
     now: DateTime<Utc>,
-) -> Result<ChannelView, AppError> {
+) -> Result<Created, AppError> {
     let mut errors: Vec<FieldError> = Vec::new();
     if let Err(e) = check_name(&request.name, "name") {
         errors.push(e);
@@ -120,6 +172,7 @@ pub async fn create_channel(
         failure: None,
         sealed_secret: None,
         data_key: None,
+        verification: None,
         created_at: now,
         updated_at: now,
     };
@@ -128,10 +181,81 @@ pub async fn create_channel(
     } else {
         None
     };
+    let verification = if matches!(request.kind, ChannelKind::Email | ChannelKind::Sms) {
+        channel.status = ChannelStatus::Unverified;
+        Some(new_code(&mut channel, now)?)
+    } else {
+        None
+    };
     store.put_channel(&channel).await?;
+    if let Some(notice) = &verification {
+        store.put_notice(notice).await?;
+    }
     let mut view = channel.view();
     view.secret = secret;
-    Ok(view)
+    Ok(Created { view, verification })
+}
+
+/// Confirms an email or SMS channel with the code it received, or sends a new code
+/// (`resend`). A wrong code is 422 and counts; after 5, or an hour, only a new code helps.
+pub async fn verify_channel(
+    store: &(impl NotifyConfig + NotifyAdmin + ?Sized),
+    user_id: &str,
+    id: &str,
+    request: VerifyChannelRequest,
+    now: DateTime<Utc>,
+) -> Result<Created, AppError> {
+    let mut channel = own_channel(store, user_id, id).await?;
+    if channel.status != ChannelStatus::Unverified {
+        return Err(AppError::Conflict {
+            slug: "channel-verified",
+            detail: "the channel is verified already",
+        });
+    }
+    channel.updated_at = now;
+    if request.resend == Some(true) {
+        let notice = new_code(&mut channel, now)?;
+        if !store.replace_channel(&channel).await? {
+            return Err(AppError::NotFound("channel"));
+        }
+        store.put_notice(&notice).await?;
+        return Ok(Created {
+            view: channel.view(),
+            verification: Some(notice),
+        });
+    }
+    let Some(code) = request.code else {
+        return Err(AppError::field(
+            "code",
+            "the code the channel received, or {\"resend\": true} for a new one",
+        ));
+    };
+    let Some(pending) = channel.verification.as_mut() else {
+        return Err(AppError::Conflict {
+            slug: "code-expired",
+            detail: "no code is pending; ask for a new one with {\"resend\": true}",
+        });
+    };
+    if pending.expires_at <= now || pending.attempts >= MAX_CODE_ATTEMPTS {
+        return Err(AppError::Conflict {
+            slug: "code-expired",
+            detail: "the code expired or was tried too often; ask for a new one with {\"resend\": true}",
+        });
+    }
+    if !crypto::constant_time_eq(&code_hash(&channel.id, &code), &pending.code_sha256) {
+        pending.attempts += 1;
+        store.replace_channel(&channel).await?;
+        return Err(AppError::field("code", "does not match the code sent"));
+    }
+    channel.status = ChannelStatus::Active;
+    channel.verification = None;
+    if !store.replace_channel(&channel).await? {
+        return Err(AppError::NotFound("channel"));
+    }
+    Ok(Created {
+        view: channel.view(),
+        verification: None,
+    })
 }
 
 /// Renames a channel, turns it on or off (on again clears a failure), or gives a webhook a
@@ -147,12 +271,7 @@ pub async fn update_channel(
     if let Some(name) = &request.name {
         check_name(name, "name").map_err(|e| AppError::Validation(vec![e]))?;
     }
-    let settings = store.notify_settings(user_id).await?;
-    let mut channel = settings
-        .channels
-        .into_iter()
-        .find(|c| c.id == id)
-        .ok_or(AppError::NotFound("channel"))?;
+    let mut channel = own_channel(store, user_id, id).await?;
     if request.rotate_secret == Some(true) && channel.kind != ChannelKind::Webhook {
         return Err(AppError::field(
             "rotate_secret",
@@ -161,6 +280,12 @@ pub async fn update_channel(
     }
     if let Some(name) = request.name {
         channel.name = name.trim().to_string();
+    }
+    if request.enabled.is_some() && channel.status == ChannelStatus::Unverified {
+        return Err(AppError::Conflict {
+            slug: "channel-unverified",
+            detail: "confirm the channel with the code it received first (POST .../verify)",
+        });
     }
     match request.enabled {
         Some(true) => {
@@ -235,7 +360,20 @@ pub async fn list(
     limit: usize,
     after: Option<PageKey>,
 ) -> Result<Page<Notification>, AppError> {
-    Ok(store.list_notifications(user_id, limit, after).await?)
+    let mut page = store.list_notifications(user_id, limit, after).await?;
+    page.items.iter_mut().for_each(hide_code);
+    Ok(page)
+}
+
+/// A confirmation code is for the channel alone: the log does not repeat it (whoever added
+/// someone else's address could read it there).
+fn hide_code(n: &mut Notification) {
+    if n.verification {
+        n.vars.insert(
+            "body".into(),
+            serde_json::Value::String("(a confirmation code, sent to the channel only)".into()),
+        );
+    }
 }
 
 pub async fn get(
@@ -243,10 +381,12 @@ pub async fn get(
     user_id: &str,
     id: &str,
 ) -> Result<Notification, AppError> {
-    store
+    let mut n = store
         .get_notification(user_id, id)
         .await?
-        .ok_or(AppError::NotFound("notification"))
+        .ok_or(AppError::NotFound("notification"))?;
+    hide_code(&mut n);
+    Ok(n)
 }
 
 /// Sends a test notice to one of the user's channels (now, whatever the preferences).
@@ -264,6 +404,7 @@ pub async fn test_channel(
         id: ids::new_id(),
         user_id: Some(user_id.to_string()),
         channel_id: Some(channel_id.to_string()),
+        verification: false,
         subject: "Test notification".into(),
         body: "This channel receives Document Workflow Chain notifications.".into(),
         send_at: now,
@@ -308,6 +449,7 @@ pub async fn send_notice(
         id: ids::new_id(),
         user_id: None,
         channel_id: None,
+        verification: false,
         subject: request.subject.trim().to_string(),
         body: request.body.trim().to_string(),
         send_at,

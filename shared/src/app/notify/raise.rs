@@ -54,6 +54,8 @@ pub struct Source<'a> {
     pub not_before: Option<DateTime<Utc>>,
     /// Only this channel (a channel test), whatever the preferences.
     pub only_channel: Option<&'a str>,
+    /// A confirmation code: goes to its (unverified) channel.
+    pub verification: bool,
 }
 
 /// Raises `trigger`: stores its notification (unless stored by an earlier try) and queues its
@@ -86,6 +88,11 @@ pub async fn raise(
         .map(|c| {
             let (status, reason) = match c.status {
                 ChannelStatus::Active => (DeliveryStatus::Pending, None),
+                ChannelStatus::Unverified if source.verification => (DeliveryStatus::Pending, None),
+                ChannelStatus::Unverified => (
+                    DeliveryStatus::Skipped,
+                    Some("the channel is not confirmed yet"),
+                ),
                 ChannelStatus::Disabled => {
                     (DeliveryStatus::Skipped, Some("the channel is turned off"))
                 }
@@ -120,6 +127,7 @@ pub async fn raise(
         send_at,
         vars: trigger.vars.clone(),
         deliveries,
+        verification: source.verification,
     };
     store.put_notification(&notification).await?;
     let delay = delay_until(send_at, now);
@@ -169,6 +177,7 @@ pub async fn start_notice(
                 seed: &notice.id,
                 not_before: Some(notice.send_at),
                 only_channel: Some(channel),
+                verification: notice.verification,
             };
             raise(store, queue, &notice_trigger(notice, user), &source, now).await?;
         }
