@@ -139,7 +139,8 @@ pub async fn process(sinks: Sinks<'_>, mut event: Value) -> Outcome {
         }
     }
     if let Some(n) = sinks.notify {
-        match notify(n, &counted, &notices, chrono::Utc::now()).await {
+        let now = shared::domain::time::truncate_to_millis(chrono::Utc::now());
+        match notify(n, sinks.workflows, &counted, &notices, now).await {
             Ok(queued) => out.notified = queued,
             Err((at, queued, e)) => {
                 tracing::error!(error = %e, "notifying failed: the batch is retried from this record");
@@ -168,6 +169,7 @@ enum Failed {
 /// number of deliveries queued, or where it failed.
 async fn notify(
     sink: NotifySink<'_>,
+    workflows: &dyn Workflows,
     counted: &[Counted],
     notices: &[(usize, Notice)],
     now: chrono::DateTime<chrono::Utc>,
@@ -182,7 +184,24 @@ async fn notify(
             } => triggers::from_note(user, draft).into_iter().collect(),
             Recorded::Note { .. } => Vec::new(),
         };
-        for trigger in &raised {
+        for mut trigger in raised {
+            // Runs and steps know their workflow by id only: its name reads better.
+            if trigger.vars.contains_key("workflow_id")
+                && !trigger.vars.contains_key("workflow_name")
+            {
+                let id = trigger.vars["workflow_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                match workflows.get_workflow(&id).await {
+                    Ok(Some(w)) => {
+                        trigger.vars.insert("workflow_name".into(), w.name.into());
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err((Failed::Counted(i), queued, e)),
+                }
+            }
+            let trigger = &trigger;
             let source = Source {
                 seed: &record.event_id,
                 not_before: None,

@@ -56,8 +56,10 @@ pub async fn handle(deps: &NotifierDeps<'_>, event: SqsEvent) -> SqsBatchRespons
             policy: deps.policy,
             overrides,
         };
-        let outcome =
-            deliver::handle(&notifier, &message, chrono::Utc::now(), crate::jitter(&id)).await;
+        let outcome = {
+            let now = shared::domain::time::truncate_to_millis(chrono::Utc::now());
+            deliver::handle(&notifier, &message, now, crate::jitter(&id)).await
+        };
         match outcome {
             Ok(done) => tracing::info!(message_id = %id, outcome = ?done, "notification"),
             Err(e) => {

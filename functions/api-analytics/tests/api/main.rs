@@ -323,6 +323,12 @@ async fn a_finished_run_notifies_its_owner_on_the_chosen_channel_once_and_a_noti
     let n = &log.items[0];
     assert_eq!(n.event, EventKind::RunSucceeded);
     assert_eq!(n.vars["steps_succeeded"], 1);
+    // The run knows its workflow by id; the notification names it.
+    let w = s
+        .store
+        .get_workflow(n.vars["workflow_id"].as_str().unwrap())
+        .await;
+    assert_eq!(n.vars["workflow_name"], w.unwrap().unwrap().name.as_str());
     assert_eq!(
         n.deliveries.keys().collect::<Vec<_>>(),
         [&hook.id],

@@ -260,8 +260,13 @@ fn variables(notification: &Notification) -> Map<String, Value> {
         "event".into(),
         Value::String(notification.event.as_str().into()),
     );
-    vars.entry("at")
-        .or_insert_with(|| Value::String(notification.created_at.to_rfc3339()));
+    vars.entry("at").or_insert_with(|| {
+        Value::String(
+            notification
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
+    });
     vars
 }
 
