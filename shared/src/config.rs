@@ -381,10 +381,28 @@ mod tests {
 }
 
 /// Whether webhook, Slack, Teams and Discord URLs may be plain http or reach private and
-/// loopback addresses (`NOTIFY_ALLOW_PRIVATE_TARGETS=true`: the local stack and tests only;
-/// the template's `NotifyAllowPrivateTargets` parameter, `false` by default).
+/// loopback addresses (`NOTIFY_ALLOW_PRIVATE_TARGETS=true`, the template's
+/// `NotifyAllowPrivateTargets` parameter, `false` by default). Only against an emulator
+/// (`AWS_ENDPOINT_URL` set, as the local stack sets it): in AWS the setting is ignored, with a
+/// warning, so a mistaken parameter cannot open the VPC, the metadata service or the Lambda
+/// Runtime API to users' URLs.
 pub fn notify_allow_private_targets() -> bool {
-    env::var("NOTIFY_ALLOW_PRIVATE_TARGETS").is_ok_and(|v| v == "true")
+    let asked = env::var("NOTIFY_ALLOW_PRIVATE_TARGETS").is_ok_and(|v| v == "true");
+    let emulated = env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty());
+    if asked && !emulated {
+        tracing::warn!(
+            "NOTIFY_ALLOW_PRIVATE_TARGETS=true is ignored outside the local stack (no AWS_ENDPOINT_URL)"
+        );
+    }
+    asked && emulated
+}
+
+/// The KMS key that wraps webhook signing secrets (`NOTIFY_KMS_KEY_ID`).
+pub fn notify_kms_key_id() -> Result<String, String> {
+    env::var("NOTIFY_KMS_KEY_ID")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| "environment variable NOTIFY_KMS_KEY_ID is required".to_string())
 }
 
 /// The notifications queue's URL (`NOTIFY_QUEUE_URL`): where `analytics-stream` queues
@@ -400,7 +418,7 @@ pub struct NotifierConfig {
     pub queue_url: String,
     /// Email is sent from this verified SES identity (`MAIL_FROM`).
     pub mail_from: String,
-    /// The key that opens webhook signing secrets (`KMS_KEY_ID`).
+    /// The key that opens webhook signing secrets (`NOTIFY_KMS_KEY_ID`).
     pub kms_key_id: String,
     pub allow_private_targets: bool,
 }
@@ -417,7 +435,7 @@ impl NotifierConfig {
             table_name: required("TABLE_NAME")?,
             queue_url: required("NOTIFY_QUEUE_URL")?,
             mail_from: required("MAIL_FROM")?,
-            kms_key_id: required("KMS_KEY_ID")?,
+            kms_key_id: notify_kms_key_id()?,
             allow_private_targets: notify_allow_private_targets(),
         })
     }

@@ -140,15 +140,12 @@ pub async fn process(sinks: Sinks<'_>, mut event: Value) -> Outcome {
     }
     if let Some(n) = sinks.notify {
         let now = shared::domain::time::truncate_to_millis(chrono::Utc::now());
-        match notify(n, sinks.workflows, &counted, &notices, now).await {
+        match notify(n, sinks.workflows, (&counted, &counted_at), &notices, now).await {
             Ok(queued) => out.notified = queued,
             Err((at, queued, e)) => {
                 tracing::error!(error = %e, "notifying failed: the batch is retried from this record");
                 out.notified = queued;
-                fail(match at {
-                    Failed::Counted(i) => counted_at[i],
-                    Failed::Notice(at) => at,
-                });
+                fail(at);
             }
         }
     }
@@ -158,24 +155,39 @@ pub async fn process(sinks: Sinks<'_>, mut event: Value) -> Outcome {
     out
 }
 
-/// Which record a notification failed at.
-enum Failed {
-    Counted(usize),
-    /// The record's index in the batch.
-    Notice(usize),
-}
-
-/// Raises the notifications of `counted`'s changes and notes, and starts `notices`; the
-/// number of deliveries queued, or where it failed.
+/// Raises the notifications of `counted`'s changes and notes and starts `notices`, in the
+/// batch's record order (`counted_at`: the record of each counted change; a notice carries
+/// its own), so a failure is retried from its record and nothing before it is skipped; the
+/// number of deliveries queued, or the record it failed at.
 async fn notify(
     sink: NotifySink<'_>,
     workflows: &dyn Workflows,
-    counted: &[Counted],
+    (counted, counted_at): (&[Counted], &[usize]),
     notices: &[(usize, Notice)],
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<usize, (Failed, usize, shared::ports::StoreError)> {
+) -> Result<usize, (usize, usize, shared::ports::StoreError)> {
+    enum Next<'a> {
+        Record(&'a Counted),
+        Notice(&'a Notice),
+    }
+    let mut order: Vec<(usize, Next<'_>)> = counted_at
+        .iter()
+        .copied()
+        .zip(counted.iter().map(Next::Record))
+        .chain(notices.iter().map(|(at, n)| (*at, Next::Notice(n))))
+        .collect();
+    order.sort_by_key(|(at, _)| *at);
     let mut queued = 0;
-    for (i, record) in counted.iter().enumerate() {
+    for (at, next) in order {
+        let record = match next {
+            Next::Notice(notice) => {
+                raise::start_notice(sink.store, sink.queue, notice, now)
+                    .await
+                    .map_err(|e| (at, queued, e))?;
+                continue;
+            }
+            Next::Record(record) => record,
+        };
         let raised = match &record.what {
             Recorded::Change { change, .. } => triggers::from_change(change),
             Recorded::Note {
@@ -186,37 +198,27 @@ async fn notify(
         };
         for mut trigger in raised {
             // Runs and steps know their workflow by id only: its name reads better.
-            if trigger.vars.contains_key("workflow_id")
+            if let Some(id) = trigger.vars.get("workflow_id").and_then(Value::as_str)
                 && !trigger.vars.contains_key("workflow_name")
             {
-                let id = trigger.vars["workflow_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                match workflows.get_workflow(&id).await {
+                match workflows.get_workflow(id).await {
                     Ok(Some(w)) => {
                         trigger.vars.insert("workflow_name".into(), w.name.into());
                     }
                     Ok(None) => {}
-                    Err(e) => return Err((Failed::Counted(i), queued, e)),
+                    Err(e) => return Err((at, queued, e)),
                 }
             }
-            let trigger = &trigger;
             let source = Source {
                 seed: &record.event_id,
                 not_before: None,
                 only_channel: None,
                 verification: false,
             };
-            queued += raise::raise(sink.store, sink.queue, trigger, &source, now)
+            queued += raise::raise(sink.store, sink.queue, &trigger, &source, now)
                 .await
-                .map_err(|e| (Failed::Counted(i), queued, e))?;
+                .map_err(|e| (at, queued, e))?;
         }
-    }
-    for (at, notice) in notices {
-        raise::start_notice(sink.store, sink.queue, notice, now)
-            .await
-            .map_err(|e| (Failed::Notice(*at), queued, e))?;
     }
     Ok(queued)
 }

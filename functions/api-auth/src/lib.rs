@@ -13,7 +13,7 @@ mod routes;
 use lambda_http::{Body, Request, Response};
 use shared::app::auth::Identity;
 use shared::http::pipeline::{self, Pipeline};
-use shared::ports::{NotifyStore, SigningKeyStore};
+use shared::ports::{KeyVault, NotifyStore, SigningKeyStore};
 use std::sync::Arc;
 
 /// What the handler needs from the world, built once per cold start.
@@ -32,6 +32,8 @@ pub struct Api {
     pub pipeline: Pipeline,
     /// Notification channels, preferences, the delivery log, templates and notices.
     pub notify: Arc<dyn NotifyStore>,
+    /// Seals webhook signing secrets (its own KMS key, which only the notifier may open).
+    pub notify_vault: Arc<dyn KeyVault>,
     /// Webhook URLs may be http or private (the local stack only).
     pub allow_private_targets: bool,
 }

@@ -37,6 +37,7 @@ async fn main() -> Result<(), Error> {
         answer_floor: api_auth::ANSWER_FLOOR,
         pipeline: w.pipeline,
         notify: Arc::new(DynamoStore::new(w.dynamo, w.config.table_name)),
+        notify_vault: Arc::new(KmsVault::new(&w.sdk, shared::config::notify_kms_key_id()?)),
         allow_private_targets: shared::config::notify_allow_private_targets(),
     })
     .await

@@ -6,7 +6,7 @@ use crate::Api;
 use http::StatusCode;
 use lambda_http::{Request, RequestExt};
 use serde::Serialize;
-use shared::app::notify;
+use shared::app::{notify, require_session};
 use shared::domain::Principal;
 use shared::domain::notification::{
     ChannelView, CreateChannelRequest, Notice, NoticeRequest, Notification, TemplateRequest,
@@ -22,6 +22,13 @@ use utoipa::ToSchema;
 
 fn ok<T: Serialize>(value: &T) -> Reply {
     Ok(json(StatusCode::OK, value))
+}
+
+/// The caller of a user route: a signed-in person. Notification settings decide where security
+/// alerts go and the log shows sign-ins, so API keys (of any scope) may not use them.
+fn person(p: &Principal) -> Result<&Principal, Problem> {
+    require_session(p)?;
+    Ok(p)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -45,6 +52,7 @@ pub struct NoticeAccepted {
 #[utoipa::path(get, path = "/api/v3/notifications/channels", tag = "notifications",
     responses((status = 200, body = ChannelList)))]
 pub async fn list_channels(api: &Api, p: &Principal) -> Reply {
+    let p = person(p)?;
     ok(&ChannelList {
         items: notify::list_channels(api.notify.as_ref(), &p.user_id).await?,
     })
@@ -56,10 +64,10 @@ pub async fn list_channels(api: &Api, p: &Principal) -> Reply {
     request_body = CreateChannelRequest,
     responses((status = 201, body = ChannelView), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_channel(api: &Api, call: &Call<'_>) -> Reply {
-    let p = call.principal()?;
+    let p = person(call.principal()?)?;
     let view = notify::create_channel(
         api.notify.as_ref(),
-        api.identity.vault.as_ref(),
+        api.notify_vault.as_ref(),
         api.allow_private_targets,
         &p.user_id,
         json_body(call.req)?,
@@ -76,7 +84,7 @@ pub async fn create_channel(api: &Api, call: &Call<'_>) -> Reply {
     params(("id" = String, Path)), request_body = VerifyChannelRequest,
     responses((status = 200, body = ChannelView), (status = 202, body = ChannelView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn verify_channel(api: &Api, call: &Call<'_>) -> Reply {
-    let p = call.principal()?;
+    let p = person(call.principal()?)?;
     let request: VerifyChannelRequest = json_body(call.req)?;
     let resend = request.resend == Some(true);
     let created = notify::verify_channel(
@@ -100,6 +108,7 @@ pub async fn verify_channel(api: &Api, call: &Call<'_>) -> Reply {
     params(("id" = String, Path)),
     responses((status = 200, body = ChannelView), (status = 404, body = Problem)))]
 pub async fn get_channel(api: &Api, p: &Principal, id: &str) -> Reply {
+    let p = person(p)?;
     ok(&notify::get_channel(api.notify.as_ref(), &p.user_id, id).await?)
 }
 
@@ -109,11 +118,11 @@ pub async fn get_channel(api: &Api, p: &Principal, id: &str) -> Reply {
     params(("id" = String, Path)), request_body = UpdateChannelRequest,
     responses((status = 200, body = ChannelView), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn update_channel(api: &Api, call: &Call<'_>) -> Reply {
-    let p = call.principal()?;
+    let p = person(call.principal()?)?;
     let request: UpdateChannelRequest = json_body(call.req)?;
     let view = notify::update_channel(
         api.notify.as_ref(),
-        api.identity.vault.as_ref(),
+        api.notify_vault.as_ref(),
         &p.user_id,
         &call.id("id")?,
         request,
@@ -128,6 +137,7 @@ pub async fn update_channel(api: &Api, call: &Call<'_>) -> Reply {
     params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete_channel(api: &Api, p: &Principal, id: &str) -> Reply {
+    let p = person(p)?;
     notify::delete_channel(api.notify.as_ref(), &p.user_id, id).await?;
     Ok(no_content())
 }
@@ -137,7 +147,7 @@ pub async fn delete_channel(api: &Api, p: &Principal, id: &str) -> Reply {
     params(("id" = String, Path)),
     responses((status = 202, body = NoticeAccepted), (status = 404, body = Problem)))]
 pub async fn test_channel(api: &Api, call: &Call<'_>) -> Reply {
-    let p = call.principal()?;
+    let p = person(call.principal()?)?;
     let notice =
         notify::test_channel(api.notify.as_ref(), &p.user_id, &call.id("id")?, call.now).await?;
     Ok(json(StatusCode::ACCEPTED, &NoticeAccepted { notice }))
@@ -147,6 +157,7 @@ pub async fn test_channel(api: &Api, call: &Call<'_>) -> Reply {
 #[utoipa::path(get, path = "/api/v3/notifications/preferences", tag = "notifications",
     responses((status = 200, body = Preferences)))]
 pub async fn preferences(api: &Api, p: &Principal) -> Reply {
+    let p = person(p)?;
     ok(&notify::preferences(api.notify.as_ref(), &p.user_id).await?)
 }
 
@@ -155,6 +166,7 @@ pub async fn preferences(api: &Api, p: &Principal) -> Reply {
     request_body = Preferences,
     responses((status = 200, body = Preferences), (status = 422, body = Problem)))]
 pub async fn set_preferences(api: &Api, p: &Principal, req: &Request) -> Reply {
+    let p = person(p)?;
     ok(&notify::set_preferences(api.notify.as_ref(), &p.user_id, json_body(req)?).await?)
 }
 
@@ -166,6 +178,7 @@ pub async fn set_preferences(api: &Api, p: &Principal, req: &Request) -> Reply {
     ),
     responses((status = 200, body = NotificationList), (status = 400, body = Problem)))]
 pub async fn list(api: &Api, p: &Principal, req: &Request) -> Reply {
+    let p = person(p)?;
     let q = rq::query(req, &["limit", "cursor"])?;
     let limit = rq::limit(&q, 20, 100)?;
     let after = rq::cursor(&q)?;
@@ -181,6 +194,7 @@ pub async fn list(api: &Api, p: &Principal, req: &Request) -> Reply {
     params(("id" = String, Path)),
     responses((status = 200, body = Notification), (status = 404, body = Problem)))]
 pub async fn get(api: &Api, p: &Principal, id: &str) -> Reply {
+    let p = person(p)?;
     ok(&notify::get(api.notify.as_ref(), &p.user_id, id).await?)
 }
 

@@ -21,9 +21,13 @@ pub struct NotifierDeps<'a> {
     pub policy: RetryPolicy,
 }
 
+/// Records of a batch sent at once (a batch is at most 10): one slow receiver does not hold
+/// up the others, and the batch fits the function's timeout (10 s per send, 60 s in all).
+const AT_ONCE: usize = 10;
+
 /// Handles one batch of the notifications queue.
 pub async fn handle(deps: &NotifierDeps<'_>, event: SqsEvent) -> SqsBatchResponse {
-    let mut failures = Vec::new();
+    use futures_util::StreamExt;
     // The admins' templates, once per batch (a handful of items); without them every record
     // is retried rather than sent with the wrong template.
     let overrides = match deps.store.template_overrides().await {
@@ -33,41 +37,46 @@ pub async fn handle(deps: &NotifierDeps<'_>, event: SqsEvent) -> SqsBatchRespons
             None
         }
     };
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let Some(overrides) = &overrides else {
-            failures.push(failure(id));
-            continue;
-        };
-        let Some(message) = record
-            .body
-            .as_deref()
-            .and_then(|b| serde_json::from_str::<QueueMessage>(b).ok())
-        else {
-            tracing::error!(message_id = %id, "not a notification message; dropped");
-            continue;
-        };
-        let notifier = Notifier {
-            store: deps.store,
-            queue: deps.queue,
-            sender: deps.sender,
-            vault: deps.vault,
-            accounts: deps.accounts,
-            policy: deps.policy,
-            overrides,
-        };
-        let outcome = {
+    let overrides = overrides.as_deref();
+    let failures: Vec<BatchItemFailure> = futures_util::stream::iter(event.records)
+        .map(|record| async move {
+            let id = record.message_id.clone().unwrap_or_default();
+            let Some(overrides) = overrides else {
+                return Some(failure(id));
+            };
+            let Some(message) = record
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<QueueMessage>(b).ok())
+            else {
+                tracing::error!(message_id = %id, "not a notification message; dropped");
+                return None;
+            };
+            let notifier = Notifier {
+                store: deps.store,
+                queue: deps.queue,
+                sender: deps.sender,
+                vault: deps.vault,
+                accounts: deps.accounts,
+                policy: deps.policy,
+                overrides,
+            };
             let now = shared::domain::time::truncate_to_millis(chrono::Utc::now());
-            deliver::handle(&notifier, &message, now, crate::jitter(&id)).await
-        };
-        match outcome {
-            Ok(done) => tracing::info!(message_id = %id, outcome = ?done, "notification"),
-            Err(e) => {
-                tracing::error!(message_id = %id, error = %e, "notification: store or queue failed; retried");
-                failures.push(failure(id));
+            match deliver::handle(&notifier, &message, now, crate::jitter(&id)).await {
+                Ok(done) => {
+                    tracing::info!(message_id = %id, outcome = ?done, "notification");
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(message_id = %id, error = %e, "notification: store or queue failed; retried");
+                    Some(failure(id))
+                }
             }
-        }
-    }
+        })
+        .buffer_unordered(AT_ONCE)
+        .filter_map(|f| async move { f })
+        .collect()
+        .await;
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures;
     response

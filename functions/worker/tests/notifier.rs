@@ -21,9 +21,10 @@ use shared::domain::notification::{
     ChannelStatus, ChannelView, CreateChannelRequest, DeliveryStatus, Notification,
 };
 use shared::domain::notify::retry::RetryPolicy;
+use shared::domain::notify::retry::Verdict;
 use shared::domain::notify::triggers::Trigger;
 use shared::domain::notify::{ChannelKind, EventKind, Preferences};
-use shared::ports::Notifications;
+use shared::ports::{Notifications, Outgoing, Sender, Sent};
 use shared::testing::receiver::Receiver;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -70,12 +71,13 @@ impl Stack {
         }
     }
 
-    fn deps(&self) -> NotifierDeps<'_> {
+    /// The notifier's dependencies with `sender` in place of the real one.
+    fn deps_with<'a>(&'a self, sender: &'a dyn Sender) -> NotifierDeps<'a> {
         NotifierDeps {
             store: &self.store,
             accounts: &self.accounts,
             queue: &self.queue,
-            sender: &self.sender,
+            sender,
             vault: &self.vault,
             // Short waits, so a test sees several retries: 1 s, 2 s, 4 s at most.
             policy: RetryPolicy {
@@ -156,8 +158,13 @@ impl Stack {
     /// Runs the notifier over the queue, as the event source does, until `done` holds or 60 s
     /// pass.
     async fn drain_until(&self, done: impl AsyncFn() -> bool) {
+        self.drain_with(&self.sender, done).await;
+    }
+
+    /// [`Self::drain_until`] with `sender` sending.
+    async fn drain_with(&self, sender: &dyn Sender, done: impl AsyncFn() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let deps = self.deps();
+        let deps = self.deps_with(sender);
         while !done().await {
             assert!(Instant::now() < deadline, "not done within 60 s");
             let out = self
@@ -618,4 +625,106 @@ async fn a_notification_held_by_quiet_hours_waits_in_the_queue() {
         .map(|n| (n.event.as_str().to_string(), n.deliveries[&hook.id].status))
         .collect();
     assert_eq!(statuses["run_succeeded"], DeliveryStatus::Pending);
+}
+
+/// A sender whose every message is refused for good (an address the mail service rejects).
+struct Refusing;
+
+impl Sender for Refusing {
+    fn send<'a>(
+        &'a self,
+        _: &'a Outgoing,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Sent> + Send + 'a>> {
+        Box::pin(async {
+            Sent {
+                verdict: Verdict::Permanent,
+                status_code: None,
+                detail: Some("MessageRejected: refused".into()),
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_refused_confirmation_code_leaves_the_channel_unconfirmed_and_off() {
+    let s = Stack::new().await;
+    let alice = user();
+    let created = notify::create_channel(
+        &s.store,
+        &s.vault,
+        true,
+        &alice,
+        serde_json::from_value(json!({"kind": "sms", "name": "phone", "target": "+15555550199"}))
+            .unwrap(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let id = created.view.id.clone();
+    // The code's notice, raised as the stream consumer raises it, and refused.
+    raise::start_notice(
+        &s.store,
+        &s.queue,
+        created.verification.as_ref().unwrap(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    s.drain_with(&Refusing, async || {
+        s.delivery_status(&alice, &id).await == [DeliveryStatus::Failed]
+    })
+    .await;
+    let channel = notify::get_channel(&s.store, &alice, &id).await.unwrap();
+    assert_eq!(channel.status, ChannelStatus::Unverified, "{channel:?}");
+    // It cannot be turned on without its code.
+    let on = notify::update_channel(
+        &s.store,
+        &s.vault,
+        &alice,
+        &id,
+        serde_json::from_value(json!({"enabled": true})).unwrap(),
+        chrono::Utc::now(),
+    )
+    .await;
+    assert!(
+        matches!(on, Err(shared::app::AppError::Conflict { .. })),
+        "{on:?}"
+    );
+}
+
+#[tokio::test]
+async fn after_a_rotation_deliveries_carry_both_signatures_for_a_day() {
+    let s = Stack::new().await;
+    let receiver = Receiver::start().await;
+    let alice = user();
+    let hook = s
+        .channel(&alice, ChannelKind::Webhook, &receiver.url("/rotated"))
+        .await;
+    let old = hook.secret.clone().unwrap();
+    let rotated = notify::update_channel(
+        &s.store,
+        &s.vault,
+        &alice,
+        &hook.id,
+        serde_json::from_value(json!({"rotate_secret": true})).unwrap(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let new = rotated.secret.unwrap();
+    assert_ne!(new, old);
+    s.prefer(&alice, json!({"run_failed": [hook.id]})).await;
+    s.raise(&alice, EventKind::RunFailed, run_vars()).await;
+    s.drain_until(async || receiver.received("/rotated").len() == 1)
+        .await;
+    let d = &receiver.received("/rotated")[0];
+    let ts = d.header("x-dwc-timestamp").unwrap();
+    let given: Vec<&str> = d.header("x-dwc-signature").unwrap().split(',').collect();
+    assert_eq!(
+        given,
+        [
+            expected_signature(&new, ts, &d.body).as_str(),
+            expected_signature(&old, ts, &d.body).as_str()
+        ]
+    );
 }

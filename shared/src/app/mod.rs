@@ -20,6 +20,16 @@ pub use error::AppError;
 /// The refusal of the admin API to anyone else.
 pub(crate) const ADMIN_API: &str = "only admins may use the admin API";
 
+/// Password, MFA and key management, and notification settings (where security alerts go), need
+/// a signed-in person, not an API key.
+pub fn require_session(principal: &crate::domain::Principal) -> Result<(), AppError> {
+    if principal.scopes.is_some() {
+        Err(AppError::Forbidden("sign in to do this; API keys cannot"))
+    } else {
+        Ok(())
+    }
+}
+
 /// `Forbidden(refusal)` unless the caller is an admin.
 pub(crate) fn require_admin(
     principal: &crate::domain::Principal,

@@ -12,7 +12,7 @@
 use crate::aws::errors::classify;
 use crate::domain::notify::is_public_ip;
 use crate::domain::notify::retry::{Verdict, classify_status, parse_retry_after};
-use crate::ports::{Outgoing, Sender, Sent, StoreError};
+use crate::ports::{Outgoing, Sender, Sent};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -214,8 +214,10 @@ impl AwsSender {
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
-            // A little of the answer, for the log; a body that never ends is cut by the timeout.
-            let text = match response.into_body().collect().await {
+            // A little of the answer, for the log: at most 4 KiB is read (a body that goes
+            // on is cut there, one that never ends by the timeout).
+            let limited = http_body_util::Limited::new(response.into_body(), 4096);
+            let text = match limited.collect().await {
                 Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
                 Err(_) => String::new(),
             };
@@ -304,23 +306,41 @@ fn retry(status: Option<u16>, retry_after: Option<Duration>, why: String) -> Sen
     }
 }
 
-/// An SES or SNS error as a verdict: what the one classifier calls transient (and any 5xx) is
-/// tried again; the rest (an unverified or refused address, a disabled endpoint) is not.
+/// Errors that say the recipient refuses or cannot take messages: SES's rejection of the
+/// message (in the sandbox, an address that is not verified), SNS's disabled endpoints, invalid
+/// or opted-out numbers. Only these mark the channel failed.
+const RECIPIENT_REFUSED: &[&str] = &[
+    "MessageRejected",
+    "EndpointDisabled",
+    "PlatformApplicationDisabled",
+    "InvalidParameter",
+    "InvalidParameterValue",
+    "OptedOut",
+];
+
+/// An SES or SNS error as a verdict. What is about the recipient is permanent; everything else
+/// (throttling, 5xx, the network, but also the service account's own state: sending paused,
+/// an identity or permission missing, KMS) is tried again, and never marks the user's channel.
+/// The log gets the whole error; the delivery log (which its user reads) the code and message
+/// only, never the raw response.
 fn sdk_failure<E: ProvideErrorMetadata + std::fmt::Debug>(e: SdkError<E, HttpResponse>) -> Sent {
     let status = match &e {
         SdkError::ServiceError(s) => Some(s.raw().status().as_u16()),
         _ => None,
     };
-    let throttled = matches!(
-        e.code(),
-        Some("Throttling" | "ThrottledException" | "KMSThrottling" | "InternalError")
-    );
-    match classify(e) {
-        StoreError::Unavailable(why) => retry(status, None, why),
-        other if throttled || status.is_some_and(|s| s >= 500) => {
-            retry(status, None, other.to_string())
+    let code = e.code().map(str::to_string);
+    let message = e.message().unwrap_or_default().to_string();
+    let full = classify(e);
+    let shown = match &code {
+        Some(c) => format!("{c}: {message}"),
+        None => "the service did not answer".to_string(),
+    };
+    match code.as_deref() {
+        Some(c) if RECIPIENT_REFUSED.contains(&c) => refused(status, shown),
+        _ => {
+            tracing::warn!(error = %full, "a notification send failed; it is tried again");
+            retry(status, None, shown)
         }
-        other => refused(status, other.to_string()),
     }
 }
 

@@ -17,6 +17,10 @@ pub const MAX_CHANNELS: usize = 20;
 pub const MAX_CHANNEL_NAME_CHARS: usize = 100;
 /// How long a notification and its delivery log are kept (the table's TTL).
 pub const KEEP_DAYS: i64 = 30;
+/// How long a confirmation code's notice and notification are kept (they carry the code).
+pub const KEEP_CODE_DAYS: i64 = 1;
+/// How long a send holds its delivery.
+pub const LEASE_SECONDS: i64 = 60;
 /// Longest subject and body of a system notice.
 pub const MAX_NOTICE_SUBJECT_CHARS: usize = 150;
 pub const MAX_NOTICE_BODY_CHARS: usize = 5_000;
@@ -63,9 +67,24 @@ pub struct Channel {
     /// An unverified channel's confirmation code.
     #[serde(default)]
     pub verification: Option<Verification>,
+    /// Webhooks: the secret before the last rotation, still signed with until `until`, so a
+    /// receiver can switch over without refusing deliveries meanwhile.
+    #[serde(default)]
+    pub previous_secret: Option<PreviousSecret>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// A rotated-out signing secret, sealed as the current one is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    pub sealed_secret: String,
+    pub data_key: String,
+    pub until: DateTime<Utc>,
+}
+
+/// How long a rotated-out webhook secret still signs deliveries.
+pub const PREVIOUS_SECRET_HOURS: i64 = 24;
 
 /// The code sent to an email or SMS channel, as kept: its hash only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -251,6 +270,10 @@ pub struct Delivery {
     /// Why it was skipped or gave up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// While a send is under way: until when it holds the delivery (a copy of its message
+    /// sends nothing meanwhile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 /// One notification to one user, on the channels its preferences chose.

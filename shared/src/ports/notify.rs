@@ -53,8 +53,19 @@ pub trait Notifications: Send + Sync {
         notification_id: &'a str,
         channel_id: &'a str,
     ) -> Fut<'a, (Option<Notification>, Option<Channel>)>;
-    /// Adds `attempt` (if any) to a delivery and sets its status, if it is still pending with
-    /// `seen` attempts (`Ok(false)`: someone else recorded it first).
+    /// Holds a delivery for one send until `until`, if it is still pending with `seen`
+    /// attempts and no other send holds it (`Ok(false)` otherwise).
+    fn claim_delivery<'a>(
+        &'a self,
+        user_id: &'a str,
+        notification_id: &'a str,
+        channel_id: &'a str,
+        seen: usize,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Fut<'a, bool>;
+    /// Adds `attempt` (if any) to a delivery, sets its status and lets go of its hold, if it is
+    /// still pending with `seen` attempts (`Ok(false)`: someone else recorded it first).
     #[allow(clippy::too_many_arguments)]
     fn record_attempt<'a>(
         &'a self,

@@ -163,6 +163,10 @@ impl Harness {
                 audit: audit.clone(),
             },
             notify: Arc::new(DynamoStore::new(client.clone(), table.clone())),
+            notify_vault: Arc::new(KmsVault::new(
+                &sdk,
+                localstack::testing::fresh_kms_alias("notify").await,
+            )),
             allow_private_targets: false,
         };
         Harness {

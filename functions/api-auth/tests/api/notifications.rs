@@ -95,6 +95,7 @@ async fn stored_notification(h: &Harness, user_id: &str, channel_id: &str) -> No
                 status: DeliveryStatus::Pending,
                 attempts: vec![],
                 reason: None,
+                lease_until: None,
             },
         )]),
         verification: false,
@@ -987,4 +988,46 @@ async fn the_delivery_log_does_not_repeat_a_confirmation_code() {
         assert_eq!(r.status, 200, "{}", r.text);
         assert!(!r.text.contains("424242"), "{path}: {}", r.text);
     }
+}
+
+#[tokio::test]
+async fn api_keys_of_any_scope_cannot_use_notification_settings_or_the_log() {
+    let h = Harness::new().await;
+    let alice = h.sign_up("alice").await;
+    let hook = channel(&h, &alice, "webhook", "hook", WEBHOOK_URL).await;
+    let id = id_of(&hook);
+    for scopes in [
+        vec!["workflows:read"],
+        vec!["workflows:read", "workflows:write"],
+    ] {
+        let key = h.api_key(&alice, &scopes).await;
+        let tries: Vec<(&str, String, Option<Value>)> = vec![
+            ("GET", CHANNELS.to_string(), None),
+            (
+                "POST",
+                CHANNELS.to_string(),
+                Some(create_body("webhook", "x", WEBHOOK_URL)),
+            ),
+            ("GET", channel_path(&id), None),
+            ("PATCH", channel_path(&id), Some(json!({"enabled": false}))),
+            ("DELETE", channel_path(&id), None),
+            ("POST", format!("{CHANNELS}/{id}/test"), Some(json!({}))),
+            (
+                "POST",
+                format!("{CHANNELS}/{id}/verify"),
+                Some(json!({"code": "123456"})),
+            ),
+            ("GET", PREFS.to_string(), None),
+            ("PUT", PREFS.to_string(), Some(json!({"events": {}}))),
+            ("GET", LOG.to_string(), None),
+        ];
+        for (method, path, body) in tries {
+            let r = h.send(method, &path, Some(&key), body).await;
+            assert_eq!(r.status, 403, "{method} {path} with {scopes:?}: {}", r.text);
+        }
+    }
+    // Nothing changed: the channel is there, on, and the only one.
+    let items = listed(&h, &alice).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["status"], "active");
 }

@@ -252,14 +252,7 @@ fn password_matches(password: &str, hash: &str) -> bool {
     crypto::verify_password(password, hash)
 }
 
-/// Password, MFA and key management need a signed-in person, not an API key.
-fn require_session(principal: &Principal) -> Result<(), AppError> {
-    if principal.scopes.is_some() {
-        Err(AppError::Forbidden("sign in to do this; API keys cannot"))
-    } else {
-        Ok(())
-    }
-}
+use crate::app::require_session;
 
 /// `xxxxx-xxxxx` from 50 random bits in base32 (no ambiguous case).
 fn new_recovery_code() -> Result<String, AppError> {

@@ -13,11 +13,11 @@
 //! Only store and queue failures are errors: the message then stays on the queue (and goes to
 //! the dead-letter queue after its receives).
 
-use super::{effective_template, open_secret};
+use super::{effective_template, signing_secrets};
 use crate::app::notify::raise::{self, Source, delay_until};
 use crate::domain::notification::{
-    Attempt, AttemptOutcome, Channel, ChannelStatus, DeliveryMessage, DeliveryStatus, Notification,
-    QueueMessage, TemplateOverride,
+    Attempt, AttemptOutcome, Channel, ChannelStatus, DeliveryMessage, DeliveryStatus,
+    LEASE_SECONDS, Notification, QueueMessage, TemplateOverride,
 };
 use crate::domain::notify::ChannelKind;
 use crate::domain::notify::retry::{RetryPolicy, Verdict};
@@ -85,6 +85,16 @@ async fn fan_out(
     let Some(notice) = n.store.get_notice(notice_id).await? else {
         return Ok(Done::Dropped("the notice is gone"));
     };
+    // A notice for later waits as this one message, not as one per account.
+    if notice.send_at > now {
+        let delay = delay_until(notice.send_at, now);
+        let again = QueueMessage::Notice {
+            notice_id: notice.id.clone(),
+            after: after.map(str::to_string),
+        };
+        n.queue.send(&[(again, delay)]).await?;
+        return Ok(Done::Deferred(delay));
+    }
     let after = match after {
         Some(c) => Some(crate::http::cursor::decode(c).ok_or(StoreError::BadPageKey)?),
         None => None,
@@ -169,6 +179,23 @@ async fn deliver(
             .await?;
         return Ok(Done::Deferred(delay));
     }
+    // Hold the delivery for this send: a copy of the message (SQS delivers at least once; a
+    // retried raise queues it again) finds it held, or done, and sends nothing.
+    let until = now + chrono::Duration::seconds(LEASE_SECONDS);
+    if !n
+        .store
+        .claim_delivery(
+            &m.user_id,
+            &m.notification_id,
+            &m.channel_id,
+            seen,
+            now,
+            until,
+        )
+        .await?
+    {
+        return Ok(Done::Dropped("another copy of the message is sending it"));
+    }
     let attempt_no = u32::try_from(seen + 1).unwrap_or(u32::MAX);
     // A refusal by the receiver marks the channel; a template that does not render does not.
     let (sent, receiver_refused) = match outgoing(n, &channel, &notification, attempt_no, now).await
@@ -237,7 +264,9 @@ async fn deliver(
                 .send(&[(QueueMessage::Deliver(m.clone()), *delay)])
                 .await?;
         }
-        Done::Failed(why) if receiver_refused => {
+        // A channel never confirmed is not marked: it stays unverified (only its code
+        // turns it on).
+        Done::Failed(why) if receiver_refused && channel.status == ChannelStatus::Active => {
             n.store
                 .set_channel_status(
                     &m.user_id,
@@ -325,12 +354,13 @@ async fn outgoing(
         }
         ChannelKind::Discord => json_post(templates::discord_payload(&render(Format::Discord)?)),
         ChannelKind::Webhook => {
-            let secret = open_secret(n.vault, channel).await.map_err(|e| {
+            let secrets = signing_secrets(n.vault, channel, now).await.map_err(|e| {
                 let verdict = match e {
                     crate::app::AppError::Unavailable(_) => Verdict::Retry { retry_after: None },
                     _ => Verdict::Permanent,
                 };
-                (verdict, format!("the signing secret: {e}"))
+                tracing::error!(error = %e, channel_id = %channel.id, "a webhook's signing secret did not open");
+                (verdict, "the signing secret could not be opened".to_string())
             })?;
             let body = templates::webhook_body(
                 &notification.id,
@@ -350,9 +380,14 @@ async fn outgoing(
                     ),
                     ("x-dwc-attempt".into(), attempt.to_string()),
                     ("x-dwc-timestamp".into(), timestamp.to_string()),
+                    // Several while a rotated-out secret still signs: the new one first.
                     (
                         "x-dwc-signature".into(),
-                        templates::signature(&secret, timestamp, &body),
+                        secrets
+                            .iter()
+                            .map(|s| templates::signature(s, timestamp, &body))
+                            .collect::<Vec<_>>()
+                            .join(","),
                     ),
                 ],
                 body,

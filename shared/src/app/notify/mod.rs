@@ -10,8 +10,8 @@ use crate::crypto;
 use crate::domain::notification::{
     CODE_TTL_MINUTES, Channel, ChannelStatus, ChannelView, CreateChannelRequest, MAX_CHANNELS,
     MAX_CODE_ATTEMPTS, MAX_NOTICE_BODY_CHARS, MAX_NOTICE_SUBJECT_CHARS, Notice, NoticeRequest,
-    Notification, TemplateOverride, TemplateRequest, TemplateView, UpdateChannelRequest,
-    Verification, VerifyChannelRequest, check_name,
+    Notification, PREVIOUS_SECRET_HOURS, PreviousSecret, TemplateOverride, TemplateRequest,
+    TemplateView, UpdateChannelRequest, Verification, VerifyChannelRequest, check_name,
 };
 use crate::domain::notify::templates::{self, Format};
 use crate::domain::notify::{self, ChannelKind, EventKind, Preferences};
@@ -32,7 +32,12 @@ fn secret_aad(channel: &Channel) -> String {
 
 /// A new signing secret for `channel`: in clear (shown once), and sealed in the channel under a
 /// new data key.
-async fn new_secret(vault: &dyn KeyVault, channel: &mut Channel) -> Result<String, AppError> {
+async fn new_secret(
+    vault: &dyn KeyVault,
+    channel: &mut Channel,
+    now: DateTime<Utc>,
+) -> Result<String, AppError> {
+    use base64::Engine;
     let secret = format!(
         "{SECRET_PREFIX}{}",
         crypto::random_secret().map_err(|e| AppError::Internal(e.to_string()))?
@@ -40,26 +45,56 @@ async fn new_secret(vault: &dyn KeyVault, channel: &mut Channel) -> Result<Strin
     let key = vault.generate_data_key().await?;
     let sealed = crypto::seal_b64(&key.plaintext, secret.as_bytes(), &secret_aad(channel))
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    use base64::Engine;
+    // The secret it replaces still signs for a day.
+    if let (Some(sealed_secret), Some(data_key)) =
+        (channel.sealed_secret.take(), channel.data_key.take())
+    {
+        channel.previous_secret = Some(PreviousSecret {
+            sealed_secret,
+            data_key,
+            until: now + chrono::Duration::hours(PREVIOUS_SECRET_HOURS),
+        });
+    }
     channel.sealed_secret = Some(sealed);
     channel.data_key = Some(base64::engine::general_purpose::STANDARD.encode(key.ciphertext));
     Ok(secret)
 }
 
-/// A webhook channel's signing secret, opened with the key service.
-pub async fn open_secret(vault: &dyn KeyVault, channel: &Channel) -> Result<Vec<u8>, AppError> {
+fn open_sealed(key: &[u8], sealed: &str, channel: &Channel) -> Result<Vec<u8>, AppError> {
+    crypto::open_b64(key, sealed, &secret_aad(channel))
+        .map_err(|e| AppError::Internal(e.to_string()))
+}
+
+async fn open_data_key(vault: &dyn KeyVault, data_key: &str) -> Result<Vec<u8>, AppError> {
     use base64::Engine;
+    let data_key = base64::engine::general_purpose::STANDARD
+        .decode(data_key)
+        .map_err(|e| AppError::Internal(format!("data key: {e}")))?;
+    Ok(vault.decrypt_data_key(&data_key).await?)
+}
+
+/// The secrets a webhook's deliveries are signed with, opened with the key service: its
+/// secret, and the one before while it still signs.
+pub async fn signing_secrets(
+    vault: &dyn KeyVault,
+    channel: &Channel,
+    now: DateTime<Utc>,
+) -> Result<Vec<Vec<u8>>, AppError> {
     let (Some(sealed), Some(data_key)) = (&channel.sealed_secret, &channel.data_key) else {
         return Err(AppError::Internal(
             "the webhook has no signing secret".into(),
         ));
     };
-    let data_key = base64::engine::general_purpose::STANDARD
-        .decode(data_key)
-        .map_err(|e| AppError::Internal(format!("data key: {e}")))?;
-    let key = vault.decrypt_data_key(&data_key).await?;
-    crypto::open_b64(&key, sealed, &secret_aad(channel))
-        .map_err(|e| AppError::Internal(e.to_string()))
+    let mut secrets = vec![open_sealed(
+        &open_data_key(vault, data_key).await?,
+        sealed,
+        channel,
+    )?];
+    if let Some(p) = channel.previous_secret.as_ref().filter(|p| p.until > now) {
+        let key = open_data_key(vault, &p.data_key).await?;
+        secrets.push(open_sealed(&key, &p.sealed_secret, channel)?);
+    }
+    Ok(secrets)
 }
 
 pub async fn list_channels(
@@ -173,11 +208,12 @@ pub async fn create_channel(
         sealed_secret: None,
         data_key: None,
         verification: None,
+        previous_secret: None,
         created_at: now,
         updated_at: now,
     };
     let secret = if request.kind == ChannelKind::Webhook {
-        Some(new_secret(vault, &mut channel).await?)
+        Some(new_secret(vault, &mut channel, now).await?)
     } else {
         None
     };
@@ -296,7 +332,7 @@ pub async fn update_channel(
         None => {}
     }
     let secret = if request.rotate_secret == Some(true) {
-        Some(new_secret(vault, &mut channel).await?)
+        Some(new_secret(vault, &mut channel, now).await?)
     } else {
         None
     };

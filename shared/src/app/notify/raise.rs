@@ -107,18 +107,22 @@ pub async fn raise(
                 status,
                 attempts: Vec::new(),
                 reason: reason.map(str::to_string),
+                lease_until: None,
             };
             (c.id.clone(), delivery)
         })
         .collect();
     let notification = Notification {
+        // One record can raise several notifications of one event for one user (steps of a
+        // run becoming approvable together): their variables tell them apart.
         id: ids::derived_id(
             trigger.at,
             &format!(
-                "{}|{}|{}",
+                "{}|{}|{}|{}",
                 source.seed,
                 trigger.user_id,
-                trigger.event.as_str()
+                trigger.event.as_str(),
+                serde_json::Value::Object(trigger.vars.clone())
             ),
         ),
         user_id: trigger.user_id.clone(),

@@ -266,6 +266,11 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
         || (s[0] & 0xff00) == 0xff00 // multicast
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] & 0xfff0) == 0x3ff0 // documentation (3fff::/20)
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo (2001::/32): tunnels to IPv4
+        || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0010) // ORCHID (2001:10::/28)
+        || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0020) // ORCHIDv2 (2001:20::/28)
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64 (64:ff9b:1::/48)
         || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]); // discard-only
     !blocked
 }
@@ -463,6 +468,25 @@ mod tests {
             "2001:db8::1",
         ] {
             assert!(!is_public_ip(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn tunnels_and_reserved_ipv6_ranges_are_not_public() {
+        for ip in [
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "3fff::1",
+            "64:ff9b:1::a00:1",
+            "2001:10::1",
+            "2001:20::1",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            assert!(!is_public_ip(ip), "{ip}");
+        }
+        for ip in ["2606:4700::1111", "2a00:1450:4001:80b::200e"] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            assert!(is_public_ip(ip), "{ip}");
         }
     }
 }

@@ -19,8 +19,8 @@
 
 use super::*;
 use crate::domain::notification::{
-    Attempt, Channel, ChannelStatus, DeliveryStatus, KEEP_DAYS, Notice, Notification,
-    TemplateOverride,
+    Attempt, Channel, ChannelStatus, DeliveryStatus, KEEP_CODE_DAYS, KEEP_DAYS, Notice,
+    Notification, TemplateOverride,
 };
 use crate::domain::notify::templates::Format;
 use crate::domain::notify::{EventKind, Preferences};
@@ -208,7 +208,12 @@ impl Notifications for DynamoStore {
                 notification,
                 notification_key(&notification.user_id, &notification.id),
             )?;
-            let expires = notification.created_at.timestamp() + KEEP_DAYS * 86_400;
+            let days = if notification.verification {
+                KEEP_CODE_DAYS
+            } else {
+                KEEP_DAYS
+            };
+            let expires = notification.created_at.timestamp() + days * 86_400;
             item.insert(EXPIRES_AT.into(), AttributeValue::N(expires.to_string()));
             let mut e = Expr::default();
             let condition = format!("attribute_not_exists({})", e.name(PK));
@@ -242,6 +247,41 @@ impl Notifications for DynamoStore {
                 }
             }
             Ok((notification, channel))
+        })
+    }
+
+    fn claim_delivery<'a>(
+        &'a self,
+        user_id: &'a str,
+        notification_id: &'a str,
+        channel_id: &'a str,
+        seen: usize,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Fut<'a, bool> {
+        Box::pin(async move {
+            let mut e = Expr::default();
+            let status_path = e.path(&["deliveries", channel_id, "status"]);
+            let attempts = e.path(&["deliveries", channel_id, "attempts"]);
+            let lease = e.path(&["deliveries", channel_id, "lease_until"]);
+            let pending = serde_dynamo::to_attribute_value(DeliveryStatus::Pending)
+                .map_err(internal("status"))?;
+            // Fixed-width times (milliseconds, Z) compare as text in time order.
+            let update = format!("SET {lease} = {}", e.s(sort_time(until)));
+            let condition = format!(
+                "{status_path} = {} AND size({attempts}) = {} AND (attribute_not_exists({lease}) OR {lease} < {})",
+                e.value(pending),
+                e.n(seen),
+                e.s(sort_time(now))
+            );
+            self.table
+                .update_if(
+                    notification_key(user_id, notification_id),
+                    update,
+                    condition,
+                    e,
+                )
+                .await
         })
     }
 
@@ -281,10 +321,11 @@ impl Notifications for DynamoStore {
                 e.value(pending),
                 e.n(seen)
             );
+            let lease = e.path(&["deliveries", channel_id, "lease_until"]);
             self.table
                 .update_if(
                     notification_key(user_id, notification_id),
-                    format!("SET {}", sets.join(", ")),
+                    format!("SET {} REMOVE {lease}", sets.join(", ")),
                     condition,
                     e,
                 )
@@ -371,7 +412,12 @@ impl NotifyAdmin for DynamoStore {
     fn put_notice<'a>(&'a self, notice: &'a Notice) -> Fut<'a, ()> {
         Box::pin(async move {
             let mut item = item_of("notice", notice, notice_key(&notice.id))?;
-            let expires = notice.send_at.timestamp() + KEEP_DAYS * 86_400;
+            let days = if notice.verification {
+                KEEP_CODE_DAYS
+            } else {
+                KEEP_DAYS
+            };
+            let expires = notice.send_at.timestamp() + days * 86_400;
             item.insert(EXPIRES_AT.into(), AttributeValue::N(expires.to_string()));
             let mut e = Expr::default();
             let condition = format!("attribute_not_exists({})", e.name(PK));
