@@ -100,7 +100,7 @@ bench:
 
 # Cold start of every function beside a hello-world lambda_runtime binary, all built with the
 # release profile in this run: init time through the gateway's Runtime API, stripped size, peak RSS.
-FUNCTION_PACKAGES := -p api-workflows -p api-auth
+FUNCTION_PACKAGES := -p api-workflows -p api-auth -p worker
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 bench-coldstart: export AWS_ENDPOINT_URL = http://127.0.0.1:$(MOTO_PORT)
 bench-coldstart: export PROVISION_CMD = true

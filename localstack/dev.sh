@@ -106,9 +106,10 @@ PY
 }
 
 # True if the template (DWC_TEMPLATE, as the gateway reads it) declares parameter $1: the gateway
-# refuses overrides of unknown ones.
+# refuses overrides of unknown ones. (grep reads all of sed's output: with `grep -q` it could stop
+# at the match while sed still writes, and the SIGPIPE fails the pipeline under pipefail.)
 template_has_parameter() {
-  sed -n '/^Parameters:/,/^[^[:space:]#]/p' "${DWC_TEMPLATE:-infra/sam-template.yaml}" | grep -q "^  $1:"
+  sed -n '/^Parameters:/,/^[^[:space:]#]/p' "${DWC_TEMPLATE:-infra/sam-template.yaml}" | grep "^  $1:" >/dev/null
 }
 
 if [[ $generator != builtin ]] && ! { template_has_parameter DefaultModel && template_has_parameter GeneratorUrl; }; then
@@ -139,10 +140,15 @@ else
 fi
 # Notification webhooks may point at a receiver on this machine (http://127.0.0.1:...): only
 # locally; the template's default keeps them to public HTTPS endpoints.
-local_overrides="NotifyAllowPrivateTargets=true${generator_overrides:+ $generator_overrides}"
+local_overrides=$generator_overrides
+if template_has_parameter NotifyAllowPrivateTargets; then
+  local_overrides="NotifyAllowPrivateTargets=true${local_overrides:+ $local_overrides}"
+fi
 # The caller's own overrides come last: the gateway keeps the last value of a repeated key.
-PARAMETER_OVERRIDES="$local_overrides${PARAMETER_OVERRIDES:+ $PARAMETER_OVERRIDES}"
-export PARAMETER_OVERRIDES
+if [[ -n $local_overrides ]]; then
+  PARAMETER_OVERRIDES="$local_overrides${PARAMETER_OVERRIDES:+ $PARAMETER_OVERRIDES}"
+  export PARAMETER_OVERRIDES
+fi
 
 export PORT
 mkdir -p "$RUN_DIR"
