@@ -238,28 +238,30 @@ async fn kms_limits_and_dependency_timeouts_are_503() {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
 }
 
+fn ses_throttled() -> aws_sdk_sesv2::operation::send_email::SendEmailError {
+    aws_sdk_sesv2::operation::send_email::SendEmailError::TooManyRequestsException(
+        aws_sdk_sesv2::types::error::TooManyRequestsException::builder()
+            .message("rate")
+            .meta(wire("TooManyRequestsException"))
+            .build(),
+    )
+}
+
+fn ses_rejected() -> aws_sdk_sesv2::operation::send_email::SendEmailError {
+    aws_sdk_sesv2::operation::send_email::SendEmailError::MessageRejected(
+        aws_sdk_sesv2::types::error::MessageRejected::builder()
+            .message("Email address is not verified.")
+            .meta(wire("MessageRejected"))
+            .build(),
+    )
+}
+
 #[tokio::test]
 async fn ses_sending_rate_is_503() {
-    use aws_sdk_sesv2::operation::send_email::SendEmailError;
-    use aws_sdk_sesv2::types::error::{MessageRejected, TooManyRequestsException};
     let throttled = mock!(aws_sdk_sesv2::Client::send_email)
         .sequence()
-        .error(|| {
-            SendEmailError::TooManyRequestsException(
-                TooManyRequestsException::builder()
-                    .message("rate")
-                    .meta(wire("TooManyRequestsException"))
-                    .build(),
-            )
-        })
-        .error(|| {
-            SendEmailError::MessageRejected(
-                MessageRejected::builder()
-                    .message("no")
-                    .meta(wire("MessageRejected"))
-                    .build(),
-            )
-        })
+        .error(ses_throttled)
+        .error(ses_rejected)
         .build();
     let mailer = SesMailer::with_client(
         // The SDK's own retries are off, so each send meets one answer of the sequence.
@@ -277,4 +279,86 @@ async fn ses_sending_rate_is_503() {
     // A rejected message is not a reason to try again later.
     let err = mailer.send(&email).await.unwrap_err();
     assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+}
+
+/// The notifier's sender: which SES and SNS errors are the recipient's (permanent: the channel
+/// is marked failed) and which are the service's or the account's own (tried again, never
+/// blamed on the user's channel); the delivery log shows the code, not the raw response.
+#[tokio::test]
+async fn notification_sends_tell_a_refused_recipient_from_a_service_problem() {
+    use aws_sdk_sesv2::operation::send_email::SendEmailError;
+    use aws_sdk_sesv2::types::error::SendingPausedException;
+    use aws_sdk_sns::operation::publish::PublishError;
+    use aws_sdk_sns::types::error::{AuthorizationErrorException, EndpointDisabledException};
+    use shared::aws::notify::AwsSender;
+    use shared::domain::notify::retry::Verdict;
+    use shared::ports::{Outgoing, Sender};
+
+    let mail = mock!(aws_sdk_sesv2::Client::send_email)
+        .sequence()
+        .error(ses_throttled)
+        .error(|| {
+            SendEmailError::SendingPausedException(
+                SendingPausedException::builder()
+                    .message("paused")
+                    .meta(wire("SendingPausedException"))
+                    .build(),
+            )
+        })
+        .error(ses_rejected)
+        .build();
+    let push = mock!(aws_sdk_sns::Client::publish)
+        .sequence()
+        .error(|| {
+            PublishError::AuthorizationErrorException(
+                AuthorizationErrorException::builder()
+                    .message("not allowed")
+                    .meta(wire("AuthorizationError"))
+                    .build(),
+            )
+        })
+        .error(|| {
+            PublishError::EndpointDisabledException(
+                EndpointDisabledException::builder()
+                    .message("Endpoint is disabled")
+                    .meta(wire("EndpointDisabled"))
+                    .build(),
+            )
+        })
+        .build();
+    let sender = AwsSender::with_clients(
+        mock_client!(aws_sdk_sesv2, RuleMode::Sequential, [&mail], |c| c
+            .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::disabled())),
+        mock_client!(aws_sdk_sns, RuleMode::Sequential, [&push], |c| c
+            .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())),
+    );
+    let email = Outgoing::Email {
+        to: "ada@example.com".into(),
+        subject: "s".into(),
+        html: "<p>h</p>".into(),
+        text: "t".into(),
+    };
+    let retried = |v: &Verdict| matches!(v, Verdict::Retry { .. });
+    let throttled = sender.send(&email).await;
+    assert!(retried(&throttled.verdict), "{throttled:?}");
+    let paused = sender.send(&email).await;
+    assert!(
+        retried(&paused.verdict),
+        "the account's problem: {paused:?}"
+    );
+    let rejected = sender.send(&email).await;
+    assert_eq!(rejected.verdict, Verdict::Permanent, "{rejected:?}");
+    // The code and the service's message (the mock's), nothing of the raw response.
+    assert_eq!(
+        rejected.detail.as_deref(),
+        Some("MessageRejected: from the mock")
+    );
+    let endpoint = Outgoing::Push {
+        endpoint_arn: "arn:aws:sns:us-east-1:123456789012:endpoint/GCM/app/00000000-0000-0000-0000-000000000000".into(),
+        message: "{}".into(),
+    };
+    let denied = sender.send(&endpoint).await;
+    assert!(retried(&denied.verdict), "the role's problem: {denied:?}");
+    let disabled = sender.send(&endpoint).await;
+    assert_eq!(disabled.verdict, Verdict::Permanent, "{disabled:?}");
 }

@@ -101,6 +101,19 @@ impl AwsSender {
         }
     }
 
+    /// Over ready SES and SNS clients (tests: mocked ones).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn with_clients(ses: aws_sdk_sesv2::Client, sns: aws_sdk_sns::Client) -> Self {
+        AwsSender {
+            sdk: aws_config::SdkConfig::builder().build(),
+            ses: OnceLock::from(ses),
+            sns: OnceLock::from(sns),
+            http: OnceLock::new(),
+            from: "no-reply@example.com".into(),
+            allow_private_targets: false,
+        }
+    }
+
     fn http(&self) -> Result<&HttpClient, String> {
         self.http
             .get_or_init(|| {
