@@ -100,7 +100,8 @@ bench:
 
 # Cold start of every function beside a hello-world lambda_runtime binary, all built with the
 # release profile in this run: init time through the gateway's Runtime API, stripped size, peak RSS.
-FUNCTION_PACKAGES := -p api-workflows -p api-auth -p worker
+# Every function: the gateway starts all of the template's functions from this directory.
+FUNCTION_PACKAGES := -p api-workflows -p api-auth -p api-analytics -p worker -p ws-connect -p ws-broadcast -p scheduler
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 bench-coldstart: export AWS_ENDPOINT_URL = http://127.0.0.1:$(MOTO_PORT)
 bench-coldstart: export PROVISION_CMD = true
