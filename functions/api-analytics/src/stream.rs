@@ -196,28 +196,24 @@ async fn notify(
             } => triggers::from_note(user, draft).into_iter().collect(),
             Recorded::Note { .. } => Vec::new(),
         };
-        for mut trigger in raised {
-            // Runs and steps know their workflow by id only: its name reads better.
-            if let Some(id) = trigger.vars.get("workflow_id").and_then(Value::as_str)
-                && !trigger.vars.contains_key("workflow_name")
-            {
-                match workflows.get_workflow(id).await {
-                    Ok(Some(w)) => {
-                        trigger.vars.insert("workflow_name".into(), w.name.into());
-                    }
-                    Ok(None) => {}
-                    Err(e) => return Err((at, queued, e)),
-                }
-            }
+        for trigger in raised {
             let source = Source {
                 seed: &record.event_id,
                 not_before: None,
                 only_channel: None,
                 verification: false,
             };
-            queued += raise::raise(sink.store, sink.queue, &trigger, &source, now)
-                .await
-                .map_err(|e| (at, queued, e))?;
+            // Runs and steps know their workflow by id only: raise adds its name.
+            queued += raise::raise(
+                sink.store,
+                sink.queue,
+                &trigger,
+                &source,
+                Some(workflows),
+                now,
+            )
+            .await
+            .map_err(|e| (at, queued, e))?;
         }
     }
     Ok(queued)

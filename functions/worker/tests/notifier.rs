@@ -149,6 +149,7 @@ impl Stack {
             &self.queue,
             &trigger,
             &source,
+            None,
             chrono::Utc::now(),
         )
         .await
@@ -557,9 +558,16 @@ async fn a_retried_raise_stores_one_notification_and_delivers_once() {
     };
     // The stream batch is retried: the same record raises the same notification twice.
     for _ in 0..2 {
-        raise::raise(&s.store, &s.queue, &trigger, &source, chrono::Utc::now())
-            .await
-            .unwrap();
+        raise::raise(
+            &s.store,
+            &s.queue,
+            &trigger,
+            &source,
+            None,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
     }
     s.drain_until(async || {
         s.delivery_status(&alice, &hook.id).await == [DeliveryStatus::Delivered]

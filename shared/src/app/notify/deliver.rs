@@ -112,7 +112,7 @@ async fn fan_out(
             only_channel: None,
             verification: false,
         };
-        raised += raise::raise(n.store, n.queue, &trigger, &source, now).await?;
+        raised += raise::raise(n.store, n.queue, &trigger, &source, None, now).await?;
     }
     if let Some(next) = page.next {
         let message = QueueMessage::Notice {

@@ -13,7 +13,7 @@ use crate::domain::notification::{
 };
 use crate::domain::notify::triggers::Trigger;
 use crate::domain::notify::{ChannelKind, EventKind, release_time};
-use crate::ports::{Notifications, NotifyConfig, NotifyQueue, StoreError};
+use crate::ports::{Notifications, NotifyConfig, NotifyQueue, StoreError, Workflows};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -59,12 +59,15 @@ pub struct Source<'a> {
 }
 
 /// Raises `trigger`: stores its notification (unless stored by an earlier try) and queues its
-/// pending deliveries. `Ok(0)` when the user chose no channel for it.
+/// pending deliveries. `Ok(0)` when the user chose no channel for it. With `workflows`, a
+/// trigger that names its workflow by id only (runs, steps) also gets its name, read once the
+/// notification is sure to be stored.
 pub async fn raise(
     store: &(impl NotifyConfig + Notifications + ?Sized),
     queue: &dyn NotifyQueue,
     trigger: &Trigger,
     source: &Source<'_>,
+    workflows: Option<&dyn Workflows>,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     let settings = store.notify_settings(&trigger.user_id).await?;
@@ -129,7 +132,7 @@ pub async fn raise(
         event: trigger.event,
         created_at: trigger.at,
         send_at,
-        vars: trigger.vars.clone(),
+        vars: with_workflow_name(&trigger.vars, workflows).await?,
         deliveries,
         verification: source.verification,
     };
@@ -152,6 +155,23 @@ pub async fn raise(
         queue.send(&messages).await?;
     }
     Ok(messages.len())
+}
+
+/// `vars` with `workflow_name` added when they name a workflow by id only and `workflows`
+/// is given (a workflow gone since adds nothing).
+async fn with_workflow_name(
+    vars: &Map<String, Value>,
+    workflows: Option<&dyn Workflows>,
+) -> Result<Map<String, Value>, StoreError> {
+    let mut vars = vars.clone();
+    if let (Some(workflows), Some(id)) =
+        (workflows, vars.get("workflow_id").and_then(Value::as_str))
+        && !vars.contains_key("workflow_name")
+        && let Some(w) = workflows.get_workflow(id).await?
+    {
+        vars.insert("workflow_name".into(), w.name.into());
+    }
+    Ok(vars)
 }
 
 /// A notice's notification for one user.
@@ -183,7 +203,15 @@ pub async fn start_notice(
                 only_channel: Some(channel),
                 verification: notice.verification,
             };
-            raise(store, queue, &notice_trigger(notice, user), &source, now).await?;
+            raise(
+                store,
+                queue,
+                &notice_trigger(notice, user),
+                &source,
+                None,
+                now,
+            )
+            .await?;
         }
         _ => {
             let first = QueueMessage::Notice {

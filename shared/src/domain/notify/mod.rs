@@ -20,6 +20,33 @@ pub use target::{MAX_EMAIL_CHARS, MAX_URL_CHARS, check_target, is_public_ip};
 
 use serde::{Deserialize, Serialize};
 
+/// `ALL`, `as_str`, `parse` and `Display` of a fieldless enum, from its variants and their
+/// names (serde's `snake_case` names of the same variants; the tests hold them equal).
+macro_rules! named {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: [$ty; [$($name),+].len()] = [$($ty::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                Self::ALL.into_iter().find(|v| v.as_str() == s)
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use named;
+
 /// What a notification is about.
 #[derive(
     Debug,
@@ -58,39 +85,20 @@ pub enum EventKind {
     SystemNotice,
 }
 
+named!(EventKind {
+    RunSucceeded => "run_succeeded",
+    RunFailed => "run_failed",
+    StepWaitingApproval => "step_waiting_approval",
+    WorkflowShared => "workflow_shared",
+    NewLogin => "new_login",
+    PasswordChanged => "password_changed",
+    MfaChanged => "mfa_changed",
+    KeyCreated => "key_created",
+    ScheduleSkipped => "schedule_skipped",
+    SystemNotice => "system_notice",
+});
+
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
-        Self::RunSucceeded,
-        Self::RunFailed,
-        Self::StepWaitingApproval,
-        Self::WorkflowShared,
-        Self::NewLogin,
-        Self::PasswordChanged,
-        Self::MfaChanged,
-        Self::KeyCreated,
-        Self::ScheduleSkipped,
-        Self::SystemNotice,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RunSucceeded => "run_succeeded",
-            Self::RunFailed => "run_failed",
-            Self::StepWaitingApproval => "step_waiting_approval",
-            Self::WorkflowShared => "workflow_shared",
-            Self::NewLogin => "new_login",
-            Self::PasswordChanged => "password_changed",
-            Self::MfaChanged => "mfa_changed",
-            Self::KeyCreated => "key_created",
-            Self::ScheduleSkipped => "schedule_skipped",
-            Self::SystemNotice => "system_notice",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.as_str() == s)
-    }
-
     /// `new_login`, `password_changed`, `mfa_changed`, `key_created`: what the account's owner
     /// must hear of at once (an attacker's doing, maybe), never held by quiet hours.
     pub fn is_security(self) -> bool {
@@ -98,12 +106,6 @@ impl EventKind {
             self,
             Self::NewLogin | Self::PasswordChanged | Self::MfaChanged | Self::KeyCreated
         )
-    }
-}
-
-impl std::fmt::Display for EventKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -139,45 +141,23 @@ pub enum ChannelKind {
     Discord,
 }
 
+named!(ChannelKind {
+    Email => "email",
+    Sms => "sms",
+    Push => "push",
+    Webhook => "webhook",
+    Slack => "slack",
+    Teams => "teams",
+    Discord => "discord",
+});
+
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 7] = [
-        Self::Email,
-        Self::Sms,
-        Self::Push,
-        Self::Webhook,
-        Self::Slack,
-        Self::Teams,
-        Self::Discord,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Email => "email",
-            Self::Sms => "sms",
-            Self::Push => "push",
-            Self::Webhook => "webhook",
-            Self::Slack => "slack",
-            Self::Teams => "teams",
-            Self::Discord => "discord",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
     /// `webhook`, `slack`, `teams`, `discord`: delivered by an HTTPS POST to the target URL.
     pub fn is_http(self) -> bool {
         matches!(
             self,
             Self::Webhook | Self::Slack | Self::Teams | Self::Discord
         )
-    }
-}
-
-impl std::fmt::Display for ChannelKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -13,6 +13,7 @@
 
 use super::ChannelKind;
 use super::EventKind;
+use super::named;
 use chrono::{DateTime, SecondsFormat, Utc};
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::{Deserialize, Serialize};
@@ -62,35 +63,18 @@ pub enum Format {
     Discord,
 }
 
+named!(Format {
+    EmailSubject => "email_subject",
+    EmailHtml => "email_html",
+    EmailText => "email_text",
+    Sms => "sms",
+    Push => "push",
+    Slack => "slack",
+    Teams => "teams",
+    Discord => "discord",
+});
+
 impl Format {
-    pub const ALL: [Format; 8] = [
-        Self::EmailSubject,
-        Self::EmailHtml,
-        Self::EmailText,
-        Self::Sms,
-        Self::Push,
-        Self::Slack,
-        Self::Teams,
-        Self::Discord,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::EmailSubject => "email_subject",
-            Self::EmailHtml => "email_html",
-            Self::EmailText => "email_text",
-            Self::Sms => "sms",
-            Self::Push => "push",
-            Self::Slack => "slack",
-            Self::Teams => "teams",
-            Self::Discord => "discord",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.as_str() == s)
-    }
-
     /// The formats a channel kind renders (email: subject, HTML and text; webhook: none, its
     /// body is structured JSON, [`webhook_body`]).
     pub fn of(kind: ChannelKind) -> &'static [Format] {
@@ -114,12 +98,6 @@ impl Format {
             Self::Slack | Self::Discord => Some(1900),
             Self::EmailHtml | Self::EmailText | Self::Teams => None,
         }
-    }
-}
-
-impl std::fmt::Display for Format {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

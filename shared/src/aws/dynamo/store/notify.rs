@@ -85,6 +85,48 @@ fn notification_from(mut item: Item) -> Result<Notification, StoreError> {
     Ok(n)
 }
 
+/// PutItem of `item` if an item of its key exists already (`exists`) or does not; `Ok(false)`
+/// when the condition failed.
+async fn put_when(table: &Table, item: Item, exists: bool) -> Result<bool, StoreError> {
+    let mut e = Expr::default();
+    let pk = e.name(PK);
+    let condition = if exists {
+        format!("attribute_exists({pk})")
+    } else {
+        format!("attribute_not_exists({pk})")
+    };
+    table.put_if(item, Some(condition), e).await
+}
+
+/// `Duplicate` when a new item's key was taken.
+fn new_or_duplicate(stored: bool) -> Result<(), StoreError> {
+    if stored {
+        Ok(())
+    } else {
+        Err(StoreError::Duplicate)
+    }
+}
+
+/// Sets when `item` expires: a day after `from` when it carries a confirmation code, else
+/// [`KEEP_DAYS`].
+fn expire(item: &mut Item, from: DateTime<Utc>, carries_code: bool) {
+    let days = if carries_code {
+        KEEP_CODE_DAYS
+    } else {
+        KEEP_DAYS
+    };
+    let at = from.timestamp() + days * 86_400;
+    item.insert(EXPIRES_AT.into(), AttributeValue::N(at.to_string()));
+}
+
+fn channel_item(channel: &Channel) -> Result<Item, StoreError> {
+    item_of(
+        "channel",
+        channel,
+        channel_key(&channel.user_id, &channel.id),
+    )
+}
+
 /// The preferences item's one attribute.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct PrefsItem {
@@ -116,32 +158,12 @@ impl NotifyConfig for DynamoStore {
 
     fn put_channel<'a>(&'a self, channel: &'a Channel) -> Fut<'a, ()> {
         Box::pin(async move {
-            let item = item_of(
-                "channel",
-                channel,
-                channel_key(&channel.user_id, &channel.id),
-            )?;
-            let mut e = Expr::default();
-            let condition = format!("attribute_not_exists({})", e.name(PK));
-            if self.table.put_if(item, Some(condition), e).await? {
-                Ok(())
-            } else {
-                Err(StoreError::Duplicate)
-            }
+            new_or_duplicate(put_when(&self.table, channel_item(channel)?, false).await?)
         })
     }
 
     fn replace_channel<'a>(&'a self, channel: &'a Channel) -> Fut<'a, bool> {
-        Box::pin(async move {
-            let item = item_of(
-                "channel",
-                channel,
-                channel_key(&channel.user_id, &channel.id),
-            )?;
-            let mut e = Expr::default();
-            let condition = format!("attribute_exists({})", e.name(PK));
-            self.table.put_if(item, Some(condition), e).await
-        })
+        Box::pin(async move { put_when(&self.table, channel_item(channel)?, true).await })
     }
 
     fn delete_channel<'a>(&'a self, user_id: &'a str, id: &'a str) -> Fut<'a, bool> {
@@ -208,16 +230,12 @@ impl Notifications for DynamoStore {
                 notification,
                 notification_key(&notification.user_id, &notification.id),
             )?;
-            let days = if notification.verification {
-                KEEP_CODE_DAYS
-            } else {
-                KEEP_DAYS
-            };
-            let expires = notification.created_at.timestamp() + days * 86_400;
-            item.insert(EXPIRES_AT.into(), AttributeValue::N(expires.to_string()));
-            let mut e = Expr::default();
-            let condition = format!("attribute_not_exists({})", e.name(PK));
-            self.table.put_if(item, Some(condition), e).await
+            expire(
+                &mut item,
+                notification.created_at,
+                notification.verification,
+            );
+            put_when(&self.table, item, false).await
         })
     }
 
@@ -412,20 +430,8 @@ impl NotifyAdmin for DynamoStore {
     fn put_notice<'a>(&'a self, notice: &'a Notice) -> Fut<'a, ()> {
         Box::pin(async move {
             let mut item = item_of("notice", notice, notice_key(&notice.id))?;
-            let days = if notice.verification {
-                KEEP_CODE_DAYS
-            } else {
-                KEEP_DAYS
-            };
-            let expires = notice.send_at.timestamp() + days * 86_400;
-            item.insert(EXPIRES_AT.into(), AttributeValue::N(expires.to_string()));
-            let mut e = Expr::default();
-            let condition = format!("attribute_not_exists({})", e.name(PK));
-            if self.table.put_if(item, Some(condition), e).await? {
-                Ok(())
-            } else {
-                Err(StoreError::Duplicate)
-            }
+            expire(&mut item, notice.send_at, notice.verification);
+            new_or_duplicate(put_when(&self.table, item, false).await?)
         })
     }
 
